@@ -1,0 +1,5 @@
+"""`python -m castproxy` runs the command-line interface."""
+
+from castproxy.cli import main
+
+raise SystemExit(main())

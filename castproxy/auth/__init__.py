@@ -1,0 +1,1 @@
+"""Upstream credentials (static and OAuth client) and castproxy's authorization server for MCP clients."""

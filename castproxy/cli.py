@@ -1,0 +1,138 @@
+"""Command-line parsing only: each subcommand hands its parsed arguments to the package that owns it.
+
+Exit codes (the product contract): 0 ok, 1 invalid input or failed check, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from castproxy import __version__
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+CLIENT_NAMES = ("claude-desktop", "cursor", "windsurf", "cline", "claude-code", "vscode")
+TESTSERVER_MODES = ("none", "apikey", "oauth", "oauth-dcr")
+
+# subcommand -> "module:function"; the function takes the parsed namespace and returns an exit code.
+HANDLERS = {
+    "serve": "castproxy.serve.command:serve",
+    "validate": "castproxy.config.command:validate",
+    "tools": "castproxy.openapi.command:tools",
+    "schema": "castproxy.config.command:schema",
+    "connect": "castproxy.connect:connect",
+    "testserver": "castproxy.testserver.command:testserver",
+    "demo": "castproxy.demo:demo",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; this only makes the message say where to look."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(run '{self.prog} --help' for help)\n")
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="config file (default: $CASTPROXY_CONFIG, else ./cast.yaml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="castproxy",
+        description="Turn REST APIs into MCP servers from one YAML file.",
+        epilog="Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"castproxy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the proxy", description="Serve every workspace of the config "
+                           "as an MCP endpoint at /mcp/WORKSPACE; the config reloads when its file changes.")
+    _add_config_option(serve)
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
+
+    validate = sub.add_parser("validate", help="check a config fully",
+                              description="Check the config: YAML, schema, secret references, specs and "
+                              "operationIds. Prints FILE:LINE:COL: message per problem; exit 1 if any.")
+    _add_config_option(validate)
+    validate.add_argument("--offline", action="store_true", help="skip network fetches (remote specs)")
+
+    tools = sub.add_parser("tools", help="list the MCP tools a workspace or a spec exposes",
+                           description="Show the tools as MCP clients will see them.")
+    tools.add_argument("workspace", nargs="?", help="workspace name from the config")
+    tools.add_argument("--spec", metavar="PATH_OR_URL", help="compile one OpenAPI document alone")
+    _add_config_option(tools)
+    tools.add_argument("--json", action="store_true", help="stable machine-readable output")
+
+    sub.add_parser("schema", help="print the config's JSON Schema",
+                   description="Print the JSON Schema of cast.yaml (same as schemas/cast.schema.json).")
+
+    connect = sub.add_parser("connect", help="print the MCP client snippet for a workspace",
+                             description="Print the config snippet an MCP client needs for a workspace.")
+    connect.add_argument("workspace", help="workspace name from the config")
+    connect.add_argument("--client", choices=CLIENT_NAMES, default="claude-desktop",
+                         help="which client (default: claude-desktop)")
+    _add_config_option(connect)
+
+    testserver = sub.add_parser("testserver", help="run the bundled test upstream API",
+                                description="Items/users REST API with its own auth, for trying castproxy.")
+    testserver.add_argument("--mode", choices=TESTSERVER_MODES, default="none", help="auth mode")
+    testserver.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    testserver.add_argument("--port", type=int, default=3456, help="listen port (default 3456)")
+    testserver.add_argument("--auto-approve", action="store_true",
+                            help="oauth modes: approve sign-ins without showing the approval page")
+    testserver.add_argument("--redirect-uri", action="append", metavar="URI",
+                            help="oauth modes: an allowed redirect URI (repeatable; default: the proxy's "
+                            "callback on port 8080)")
+    testserver.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS",
+                            help="oauth modes: access token lifetime")
+
+    demo = sub.add_parser("demo", help="test server (oauth) + proxy on a generated config",
+                          description="Start the test server in oauth mode and the proxy in front of it.")
+    demo.add_argument("--port", type=int, default=8080, help="proxy port (default 8080)")
+    demo.add_argument("--upstream-port", type=int, default=3456, help="test server port (default 3456)")
+    return parser
+
+
+def _load_handler(spec: str) -> Callable[[argparse.Namespace], int] | None:
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    return getattr(module, function_name, None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.command == "tools" and not (args.workspace or args.spec):
+        parser.error("tools needs a WORKSPACE or --spec PATH_OR_URL")
+    if args.command == "tools" and args.workspace and args.spec:
+        parser.error("tools takes a WORKSPACE or --spec, not both")
+    handler = _load_handler(HANDLERS[args.command])
+    if handler is None:
+        print(f"castproxy {args.command}: not implemented yet", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,157 @@
+"""The config model (pydantic v2): the whole cast.yaml format of the product contract.
+
+Secret values arrive here already resolved from `${env:...}`/`${file:...}` and are held as
+`SecretStr`, whose repr, str and JSON form are masked; only `.get_secret_value()` reveals them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
+HttpUrlText = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    public_url: HttpUrlText | None = Field(
+        None, description="How MCP clients and browsers reach the proxy (default http://HOST:PORT)."
+    )
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(8080, ge=1, le=65535, description="Listen port.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="At least 32 random characters; encryption keys are derived from it. "
+        "Required once any workspace uses oauth2.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra browser origins allowed to call /mcp (loopback and public_url always are).",
+    )
+
+
+class StoreSettings(_Strict):
+    backend: Literal["sqlite", "redis"] = Field("sqlite", description="sqlite (embedded) | redis (replicas).")
+    path: str = Field("./.castproxy/state.db", description="SQLite file, relative to the config file.")
+    url: SecretStr | None = Field(None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
+
+
+class NoAuth(_Strict):
+    type: Literal["none"]
+
+
+class BearerAuth(_Strict):
+    type: Literal["bearer"]
+    token: SecretStr = Field(description="Sent as `Authorization: Bearer TOKEN`.")
+
+
+class ApiKeyAuth(_Strict):
+    type: Literal["api_key"]
+    header: HeaderName = Field("X-Api-Key", description="Header that carries the key.")
+    value: SecretStr
+
+
+class HeadersAuth(_Strict):
+    type: Literal["headers"]
+    headers: dict[HeaderName, SecretStr] = Field(min_length=1)
+
+
+class OAuth2Auth(_Strict):
+    type: Literal["oauth2"]
+    provider: Literal["custom", "dcr"] = Field(
+        "custom", description="custom: pre-registered client | dcr: register at the upstream."
+    )
+    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    issuer: HttpUrlText | None = Field(
+        None, description="Upstream authorization server; its RFC 8414 metadata fills missing URLs."
+    )
+    authorization_url: HttpUrlText | None = None
+    token_url: HttpUrlText | None = None
+    registration_url: HttpUrlText | None = Field(None, description="dcr: the RFC 7591 registration endpoint.")
+    revocation_url: HttpUrlText | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"
+    )
+    scopes: list[str] = Field(default_factory=list)
+    pkce: bool = Field(True, description="Send an S256 code challenge.")
+    state: bool = Field(True, description="Send and check a single-use state value.")
+    audience: str | None = Field(None, description="Optional `resource`/`audience` sent to the upstream.")
+
+
+Auth = Annotated[
+    NoAuth | BearerAuth | ApiKeyAuth | HeadersAuth | OAuth2Auth,
+    Field(discriminator="type"),
+]
+
+
+class Inbound(_Strict):
+    api_keys: list[SecretStr] = Field(
+        min_length=1, description="Keys callers send as `Authorization: Bearer KEY` or `X-API-Key: KEY`."
+    )
+
+
+class ToolSelection(_Strict):
+    operation: str = Field(description="operationId in the spec.")
+    name: Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)] | None = None
+    description: str | None = None
+
+
+ToolEntry = str | ToolSelection
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
+
+
+class Workspace(_Strict):
+    description: str | None = None
+    openapi: str = Field(description="URL of the OpenAPI document, or a path relative to this file.")
+    base_url: HttpUrlText | None = Field(None, description="Upstream base URL (default: the spec's first server).")
+    auth: Auth = Field(default_factory=lambda: NoAuth(type="none"))
+    inbound: Inbound | None = None
+    tools: list[ToolEntry] = Field(min_length=1, description="operationIds to expose; a mapping may rename one.")
+    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds (or '500ms', '30s', '2m') per upstream call.")
+    max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
+    output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
+    headers: dict[HeaderName, str] = Field(default_factory=dict, description="Extra non-secret upstream headers.")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if not match:
+                raise ValueError("a duration like 30, '30s', '500ms' or '2m'")
+            number, unit = float(match.group(1)), match.group(2) or "s"
+            return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
+        return value
+
+    @field_validator("max_response_bytes", mode="before")
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = _SIZE.match(value)
+            if not match:
+                raise ValueError("a size like 1048576, '512KiB' or '1MiB'")
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+        return value
+
+
+class Config(_Strict):
+    version: Literal[1]
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    workspaces: dict[Slug, Workspace] = Field(min_length=1)

@@ -1,0 +1,1 @@
+"""OpenAPI documents in, MCP tool definitions out: loading, $ref handling, compiling operations."""

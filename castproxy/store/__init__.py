@@ -1,0 +1,1 @@
+"""Persistent state behind one interface: SQLite (embedded) and Redis (replicas), encryption at rest."""

@@ -1,0 +1,1 @@
+"""Tool call to HTTP request and back: building the request, sending it with aiohttp, mapping the response."""
