@@ -3,12 +3,24 @@
 A namespaced key/value store with expiry, atomic single-use reads and a per-name lock, which is all
 the OAuth layer needs (pending sign-ins, codes, tokens, grants, client registrations). Values are
 opaque bytes: callers encrypt secrets before `put` (see castproxy.store.crypto).
+
+Backends: `castproxy.store.sqlite.SQLiteStore` (one file; its locks are process-local, so a SQLite
+store serves exactly one castproxy process) and `castproxy.store.redis.RedisStore` (any number of
+replicas; its locks are Redis locks).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+
+class StoreError(Exception):
+    """The backend failed (unreachable, corrupt file); the message names the backend, never a value."""
+
+
+class LockTimeout(StoreError, TimeoutError):
+    """A lock could not be acquired within its timeout."""
 
 
 class Store(Protocol):
@@ -20,16 +32,23 @@ class Store(Protocol):
         """Create only when no live entry exists; True when created."""
         ...
 
-    async def get(self, namespace: str, key: str) -> bytes | None: ...
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        """The live value, or None when absent or expired."""
+        ...
 
     async def take(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete (single-use values such as codes and state); None if absent."""
         ...
 
-    async def delete(self, namespace: str, key: str) -> bool: ...
+    async def delete(self, namespace: str, key: str) -> bool:
+        """Remove the entry; True when a live entry existed."""
+        ...
 
     def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
-        """Mutual exclusion across every process sharing this store (Redis) or this process (SQLite)."""
+        """Mutual exclusion across every process sharing this store (Redis) or this process (SQLite).
+
+        `timeout` bounds both the wait to acquire (then `LockTimeout`) and how long a holder keeps
+        the lock if it dies without releasing it (Redis lease)."""
         ...
 
     async def ping(self) -> bool:

@@ -1,0 +1,112 @@
+"""The shared store for several castproxy replicas: Redis via redis.asyncio.
+
+Keys are `{prefix}{namespace}:{key}`; expiry is Redis' own (PX), `take` is GETDEL, `put_if_absent`
+is SET NX, and `lock` is a redis-py Lock (random token, lease = timeout, blocking acquire), so the
+holders of one name are serialised across every process sharing the Redis database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import redis.asyncio as aioredis
+from redis.exceptions import LockError, RedisError
+
+from castproxy.store.base import LockTimeout, StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "castproxy:"
+
+
+def _millis(ttl: float) -> int:
+    # PX must be a positive integer; a zero or negative ttl means "gone almost at once".
+    return max(1, int(ttl * 1000))
+
+
+class RedisStore:
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+        try:
+            self._redis = aioredis.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
+        except ValueError as exc:
+            # The URL may carry a password: name the problem, not the URL.
+            raise StoreError(f"invalid Redis URL: {exc.__class__.__name__}") from None
+
+    def _key(self, namespace: str, key: str) -> str:
+        return f"{self.prefix}{namespace}:{key}"
+
+    async def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
+        try:
+            await self._redis.set(self._key(namespace, key), value, px=None if ttl is None else _millis(ttl))
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+
+    async def put_if_absent(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> bool:
+        try:
+            created = await self._redis.set(
+                self._key(namespace, key), value, nx=True, px=None if ttl is None else _millis(ttl)
+            )
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+        return bool(created)
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        try:
+            return await self._redis.get(self._key(namespace, key))
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+
+    async def take(self, namespace: str, key: str) -> bytes | None:
+        try:
+            return await self._redis.getdel(self._key(namespace, key))
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        try:
+            return bool(await self._redis.delete(self._key(namespace, key)))
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+
+    def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
+        return self._hold(name, timeout)
+
+    @asynccontextmanager
+    async def _hold(self, name: str, timeout: float) -> AsyncIterator[None]:
+        lock = self._redis.lock(
+            self._key("lock", name),
+            timeout=timeout,
+            sleep=0.05,
+            blocking=True,
+            blocking_timeout=timeout,
+            thread_local=False,
+            raise_on_release_error=False,
+        )
+        try:
+            acquired = await lock.acquire()
+        except LockError:
+            acquired = False
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+        if not acquired:
+            raise LockTimeout(f"lock {name!r} not acquired within {timeout:g} s")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, RedisError) as exc:
+                # The lease ran out (holder took longer than `timeout`) or Redis went away.
+                log.warning("releasing store lock %r failed: %s", name, exc.__class__.__name__)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,159 @@
+"""The embedded store: one SQLite file in WAL mode, accessed from a single worker thread.
+
+Every statement runs on one dedicated thread, so the event loop never blocks on disk and the
+statements of this process are serialised. Expiry is honoured on every read and expired rows are
+swept lazily (at most once a minute, on a write). `take` and `put_if_absent` are single statements
+(DELETE ... RETURNING, INSERT ... ON CONFLICT), so they stay atomic even if another process opened
+the same file.
+
+`lock` is process-local: a SQLite store backs exactly one castproxy process (one replica). Use the
+Redis store to run several.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TypeVar
+
+from castproxy.store.base import StoreError
+from castproxy.store.locks import KeyedLocks
+
+T = TypeVar("T")
+
+SWEEP_INTERVAL = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      BLOB NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+"""
+
+
+def _expiry(ttl: float | None) -> float | None:
+    return None if ttl is None else time.time() + ttl
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="castproxy-sqlite")
+        self._locks = KeyedLocks()
+        self._next_sweep = 0.0
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Opened here (startup) so a bad path fails at once; used only from the worker thread after.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            self._executor.shutdown(wait=False)
+            raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("the SQLite store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, work, self._db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
+        # Runs on the worker thread, so _next_sweep is only touched there.
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_INTERVAL
+            db.execute("DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+
+    async def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
+        expires_at = _expiry(ttl)
+
+        def work(db: sqlite3.Connection) -> None:
+            self._maybe_sweep(db, time.time())
+            db.execute(
+                "INSERT INTO entries (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                (namespace, key, bytes(value), expires_at),
+            )
+
+        await self._run(work)
+
+    async def put_if_absent(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> bool:
+        expires_at = _expiry(ttl)
+
+        def work(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            self._maybe_sweep(db, now)
+            # Replaces only an expired row; a live one makes the upsert a no-op (rowcount 0).
+            cursor = db.execute(
+                "INSERT INTO entries (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
+                "WHERE entries.expires_at IS NOT NULL AND entries.expires_at <= ?",
+                (namespace, key, bytes(value), expires_at, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(work)
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        def work(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute(
+                "SELECT value FROM entries WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (namespace, key, time.time()),
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._run(work)
+
+    async def take(self, namespace: str, key: str) -> bytes | None:
+        def work(db: sqlite3.Connection) -> bytes | None:
+            now = time.time()
+            row = db.execute(
+                "DELETE FROM entries WHERE namespace = ? AND key = ? RETURNING value, expires_at", (namespace, key)
+            ).fetchone()
+            if row is None or (row[1] is not None and row[1] <= now):
+                return None
+            return bytes(row[0])
+
+        return await self._run(work)
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            row = db.execute(
+                "DELETE FROM entries WHERE namespace = ? AND key = ? RETURNING expires_at", (namespace, key)
+            ).fetchone()
+            return row is not None and (row[0] is None or row[0] > now)
+
+        return await self._run(work)
+
+    def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
+        """Process-local: SQLite means one castproxy process (see the module docstring)."""
+        return self._locks.hold(name, timeout)
+
+    async def ping(self) -> bool:
+        try:
+            await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        except StoreError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._db.close)
+        self._executor.shutdown(wait=True)
