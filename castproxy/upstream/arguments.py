@@ -1,0 +1,170 @@
+"""Checking tool arguments against the tool's input schema, with messages a model can act on.
+
+One `ArgumentValidator` is built per tool per config snapshot (building a jsonschema validator
+is the costly part). Messages name each wrong or missing argument and quote at most a short
+excerpt of the value, never the value of an argument that looks secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+EXCERPT_CHARS = 40
+MAX_LISTED_CHOICES = 8
+
+# Names that usually carry credentials: their values are never quoted back, whatever the schema says.
+_SECRET_NAME = re.compile(r"pass(word|phrase)?|secret|token|api[-_]?key|credential|private[-_]?key", re.IGNORECASE)
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """A short printable rendering of an argument value: strings quoted, others as JSON."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_secret_schema(schema: Any) -> bool:
+    return isinstance(schema, dict) and (
+        schema.get("writeOnly") is True or schema.get("format") == "password" or schema.get("x-secret") is True
+    )
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _choices(values: Sequence[Any]) -> str:
+    shown = ", ".join(excerpt(value) for value in values[:MAX_LISTED_CHOICES])
+    return shown + (", …" if len(values) > MAX_LISTED_CHOICES else "")
+
+
+class ArgumentValidator:
+    """JSON Schema (draft 2020-12) check of one tool's arguments."""
+
+    def __init__(self, input_schema: dict[str, Any]) -> None:
+        self._validator = Draft202012Validator(input_schema)
+        properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
+        self._secret_arguments = frozenset(
+            name
+            for name, schema in (properties or {}).items()
+            if _is_secret_schema(schema) or _SECRET_NAME.search(name)
+        )
+
+    def errors(self, arguments: dict[str, Any]) -> list[str]:
+        """One message per problem, naming the argument; empty when the arguments are valid."""
+        try:
+            found = list(self._validator.iter_errors(arguments))
+        except Exception:  # a schema jsonschema cannot evaluate: say so rather than crash the call
+            return ["the arguments could not be checked: the tool's input schema is not usable"]
+        messages: list[str] = []
+        for error in found:
+            for message in self._describe(error):
+                if message not in messages:
+                    messages.append(message)
+        return messages
+
+    def _is_secret(self, error: ValidationError) -> bool:
+        path = list(error.absolute_path)
+        if path and path[0] in self._secret_arguments:
+            return True
+        if any(isinstance(part, str) and _SECRET_NAME.search(part) for part in path):
+            return True
+        return _is_secret_schema(error.schema)
+
+    def _describe(self, error: ValidationError) -> list[str]:
+        path = list(error.absolute_path)
+        name = _dotted(path)
+        keyword = error.validator
+        expected = error.validator_value
+        instance = error.instance
+
+        if keyword == "required" and isinstance(instance, dict):
+            return [
+                f"missing required argument '{_dotted([*path, missing])}'"
+                for missing in expected
+                if missing not in instance
+            ]
+        if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
+            return [f"unexpected argument '{_dotted([*path, extra])}'" for extra in _unexpected(error)]
+        if keyword is None or error.schema is False:  # `false` subschema
+            return [f"argument '{name}' is not allowed"]
+
+        if not path:
+            subject = "the arguments"
+            if keyword == "type":
+                return ["the arguments must be a JSON object"]
+        else:
+            subject = f"argument '{name}'"
+        value = "" if self._is_secret(error) else f": {excerpt(instance)}"
+        shown = value[2:] if value else "the value"
+
+        if keyword == "type":
+            types = expected if isinstance(expected, list) else [expected]
+            return [f"{subject}{value} is not of type {', '.join(repr(t) for t in types)}"]
+        if keyword == "enum":
+            return [f"{subject}{value} is not one of {_choices(expected)}"]
+        if keyword == "const":
+            return [f"{subject} must be {excerpt(expected)}"]
+        if keyword in ("minimum", "exclusiveMinimum"):
+            relation = "less than" if keyword == "minimum" else "less than or equal to"
+            return [f"{subject}: {shown} is {relation} the minimum of {expected}"]
+        if keyword in ("maximum", "exclusiveMaximum"):
+            relation = "greater than" if keyword == "maximum" else "greater than or equal to"
+            return [f"{subject}: {shown} is {relation} the maximum of {expected}"]
+        if keyword == "multipleOf":
+            return [f"{subject}{value} is not a multiple of {expected}"]
+        if keyword == "minLength":
+            return [f"{subject} is too short (at least {expected} characters)"]
+        if keyword == "maxLength":
+            return [f"{subject} is too long (at most {expected} characters)"]
+        if keyword == "pattern":
+            return [f"{subject}{value} does not match the pattern {expected!r}"]
+        if keyword == "minItems":
+            return [f"{subject} needs at least {expected} items"]
+        if keyword == "maxItems":
+            return [f"{subject} takes at most {expected} items"]
+        if keyword == "uniqueItems":
+            return [f"{subject} must not contain duplicate items"]
+        if keyword == "minProperties":
+            return [f"{subject} needs at least {expected} properties"]
+        if keyword == "maxProperties":
+            return [f"{subject} takes at most {expected} properties"]
+        if keyword == "dependentRequired" and isinstance(instance, dict):
+            return [
+                f"argument '{_dotted([*path, key])}' also needs {', '.join(repr(n) for n in needs)}"
+                for key, needs in expected.items()
+                if key in instance and any(n not in instance for n in needs)
+            ]
+        if keyword in ("anyOf", "oneOf") and error.context:
+            inner = best_match(error.context)
+            details = self._describe(inner) if inner is not None else []
+            suffix = f" ({details[0]})" if details else ""
+            return [f"{subject} does not match any of the allowed forms{suffix}"]
+        if keyword == "oneOf":
+            return [f"{subject} matches more than one of the allowed forms"]
+        if keyword == "not":
+            return [f"{subject} has a value that is not allowed"]
+        if keyword == "format":
+            return [f"{subject}{value} is not a valid {expected}"]
+        return [f"{subject} is invalid ({keyword})"]
+
+
+def _unexpected(error: ValidationError) -> list[str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    known = set(schema.get("properties") or {})
+    patterns = [re.compile(p) for p in (schema.get("patternProperties") or {})]
+    return [key for key in error.instance if key not in known and not any(p.search(key) for p in patterns)]

@@ -1,0 +1,169 @@
+"""Sending built requests to the upstream with one shared aiohttp session (the hot path).
+
+Choices, each for a reason:
+- one `ClientSession` for the process: pooled keep-alive connections, DNS cache;
+- a `DummyCookieJar`: the session is shared by every caller, so upstream cookies must never be kept;
+- URLs are passed as `yarl.URL(..., encoded=True)`: yarl would otherwise decode `%2E%2E` and
+  resolve dot segments, undoing the request builder's encoding;
+- no redirect is ever followed (3xx comes back to the caller as an error result): following one
+  could leave the configured host or base path, and re-sending credentials there would leak them;
+- the body is read up to `max_bytes + 1` bytes, after decompression, so a large or compressed
+  (zip bomb) response costs at most the cap, and the extra byte tells whether it was cut;
+- every failure (timeout, DNS, refused, TLS, reset, malformed response) comes back as an
+  `UpstreamFailure` with a short message that names the host but never a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from yarl import URL
+
+from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
+
+__all__ = ["Forwarder", "UpstreamFailure", "UpstreamRequest", "UpstreamResponse"]
+
+USER_AGENT = "castproxy"
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "set-cookie",
+        "set-cookie2",
+    }
+)
+
+
+class Forwarder:
+    """Owns the shared aiohttp session; `send` never raises for upstream trouble."""
+
+    def __init__(self, *, pool_size: int = 256, keepalive_timeout: float = 30.0) -> None:
+        self._pool_size = pool_size
+        self._keepalive_timeout = keepalive_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    async def start(self) -> None:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, ttl_dns_cache=60, keepalive_timeout=self._keepalive_timeout
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=True,
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    async def send(
+        self, request: UpstreamRequest, *, timeout: float, max_bytes: int
+    ) -> UpstreamResponse | UpstreamFailure:
+        if self._session is None or self._session.closed:
+            await self.start()
+        assert self._session is not None
+        started = time.perf_counter()
+        url = URL(request.url, encoded=True)
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+                timeout=self._timeout(timeout),
+            ) as response:
+                body, truncated = await _read_capped(response, max_bytes)
+                if truncated:
+                    response.close()  # the rest is unread: this connection cannot go back to the pool
+                return UpstreamResponse(
+                    status=response.status,
+                    reason=response.reason or "",
+                    headers=_kept_headers(response),
+                    body=body,
+                    truncated=truncated,
+                    url=request.url,
+                    elapsed=time.perf_counter() - started,
+                )
+        except Exception as error:
+            return _failure(error, url, timeout, time.perf_counter() - started)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> tuple[bytes, bool]:
+    limit = max_bytes + 1
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if size > max_bytes:
+        return data[:max_bytes], True
+    return data, False
+
+
+def _kept_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    raw = response.headers
+    dropped = HOP_BY_HOP
+    connection = raw.get("Connection")
+    if connection:  # headers named in Connection are hop-by-hop too (RFC 9110 7.6.1)
+        dropped = dropped | {name.strip().lower() for name in connection.split(",")}
+    if "Content-Encoding" in raw:  # the body was decompressed: encoding and length no longer describe it
+        dropped = dropped | {"content-encoding", "content-length"}
+    kept: dict[str, str] = {}
+    for name, value in raw.items():
+        lower = name.lower()
+        if lower in dropped:
+            continue
+        kept[lower] = f"{kept[lower]}, {value}" if lower in kept else value
+    return kept
+
+
+def _failure(error: Exception, url: URL, timeout: float, elapsed: float) -> UpstreamFailure:
+    host = url.host or "?"
+    where = f"{host}:{url.port}" if url.port else host
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        return UpstreamFailure("timeout", f"the upstream {where} did not answer within {timeout:g} s", elapsed)
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return UpstreamFailure("dns", f"the upstream host {host} could not be resolved", elapsed)
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(error.certificate_error, "verify_message", None) or "certificate not trusted"
+        return UpstreamFailure("tls", f"TLS with the upstream {where} failed: {reason}", elapsed)
+    if isinstance(error, aiohttp.ClientSSLError):
+        return UpstreamFailure("tls", f"TLS with the upstream {where} failed", elapsed)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = error.os_error.strerror or type(error.os_error).__name__
+        return UpstreamFailure("connect", f"could not connect to the upstream {where} ({reason.lower()})", elapsed)
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+        return UpstreamFailure("reset", f"the upstream {where} closed the connection before answering", elapsed)
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return UpstreamFailure("protocol", f"the upstream {where} sent a malformed response body", elapsed)
+    if isinstance(error, aiohttp.ClientResponseError):
+        return UpstreamFailure("protocol", f"the upstream {where} sent a malformed HTTP response", elapsed)
+    if isinstance(error, ValueError | aiohttp.InvalidURL):
+        return UpstreamFailure("protocol", f"the request to {where} could not be sent (invalid URL or header)", elapsed)
+    return UpstreamFailure("connect", f"the request to the upstream {where} failed ({type(error).__name__})", elapsed)

@@ -1,0 +1,226 @@
+"""Building the upstream HTTP request for one tool call (pure: no I/O).
+
+The guarantees, whatever the arguments contain:
+- the URL has the base URL's scheme, host and port and starts with its path; a path value is
+  percent-encoded into its own segment, and a value that is or hides a `.`/`..` segment is refused;
+- arguments never set Host, Authorization, Cookie (other than the operation's cookie parameters),
+  Content-Length, Transfer-Encoding, Connection, Proxy-* or any header the credentials or the
+  workspace's `headers` set: a header parameter with such a name is an `ArgumentError`;
+- header and cookie values with CR, LF, NUL or other control characters, or oversized, are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from castproxy.openapi.model import ParameterSpec, ToolDefinition
+from castproxy.upstream.body import encode_body
+from castproxy.upstream.exchange import ArgumentError, UpstreamRequest
+from castproxy.upstream.params import cookie_items, header_text, path_text, pieces, query_pairs
+
+__all__ = ["ArgumentError", "UpstreamRequest", "build_request"]
+
+MAX_URL_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 8 * 1024
+MAX_COOKIE_BYTES = 4 * 1024
+
+# Header names only castproxy (the transport or the credentials) decides.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "authorization",
+        "cookie",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
+DEFAULT_ACCEPT = "application/json, */*;q=0.8"
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+def _hides_dot_segment(text: str) -> bool:
+    """True when `text`, decoded up to three times and NFKC-normalised, has a `.` or `..` segment."""
+    for _ in range(4):
+        normal = unicodedata.normalize("NFKC", text)
+        if any(piece in (".", "..") for piece in _SEPARATORS.split(normal)):
+            return True
+        decoded = unquote(text)
+        if decoded == text:
+            return False
+        text = decoded
+    return False
+
+
+def _forbidden_header(lower: str, protected: frozenset[str]) -> bool:
+    return lower in RESERVED_HEADERS or lower.startswith("proxy-") or lower in protected
+
+
+def build_request(
+    tool: ToolDefinition,
+    arguments: dict[str, Any],
+    *,
+    base_url: str,
+    extra_headers: Mapping[str, str] = {},
+    protected_headers: frozenset[str] = frozenset(),
+) -> UpstreamRequest:
+    """The request for `tool` called with (already schema-checked) `arguments`; raises ArgumentError."""
+    operation = tool.operation
+    problems: list[str] = []
+    base = urlsplit(base_url)
+    base_path = base.path.rstrip("/")
+    # Names the workspace config or the credentials set: arguments may not touch them.
+    auth_names = frozenset(name.lower() for name in protected_headers)
+    protected = auth_names | frozenset(name.lower() for name in extra_headers)
+
+    path_values: dict[str, str] = {}
+    query: list[str] = [base.query] if base.query else []
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+
+    for spec in operation.parameters:
+        if spec.argument not in arguments or arguments[spec.argument] is None:
+            if spec.required or spec.location == "path":
+                problems.append(f"missing required argument '{spec.argument}'")
+            continue
+        value = arguments[spec.argument]
+        if spec.location == "path":
+            text = _path_value(spec, value, problems)
+            if text is not None:
+                path_values[spec.name] = text
+        elif spec.location == "query":
+            query.extend(query_pairs(spec, value))
+        elif spec.location == "header":
+            _header(spec, value, headers, protected, problems)
+        elif spec.location == "cookie":
+            _cookies(spec, value, cookies, problems)
+
+    path = _expand(operation.path, path_values, operation.parameters, problems)
+
+    body = None
+    if operation.body is not None:
+        try:
+            encoded = encode_body(operation.body, arguments)
+        except ArgumentError as error:
+            problems.extend(error.messages)
+        else:
+            if encoded is not None:
+                body, headers["Content-Type"] = encoded
+    if problems:
+        raise ArgumentError(problems)
+
+    url = f"{base.scheme}://{base.netloc}{base_path}{path}"
+    if query:
+        url += "?" + "&".join(query)
+    if len(url) > MAX_URL_BYTES:
+        raise ArgumentError([f"the request URL would be {len(url)} characters, over the {MAX_URL_BYTES} limit"])
+    _check_stays_under_base(url, base.scheme, base.netloc, base_path)
+
+    for name, value in extra_headers.items():
+        lower = name.lower()
+        # The config's headers never replace what the transport or the credentials set.
+        if lower in auth_names or lower in RESERVED_HEADERS - {"cookie"} or lower.startswith("proxy-"):
+            continue
+        headers[name] = value
+    if cookies:
+        existing = next((k for k in headers if k.lower() == "cookie"), None)
+        joined = "; ".join(cookies)
+        headers[existing or "Cookie"] = f"{headers[existing]}; {joined}" if existing else joined
+    if not any(name.lower() == "accept" for name in headers):
+        headers["Accept"] = DEFAULT_ACCEPT
+    return UpstreamRequest(method=operation.method.upper(), url=url, headers=headers, body=body)
+
+
+def _path_value(spec: ParameterSpec, value: Any, problems: list[str]) -> str | None:
+    texts = pieces(value)
+    if not texts or all(text == "" for text in texts):
+        problems.append(f"argument '{spec.argument}' must not be empty: it is part of the URL path")
+        return None
+    if any(_hides_dot_segment(text) for text in texts):
+        problems.append(f"argument '{spec.argument}' cannot be '.' or '..' or contain such a path segment")
+        return None
+    return path_text(spec, value)
+
+
+def _expand(template: str, values: dict[str, str], specs: tuple[ParameterSpec, ...], problems: list[str]) -> str:
+    if not template.startswith("/"):
+        template = "/" + template
+    declared = {spec.name for spec in specs if spec.location == "path"}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in declared:
+            problems.append(f"the operation path needs '{name}', which no argument provides")
+        return values.get(name, "")
+
+    path = _PLACEHOLDER.sub(replace, template)
+    if not problems and _hides_dot_segment(path):
+        # Adjacent placeholders (`{a}{b}`) could build a dot segment from harmless parts.
+        problems.append("the path arguments would form a '.' or '..' path segment")
+    return path
+
+
+def _header(
+    spec: ParameterSpec, value: Any, headers: dict[str, str], protected: frozenset[str], problems: list[str]
+) -> None:
+    lower = spec.name.lower()
+    if not _TOKEN.match(spec.name):
+        problems.append(f"argument '{spec.argument}': '{spec.name}' is not a valid header name")
+        return
+    if _forbidden_header(lower, protected):
+        problems.append(f"argument '{spec.argument}' would set the '{spec.name}' header, which castproxy controls")
+        return
+    text = header_text(spec, value)
+    if _CONTROL.search(text):
+        problems.append(
+            f"argument '{spec.argument}' contains a control character (CR, LF or NUL), not allowed in a header"
+        )
+    elif len(text.encode()) > MAX_HEADER_BYTES:
+        problems.append(f"argument '{spec.argument}' is too long for a header (at most {MAX_HEADER_BYTES} bytes)")
+    else:
+        headers[spec.name] = text
+
+
+def _cookies(spec: ParameterSpec, value: Any, cookies: list[str], problems: list[str]) -> None:
+    texts = pieces(value)
+    if any(_CONTROL.search(text) for text in texts):
+        problems.append(
+            f"argument '{spec.argument}' contains a control character (CR, LF or NUL), not allowed in a cookie"
+        )
+        return
+    items = cookie_items(spec, value)
+    for item in items:
+        name = item.split("=", 1)[0]
+        if not _TOKEN.match(name):
+            problems.append(f"argument '{spec.argument}': {name[:40]!r} is not a valid cookie name")
+            return
+    if sum(len(item) for item in items) > MAX_COOKIE_BYTES:
+        problems.append(f"argument '{spec.argument}' is too long for a cookie (at most {MAX_COOKIE_BYTES} bytes)")
+        return
+    cookies.extend(items)
+
+
+def _check_stays_under_base(url: str, scheme: str, netloc: str, base_path: str) -> None:
+    """Defence in depth: by construction this holds; a failure here is a bug, refused rather than sent."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme != scheme
+        or parts.netloc != netloc
+        or not (parts.path == base_path or parts.path.startswith(base_path + "/"))
+        or parts.fragment
+    ):
+        raise ArgumentError(["the arguments would move the request off the configured upstream"])
