@@ -1,0 +1,123 @@
+"""Assemble the Starlette app: MCP endpoints, health, metrics, the authorization server and hot reload.
+
+`create_app` loads and compiles the config before returning (a bad config raises ConfigError here,
+so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port). Everything with a
+connection (forwarder session, session manager, watcher) starts and stops in the lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+
+from castproxy.config.loader import LoadedConfig, load_config
+from castproxy.config.problems import ConfigError
+from castproxy.serve.calls import ToolCaller
+from castproxy.serve.health import healthz, readyz
+from castproxy.serve.mcp_glue import McpEndpoint, build_server
+from castproxy.serve.metrics import Metrics, metrics_endpoint
+from castproxy.serve.reload import Reloader
+from castproxy.serve.snapshot import Snapshot, build_snapshot
+from castproxy.serve.state import ServeState
+from castproxy.upstream.forwarder import Forwarder
+
+log = logging.getLogger(__name__)
+
+
+def _environ(host_override: str | None, port_override: int | None) -> Mapping[str, str]:
+    # Command-line overrides go through the loader's env overrides, so public_url's default follows them.
+    environ = dict(os.environ)
+    if host_override:
+        environ["CASTPROXY_HOST"] = host_override
+    if port_override is not None:
+        environ["CASTPROXY_PORT"] = str(port_override)
+    return environ
+
+
+def _open_store(loaded: LoadedConfig) -> Any:
+    try:
+        from castproxy.store import open_store
+    except ImportError:
+        log.warning("store backend not available in this build; running without one")
+        return None
+    try:
+        return open_store(loaded.config.store, loaded.base_dir)
+    except Exception as exc:
+        raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
+
+
+def _make_bridge(loaded: LoadedConfig, store: Any) -> Any:
+    """The authorization server for oauth2 workspaces, when this build has one and a secret key is set."""
+    secret_key = loaded.config.server.secret_key
+    if secret_key is None or store is None:
+        return None
+    try:
+        from castproxy.auth.bridge import AuthBridge
+        from castproxy.store.crypto import Cipher
+    except ImportError:
+        log.warning("OAuth sign-in not available in this build; oauth2 workspaces answer 503")
+        return None
+    cipher = Cipher.from_secret(secret_key.get_secret_value())
+    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
+
+
+def create_app(
+    config_path: Path,
+    *,
+    reload: bool = True,
+    host_override: str | None = None,
+    port_override: int | None = None,
+) -> Starlette:
+    environ = _environ(host_override, port_override)
+    loaded = load_config(config_path, environ)
+    store = _open_store(loaded)
+    bridge = _make_bridge(loaded, store)
+    snapshot = build_snapshot(loaded, bridge=bridge)
+
+    def rebuild() -> Snapshot:  # runs in a worker thread on every reload
+        return build_snapshot(load_config(config_path, environ), bridge=bridge)
+
+    metrics = Metrics()
+    forwarder = Forwarder()
+    state = ServeState(snapshot, store=store, bridge=bridge)
+    reloader = Reloader(config_path, state, rebuild, metrics)
+    manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, metrics)), stateless=True,
+                                           json_response=True)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await forwarder.start()
+        try:
+            async with manager.run():
+                reloader.start(watch=reload)
+                log.info("serving", extra={"fields": {"config": str(loaded.path),
+                                                      "workspaces": sorted(state.snapshot.workspaces)}})
+                try:
+                    yield
+                finally:
+                    await reloader.stop()
+        finally:
+            await forwarder.close()
+            if store is not None:
+                await store.close()
+
+    routes: list[BaseRoute] = [
+        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz(state)),
+        Route("/metrics", metrics_endpoint(metrics)),
+    ]
+    if bridge is not None:
+        routes += bridge.routes()
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.serve = state
+    app.state.reloader = reloader
+    return app

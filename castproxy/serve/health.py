@@ -1,0 +1,63 @@
+"""Liveness and readiness, as JSON: /healthz says the process answers, /readyz that it can serve.
+
+Readiness needs a loaded config and a reachable store. A rejected reload does not make the proxy
+unready (the last good config still serves), but /readyz shows the problems and when the last good
+config was loaded, so an operator sees why an edit did not take effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from castproxy.serve.state import ServeState
+
+log = logging.getLogger(__name__)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def _store_ok(state: ServeState) -> bool:
+    if state.store is None:
+        return True
+    try:
+        return bool(await state.store.ping())
+    except Exception as exc:
+        log.warning("store ping failed", extra={"fields": {"error_type": type(exc).__name__}})
+        return False
+
+
+def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        snapshot = state.snapshot
+        store_ok = await _store_ok(state)
+        body: dict[str, object] = {
+            "status": "ready" if store_ok else "unready",
+            "config": {
+                "path": str(snapshot.loaded.path),
+                "loaded_at": _iso(state.last_good_at),
+                "workspaces": sorted(snapshot.workspaces),
+            },
+            "store": {"backend": snapshot.loaded.config.store.backend, "reachable": store_ok}
+            if state.store is not None else {"backend": None, "reachable": None},
+        }
+        if state.last_error:
+            body["last_reload"] = {
+                "ok": False,
+                "at": _iso(state.last_error_at or 0),
+                "errors": list(state.last_error),
+                "serving": f"the config loaded at {_iso(state.last_good_at)}",
+            }
+        return JSONResponse(body, status_code=200 if store_ok else 503)
+
+    return endpoint

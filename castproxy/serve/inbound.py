@@ -1,0 +1,46 @@
+"""Inbound API keys: a workspace with `inbound.api_keys` only answers callers presenting one of them.
+
+The key arrives as `Authorization: Bearer KEY` or `X-API-Key: KEY`. Only sha256 digests of the
+configured keys are kept, and the presented key's digest is compared to each in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
+from starlette.responses import JSONResponse
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+def key_accepted(headers: Mapping[str, str], key_hashes: Sequence[bytes]) -> bool:
+    key = presented_key(headers)
+    if key is None:
+        return False
+    digest = hashlib.sha256(key.encode()).digest()
+    accepted = False
+    for expected in key_hashes:  # no early exit: the time taken does not say which key matched
+        accepted |= hmac.compare_digest(digest, expected)
+    return accepted
+
+
+def unauthorized(workspace: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "unauthorized",
+            "message": f"workspace '{workspace}' needs an API key: "
+            "send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+        },
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="castproxy"'},
+    )

@@ -1,0 +1,46 @@
+"""Structured logging: one JSON object per line, so log pipelines can index fields without parsing prose.
+
+Modules log with `extra={"fields": {...}}` for machine-readable fields; callers only ever pass names,
+statuses and timings there, never argument values or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+CALLS_LOGGER = "castproxy.calls"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type only: its message could echo a request value.
+            entry["error_type"] = record.exc_info[0].__name__
+        return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send every logger (castproxy, uvicorn, mcp) to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    # The SDK logs each stateless request at info level; that is noise at our call volume.
+    logging.getLogger("mcp").setLevel(max(level, logging.WARNING))

@@ -1,0 +1,155 @@
+"""One immutable compiled config: everything a tool call needs, built completely before it is served.
+
+`build_snapshot` runs off the event loop (it may read files and fetch specs). It compiles every
+workspace, builds one argument validator per tool, resolves static credentials and prebuilds the
+`tools/list` answer, or raises `ConfigError` naming FILE:LINE:COL for every problem. The serving
+layer swaps a finished snapshot in with one assignment; a call keeps the snapshot it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import mcp_types
+
+from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.static import static_credentials
+from castproxy.config.model import OAuth2Auth, Workspace
+from castproxy.config.problems import ConfigError, Problem
+from castproxy.openapi.model import ToolDefinition
+from castproxy.openapi.workspace import WorkspaceError, compile_workspace
+from castproxy.serve.origins import OriginPolicy
+from castproxy.upstream.arguments import ArgumentValidator
+
+if TYPE_CHECKING:
+    from castproxy.config.loader import LoadedConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRuntime:
+    definition: ToolDefinition
+    validator: ArgumentValidator
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRuntime:
+    name: str
+    tools: Mapping[str, ToolRuntime]
+    listing: Mapping[str, Any]  # the wire form of tools/list, built once per snapshot
+    base_url: str
+    credentials: UpstreamCredentials
+    timeout: float
+    max_response_bytes: int
+    extra_headers: Mapping[str, str]
+    protected_headers: frozenset[str]
+    inbound_key_hashes: tuple[bytes, ...] = ()  # sha256 digests of inbound.api_keys
+    sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
+    oauth: OAuth2Auth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    loaded: LoadedConfig
+    workspaces: Mapping[str, WorkspaceRuntime]
+    origins: OriginPolicy
+    loaded_at: float = field(default_factory=time.time)
+
+    def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
+        return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
+
+
+class CredentialsUnavailable(SignInRequired):
+    """An oauth2 workspace while the proxy has no OAuth support (no secret key, or the bridge is missing)."""
+
+
+class BridgeCredentials:
+    """Credentials of an oauth2 workspace, looked up in the AuthBridge at call time.
+
+    The bridge keeps one UpstreamOAuth per workspace across reloads (tokens and refresh locks live
+    there), so the snapshot holds this small pointer rather than the client itself.
+    """
+
+    protected_headers = frozenset({"authorization"})
+
+    def __init__(self, bridge: Any, workspace: str) -> None:
+        self._bridge = bridge
+        self._workspace = workspace
+
+    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+        if self._bridge is None:
+            raise CredentialsUnavailable("upstream OAuth is not available on this proxy (server.secret_key not set)")
+        await self._bridge.credentials_for(self._workspace).apply(headers, grant_id)
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
+    """The tools/list result in wire form (ttlMs 0, private: clients must not cache across reloads)."""
+    result = mcp_types.ListToolsResult(
+        tools=[
+            mcp_types.Tool(
+                name=tool.name,
+                title=tool.title,
+                description=tool.description,
+                input_schema=tool.input_schema,
+                output_schema=tool.output_schema,
+                annotations=mcp_types.ToolAnnotations(**tool.annotations) if tool.annotations else None,
+            )
+            for tool in tools
+        ]
+    )
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any) -> WorkspaceRuntime:
+    tools = {tool.name: ToolRuntime(tool, ArgumentValidator(tool.input_schema)) for tool in compiled.tools}
+    auth = workspace.auth
+    oauth = auth if isinstance(auth, OAuth2Auth) else None
+    credentials: UpstreamCredentials = (
+        BridgeCredentials(bridge, name) if oauth is not None else static_credentials(auth)
+    )
+    keys = workspace.inbound.api_keys if workspace.inbound else []
+    return WorkspaceRuntime(
+        name=name,
+        tools=MappingProxyType(tools),
+        listing=MappingProxyType(_listing(compiled.tools)),
+        base_url=compiled.base_url,
+        credentials=credentials,
+        timeout=workspace.timeout,
+        max_response_bytes=workspace.max_response_bytes,
+        extra_headers=MappingProxyType(dict(workspace.headers)),
+        protected_headers=frozenset(h.lower() for h in credentials.protected_headers),
+        inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
+        sign_in=oauth is not None and oauth.grant == "authorization_code",
+        oauth=oauth,
+    )
+
+
+def build_snapshot(loaded: LoadedConfig, *, bridge: Any = None, offline: bool = False) -> Snapshot:
+    """Compile the whole config or raise ConfigError with every problem found (nothing half-built)."""
+    problems: list[Problem] = []
+    workspaces: dict[str, WorkspaceRuntime] = {}
+    for name, workspace in loaded.config.workspaces.items():
+        try:
+            compiled = compile_workspace(workspace, loaded.base_dir, offline=offline)
+            workspaces[name] = _build_workspace(name, workspace, compiled, bridge)
+        except WorkspaceError as exc:
+            problems.extend(loaded.problem(loc, message) for loc, message in exc.problems)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except Exception as exc:  # a part we call failed unexpectedly: still a rejected config, not a crash
+            problems.append(loaded.problem(("workspaces", name), f"cannot build this workspace: {exc}"))
+    if problems:
+        raise ConfigError(problems)
+    return Snapshot(
+        loaded=loaded,
+        workspaces=MappingProxyType(workspaces),
+        origins=OriginPolicy.from_settings(loaded.public_url, loaded.config.server.allowed_origins),
+    )
