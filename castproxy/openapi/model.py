@@ -67,6 +67,7 @@ class ToolDefinition:
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)  # MCP ToolAnnotations fields
     output_schema: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()  # what the compiler could not represent for this operation
 
 
 @dataclass(frozen=True, slots=True)

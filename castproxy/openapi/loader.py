@@ -1,0 +1,284 @@
+"""Loading an OpenAPI document: from a file or an http(s) URL, JSON or YAML, with bounded fetching.
+
+Refs into other local files (within the spec's own folder) are bundled into the returned document
+under `x-castproxy-files`, and their `$ref`s rewritten to point there, so the compiler only ever
+follows local `#/...` pointers. A remote `$ref` is never fetched: it is an error naming the ref.
+
+The returned document is a `SpecDocument` (a plain dict with a `digest` of the source bytes), so the
+compiler can cache by content without re-serialising a large document.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+FILES_KEY = "x-castproxy-files"
+
+_URL = re.compile(r"^https?://", re.IGNORECASE)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# A `$ref` whose value does not start with '#': the only case that needs a walk of the document.
+_NON_LOCAL_REF = re.compile(r"""["']?\$ref["']?\s*:\s*["']?(?!#)[^\s"']""")
+
+
+class SpecError(Exception):
+    """An OpenAPI document that cannot be loaded or compiled; the message says what and where."""
+
+    def __init__(self, message: str, *, offline_skipped: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offline_skipped = offline_skipped
+
+
+class SpecDocument(dict):
+    """A loaded document: a dict, plus the digest of everything it was loaded from."""
+
+    digest: str = ""
+
+
+def is_url(source: str) -> bool:
+    return bool(_URL.match(source))
+
+
+def load_document(
+    source: str,
+    base_dir: Path,
+    *,
+    offline: bool = False,
+    timeout: float = 10.0,
+    max_bytes: int = 64 * 2**20,
+) -> dict:
+    """Load and parse the spec at `source` (a path relative to `base_dir`, or an http(s) URL)."""
+    if is_url(source):
+        if offline:
+            raise SpecError(f"{source}: not fetched (offline)", offline_skipped=True)
+        raw = _fetch(source, timeout=timeout, max_bytes=max_bytes)
+        document = _parse(raw, source)
+        _check_version(document, source)
+        if _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
+            _reject_external_refs(document, source)
+        digests = [raw]
+    else:
+        if _SCHEME.match(source) and not re.match(r"^[A-Za-z]:[\\/]", source):
+            raise SpecError(f"{source}: only http(s) URLs and local file paths are supported")
+        path = (base_dir / source).resolve()
+        raw = _read_file(path, source, max_bytes)
+        document = _parse(raw, source)
+        _check_version(document, source)
+        digests = [raw]
+        if _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
+            digests += _bundle(document, path, max_bytes)
+    result = SpecDocument(document)
+    hasher = hashlib.sha256()
+    for chunk in digests:
+        hasher.update(hashlib.sha256(chunk).digest())
+    result.digest = hasher.hexdigest()
+    return result
+
+
+def _read_file(path: Path, label: str, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SpecError(f"{label}: file is {size} bytes, over the {max_bytes}-byte limit")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{label}: no such file ({path})") from None
+    except IsADirectoryError:
+        raise SpecError(f"{label}: is a directory, not a spec file ({path})") from None
+    except OSError as exc:
+        raise SpecError(f"{label}: cannot read ({exc.strerror or exc})") from None
+
+
+def _fetch(url: str, *, timeout: float, max_bytes: int) -> bytes:
+    import httpx2  # imported here: most commands never fetch
+
+    deadline = time.monotonic() + timeout
+    try:
+        with (
+            httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
+            client.stream("GET", url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"})
+            as response,
+        ):
+            if not _URL.match(str(response.url)):
+                raise SpecError(f"{url}: redirected to a non-http(s) URL")
+            if response.status_code != 200:
+                raise SpecError(f"{url}: HTTP {response.status_code} when fetching the spec")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise SpecError(f"{url}: spec is {declared} bytes, over the {max_bytes}-byte limit")
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in response.iter_bytes():
+                total += len(chunk)
+                if total > max_bytes:
+                    raise SpecError(f"{url}: spec is over the {max_bytes}-byte limit")
+                if time.monotonic() > deadline:
+                    raise SpecError(f"{url}: timed out after {timeout:g} s fetching the spec")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx2.TimeoutException:
+        raise SpecError(f"{url}: timed out after {timeout:g} s fetching the spec") from None
+    except httpx2.TooManyRedirects:
+        raise SpecError(f"{url}: too many redirects") from None
+    except httpx2.HTTPError as exc:
+        raise SpecError(f"{url}: cannot fetch the spec ({type(exc).__name__}: {exc})") from None
+
+
+def _parse(raw: bytes, label: str) -> Any:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpecError(f"{label}: not UTF-8 text, so neither JSON nor YAML") from None
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{label}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return _parse_yaml(text, label)
+
+
+def _parse_yaml(text: str, label: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(f"{label}: not valid JSON or YAML ({where}{exc.problem})") from None
+    except YAMLError as exc:
+        raise SpecError(f"{label}: not valid JSON or YAML ({exc})") from None
+    return _jsonable(data, {})
+
+
+def _jsonable(value: Any, seen: dict[int, Any]) -> Any:
+    """YAML gives int keys (`200:`), dates and shared aliases; make it what JSON would have given."""
+    if isinstance(value, dict):
+        done = seen.get(id(value))
+        if done is not None:
+            return done
+        out: dict[str, Any] = {}
+        seen[id(value)] = out
+        for key, item in value.items():
+            out[key if isinstance(key, str) else _scalar_text(key)] = _jsonable(item, seen)
+        return out
+    if isinstance(value, list):
+        done = seen.get(id(value))
+        if done is not None:
+            return done
+        items: list[Any] = []
+        seen[id(value)] = items
+        items.extend(_jsonable(item, seen) for item in value)
+        return items
+    if isinstance(value, datetime.date | datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, float) and value != value:  # NaN has no JSON form
+        return None
+    return value
+
+
+def _scalar_text(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, datetime.date | datetime.datetime):
+        return key.isoformat()
+    return str(key)
+
+
+def _check_version(document: Any, label: str) -> None:
+    if not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"a {type(document).__name__}"
+        raise SpecError(f"{label}: not an OpenAPI document (the top level is {kind}, not a mapping)")
+    version = document.get("openapi")
+    if version is None:
+        swagger = document.get("swagger")
+        if swagger is None:
+            raise SpecError(f"{label}: not an OpenAPI document (no 'openapi' or 'swagger' version field)")
+        if str(swagger) != "2.0":
+            raise SpecError(f"{label}: Swagger version {swagger!r} is not supported (2.0 and OpenAPI 3.x are)")
+        return
+    if not str(version).startswith("3."):
+        raise SpecError(f"{label}: OpenAPI version {version!r} is not supported (3.0 and 3.1 are, and Swagger 2.0)")
+    if not isinstance(document.get("paths", {}), dict):
+        raise SpecError(f"{label}: 'paths' must be a mapping")
+
+
+def _iter_refs(node: Any):
+    """Every dict holding a string `$ref`, iteratively (documents can nest deeply)."""
+    stack = [node]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                yield item, ref
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+
+
+def _reject_external_refs(document: Any, label: str) -> None:
+    for _, ref in _iter_refs(document):
+        if not ref.startswith("#"):
+            raise SpecError(f"{label}: $ref {ref!r} points outside the document; castproxy does not fetch remote refs")
+
+
+def _escape(token: str) -> str:
+    return quote(token.replace("~", "~0").replace("/", "~1"), safe="~!$&'()*+,;=:@-._")
+
+
+def _bundle(document: dict, root_path: Path, max_bytes: int) -> list[bytes]:
+    """Load every local file the document refers to (transitively) and point refs into the bundle."""
+    root_dir = root_path.parent
+    files: dict[str, Any] = {}
+    raws: list[bytes] = []
+    queue: list[tuple[Any, Path]] = [(document, root_path)]
+    while queue:
+        node, current = queue.pop()
+        for holder, ref in list(_iter_refs(node)):
+            target, _, pointer = ref.partition("#")
+            if not target:
+                if current != root_path:
+                    holder["$ref"] = f"#/{FILES_KEY}/{_escape(_file_key(current, root_dir))}{pointer}"
+                continue
+            if _SCHEME.match(target) or target.startswith("//"):
+                raise SpecError(
+                    f"{root_path.name}: remote $ref {ref!r} is not fetched; bundle it into the spec's folder"
+                )
+            path = (current.parent / target).resolve()
+            if not path.is_relative_to(root_dir):
+                raise SpecError(f"{root_path.name}: $ref {ref!r} points outside the spec's folder ({root_dir})")
+            if path == root_path:
+                holder["$ref"] = f"#{pointer}"
+                continue
+            key = _file_key(path, root_dir)
+            if key not in files:
+                raw = _read_file(path, f"$ref {ref!r}", max_bytes)
+                loaded = _parse(raw, f"{key} (referenced as {ref!r})")
+                files[key] = loaded
+                raws.append(raw)
+                queue.append((loaded, path))
+            holder["$ref"] = f"#/{FILES_KEY}/{_escape(key)}{pointer}"
+    if files:
+        document[FILES_KEY] = files
+    return raws
+
+
+def _file_key(path: Path, root_dir: Path) -> str:
+    return path.relative_to(root_dir).as_posix()
