@@ -1,0 +1,92 @@
+"""Builds the test server's Starlette app for one mode: `none`, `apikey`, `oauth` or `oauth-dcr`.
+
+`app.state` holds `credentials` (TestServerCredentials), `data` (the DataStore) and, in the oauth
+modes, `oauth` (the OAuthServer, whose methods tests may use to revoke or expire tokens).
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from castproxy.testserver.api import api_routes
+from castproxy.testserver.credentials import TestServerCredentials, generate_api_key, generate_client_secret
+from castproxy.testserver.data import DataStore
+from castproxy.testserver.document import openapi_document
+from castproxy.testserver.gate import ApiKeyGate, Gate, OpenGate
+from castproxy.testserver.oauth import DEFAULT_REDIRECT_URIS, PRE_REGISTERED_CLIENT_ID, Client, OAuthServer
+
+MODES = ("none", "apikey", "oauth", "oauth-dcr")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "ERROR")
+    message = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def create_app(
+    mode: str,
+    *,
+    auto_approve: bool = False,
+    redirect_uris: list[str] | None = None,
+    token_lifetime: int = 3600,
+    client_secret: str | None = None,
+    api_key: str | None = None,
+) -> Starlette:
+    if mode not in MODES:
+        raise ValueError(f"unknown test server mode {mode!r}; choose one of {', '.join(MODES)}")
+    if token_lifetime < 0:
+        raise ValueError("token_lifetime must be >= 0 seconds")
+    data = DataStore.seeded()
+    gate: Gate = OpenGate()
+    oauth: OAuthServer | None = None
+    credentials = TestServerCredentials(mode=mode)
+    routes: list[Route] = []
+
+    if mode == "apikey":
+        api_key = api_key or generate_api_key()
+        gate = ApiKeyGate(api_key)
+        credentials = TestServerCredentials(mode=mode, api_key=api_key)
+    elif mode in ("oauth", "oauth-dcr"):
+        client_secret = client_secret or generate_client_secret()
+        uris = list(redirect_uris or DEFAULT_REDIRECT_URIS)
+        oauth = OAuthServer(
+            users=data.users, token_lifetime=token_lifetime, auto_approve=auto_approve, registration=mode == "oauth-dcr"
+        )
+        oauth.add_client(Client(client_id=PRE_REGISTERED_CLIENT_ID, client_secret=client_secret, redirect_uris=uris))
+        gate = oauth
+        routes += oauth.routes()
+        credentials = TestServerCredentials(
+            mode=mode,
+            client_id=PRE_REGISTERED_CLIENT_ID,
+            client_secret=client_secret,
+            redirect_uris=tuple(uris),
+            auto_approve=auto_approve,
+        )
+
+    async def document(request: Request) -> Response:
+        return JSONResponse(openapi_document(mode, str(request.base_url).rstrip("/")))
+
+    async def index(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse({"name": "castproxy test server", "mode": mode, "openapi": f"{base}/openapi.json"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes += [
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", document, methods=["GET"]),
+        *api_routes(data, gate),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _http_error})
+    app.state.credentials = credentials
+    app.state.data = data
+    app.state.oauth = oauth
+    return app
