@@ -31,7 +31,7 @@ def sanitize(text: str, *, fallback: str = "op", limit: int = MAX_NAME) -> str:
 def operation_name(operation_id: str | None, method: str, path: str) -> str:
     if operation_id:
         return sanitize(operation_id)
-    return sanitize(f"{method.lower()}_{path}")
+    return sanitize(f"{method.lower()}_{sanitize(path, fallback='root')}")
 
 
 def assign_names(candidates: list[tuple[str, str | None, str, str]]) -> list[str]:

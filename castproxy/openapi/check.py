@@ -1,0 +1,37 @@
+"""What `validate` checks beyond the config model: every spec loads and compiles, every configured
+operationId exists (with a "did you mean"), and tool names are unique per workspace."""
+
+from __future__ import annotations
+
+from castproxy.config.loader import LoadedConfig
+from castproxy.config.problems import Problem
+from castproxy.openapi.workspace import WorkspaceError, compile_workspace
+
+MAX_WARNINGS_PER_WORKSPACE = 20
+
+
+def check_config(loaded: LoadedConfig, *, offline: bool) -> list[Problem]:
+    """Problems (errors and warnings) for every workspace, each at FILE:LINE:COL of the config."""
+    problems: list[Problem] = []
+    for name, workspace in loaded.config.workspaces.items():
+        spec_loc = ("workspaces", name, "openapi")
+        try:
+            compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
+        except WorkspaceError as exc:
+            if exc.offline_skipped:
+                problems.append(loaded.problem(
+                    spec_loc, f"spec {workspace.openapi} not fetched (--offline): its operationIds were not checked",
+                    severity="warning",
+                ))
+                continue
+            problems.extend(loaded.problem(loc, message) for loc, message in exc.problems)
+            continue
+        warnings = list(compiled.warnings)
+        shown = warnings[:MAX_WARNINGS_PER_WORKSPACE]
+        problems.extend(loaded.problem(spec_loc, message, severity="warning") for message in shown)
+        if len(warnings) > len(shown):
+            problems.append(loaded.problem(
+                spec_loc, f"{len(warnings) - len(shown)} more compiler warnings (see 'castproxy tools {name}')",
+                severity="warning",
+            ))
+    return problems

@@ -1,0 +1,140 @@
+"""`castproxy tools`: the MCP tools a workspace (or one spec alone) exposes, as clients will see them.
+
+`--json` prints one JSON object, stable for CI pipelines to parse:
+
+    {"tools": [{"name", "operationId", "method", "path", "title", "description", "input_schema",
+                "output_schema" (only when published), "annotations"}, ...],
+     "base_url": "...", "warnings": ["...", ...]}
+
+Tools come in config order (a workspace) or spec order (`--spec`). Without `--json`, a readable list
+goes to stdout and compiler warnings to stderr. Exit 0 ok, 1 when the config or spec is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from castproxy.openapi.compiler import compile_spec
+from castproxy.openapi.loader import SpecError, load_document
+from castproxy.openapi.model import ToolDefinition
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+
+
+def tools(args: argparse.Namespace) -> int:
+    if getattr(args, "spec", None):
+        try:
+            compiled = compile_spec(load_document(args.spec, Path.cwd()))
+        except SpecError as exc:
+            print(f"castproxy tools: {exc.message}", file=sys.stderr)
+            return EXIT_INVALID
+        base_url = compiled.servers[0].rstrip("/") if compiled.servers else ""
+        return _show(compiled.tools, base_url, compiled.warnings, as_json=args.json, source=args.spec)
+    return _workspace_tools(args)
+
+
+def _workspace_tools(args: argparse.Namespace) -> int:
+    try:
+        from castproxy.config.loader import load_config, resolve_config_path
+        from castproxy.config.problems import ConfigError
+    except ImportError:  # the config part is not in this build
+        print("castproxy tools: loading a config is not available in this build; use --spec", file=sys.stderr)
+        return EXIT_INVALID
+    from castproxy.openapi.workspace import WorkspaceError, compile_workspace
+
+    path = resolve_config_path(args.config)
+    if not path.is_file():
+        print(f"castproxy tools: config file not found: {path} (pass -c FILE)", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.errors or exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    workspace = loaded.config.workspaces.get(args.workspace)
+    if workspace is None:
+        known = ", ".join(sorted(loaded.config.workspaces))
+        print(f"castproxy tools: no workspace {args.workspace!r} in {path} (workspaces: {known})", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        compiled = compile_workspace(workspace, loaded.base_dir, name=args.workspace)
+    except WorkspaceError as exc:
+        for loc, message in exc.problems:
+            print(loaded.problem(loc, message), file=sys.stderr)
+        return EXIT_INVALID
+    return _show(compiled.tools, compiled.base_url, compiled.warnings, as_json=args.json, source=args.workspace)
+
+
+def tool_json(tool: ToolDefinition) -> dict[str, Any]:
+    """One tool in the stable `--json` shape."""
+    entry: dict[str, Any] = {
+        "name": tool.name,
+        "operationId": tool.operation_id,
+        "method": tool.operation.method,
+        "path": tool.operation.path,
+        "title": tool.title,
+        "description": tool.description,
+        "input_schema": tool.input_schema,
+    }
+    if tool.output_schema is not None:
+        entry["output_schema"] = tool.output_schema
+    entry["annotations"] = tool.annotations
+    return entry
+
+
+def _show(
+    tools: tuple[ToolDefinition, ...], base_url: str, warnings: tuple[str, ...], *, as_json: bool, source: str
+) -> int:
+    if as_json:
+        payload = {"tools": [tool_json(tool) for tool in tools], "base_url": base_url, "warnings": list(warnings)}
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    out = sys.stdout
+    out.write(f"{len(tools)} tool{'s' if len(tools) != 1 else ''} from {source}"
+              + (f", calling {base_url}" if base_url else "") + "\n")
+    for tool in tools:
+        out.write("\n" + _human(tool))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _human(tool: ToolDefinition) -> str:
+    hints = tool.annotations
+    pairs = (("read-only", "readOnlyHint"), ("destructive", "destructiveHint"))
+    flags = [flag for flag, key in pairs if hints.get(key)]
+    head = f"{tool.name}  {tool.operation.method} {tool.operation.path}"
+    lines = [head + (f"  [{', '.join(flags)}]" if flags else "")]
+    summary = tool.description.split("\n\n", 1)[0].replace("\n", " ")
+    lines.append("    " + (summary if len(summary) <= 100 else summary[:99].rstrip() + "…"))
+    properties = tool.input_schema.get("properties", {})
+    required = set(tool.input_schema.get("required", ()))
+    if properties:
+        described = [
+            f"{name}{'*' if name in required else ''}: {_type_of(schema)}" for name, schema in properties.items()
+        ]
+        lines.append("    arguments (* required): " + ", ".join(described))
+    return "\n".join(lines) + "\n"
+
+
+def _type_of(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(kind)
+    if kind == "array" and isinstance(schema.get("items"), dict) and isinstance(schema["items"].get("type"), str):
+        return f"array of {schema['items']['type']}"
+    if isinstance(kind, str):
+        return kind
+    if "enum" in schema:
+        return "enum"
+    if "anyOf" in schema or "oneOf" in schema:
+        return "one of several shapes"
+    return "any"
