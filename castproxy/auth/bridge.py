@@ -1,0 +1,183 @@
+"""The one object the serving layer talks to for oauth2 workspaces.
+
+It owns castproxy's authorization server (routes), keeps one UpstreamOAuth per oauth2 workspace
+across config reloads, turns an MCP request's castproxy token into the caller's upstream grant id
+(`authenticate`), and turns a grant id into upstream credentials (`credentials_for`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import httpx2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.server.clients import ClientRegistry
+from castproxy.auth.server.documents import DocumentFetcher
+from castproxy.auth.server.records import GrantRecord
+from castproxy.auth.server.routes import build_routes
+from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
+from castproxy.auth.server.tokens import InvalidToken, TokenService
+from castproxy.config.model import OAuth2Auth
+from castproxy.store.base import Store
+from castproxy.store.crypto import Cipher
+
+log = logging.getLogger("castproxy.auth")
+
+# Builds the upstream OAuth client of one workspace: (workspace, auth, callback_url) -> UpstreamSignIn.
+UpstreamFactory = Callable[[str, OAuth2Auth, str], UpstreamSignIn]
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class AuthBridge:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        cipher: Cipher,
+        public_url: str,
+        upstream_factory: UpstreamFactory | None = None,
+        document_fetcher: DocumentFetcher | None = None,
+    ) -> None:
+        self._store = store
+        self._cipher = cipher
+        self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
+        self._fetcher = document_fetcher or DocumentFetcher()
+        self._factory = upstream_factory or self._real_upstream
+        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream)
+        self.server = AuthServer(
+            store=store, public_url=public_url, clients=ClientRegistry(store, self._fetcher), tokens=self.tokens
+        )
+        self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
+
+    # --- wiring -------------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        return build_routes(self.server)
+
+    def update(self, workspaces: Mapping[str, OAuth2Auth]) -> None:
+        """Take the oauth2 workspaces of a new config snapshot; unchanged ones keep their upstream client."""
+        current = self.server.workspaces
+        fresh: dict[str, WorkspaceEntry] = {}
+        for name, auth in workspaces.items():
+            old = current.get(name)
+            if old is not None and old.auth == auth:
+                fresh[name] = old
+                continue
+            fresh[name] = WorkspaceEntry(
+                name=name,
+                auth=auth,
+                upstream=self._factory(name, auth, self.callback_url),
+                resource=self.server.resource_url(name),
+                resource_metadata_url=self.server.resource_metadata_url(name),
+            )
+        self.server.workspaces = fresh
+
+    async def close(self) -> None:
+        await self._fetcher.close()
+        await self._http.aclose()
+
+    # --- the MCP endpoint's side --------------------------------------------------------------------
+
+    async def authenticate(self, request: Request, workspace: str) -> str | Response:
+        """The upstream grant id behind the caller's castproxy token for `workspace`, or the response to send.
+
+        Only the Authorization header is read: a token in the query string is refused (RFC 9700 §4.3.2),
+        and only castproxy's own tokens are recognised, so an upstream token is never accepted here.
+        """
+        entry = self.server.sign_in_workspace(workspace)
+        if entry is None:
+            return JSONResponse(
+                {"error": "not_found", "error_description": f"workspace {workspace[:64]!r} does not use OAuth sign-in"},
+                status_code=404,
+            )
+        if "access_token" in request.query_params:
+            return self.challenge(
+                workspace,
+                "invalid_request",
+                "send the access token in the Authorization header, not the URL",
+                status=400,
+            )
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self.challenge(workspace)
+        try:
+            record = await self.tokens.authenticate(token, workspace)
+        except InvalidToken as exc:
+            return self.challenge(workspace, "invalid_token", str(exc))
+        return record.grant_id
+
+    def challenge(self, workspace: str, error: str | None = None, description: str = "", status: int = 401) -> Response:
+        """The 401 that sends an MCP client to sign in (RFC 9728 §5.1, RFC 6750 §3)."""
+        entry = self.server.sign_in_workspace(workspace)
+        parts = []
+        if error:
+            parts += [f"error={_quote(error)}", f"error_description={_quote(description)}"]
+        parts.append(f"resource_metadata={_quote(self.server.resource_metadata_url(workspace))}")
+        if entry is not None and entry.scopes:
+            parts.append(f"scope={_quote(' '.join(entry.scopes))}")
+        body = {"error": error or "unauthorized", "error_description": description or "sign-in required"}
+        return JSONResponse(
+            body,
+            status_code=status,
+            headers={"WWW-Authenticate": "Bearer " + ", ".join(parts), "Cache-Control": "no-store"},
+        )
+
+    def credentials_for(self, workspace: str) -> UpstreamCredentials:
+        entry = self.server.workspaces.get(workspace)
+        if entry is None:
+            raise KeyError(f"workspace {workspace!r} is not an oauth2 workspace of the current config")
+        return _UpstreamTokenCredentials(entry, self.tokens)
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _real_upstream(self, name: str, auth: OAuth2Auth, callback_url: str) -> UpstreamSignIn:
+        from castproxy.auth.upstream_oauth import UpstreamOAuth
+
+        return UpstreamOAuth(
+            name, auth, store=self._store, cipher=self._cipher, callback_url=callback_url, http=self._http
+        )
+
+    async def _revoke_upstream(self, grant: GrantRecord) -> None:
+        entry = self.server.workspaces.get(grant.workspace)
+        if entry is None:
+            return
+        try:
+            await entry.upstream.revoke(grant.grant_id)
+        except Exception as exc:  # the castproxy side is already revoked; the upstream grant is best effort
+            log.warning("revoking the upstream grant of workspace %s failed: %s", grant.workspace, type(exc).__name__)
+
+
+class _UpstreamTokenCredentials:
+    """Sets `Authorization: Bearer <upstream token>`; a grant the upstream dropped ends the castproxy sign-in too."""
+
+    protected_headers = frozenset({"authorization"})
+
+    def __init__(self, entry: WorkspaceEntry, tokens: TokenService) -> None:
+        self._entry = entry
+        self._tokens = tokens
+
+    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+        if not self._entry.sign_in:
+            token = await self._entry.upstream.service_token()
+        else:
+            if grant_id is None:
+                raise SignInRequired(f"workspace {self._entry.name} needs a signed-in caller")
+            try:
+                token = await self._entry.upstream.access_token(grant_id)
+            except SignInRequired:
+                # The upstream grant is gone (invalid_grant): the castproxy tokens bound to it must
+                # answer 401 from now on, so the MCP client signs in again.
+                await self._tokens.revoke_grant(grant_id, upstream=False)
+                raise
+        for name in [name for name in headers if name.lower() == "authorization"]:
+            del headers[name]
+        headers["Authorization"] = f"Bearer {token}"

@@ -1,0 +1,265 @@
+"""GET /authorize, the consent page and its POST, and the hand-off to the upstream sign-in.
+
+Order matters (RFC 6749 §4.1.2.1): until the client and its exact redirect URI are known, errors are
+shown as a page, never redirected; after that they go back to the client. Approval is remembered per
+browser (a random cookie) for one client and one workspace, so a second sign-in skips the page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import html
+import logging
+import re
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from castproxy.auth.server.clients import Client, ClientLookupError
+from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
+from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
+from castproxy.auth.server.redirects import is_registered, with_params
+from castproxy.auth.server.state import AuthServer
+from castproxy.store.crypto import hash_token
+
+log = logging.getLogger("castproxy.auth")
+
+CSRF_COOKIE = "castproxy_csrf"
+BROWSER_COOKIE = "castproxy_browser"
+SIGN_IN_COOKIE = "castproxy_sign_in"
+PENDING_TTL = 600.0  # time to read the consent page
+SIGN_IN_TTL = 900.0  # time to sign in at the upstream
+CONSENT_TTL = 30 * 86400.0
+MAX_STATE_LENGTH = 1024
+# Requested by some clients to get refresh tokens; castproxy always issues them, so it is not a resource scope.
+IGNORED_SCOPES = frozenset({"offline_access"})
+
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+class _PageError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def redirect_error(server: AuthServer, redirect_uri: str, state: str | None, error: str, description: str) -> Response:
+    params = {"error": error, "error_description": description, "state": state, "iss": server.issuer}
+    return RedirectResponse(with_params(redirect_uri, params), status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _single(params: QueryParams, name: str) -> str | None:
+    values = params.getlist(name)
+    if len(values) > 1:
+        raise OAuthError("invalid_request", f"parameter {name} given more than once")
+    return values[0] if values else None
+
+
+async def _client_and_redirect_uri(server: AuthServer, params: QueryParams) -> tuple[Client, str]:
+    try:
+        client_id, redirect_uri = _single(params, "client_id"), _single(params, "redirect_uri")
+    except OAuthError as exc:
+        raise _PageError(exc.description) from None
+    if not client_id:
+        raise _PageError("The request has no client_id.")
+    try:
+        client = await server.clients.get(client_id)
+    except ClientLookupError as exc:
+        raise _PageError(f"The application could not be identified: {exc}") from None
+    if not redirect_uri:
+        raise _PageError("The request has no redirect_uri.")
+    if not is_registered(client.redirect_uris, redirect_uri):
+        raise _PageError(f"The redirect_uri {redirect_uri!r} is not registered for this application.")
+    return client, redirect_uri
+
+
+def _validate(server: AuthServer, client: Client, redirect_uri: str, params: QueryParams) -> AuthorizationRequest:
+    for name in ("response_type", "state", "code_challenge", "code_challenge_method", "resource", "scope"):
+        _single(params, name)
+    state = params.get("state")
+    if state is not None and len(state) > MAX_STATE_LENGTH:
+        raise OAuthError("invalid_request", f"state longer than {MAX_STATE_LENGTH} characters")
+    if params.get("response_type") != "code":
+        raise OAuthError("unsupported_response_type", "response_type must be code")
+    challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
+    if not challenge:
+        raise OAuthError("invalid_request", "PKCE is required: code_challenge is missing")
+    if method != "S256":
+        raise OAuthError(
+            "invalid_request",
+            f"code_challenge_method must be S256 (got {method or 'none'}; plain is not accepted)",
+        )
+    if not _CHALLENGE.match(challenge):
+        raise OAuthError("invalid_request", "code_challenge must be 43 base64url characters (S256)")
+    resource = params.get("resource")
+    if resource:
+        entry = server.workspace_for_resource(resource)
+        if entry is None:
+            raise OAuthError(
+                "invalid_target", f"resource {resource!r} is not a workspace of this proxy that uses sign-in"
+            )
+    else:
+        # MCP clients must send `resource`; a client that does not still gets a token when only one
+        # workspace could be meant. The token is bound to that workspace either way.
+        candidates = server.sign_in_workspaces()
+        if len(candidates) != 1:
+            raise OAuthError("invalid_target", "resource is required: name the workspace URL ({public_url}/mcp/NAME)")
+        entry = candidates[0]
+    requested = params.get("scope")
+    if requested is None or not requested.strip():
+        scopes = entry.scopes
+    else:
+        wanted = [scope for scope in dict.fromkeys(requested.split()) if scope not in IGNORED_SCOPES]
+        unknown = [scope for scope in wanted if scope not in entry.scopes]
+        if unknown:
+            raise OAuthError("invalid_scope", f"scope not offered by workspace {entry.name}: {' '.join(unknown)}")
+        scopes = tuple(wanted)
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        client_name=client.client_name,
+        redirect_uri=redirect_uri,
+        state=state,
+        code_challenge=challenge,
+        workspace=entry.name,
+        resource=entry.resource,
+        scopes=scopes,
+    )
+
+
+async def authorize(server: AuthServer, request: Request) -> Response:
+    params = request.query_params
+    try:
+        client, redirect_uri = await _client_and_redirect_uri(server, params)
+    except _PageError as exc:
+        return error_page("Sign-in request refused", exc.message)
+    state = params.get("state")
+    try:
+        wanted = _validate(server, client, redirect_uri, params)
+    except OAuthError as exc:
+        return redirect_error(server, redirect_uri, state, exc.error, exc.description)
+    await server.clients.touch(client)
+    browser = request.cookies.get(BROWSER_COOKIE)
+    if browser and _COOKIE_VALUE.match(browser):
+        consent = Consent.decode(await server.store.get(NS_CONSENT, _consent_key(browser, wanted)))
+        if consent is not None and set(wanted.scopes) <= set(consent.scopes):
+            return await start_upstream(server, wanted)
+    return await _consent_page(server, request, client, wanted)
+
+
+def _consent_key(browser: str, wanted: AuthorizationRequest) -> str:
+    return hash_token(f"{browser}\x00{wanted.client_id}\x00{wanted.workspace}")
+
+
+def _csrf_token(cookie: str, request_id: str) -> str:
+    return hmac.new(cookie.encode(), request_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _set_cookie(server: AuthServer, response: Response, name: str, value: str, *, path: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=server.base_path + path,
+        httponly=True,
+        samesite="lax",
+        secure=server.secure_cookies,
+    )
+
+
+async def _consent_page(server: AuthServer, request: Request, client: Client, wanted: AuthorizationRequest) -> Response:
+    request_id = secrets.token_urlsafe(24)
+    await server.store.put(NS_PENDING, request_id, wanted.encode(), ttl=PENDING_TTL)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    fresh_cookie = not (cookie and _COOKIE_VALUE.match(cookie))
+    if fresh_cookie:
+        cookie = secrets.token_urlsafe(32)
+    assert cookie is not None
+    scopes = ", ".join(f"<code>{html.escape(scope)}</code>" for scope in wanted.scopes) or "(no specific scopes)"
+    body = template("consent.html").substitute(
+        client_name=html.escape(client.client_name),
+        client_kind=html.escape(client.kind),
+        client_id=html.escape(client.client_id),
+        redirect_uri=html.escape(wanted.redirect_uri),
+        workspace=html.escape(wanted.workspace),
+        resource=html.escape(wanted.resource),
+        scopes=scopes,
+        action=html.escape(server.url("/authorize/consent")),
+        request_id=html.escape(request_id),
+        csrf_token=_csrf_token(cookie, request_id),
+    )
+    response = HTMLResponse(body, headers=PAGE_HEADERS)
+    if fresh_cookie:
+        _set_cookie(server, response, CSRF_COOKIE, cookie, path="/authorize", max_age=int(CONSENT_TTL))
+    return response
+
+
+def _same_origin(server: AuthServer, request: Request) -> bool:
+    origin = request.headers.get("origin")
+    return origin is None or origin == server.origin
+
+
+async def consent(server: AuthServer, request: Request) -> Response:
+    """POST /authorize/consent: the user's answer, accepted only with the CSRF token bound to this browser."""
+    if not _same_origin(server, request):
+        return error_page("Request refused", "The consent form was submitted from another site.", status=403)
+    form = await request.form()
+    request_id, token = str(form.get("request_id") or ""), str(form.get("csrf_token") or "")
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not token:
+        return error_page("Request refused", "The consent form was submitted without its CSRF token.", status=403)
+    if not cookie or not request_id or not hmac.compare_digest(token, _csrf_token(cookie, request_id)):
+        return error_page("Request refused", "The consent form's CSRF token does not match this browser.", status=403)
+    wanted = AuthorizationRequest.decode(await server.store.take(NS_PENDING, request_id))
+    if wanted is None:
+        return error_page(
+            "Sign-in expired",
+            "This sign-in request expired or was already answered. Start the sign-in again from your MCP client.",
+        )
+    if form.get("decision") != "approve":
+        return redirect_error(server, wanted.redirect_uri, wanted.state, "access_denied", "the user denied access")
+    try:
+        response = await _upstream_redirect(server, wanted)
+    except OAuthError as exc:
+        return redirect_error(server, wanted.redirect_uri, wanted.state, exc.error, exc.description)
+    browser = request.cookies.get(BROWSER_COOKIE)
+    if not (browser and _COOKIE_VALUE.match(browser)):
+        browser = secrets.token_urlsafe(32)
+        _set_cookie(server, response, BROWSER_COOKIE, browser, path="/authorize", max_age=int(CONSENT_TTL))
+    await server.store.put(NS_CONSENT, _consent_key(browser, wanted), Consent(wanted.scopes).encode(), ttl=CONSENT_TTL)
+    return response
+
+
+async def start_upstream(server: AuthServer, wanted: AuthorizationRequest) -> Response:
+    try:
+        return await _upstream_redirect(server, wanted)
+    except OAuthError as exc:
+        return redirect_error(server, wanted.redirect_uri, wanted.state, exc.error, exc.description)
+
+
+async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest) -> Response:
+    """Send the browser to the upstream's sign-in; the callback finds this request again by the upstream state."""
+    entry = server.sign_in_workspace(wanted.workspace)
+    if entry is None:
+        raise OAuthError("invalid_target", f"workspace {wanted.workspace} no longer uses sign-in")
+    try:
+        pending = await entry.upstream.start_sign_in({"workspace": wanted.workspace, "client_id": wanted.client_id})
+    except Exception as exc:  # the upstream's metadata or registration endpoint failed: tell the client, log the kind
+        log.warning("upstream sign-in could not start for workspace %s: %s", wanted.workspace, type(exc).__name__)
+        raise OAuthError(
+            "temporarily_unavailable", "the upstream authorization server could not be reached; try again later"
+        ) from None
+    response = RedirectResponse(pending.url, status_code=303, headers={"Cache-Control": "no-store"})
+    if "state" in parse_qs(urlsplit(pending.url).query):
+        key = pending.state
+    else:  # an upstream configured without state: find the request again by a cookie instead
+        key = secrets.token_urlsafe(32)
+        _set_cookie(server, response, SIGN_IN_COOKIE, key, path="/oauth/callback", max_age=int(SIGN_IN_TTL))
+        wanted = dataclasses.replace(wanted, upstream_state=pending.state)
+    await server.store.put(NS_SIGN_IN, hash_token(key), wanted.encode(), ttl=SIGN_IN_TTL)
+    return response

@@ -1,0 +1,81 @@
+"""GET /oauth/callback: the upstream sends the browser back here; castproxy answers its own client.
+
+The request waiting for this callback is found by the upstream `state` (or, for an upstream without
+state, a cookie) and taken once. UpstreamOAuth checks the state, `iss` and exchanges the code; then
+castproxy issues its own single-use code, bound to the client, redirect URI, PKCE challenge,
+workspace and the new upstream grant, and redirects with `iss` (RFC 9207).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from castproxy.auth.server.authorize import SIGN_IN_COOKIE, redirect_error
+from castproxy.auth.server.errors import error_page
+from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
+from castproxy.auth.server.redirects import with_params
+from castproxy.auth.server.state import AuthServer
+from castproxy.auth.upstream_oauth import SignInError
+from castproxy.store.crypto import hash_token
+
+log = logging.getLogger("castproxy.auth")
+
+# Upstream error codes passed on to the client as they are; anything else reads as a denial.
+_PASSED_ON = frozenset({"access_denied", "invalid_scope", "temporarily_unavailable", "server_error"})
+_ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
+
+
+async def callback(server: AuthServer, request: Request) -> Response:
+    params = {key: value for key, value in request.query_params.items()}
+    key = params.get("state") or request.cookies.get(SIGN_IN_COOKIE)
+    wanted = AuthorizationRequest.decode(await server.store.take(NS_SIGN_IN, hash_token(key))) if key else None
+    if wanted is None:
+        return error_page(
+            "Sign-in failed",
+            "This sign-in is unknown, expired or was already completed (the state does not match a pending "
+            "sign-in). Start the sign-in again from your MCP client.",
+        )
+    entry = server.sign_in_workspace(wanted.workspace)
+    if entry is None:
+        return redirect_error(
+            server, wanted.redirect_uri, wanted.state, "invalid_target", f"workspace {wanted.workspace} is gone"
+        )
+    upstream_error = params.get("error", "")
+    try:
+        outcome = await entry.upstream.complete_sign_in(params, state=wanted.upstream_state or None)
+    except SignInError as exc:
+        error = upstream_error if upstream_error in _PASSED_ON else "access_denied"
+        return redirect_error(server, wanted.redirect_uri, wanted.state, error, f"upstream sign-in failed: {exc}")
+    except Exception as exc:
+        log.warning("upstream sign-in failed for workspace %s: %s", wanted.workspace, type(exc).__name__)
+        return redirect_error(
+            server, wanted.redirect_uri, wanted.state, "server_error", "the upstream sign-in could not be completed"
+        )
+    grant = GrantRecord(
+        grant_id=outcome.grant_id,
+        workspace=wanted.workspace,
+        resource=wanted.resource,
+        client_id=wanted.client_id,
+        scopes=wanted.scopes,
+    )
+    await server.tokens.start_grant(grant)
+    code = await server.tokens.issue_code(
+        CodeRecord(
+            client_id=wanted.client_id,
+            redirect_uri=wanted.redirect_uri,
+            code_challenge=wanted.code_challenge,
+            workspace=wanted.workspace,
+            resource=wanted.resource,
+            grant_id=outcome.grant_id,
+            scopes=wanted.scopes,
+        )
+    )
+    location = with_params(wanted.redirect_uri, {"code": code, "state": wanted.state, "iss": server.issuer})
+    response = RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+    if not params.get("state"):
+        response.delete_cookie(SIGN_IN_COOKIE, path=server.base_path + "/oauth/callback")
+    return response

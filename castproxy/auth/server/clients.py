@@ -1,0 +1,142 @@
+"""Who may ask for tokens: clients registered here (RFC 7591) and clients identified by a URL.
+
+Every client is public (no secret; PKCE protects the code): castproxy's tokens are only as good as
+the user's consent and the exact redirect URI, never a client secret a desktop app cannot keep.
+A URL client_id's metadata document is fetched through `DocumentFetcher` and cached briefly.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from castproxy.auth.server.documents import DocumentError, DocumentFetcher, client_id_url_problem
+from castproxy.auth.server.errors import OAuthError
+from castproxy.auth.server.records import NS_CLIENT, NS_CLIENT_DOCUMENT, Record
+from castproxy.auth.server.redirects import redirect_uri_problem
+from castproxy.store.base import Store
+
+MAX_REDIRECT_URIS = 10
+MAX_NAME_LENGTH = 200
+DOCUMENT_CACHE_TTL = 300.0
+SUPPORTED_GRANT_TYPES = ("authorization_code", "refresh_token")
+# A registration is kept this long after its last use; a client that is gone simply registers again.
+CLIENT_TTL = 90 * 86400.0
+
+
+@dataclass(frozen=True)
+class Client(Record):
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    client_name: str
+    kind: str  # "registered" (RFC 7591) | "metadata document" (URL client_id)
+    issued_at: int = 0
+
+
+class ClientLookupError(Exception):
+    """The client_id names no usable client; the message is safe to show on an error page."""
+
+
+def _redirect_uris(value: object, error: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise OAuthError(error, "redirect_uris must be a non-empty list")
+    if len(value) > MAX_REDIRECT_URIS:
+        raise OAuthError(error, f"at most {MAX_REDIRECT_URIS} redirect_uris")
+    for uri in value:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            raise OAuthError("invalid_redirect_uri", problem)
+    return tuple(value)
+
+
+def _client_name(value: object, fallback: str) -> str:
+    if value is None:
+        return fallback
+    if not isinstance(value, str) or not value.strip():
+        raise OAuthError("invalid_client_metadata", "client_name must be a non-empty string")
+    return value.strip()[:MAX_NAME_LENGTH]
+
+
+class ClientRegistry:
+    def __init__(self, store: Store, fetcher: DocumentFetcher) -> None:
+        self._store = store
+        self._fetcher = fetcher
+
+    async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """RFC 7591 §3: validate and store; returns the client information response."""
+        redirect_uris = _redirect_uris(metadata.get("redirect_uris"), "invalid_redirect_uri")
+        grant_types = metadata.get("grant_types", ["authorization_code"])
+        if not isinstance(grant_types, list) or not set(grant_types) <= set(SUPPORTED_GRANT_TYPES):
+            raise OAuthError(
+                "invalid_client_metadata", f"grant_types may only contain {', '.join(SUPPORTED_GRANT_TYPES)}"
+            )
+        response_types = metadata.get("response_types", ["code"])
+        if response_types != ["code"]:
+            raise OAuthError("invalid_client_metadata", 'response_types must be ["code"]')
+        client = Client(
+            client_id="cpc-" + secrets.token_urlsafe(18),
+            redirect_uris=redirect_uris,
+            client_name=_client_name(metadata.get("client_name"), "Unnamed MCP client"),
+            kind="registered",
+            issued_at=int(time.time()),
+        )
+        await self._store.put(NS_CLIENT, client.client_id, client.encode(), ttl=CLIENT_TTL)
+        return {
+            "client_id": client.client_id,
+            "client_id_issued_at": client.issued_at,
+            "client_name": client.client_name,
+            "redirect_uris": list(client.redirect_uris),
+            # Every client is public here, whatever it asked for (RFC 7591 §3.2.1 lets us substitute).
+            "token_endpoint_auth_method": "none",
+            "grant_types": list(SUPPORTED_GRANT_TYPES),
+            "response_types": ["code"],
+        }
+
+    async def get(self, client_id: str) -> Client:
+        """The client, registered or described by its URL; raises ClientLookupError."""
+        if client_id.startswith("https://"):
+            return await self._from_document(client_id)
+        client = Client.decode(await self._store.get(NS_CLIENT, client_id))
+        if client is None:
+            raise ClientLookupError(f"unknown client_id {client_id!r}; the MCP client must register again")
+        return client
+
+    async def touch(self, client: Client) -> None:
+        """Keep a registration that is in use."""
+        if client.kind == "registered":
+            await self._store.put(NS_CLIENT, client.client_id, client.encode(), ttl=CLIENT_TTL)
+
+    async def _from_document(self, url: str) -> Client:
+        problem = client_id_url_problem(url)
+        if problem:
+            raise ClientLookupError(problem)
+        cached = Client.decode(await self._store.get(NS_CLIENT_DOCUMENT, url))
+        if cached is not None:
+            return cached
+        try:
+            document = await self._fetcher.fetch(url)
+        except DocumentError as exc:
+            raise ClientLookupError(str(exc)) from None
+        client = _client_from_document(url, document)
+        await self._store.put(NS_CLIENT_DOCUMENT, url, client.encode(), ttl=DOCUMENT_CACHE_TTL)
+        return client
+
+
+def _client_from_document(url: str, document: dict[str, Any]) -> Client:
+    if document.get("client_id") != url:
+        raise ClientLookupError("the client metadata document's client_id is not the URL it was fetched from")
+    method = document.get("token_endpoint_auth_method", "none")
+    if method != "none":
+        raise ClientLookupError(
+            f"the client metadata document asks for token_endpoint_auth_method {json.dumps(method)}; "
+            "only none is supported"
+        )
+    try:
+        redirect_uris = _redirect_uris(document.get("redirect_uris"), "invalid_client_metadata")
+        name = _client_name(document.get("client_name"), url)
+    except OAuthError as exc:
+        raise ClientLookupError(f"the client metadata document is unusable: {exc.description}") from None
+    return Client(client_id=url, redirect_uris=redirect_uris, client_name=name, kind="metadata document")

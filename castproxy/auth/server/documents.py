@@ -1,0 +1,123 @@
+"""Fetching client ID metadata documents without letting a client_id turn castproxy into a proxy.
+
+A client whose client_id is an https URL publishes its metadata there (draft-ietf-oauth-client-id-
+metadata-document). That URL is attacker-chosen, so the fetch resolves the host first, refuses any
+address that is not globally routable (loopback, private, link-local, CGNAT, multicast, reserved,
+IPv4-mapped forms of those), then connects to that very address (no second DNS lookup to rebind),
+with TLS still verified against the host name. No redirects, a short timeout, a size cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx2
+
+MAX_DOCUMENT_BYTES = 16 * 1024
+FETCH_TIMEOUT = 5.0
+MAX_URL_LENGTH = 2048
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class DocumentError(Exception):
+    """The client's metadata document could not be used; the message is safe to show."""
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def client_id_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a metadata-document client_id, or None."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"client_id URL longer than {MAX_URL_LENGTH} characters"
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return "a URL client_id must be an https URL"
+    if parts.fragment or "#" in url:
+        return "a URL client_id must not contain a fragment"
+    if "@" in parts.netloc:
+        return "a URL client_id must not contain user information"
+    if parts.path in ("", "/"):
+        return "a URL client_id must have a path"
+    if any(segment in (".", "..") for segment in parts.path.split("/")):
+        return "a URL client_id must not contain . or .. path segments"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "a URL client_id has an invalid port"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast:
+        return f"resolves to a non-public address ({ip})"
+    return None
+
+
+class DocumentFetcher:
+    """Fetches one document per URL; `resolve` and `transport` are replaceable for tests."""
+
+    def __init__(
+        self,
+        *,
+        resolve: Resolver = resolve_host,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = FETCH_TIMEOUT,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self._resolve = resolve
+        self._max_bytes = max_bytes
+        self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def fetch(self, url: str) -> dict[str, Any]:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 443
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError:
+            raise DocumentError(f"cannot resolve {host}") from None
+        if not addresses:
+            raise DocumentError(f"cannot resolve {host}")
+        for address in addresses:
+            problem = address_problem(address)
+            if problem:
+                raise DocumentError(f"refusing to fetch the client metadata document: {host} {problem}")
+        pinned = addresses[0]
+        netloc = f"[{pinned}]" if ":" in pinned else pinned
+        target = urlunsplit(("https", f"{netloc}:{port}", parts.path or "/", parts.query, ""))
+        headers = {"Host": parts.netloc, "Accept": "application/json"}
+        try:
+            async with self._http.stream("GET", target, headers=headers, extensions={"sni_hostname": host}) as response:
+                if response.status_code != 200:
+                    raise DocumentError(f"client metadata document answered HTTP {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self._max_bytes:
+                        raise DocumentError(f"client metadata document is larger than {self._max_bytes} bytes")
+        except httpx2.TimeoutException:
+            raise DocumentError("client metadata document: the request timed out") from None
+        except httpx2.HTTPError as exc:
+            raise DocumentError(f"client metadata document could not be fetched ({type(exc).__name__})") from None
+        try:
+            document = json.loads(bytes(body))
+        except ValueError:
+            raise DocumentError("client metadata document is not JSON") from None
+        if not isinstance(document, dict):
+            raise DocumentError("client metadata document is not a JSON object")
+        return document

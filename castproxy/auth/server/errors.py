@@ -1,0 +1,51 @@
+"""OAuth error responses: the JSON form for API endpoints and the HTML page for browsers.
+
+An error that happens before the client's redirect URI is known to be genuine is never redirected
+(RFC 6749 §4.1.2.1): the browser gets `error_page` instead.
+"""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+from string import Template
+
+from starlette.responses import HTMLResponse, JSONResponse
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# Pages from this server are never framed (clickjacking on the consent button) and load nothing external.
+PAGE_HEADERS = {
+    **NO_STORE,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class OAuthError(Exception):
+    """An RFC 6749 error: `error` is the registered code, `description` says what to fix."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def response(self) -> JSONResponse:
+        headers = dict(NO_STORE)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
+        return JSONResponse(
+            {"error": self.error, "error_description": self.description}, status_code=self.status, headers=headers
+        )
+
+
+def template(name: str) -> Template:
+    return Template(resources.files(__package__).joinpath("templates", name).read_text("utf-8"))
+
+
+def error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
+    body = template("error.html").substitute(title=html.escape(title), message=html.escape(message))
+    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)

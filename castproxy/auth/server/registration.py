@@ -1,0 +1,33 @@
+"""POST /register: RFC 7591 dynamic client registration for public MCP clients."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from castproxy.auth.server.errors import NO_STORE, OAuthError
+from castproxy.auth.server.metadata import CORS
+from castproxy.auth.server.state import AuthServer
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def register(server: AuthServer, request: Request) -> Response:
+    try:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise OAuthError("invalid_client_metadata", f"registration request larger than {MAX_BODY_BYTES} bytes")
+        try:
+            metadata = json.loads(body)
+        except ValueError:
+            raise OAuthError("invalid_client_metadata", "the registration request must be a JSON object") from None
+        if not isinstance(metadata, dict):
+            raise OAuthError("invalid_client_metadata", "the registration request must be a JSON object")
+        information = await server.clients.register(metadata)
+    except OAuthError as exc:
+        response = exc.response()
+        response.headers.update(CORS)
+        return response
+    return JSONResponse(information, status_code=201, headers={**NO_STORE, **CORS})

@@ -1,0 +1,100 @@
+"""What every endpoint of the authorization server shares: URLs, the current workspaces, the services.
+
+`workspaces` is replaced whole on each config reload (one assignment), so a request sees either the
+old set or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from castproxy.auth.server.clients import ClientRegistry
+from castproxy.auth.server.records import canonical_resource
+from castproxy.auth.server.tokens import TokenService
+from castproxy.config.model import OAuth2Auth
+from castproxy.store.base import Store
+
+__all__ = ["AuthServer", "UpstreamSignIn", "WorkspaceEntry", "canonical_resource"]
+
+UPSTREAM_CALLBACK_PATH = "/oauth/callback"
+
+
+class SignInOutcome(Protocol):
+    grant_id: str
+    context: dict[str, Any]
+
+
+class PendingUpstream(Protocol):
+    url: str
+    state: str
+
+
+class UpstreamSignIn(Protocol):
+    """The part of castproxy.auth.upstream_oauth.UpstreamOAuth the authorization server drives."""
+
+    async def start_sign_in(self, context: dict[str, Any]) -> PendingUpstream: ...
+
+    async def complete_sign_in(self, params: Mapping[str, str], *, state: str | None = None) -> SignInOutcome: ...
+
+    async def access_token(self, grant_id: str) -> str: ...
+
+    async def service_token(self) -> str: ...
+
+    async def revoke(self, grant_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkspaceEntry:
+    name: str
+    auth: OAuth2Auth
+    upstream: UpstreamSignIn
+    resource: str
+    resource_metadata_url: str
+
+    @property
+    def sign_in(self) -> bool:
+        """Each user signs in (authorization_code); otherwise the upstream grant is a shared service token."""
+        return self.auth.grant == "authorization_code"
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self.auth.scopes)
+
+
+class AuthServer:
+    def __init__(self, *, store: Store, public_url: str, clients: ClientRegistry, tokens: TokenService) -> None:
+        self.store = store
+        self.issuer = public_url.rstrip("/")
+        self.clients = clients
+        self.tokens = tokens
+        self.workspaces: Mapping[str, WorkspaceEntry] = {}
+        self.secure_cookies = self.issuer.startswith("https://")
+        parts = urlsplit(self.issuer)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.base_path = parts.path  # non-empty when the proxy is published under a path prefix
+
+    def url(self, path: str) -> str:
+        return self.issuer + path
+
+    def resource_url(self, workspace: str) -> str:
+        return self.url(f"/mcp/{workspace}")
+
+    def resource_metadata_url(self, workspace: str) -> str:
+        return self.url(f"/.well-known/oauth-protected-resource/mcp/{workspace}")
+
+    def sign_in_workspace(self, name: str) -> WorkspaceEntry | None:
+        entry = self.workspaces.get(name)
+        return entry if entry is not None and entry.sign_in else None
+
+    def sign_in_workspaces(self) -> list[WorkspaceEntry]:
+        return [entry for entry in self.workspaces.values() if entry.sign_in]
+
+    def workspace_for_resource(self, resource: str) -> WorkspaceEntry | None:
+        wanted = canonical_resource(resource)
+        for entry in self.sign_in_workspaces():
+            if canonical_resource(entry.resource) == wanted:
+                return entry
+        return None

@@ -1,0 +1,216 @@
+"""castproxy's own codes and tokens: issuing, redeeming, rotating, validating, revoking.
+
+All are opaque random strings stored only as hashes. Every one belongs to a grant (one sign-in,
+keyed by the upstream grant id); deleting the grant record kills every token issued from it, which
+is how reuse of a code or of a rotated refresh token (RFC 9700 §2.2.2, §4.14) revokes the family.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from castproxy.auth.server.errors import OAuthError
+from castproxy.auth.server.records import (
+    NS_ACCESS,
+    NS_CODE,
+    NS_CODE_USED,
+    NS_GRANT,
+    NS_REFRESH,
+    NS_REFRESH_USED,
+    CodeRecord,
+    GrantRecord,
+    TokenRecord,
+    UsedMarker,
+    canonical_resource,
+)
+from castproxy.store.base import Store
+from castproxy.store.crypto import hash_token
+
+ACCESS_TOKEN_LIFETIME = 3600.0
+REFRESH_TOKEN_LIFETIME = 30 * 86400.0
+CODE_LIFETIME = 60.0
+# How long a redeemed code is remembered, so that a second attempt is recognised as reuse.
+CODE_REUSE_MEMORY = 600.0
+
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scopes: tuple[str, ...]
+
+    def body(self) -> dict[str, object]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+            "scope": " ".join(self.scopes),
+        }
+
+
+class InvalidToken(Exception):
+    """The presented access token is not valid here; the message is safe to send to the client."""
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
+
+
+class TokenService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        on_grant_revoked: Callable[[GrantRecord], Awaitable[None]] | None = None,
+        access_lifetime: float = ACCESS_TOKEN_LIFETIME,
+        refresh_lifetime: float = REFRESH_TOKEN_LIFETIME,
+        code_lifetime: float = CODE_LIFETIME,
+    ) -> None:
+        self._store = store
+        self._on_grant_revoked = on_grant_revoked
+        self.access_lifetime = access_lifetime
+        self.refresh_lifetime = refresh_lifetime
+        self.code_lifetime = code_lifetime
+
+    # --- grants -------------------------------------------------------------------------------------
+
+    async def start_grant(self, grant: GrantRecord) -> None:
+        await self._store.put(NS_GRANT, grant.grant_id, grant.encode(), ttl=self.refresh_lifetime)
+
+    async def grant(self, grant_id: str) -> GrantRecord | None:
+        return GrantRecord.decode(await self._store.get(NS_GRANT, grant_id))
+
+    async def revoke_grant(self, grant_id: str, *, upstream: bool = True) -> None:
+        """Kill every token issued from this sign-in; with `upstream`, also revoke the upstream grant."""
+        grant = GrantRecord.decode(await self._store.take(NS_GRANT, grant_id))
+        if grant is not None and upstream and self._on_grant_revoked is not None:
+            await self._on_grant_revoked(grant)
+
+    # --- authorization codes ------------------------------------------------------------------------
+
+    async def issue_code(self, record: CodeRecord) -> str:
+        code = "cpc_" + secrets.token_urlsafe(32)
+        await self._store.put(NS_CODE, hash_token(code), record.encode(), ttl=self.code_lifetime)
+        return code
+
+    async def redeem_code(
+        self, code: str, *, client_id: str, redirect_uri: str, code_verifier: str, resource: str | None = None
+    ) -> IssuedTokens:
+        """`resource`, when the client sends one (canonical form), must be the code's workspace URL."""
+        key = hash_token(code)
+        record = CodeRecord.decode(await self._store.take(NS_CODE, key))
+        if record is None:
+            used = UsedMarker.decode(await self._store.get(NS_CODE_USED, key))
+            if used is not None:
+                await self.revoke_grant(used.grant_id)
+                raise OAuthError(
+                    "invalid_grant",
+                    "authorization code was already used; the sign-in it started has been revoked",
+                )
+            raise OAuthError("invalid_grant", "authorization code is unknown or expired")
+        # The code is spent whatever happens next: a second try is reuse.
+        await self._store.put(NS_CODE_USED, key, UsedMarker(record.grant_id).encode(), ttl=CODE_REUSE_MEMORY)
+        if record.client_id != client_id:
+            await self.revoke_grant(record.grant_id)
+            raise OAuthError("invalid_grant", "authorization code was issued to another client")
+        if record.redirect_uri != redirect_uri:
+            raise OAuthError("invalid_grant", "redirect_uri differs from the one in the authorization request")
+        if not _VERIFIER.match(code_verifier):
+            raise OAuthError("invalid_grant", "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]")
+        if not secrets.compare_digest(s256(code_verifier), record.code_challenge):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
+        if resource is not None and resource != canonical_resource(record.resource):
+            raise OAuthError("invalid_target", f"resource differs from the one authorized ({record.resource})")
+        grant = await self.grant(record.grant_id)
+        if grant is None:
+            raise OAuthError("invalid_grant", "the sign-in behind this code was revoked")
+        return await self._issue(grant, record.scopes)
+
+    # --- refresh tokens -----------------------------------------------------------------------------
+
+    async def refresh(
+        self, refresh_token: str, *, client_id: str, scopes: tuple[str, ...] | None, resource: str | None = None
+    ) -> IssuedTokens:
+        key = hash_token(refresh_token)
+        record = TokenRecord.decode(await self._store.take(NS_REFRESH, key))
+        if record is None:
+            used = UsedMarker.decode(await self._store.get(NS_REFRESH_USED, key))
+            if used is not None:
+                await self.revoke_grant(used.grant_id)
+                raise OAuthError(
+                    "invalid_grant", "refresh token was already used (rotated); the sign-in has been revoked"
+                )
+            raise OAuthError("invalid_grant", "refresh token is unknown, expired or revoked")
+        await self._store.put(NS_REFRESH_USED, key, UsedMarker(record.grant_id).encode(), ttl=self.refresh_lifetime)
+        if record.client_id != client_id:
+            await self.revoke_grant(record.grant_id)
+            raise OAuthError("invalid_grant", "refresh token was issued to another client")
+        if record.expires_at <= time.time():
+            raise OAuthError("invalid_grant", "refresh token expired")
+        grant = await self.grant(record.grant_id)
+        if grant is None:
+            raise OAuthError("invalid_grant", "the sign-in behind this refresh token was revoked; sign in again")
+        if resource is not None and resource != canonical_resource(grant.resource):
+            raise OAuthError("invalid_target", f"resource differs from the one authorized ({grant.resource})")
+        if scopes is not None:
+            extra = sorted(set(scopes) - set(record.scopes))
+            if extra:
+                raise OAuthError("invalid_scope", f"scope beyond the original grant: {' '.join(extra)}")
+        # Keep the family alive as long as it is being refreshed.
+        await self.start_grant(grant)
+        return await self._issue(grant, scopes if scopes is not None else record.scopes)
+
+    # --- access tokens ------------------------------------------------------------------------------
+
+    async def authenticate(self, access_token: str, workspace: str) -> TokenRecord:
+        """The record of a live access token issued for `workspace`; raises InvalidToken otherwise."""
+        record = TokenRecord.decode(await self._store.get(NS_ACCESS, hash_token(access_token)))
+        if record is None:
+            raise InvalidToken("the access token is unknown, expired or revoked")
+        if record.workspace != workspace:
+            raise InvalidToken("the access token was issued for another workspace")
+        if record.expires_at <= time.time():
+            raise InvalidToken("the access token expired")
+        if await self._store.get(NS_GRANT, record.grant_id) is None:
+            raise InvalidToken("the sign-in behind this access token was revoked; sign in again")
+        return record
+
+    async def revoke_token(self, token: str, *, client_id: str | None) -> None:
+        """RFC 7009: an access token dies alone; a refresh token takes its whole sign-in with it."""
+        key = hash_token(token)
+        access = TokenRecord.decode(await self._store.get(NS_ACCESS, key))
+        if access is not None:
+            _check_owner(access, client_id)
+            await self._store.delete(NS_ACCESS, key)
+            return
+        refresh = TokenRecord.decode(await self._store.get(NS_REFRESH, key))
+        if refresh is not None:
+            _check_owner(refresh, client_id)
+            await self._store.delete(NS_REFRESH, key)
+            await self.revoke_grant(refresh.grant_id)
+
+    async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
+        now = time.time()
+        access, refresh = "cpat_" + secrets.token_urlsafe(32), "cprt_" + secrets.token_urlsafe(32)
+        common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id}
+        access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime)
+        # The refresh token keeps the whole grant's scope; only the access token may be narrowed.
+        refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime)
+        await self._store.put(NS_ACCESS, hash_token(access), access_record.encode(), ttl=self.access_lifetime)
+        await self._store.put(NS_REFRESH, hash_token(refresh), refresh_record.encode(), ttl=self.refresh_lifetime)
+        return IssuedTokens(access, refresh, int(self.access_lifetime), scopes)
+
+
+def _check_owner(record: TokenRecord, client_id: str | None) -> None:
+    if client_id is not None and client_id != record.client_id:
+        raise OAuthError("invalid_client", "the token was issued to another client", status=401)

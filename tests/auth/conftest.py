@@ -1,0 +1,44 @@
+"""Fixtures for the authorization server tests: a real SQLite store, stand-in upstreams, an in-process app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from auth_support import PUBLIC_URL, FakeUpstream, Harness, oauth
+
+from castproxy.auth.bridge import AuthBridge
+from castproxy.config.model import OAuth2Auth
+from castproxy.store.crypto import Cipher
+from castproxy.store.sqlite import SQLiteStore
+
+WORKSPACES = {
+    "alpha": oauth(["read:items", "write:items"]),
+    "beta": oauth(["read:users"]),
+    "service": oauth(["read:items"], grant="client_credentials"),
+}
+
+
+@pytest.fixture
+async def store(tmp_path) -> AsyncIterator[SQLiteStore]:
+    backend = SQLiteStore(tmp_path / "state.db")
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def harness(store: SQLiteStore) -> AsyncIterator[Harness]:
+    upstreams: dict[str, FakeUpstream] = {}
+
+    def factory(name: str, auth: OAuth2Auth, callback_url: str) -> FakeUpstream:
+        upstreams[name] = FakeUpstream(name, auth, callback_url)
+        return upstreams[name]
+
+    bridge = AuthBridge(
+        store=store, cipher=Cipher.from_secret("s" * 32), public_url=PUBLIC_URL, upstream_factory=factory
+    )
+    bridge.update(WORKSPACES)
+    harness = Harness(bridge, upstreams)
+    yield harness
+    await harness.http.aclose()
+    await bridge.close()

@@ -1,0 +1,66 @@
+"""POST /register (RFC 7591)."""
+
+from __future__ import annotations
+
+import pytest
+from auth_support import Harness
+
+
+async def test_registration_issues_a_public_client(harness: Harness) -> None:
+    response = await harness.http.post(
+        "/register",
+        json={
+            "redirect_uris": ["http://127.0.0.1:3000/cb"],
+            "client_name": "Claude",
+            "token_endpoint_auth_method": "client_secret_post",
+            "grant_types": ["authorization_code", "refresh_token"],
+        },
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["client_id"].startswith("cpc-")
+    assert body["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in body
+    assert body["redirect_uris"] == ["http://127.0.0.1:3000/cb"]
+    assert body["client_name"] == "Claude"
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("javascript:alert(document.cookie)", "must use https, or http on a loopback address"),
+        ("data:text/html;base64,PHNjcmlwdD4=", "must use https, or http on a loopback address"),
+        ("http://attacker.example/cb", "uses http on a non-loopback host"),
+        ("https://app.example/cb#x", "must not contain a fragment"),
+    ],
+)
+async def test_registration_refuses_bad_redirect_uris(harness: Harness, uri: str, message: str) -> None:
+    response = await harness.http.post("/register", json={"redirect_uris": ["https://ok.example/cb", uri]})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_redirect_uri"
+    assert message in response.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        ({}, "invalid_redirect_uri", "redirect_uris must be a non-empty list"),
+        ({"redirect_uris": []}, "invalid_redirect_uri", "redirect_uris must be a non-empty list"),
+        (
+            {"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]},
+            "invalid_client_metadata",
+            "grant_types may only contain authorization_code, refresh_token",
+        ),
+        (
+            {"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]},
+            "invalid_client_metadata",
+            'response_types must be ["code"]',
+        ),
+        ([1, 2], "invalid_client_metadata", "the registration request must be a JSON object"),
+    ],
+)
+async def test_registration_refuses_bad_metadata(harness: Harness, body: object, error: str, message: str) -> None:
+    response = await harness.http.post("/register", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": message}
