@@ -21,6 +21,7 @@ class Received:
     raw_path: str  # path and query exactly as on the request line
     headers: list[tuple[str, str]]  # raw, in order, duplicates kept
     body: bytes
+    peer: int  # the client's port: equal for requests on one kept-alive connection
 
     def header(self, name: str) -> list[str]:
         return [value for key, value in self.headers if key.lower() == name.lower()]
@@ -51,12 +52,13 @@ class Upstream:
                 raw_path=request.raw_path,
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
                 body=await request.read(),
+                peer=request.transport.get_extra_info("peername")[1] if request.transport else 0,
             )
         )
 
     async def start(self) -> None:
         # A low-level server: no router, so no path is rejected or rewritten before it is recorded.
-        self._runner = web.ServerRunner(web.Server(self._handle), access_log=None)
+        self._runner = web.ServerRunner(web.Server(self._handle), access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
