@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, StringConstraints, Tag, field_validator
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -21,10 +21,13 @@ HttpUrlText = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # YAML reads `client_id: 12345` as a number; such values are meant as text.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class ServerSettings(_Strict):
+    """How the proxy listens and how clients reach it (env overrides: CASTPROXY_HOST, CASTPROXY_PORT, ...)."""
+
     public_url: HttpUrlText | None = Field(
         None, description="How MCP clients and browsers reach the proxy (default http://HOST:PORT)."
     )
@@ -42,50 +45,67 @@ class ServerSettings(_Strict):
 
 
 class StoreSettings(_Strict):
+    """Where pending sign-ins, registered clients and encrypted upstream tokens are kept."""
+
     backend: Literal["sqlite", "redis"] = Field("sqlite", description="sqlite (embedded) | redis (replicas).")
     path: str = Field("./.castproxy/state.db", description="SQLite file, relative to the config file.")
     url: SecretStr | None = Field(None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
 
 
 class NoAuth(_Strict):
-    type: Literal["none"]
+    """No upstream credential."""
+
+    type: Literal["none"] = Field(description="No credential is sent upstream.")
 
 
 class BearerAuth(_Strict):
-    type: Literal["bearer"]
+    """A fixed bearer token shared by every caller of the workspace."""
+
+    type: Literal["bearer"] = Field(description="A fixed bearer token.")
     token: SecretStr = Field(description="Sent as `Authorization: Bearer TOKEN`.")
 
 
 class ApiKeyAuth(_Strict):
-    type: Literal["api_key"]
+    """A fixed API key sent in one header."""
+
+    type: Literal["api_key"] = Field(description="A fixed API key in a header.")
     header: HeaderName = Field("X-Api-Key", description="Header that carries the key.")
-    value: SecretStr
+    value: SecretStr = Field(description="The key; use ${env:NAME} or ${file:PATH}.")
 
 
 class HeadersAuth(_Strict):
-    type: Literal["headers"]
-    headers: dict[HeaderName, SecretStr] = Field(min_length=1)
+    """Fixed headers (treated as secrets) sent with every upstream call."""
+
+    type: Literal["headers"] = Field(description="Fixed secret headers.")
+    headers: dict[HeaderName, SecretStr] = Field(
+        min_length=1, description="Header name -> value; values are secrets (use ${env:NAME} or ${file:PATH})."
+    )
 
 
 class OAuth2Auth(_Strict):
-    type: Literal["oauth2"]
+    """OAuth 2.0 at the upstream: each user signs in (authorization_code), or one service client."""
+
+    type: Literal["oauth2"] = Field(description="OAuth 2.0 at the upstream.")
     provider: Literal["custom", "dcr"] = Field(
         "custom", description="custom: pre-registered client | dcr: register at the upstream."
     )
-    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    grant: Literal["authorization_code", "client_credentials"] = Field(
+        "authorization_code",
+        description="authorization_code: each user signs in | client_credentials: one shared service token.",
+    )
     issuer: HttpUrlText | None = Field(
         None, description="Upstream authorization server; its RFC 8414 metadata fills missing URLs."
     )
-    authorization_url: HttpUrlText | None = None
-    token_url: HttpUrlText | None = None
+    authorization_url: HttpUrlText | None = Field(None, description="The upstream authorization endpoint.")
+    token_url: HttpUrlText | None = Field(None, description="The upstream token endpoint.")
     registration_url: HttpUrlText | None = Field(None, description="dcr: the RFC 7591 registration endpoint.")
-    revocation_url: HttpUrlText | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
-        "client_secret_basic"
+    revocation_url: HttpUrlText | None = Field(None, description="The upstream RFC 7009 revocation endpoint.")
+    client_id: str | None = Field(None, description="custom: the client registered at the upstream.")
+    client_secret: SecretStr | None = Field(None, description="custom: the client's secret; use ${env:NAME}.")
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = Field(
+        "client_secret_basic", description="How the client authenticates at the token endpoint."
     )
-    scopes: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list, description="Scopes requested from the upstream.")
     pkce: bool = Field(True, description="Send an S256 code challenge.")
     state: bool = Field(True, description="Send and check a single-use state value.")
     audience: str | None = Field(None, description="Optional `resource`/`audience` sent to the upstream.")
@@ -98,37 +118,61 @@ Auth = Annotated[
 
 
 class Inbound(_Strict):
+    """What callers of a shared-credential workspace must present."""
+
     api_keys: list[SecretStr] = Field(
         min_length=1, description="Keys callers send as `Authorization: Bearer KEY` or `X-API-Key: KEY`."
     )
 
 
 class ToolSelection(_Strict):
+    """One operation, optionally renamed or re-described."""
+
     operation: str = Field(description="operationId in the spec.")
-    name: Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)] | None = None
-    description: str | None = None
+    name: Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)] | None = Field(
+        None, description="Tool name clients see (default: from the operationId); [A-Za-z0-9_.-]{1,64}."
+    )
+    description: str | None = Field(None, description="Tool description clients see (default: from the spec).")
 
 
-ToolEntry = str | ToolSelection
+def _tool_entry_kind(value: object) -> str:
+    # Choose the member by shape, so a bad mapping reports the mapping's problem, not "should be a string".
+    return "selection" if isinstance(value, dict | ToolSelection) else "operation"
+
+
+ToolEntry = Annotated[
+    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")],
+    Discriminator(_tool_entry_kind),
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 
 
+DurationText = Annotated[str, StringConstraints(pattern=_DURATION.pattern)]
+SizeText = Annotated[str, StringConstraints(pattern=_SIZE.pattern)]
+
+
 class Workspace(_Strict):
-    description: str | None = None
+    """One upstream API served as one MCP endpoint at /mcp/WORKSPACE."""
+
+    description: str | None = Field(None, description="What the API is for (shown to MCP clients).")
     openapi: str = Field(description="URL of the OpenAPI document, or a path relative to this file.")
     base_url: HttpUrlText | None = Field(None, description="Upstream base URL (default: the spec's first server).")
-    auth: Auth = Field(default_factory=lambda: NoAuth(type="none"))
-    inbound: Inbound | None = None
+    auth: Auth = Field(
+        default_factory=lambda: NoAuth(type="none"), description="How the proxy authenticates to the upstream."
+    )
+    inbound: Inbound | None = Field(
+        None, description="Keys callers must present (for workspaces whose upstream credential is shared)."
+    )
     tools: list[ToolEntry] = Field(min_length=1, description="operationIds to expose; a mapping may rename one.")
     timeout: float = Field(30.0, gt=0, le=3600, description="Seconds (or '500ms', '30s', '2m') per upstream call.")
     max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
     output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
     headers: dict[HeaderName, str] = Field(default_factory=dict, description="Extra non-secret upstream headers.")
 
-    @field_validator("timeout", mode="before")
+    @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod
     def _parse_duration(cls, value: object) -> object:
         if isinstance(value, str):
@@ -139,7 +183,7 @@ class Workspace(_Strict):
             return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
         return value
 
-    @field_validator("max_response_bytes", mode="before")
+    @field_validator("max_response_bytes", mode="before", json_schema_input_type=int | SizeText)
     @classmethod
     def _parse_size(cls, value: object) -> object:
         if isinstance(value, str):
@@ -151,7 +195,11 @@ class Workspace(_Strict):
 
 
 class Config(_Strict):
-    version: Literal[1]
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    workspaces: dict[Slug, Workspace] = Field(min_length=1)
+    """cast.yaml: which REST APIs become MCP servers, how they authenticate upstream, which tools they expose."""
+
+    version: Literal[1] = Field(description="Config format version; always 1.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="How the proxy listens and is reached.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Where sign-ins and tokens are kept.")
+    workspaces: dict[Slug, Workspace] = Field(
+        min_length=1, description="Workspace name (a URL slug) -> one upstream API served at /mcp/NAME."
+    )

@@ -1,0 +1,214 @@
+"""pydantic validation errors -> a config path and a sentence a cast.yaml author understands.
+
+pydantic's locations carry union tags (`auth` -> `oauth2`, a tools entry -> `selection`) and a
+`[key]` marker for bad mapping keys; they are mapped back onto the paths of the YAML data so the
+position points at the offending key or value. Messages quote a value only when it cannot be a
+secret (it is not in a secret field and did not come from a `${...}` reference).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from castproxy.config import model
+
+Path = tuple[str | int, ...]
+
+AUTH_TYPES: dict[str, type[BaseModel]] = {
+    "none": model.NoAuth,
+    "bearer": model.BearerAuth,
+    "api_key": model.ApiKeyAuth,
+    "headers": model.HeadersAuth,
+    "oauth2": model.OAuth2Auth,
+}
+_URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
+
+
+@dataclass(frozen=True)
+class Located:
+    """One problem found in the data: where (path; `key=True` points at the key itself) and what."""
+
+    path: Path
+    message: str
+    key: bool = False
+
+
+def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
+    """Follow a pydantic location through the data; returns the data path and whether it names a key."""
+    path: list[str | int] = []
+    node = data
+    parts = list(loc)
+    for index, part in enumerate(parts):
+        if part == "[key]":
+            return tuple(path), True
+        in_mapping = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
+            node = node[part]
+            path.append(part)
+        elif index == len(parts) - 1 and isinstance(part, str):
+            path.append(part)  # a missing key: the position falls back to its parent
+        # anything else is a union tag that has no place in the data
+    return tuple(path), False
+
+
+def model_at(path: Path, data: Any) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `path` (for "expected one of" lists)."""
+    match path:
+        case ():
+            return model.Config
+        case ("server",):
+            return model.ServerSettings
+        case ("store",):
+            return model.StoreSettings
+        case ("workspaces", str()):
+            return model.Workspace
+        case ("workspaces", str(), "inbound"):
+            return model.Inbound
+        case ("workspaces", str(), "tools", int()):
+            return model.ToolSelection
+        case ("workspaces", str(), "auth"):
+            auth = _get(data, path)
+            return AUTH_TYPES.get(auth.get("type")) if isinstance(auth, dict) else None
+    return None
+
+
+def where(path: Path) -> str:
+    """Where a key sits, as words: "at the top level", "in workspace 'api'", "in auth"."""
+    match path:
+        case ():
+            return "at the top level"
+        case ("workspaces", name):
+            return f"in workspace '{name}'"
+        case (*_, "tools", int(index)):
+            return f"in tools entry {index + 1}"
+        case (*_, str(last)):
+            return f"in {last}"
+    return "here"
+
+
+def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], bool]) -> Located:
+    """Turn one entry of `ValidationError.errors()` into a positioned, readable problem."""
+    path, is_key = data_path(error["loc"], data)
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    field = next((part for part in reversed(path) if isinstance(part, str)), "value")
+    item = bool(path) and isinstance(path[-1], int)
+    name = f"each entry of `{field}`" if item else f"`{field}`"
+    shown = f" (got {_quote(value)})" if may_show(path) and isinstance(value, str | int | float) else ""
+
+    if is_key:
+        return Located(path, _bad_key(path, str(path[-1]) if path else ""), key=True)
+    if kind == "missing":
+        parent = path[:-1]
+        hint = " (add `version: 1`)" if path == ("version",) else ""
+        return Located(parent, f"missing required key '{field}' {where(parent)}{hint}", key=True)
+    if kind == "extra_forbidden":
+        return Located(path, _unknown_key(path, data), key=True)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        types = ", ".join(AUTH_TYPES)
+        if kind == "union_tag_not_found":
+            return Located(path, f"`{field}` needs a `type`: one of {types}", key=True)
+        return Located((*path, "type"), f"unknown {field} type {_quote(ctx.get('tag'))} (expected one of: {types})")
+    if path[-2:-1] == ("tools",) and kind in ("string_type", "model_type", "model_attributes_type"):
+        return Located(path, "each tools entry must be an operationId, or a mapping with `operation` "
+                       "and optionally `name` and `description`")
+    if kind in ("bool_type", "bool_parsing"):
+        return Located(path, f"{name} must be true or false{shown}")
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return Located(path, f"{name} must be a whole number{shown}")
+    if kind in ("float_type", "float_parsing"):
+        return Located(path, f"{name} must be a number{shown}")
+    if kind == "string_type":
+        return Located(path, f"{name} must be text")
+    if kind == "list_type":
+        if field == "tools":
+            got = "a mapping" if isinstance(value, dict) else "a single value" if value is not None else "empty"
+            return Located(path, f"`tools` must be a list of operationIds (one '- name' per line), not {got}")
+        return Located(path, f"{name} must be a list (e.g. [a, b], or one '- item' per line)")
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        if not path:
+            return Located(path, "the config must be a YAML mapping with `version: 1` and `workspaces:`")
+        return Located(path, f"{name} must be a mapping (key: value lines indented below it)")
+    if kind == "too_short":
+        if field == "tools":
+            return Located(path, "`tools` is empty: list at least one operationId to expose", key=True)
+        if field == "workspaces":
+            return Located(path, "`workspaces` is empty: define at least one workspace", key=True)
+        return Located(path, f"{name} must not be empty", key=True)
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        if not options:
+            return Located(path, f"{name} must be {ctx.get('expected')}{shown}")
+        return Located(path, f"{name} must be one of: {', '.join(options)}{shown}")
+    if kind == "string_pattern_mismatch":
+        return Located(path, _pattern_message(ctx.get("pattern", ""), name, shown))
+    if kind == "value_error":
+        return Located(path, f"{name} must be {ctx.get('error')}{shown}")
+    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+              "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        return Located(path, f"{name} must be {words} {ctx.get(key)}{shown}")
+    return Located(path, f"{name}: {error['msg']}")
+
+
+def _bad_key(path: Path, key: str) -> str:
+    if path[:1] == ("workspaces",) and len(path) == 2:
+        message = f"workspace name '{key}' must be a URL slug: lower-case letters, digits and '-'"
+        if re.fullmatch(r"[a-z0-9-]+", key):
+            message += " (not at the start or end, at most 64 characters)"
+        return message
+    if "headers" in path[:-1]:
+        return f"'{key}' is not a valid HTTP header name (letters, digits and !#$%&'*+.^_`|~-; no spaces or ':')"
+    return f"key '{key}' is not allowed here"
+
+
+def _unknown_key(path: Path, data: Any) -> str:
+    key = str(path[-1])
+    parent = path[:-1]
+    owner = model_at(parent, data)
+    message = f"unknown key '{key}' {where(parent)}"
+    if owner is None:
+        return message
+    allowed = list(owner.model_fields)
+    message += f" (expected one of: {', '.join(allowed)})"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return message + (f"; did you mean '{close[0]}'?" if close else "")
+
+
+def _pattern_message(pattern: str, name: str, shown: str) -> str:
+    if pattern == _URL_PATTERN:
+        return f"{name} must be an http:// or https:// URL{shown}"
+    if pattern == model.TOOL_NAME_PATTERN:
+        return f"{name} must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'{shown}"
+    if pattern == model.HEADER_NAME_PATTERN:
+        return f"{name} must be a valid HTTP header name{shown}"
+    return f"{name} has the wrong format{shown}"
+
+
+def _quote(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"'{text}'"
+
+
+def _get(data: Any, path: Path) -> Any:
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data

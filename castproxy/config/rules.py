@@ -1,0 +1,203 @@
+"""Checks that span several fields, and the warnings `validate` prints.
+
+They read the resolved data (plain dicts), not the model, so they still run when another part of
+the file has a type error: one `validate` run reports everything. Each rule reads defensively and
+stays quiet about values of the wrong type (the model reports those).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from castproxy.config.messages import Located, Path
+
+MIN_SECRET_KEY_LENGTH = 32
+SECRET_KEY_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_LITERAL_HINT = "use ${env:NAME} or ${file:PATH} so the secret stays out of the file (and out of git)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    located: Located
+    severity: str = "error"
+
+
+@dataclass
+class SecretOrigins:
+    """Where string values came from: `${...}` references, `:-default` fallbacks, env overrides."""
+
+    referenced: set[Path] = field(default_factory=set)
+    defaults: dict[Path, tuple[str, ...]] = field(default_factory=dict)
+    environment: dict[Path, str] = field(default_factory=dict)  # path -> CASTPROXY_* variable
+
+
+def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> list[Finding]:
+    if not isinstance(data, dict):
+        return []
+    findings: list[Finding] = []
+    server = _mapping(data.get("server"))
+    findings += _secret_key(server, origins)
+    findings += _store(_mapping(data.get("store")))
+    workspaces = _mapping(data.get("workspaces"))
+    has_secret_key = isinstance(server.get("secret_key"), str) and bool(server["secret_key"])
+    for name, workspace in workspaces.items():
+        if not isinstance(workspace, dict):
+            continue
+        base: Path = ("workspaces", name)
+        auth = _mapping(workspace.get("auth"))
+        if auth.get("type") == "oauth2":
+            findings += _oauth2(base, auth, has_secret_key)
+        findings += _tool_names(base, workspace.get("tools"), line_of)
+        findings += _exposure(base, workspace, auth, server)
+    findings += _public_url(server, workspaces)
+    findings += _literal_secrets(data, origins)
+    return findings
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _secret_key(server: dict[str, Any], origins: SecretOrigins) -> Iterator[Finding]:
+    key = server.get("secret_key")
+    if isinstance(key, str) and len(key) < MIN_SECRET_KEY_LENGTH:
+        source = origins.environment.get(("server", "secret_key"))
+        named = f"`secret_key` (from {source})" if source else "`secret_key`"
+        yield Finding(Located(("server", "secret_key"), f"{named} must be at least 32 characters; {SECRET_KEY_HINT}"))
+
+
+def _store(store: dict[str, Any]) -> Iterator[Finding]:
+    if store.get("backend") == "redis" and not store.get("url"):
+        yield Finding(Located(("store", "backend"), "store backend redis needs `url` (e.g. redis://127.0.0.1:6379/0)"))
+
+
+def _oauth2(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
+    at = (*base, "auth")
+    if not has_secret_key:
+        yield Finding(Located((*at, "type"), f"workspace '{base[1]}' uses oauth2, which needs `server.secret_key` "
+                              "(at least 32 random characters, e.g. secret_key: ${env:CASTPROXY_SECRET_KEY})"))
+    provider = auth.get("provider", "custom")
+    grant = auth.get("grant", "authorization_code")
+    discovered = bool(auth.get("issuer"))
+    grant_at = (*at, "grant") if "grant" in auth else at
+    if provider == "dcr":
+        if not auth.get("registration_url") and not discovered:
+            yield Finding(Located((*at, "provider"), "provider dcr needs `registration_url`, or `issuer` "
+                                  "(whose metadata names the registration endpoint)"))
+        return
+    if provider != "custom" or grant not in ("authorization_code", "client_credentials"):
+        return  # the model reports unknown values
+    if not auth.get("client_id"):
+        yield Finding(Located(at, "oauth2 provider custom needs `client_id` (the client registered at the upstream; "
+                              "or use provider: dcr to register automatically)", key=True))
+    if not auth.get("token_url") and not discovered:
+        yield Finding(Located(grant_at, f"grant {grant} needs `token_url` (or `issuer`, whose metadata gives it)",
+                              key=grant_at == at))
+    if grant == "authorization_code" and not auth.get("authorization_url") and not discovered:
+        yield Finding(Located(grant_at, "grant authorization_code needs `authorization_url` (or `issuer`, "
+                              "whose metadata gives it)", key=grant_at == at))
+    method = auth.get("token_endpoint_auth_method", "client_secret_basic")
+    if not auth.get("client_secret") and (grant == "client_credentials" or method != "none"):
+        hint = "" if grant == "client_credentials" else " (or token_endpoint_auth_method: none for a public client)"
+        yield Finding(Located(at, f"oauth2 grant {grant} with a pre-registered client needs `client_secret`{hint}",
+                              key=True))
+    if grant == "authorization_code":
+        for flag, what in (("pkce", "the PKCE code challenge"), ("state", "the state check against forged sign-ins")):
+            if auth.get(flag) is False:
+                yield Finding(Located((*at, flag), f"`{flag}: false` turns off {what}; keep it on unless the "
+                                      "upstream cannot handle it"), "warning")
+
+
+def _tool_names(base: Path, tools: Any, line_of: Callable[[Path], int]) -> Iterator[Finding]:
+    if not isinstance(tools, list):
+        return
+    first_seen: dict[str, Path] = {}
+    for index, entry in enumerate(tools):
+        path: Path = (*base, "tools", index)
+        if isinstance(entry, str):
+            name = entry
+        elif isinstance(entry, dict) and isinstance(entry.get("name") or entry.get("operation"), str):
+            name = entry.get("name") or entry["operation"]
+            if entry.get("name"):
+                path = (*path, "name")
+        else:
+            continue
+        if name in first_seen:
+            yield Finding(Located(path, f"tool name '{name}' is used twice in workspace '{base[1]}' (first at line "
+                                  f"{line_of(first_seen[name])}); tool names must be unique: rename one with `name:`"))
+        else:
+            first_seen[name] = path
+
+
+def _is_loopback(host: Any) -> bool:
+    if not isinstance(host, str):
+        return True  # the model reports a bad host; don't pile a warning on top
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _exposure(base: Path, workspace: dict[str, Any], auth: dict[str, Any], server: dict[str, Any]) -> Iterator[Finding]:
+    host = server.get("host", "127.0.0.1")
+    per_user = auth.get("type") == "oauth2" and auth.get("grant", "authorization_code") == "authorization_code"
+    if per_user or workspace.get("inbound") or _is_loopback(host):
+        return
+    kind = auth.get("type", "none")
+    credential = "no upstream credential" if kind == "none" else f"a shared upstream credential ({kind})"
+    yield Finding(Located(base, f"workspace '{base[1]}' uses {credential} and server.host {host} is not loopback: "
+                          "anyone who reaches the proxy can call this API; add `inbound.api_keys`", key=True),
+                  "warning")
+
+
+def _public_url(server: dict[str, Any], workspaces: Mapping[str, Any]) -> Iterator[Finding]:
+    if server.get("public_url") or _is_loopback(server.get("host", "127.0.0.1")):
+        return
+    for workspace in workspaces.values():
+        auth = _mapping(_mapping(workspace).get("auth"))
+        if auth.get("type") == "oauth2" and auth.get("grant", "authorization_code") == "authorization_code":
+            yield Finding(Located(("server",), "server.public_url is not set: sign-in redirects will use "
+                                  "http://localhost; set it to the URL browsers use to reach the proxy", key=True),
+                          "warning")
+            return
+
+
+def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
+    """Every value that is a secret by position, with the label used in warnings."""
+    server = _mapping(data.get("server"))
+    if isinstance(server.get("secret_key"), str):
+        yield ("server", "secret_key"), "`secret_key`"
+    for name, workspace in _mapping(data.get("workspaces")).items():
+        auth = _mapping(_mapping(workspace).get("auth"))
+        at: Path = ("workspaces", name, "auth")
+        for key in ("client_secret", "token", "value"):
+            if isinstance(auth.get(key), str):
+                yield (*at, key), f"`{key}`"
+        if auth.get("type") == "headers":
+            for header, value in _mapping(auth.get("headers")).items():
+                if isinstance(value, str):
+                    yield (*at, "headers", header), f"auth header '{header}'"
+        keys = _mapping(_mapping(workspace).get("inbound")).get("api_keys")
+        for index, value in enumerate(keys if isinstance(keys, list) else []):
+            if isinstance(value, str):
+                yield ("workspaces", name, "inbound", "api_keys", index), f"inbound api key {index + 1}"
+
+
+def _literal_secrets(data: dict[str, Any], origins: SecretOrigins) -> Iterator[Finding]:
+    for path, label in _secret_fields(data):
+        if path in origins.environment:
+            continue
+        if path in origins.defaults:
+            names = ", ".join(origins.defaults[path])
+            yield Finding(Located(path, f"{label} uses the default written in the config because {names} is not "
+                                  "set; set it outside the file in production"), "warning")
+        elif path not in origins.referenced:
+            extra = ("; a non-secret header belongs in the workspace's `headers`" if label.startswith("auth header")
+                     else "")
+            yield Finding(Located(path, f"{label} is written literally in the config: {_LITERAL_HINT}{extra}"),
+                          "warning")

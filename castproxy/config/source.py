@@ -1,0 +1,173 @@
+"""Reading cast.yaml: plain data plus the line and column of every key and value.
+
+ruamel.yaml's round-trip loader keeps positions (`.lc`) on every mapping and sequence; this module
+turns its tree into plain dicts, lists and scalars and keeps those positions in a `SourceMap`
+keyed by path (`("workspaces", "test-oauth", "tools", 3)`). YAML syntax errors and duplicate keys
+become positioned messages instead of exceptions, so they can be reported with everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+
+Path = tuple[str | int, ...]
+Position = tuple[int, int]  # line, column; both count from 1
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    line: int
+    column: int
+    message: str
+
+
+@dataclass
+class SourceMap:
+    """Where each path's key and value start in the file."""
+
+    keys: dict[Path, Position] = field(default_factory=dict)
+    values: dict[Path, Position] = field(default_factory=dict)
+
+    def locate(self, path: Path, *, key: bool = False) -> Position:
+        """The value's position when it starts on its key's line (scalars, flow collections), else the key's.
+
+        A path that is not in the file (a missing key, a default) falls back to its nearest parent.
+        """
+        for end in range(len(path), 0, -1):
+            prefix = path[:end]
+            key_pos, value_pos = self.keys.get(prefix), self.values.get(prefix)
+            if key_pos is None and value_pos is None:
+                continue
+            if key or end < len(path):
+                return key_pos or value_pos  # type: ignore[return-value]
+            if value_pos is not None and (key_pos is None or value_pos[0] == key_pos[0]):
+                return value_pos
+            return key_pos  # type: ignore[return-value]
+        return (1, 1)
+
+
+@dataclass
+class ParsedSource:
+    data: Any
+    positions: SourceMap
+    problems: list[SyntaxProblem]
+
+
+def parse_yaml(text: str) -> ParsedSource:
+    """Parse YAML text; on a syntax error `data` is None and `problems` says where and why."""
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = True  # reported below, all of them, with both positions
+    try:
+        tree = yaml.load(text)
+        root = YAML(typ="rt").compose(text)
+    except MarkedYAMLError as exc:
+        return ParsedSource(None, SourceMap(), [_syntax_problem(exc, text)])
+    except YAMLError as exc:
+        return ParsedSource(None, SourceMap(), [SyntaxProblem(1, 1, f"YAML error: {exc}")])
+    positions = SourceMap()
+    data = _plain(tree, (), positions)
+    return ParsedSource(data, positions, _duplicate_keys(root))
+
+
+def _syntax_problem(exc: MarkedYAMLError, text: str) -> SyntaxProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = exc.problem or ""
+    lines = text.splitlines()
+    at = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "'\\t'" in problem:
+        if at[: column - 1].strip() == "":
+            return SyntaxProblem(line, column, "tab character in indentation: YAML indents with spaces only")
+        return SyntaxProblem(line, column, "tab character here: YAML allows tabs only inside quoted text")
+    context = exc.context_mark
+    if "<stream end>" in problem and exc.context and context is not None:
+        # "got the end of the file" is useless at the end of the file; point where the unclosed thing starts
+        problem = problem.replace("'<stream end>'", "the end of the file")
+        return SyntaxProblem(context.line + 1, context.column + 1,
+                             f"YAML syntax error: {problem} ({exc.context} that starts here)")
+    message = f"YAML syntax error: {problem}"
+    if exc.context and context is not None and (context.line + 1, context.column + 1) != (line, column):
+        message += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+    if problem == "mapping values are not allowed here":
+        message += "; check the indentation, or quote a value that contains ': '"
+    return SyntaxProblem(line, column, message)
+
+
+def _key_text(key: Hashable) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return "null" if key is None else str(key)
+
+
+def _plain(node: Any, path: Path, positions: SourceMap) -> Any:
+    """ruamel's round-trip objects -> dicts, lists and plain scalars, recording positions on the way."""
+    if isinstance(node, CommentedMap):
+        result: dict[str, Any] = {}
+        for raw_key, value in node.items():
+            key = _key_text(raw_key)
+            child = (*path, key)
+            try:
+                key_line, key_column = node.lc.key(raw_key)
+                value_line, value_column = node.lc.value(raw_key)
+            except (KeyError, TypeError):  # keys brought in by a `<<` merge have no position of their own
+                pass
+            else:
+                positions.keys[child] = (key_line + 1, key_column + 1)
+                if value is not None:
+                    positions.values[child] = (value_line + 1, value_column + 1)
+            result[key] = _plain(value, child, positions)
+        return result
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            child = (*path, index)
+            try:
+                line, column = node.lc.item(index)
+            except (KeyError, TypeError, IndexError):
+                pass
+            else:
+                positions.values[child] = (line + 1, column + 1)
+            items.append(_plain(value, child, positions))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    for kind in (str, int, float):  # ruamel's ScalarFloat, LiteralScalarString, ... -> the plain type
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def _duplicate_keys(node: Node | None) -> list[SyntaxProblem]:
+    problems: list[SyntaxProblem] = []
+    pending = [node] if node is not None else []
+    while pending:
+        current = pending.pop()
+        if isinstance(current, MappingNode):
+            seen: dict[str, Node] = {}
+            for key_node, value_node in current.value:
+                pending.append(value_node)
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node.value, str):
+                    continue
+                first = seen.get(key_node.value)
+                if first is None:
+                    seen[key_node.value] = key_node
+                    continue
+                mark = key_node.start_mark
+                problems.append(
+                    SyntaxProblem(
+                        mark.line + 1,
+                        mark.column + 1,
+                        f"duplicate key '{key_node.value}' (first defined at line {first.start_mark.line + 1}); "
+                        "only one can apply: remove or rename one",
+                    )
+                )
+        elif isinstance(current, SequenceNode):
+            pending.extend(current.value)
+    return sorted(problems, key=lambda p: (p.line, p.column))
