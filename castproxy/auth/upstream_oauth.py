@@ -1,0 +1,564 @@
+"""castproxy as an OAuth client of the upstream API: sign-in, token storage, refresh, service tokens.
+
+One `UpstreamOAuth` per oauth2 workspace. For `grant: authorization_code` the authorization server
+side (castproxy.auth.bridge) calls `begin_sign_in` when a user must sign in, sends the browser to
+the returned URL, and passes the parameters of the fixed callback to `complete_sign_in`, which
+gives a grant id; tool calls then get a fresh upstream access token from `access_token(grant_id)`.
+For `grant: client_credentials` there is one shared `service_token()`.
+
+Security notes: `state` is random, single-use (a store `take`), expiring and bound to the pending
+sign-in (workspace, PKCE verifier, caller context); `iss` is checked when the upstream sends it
+(RFC 9207); grants are AES-GCM encrypted and bound to their workspace and grant id; a record that
+does not decrypt reads as "no grant". Refresh happens once per grant however many calls wait:
+first a process-local lock, then the store's lock (a Redis lock across replicas), then a re-read.
+Tokens, codes and secrets never reach a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx2
+
+from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.upstream_metadata import (
+    MetadataError,
+    fetch_metadata,
+    fetch_origin_metadata,
+    origin,
+    register_client,
+)
+from castproxy.auth.upstream_tokens import (
+    ClientIdentity,
+    TokenEndpointError,
+    TokenSet,
+    authenticate_client,
+    request_token,
+    safe_word,
+)
+from castproxy.config.model import OAuth2Auth
+from castproxy.store.base import LockTimeout, Store
+from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+from castproxy.store.locks import KeyedLocks
+
+log = logging.getLogger(__name__)
+
+NS_PENDING = "upstream-signin"
+NS_GRANT = "upstream-grant"
+NS_CLIENT = "upstream-client"
+
+SIGN_IN_TTL = 600.0
+LOCK_TIMEOUT = 30.0
+HTTP_TIMEOUT = 10.0
+
+# RFC 8414 metadata name -> the config field that can set it instead.
+_CONFIG_FIELD = {
+    "authorization_endpoint": "authorization_url",
+    "token_endpoint": "token_url",
+    "registration_endpoint": "registration_url",
+    "revocation_endpoint": "revocation_url",
+}
+
+
+class UpstreamAuthError(Exception):
+    """The upstream OAuth server failed or refused castproxy itself; the message is safe to show."""
+
+
+class SignInError(UpstreamAuthError):
+    """A sign-in cannot complete; the message is safe to show to the user."""
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    grant_id: str
+    context: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    url: str = field(repr=False)
+    state: str = field(repr=False)
+
+
+async def pending_workspace(store: Store, cipher: Cipher, state: str) -> str | None:
+    """Which workspace a callback's `state` belongs to, without using it up (for the one fixed callback)."""
+    key = hash_token(state)
+    blob = await store.get(NS_PENDING, key)
+    if blob is None:
+        return None
+    try:
+        record = json.loads(cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)))
+    except (InvalidCiphertext, ValueError):
+        return None
+    return record.get("workspace") if isinstance(record, dict) else None
+
+
+def _pkce_challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _grant_ref(grant_id: str) -> str:
+    """What logs say instead of the grant id."""
+    return hash_token(grant_id)[:12]
+
+
+class UpstreamOAuth:
+    def __init__(
+        self,
+        workspace: str,
+        auth: OAuth2Auth,
+        *,
+        store: Store,
+        cipher: Cipher,
+        callback_url: str,
+        http: httpx2.AsyncClient | None = None,
+        sign_in_ttl: float = SIGN_IN_TTL,
+    ) -> None:
+        self.workspace = workspace
+        self.auth = auth
+        self.store = store
+        self.cipher = cipher
+        self.callback_url = callback_url
+        self.sign_in_ttl = sign_in_ttl
+        self._own_http = http is None
+        self._http = http or httpx2.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        self._local = KeyedLocks()
+        self._metadata: dict | None = None
+        self._metadata_loaded = False
+        self._origin_metadata: dict | None = None
+        self._origin_metadata_loaded = False
+        self._client_cache: ClientIdentity | None = None
+        self._service: TokenSet | None = None
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    # ---- endpoints and client identity -------------------------------------------------------------
+
+    async def _issuer_metadata(self) -> dict | None:
+        if not self._metadata_loaded and self.auth.issuer:
+            self._metadata = await fetch_metadata(self._http, self.auth.issuer)
+            self._metadata_loaded = self._metadata is not None  # retry later when it failed
+        return self._metadata
+
+    async def _endpoint(self, name: str, configured: str | None, *, required: bool = True) -> str | None:
+        if configured:
+            return configured
+        metadata = await self._issuer_metadata()
+        value = metadata.get(name) if metadata else None
+        if isinstance(value, str) and value.startswith(("https://", "http://")):
+            return value
+        if not required:
+            return None
+        field_name = _CONFIG_FIELD[name]
+        if not self.auth.issuer:
+            reason = f"auth.{field_name} is not set (nor auth.issuer to discover it)"
+        elif metadata is None:
+            reason = f"auth.{field_name} is not set and the metadata of {self.auth.issuer} could not be fetched"
+        else:
+            reason = f"auth.{field_name} is not set and the metadata of {self.auth.issuer} has no {name}"
+        raise UpstreamAuthError(f"workspace {self.workspace}: {reason}")
+
+    async def _token_url(self) -> str:
+        url = await self._endpoint("token_endpoint", self.auth.token_url)
+        assert url is not None
+        return url
+
+    def _client_aad(self) -> bytes:
+        return record_aad(NS_CLIENT, self.workspace)
+
+    def _registration_fits(self, record: dict, registration_url: str) -> bool:
+        # A change of endpoint, callback or grant in the config needs a new registration.
+        return (
+            record.get("registration_url") == registration_url
+            and record.get("redirect_uri") == self.callback_url
+            and record.get("grant") == self.auth.grant
+        )
+
+    async def _stored_client(self, registration_url: str) -> ClientIdentity | None:
+        blob = await self.store.get(NS_CLIENT, self.workspace)
+        if blob is None:
+            return None
+        try:
+            record = json.loads(self.cipher.decrypt(blob, aad=self._client_aad()))
+        except (InvalidCiphertext, ValueError):
+            return None
+        if not isinstance(record, dict) or not self._registration_fits(record, registration_url):
+            return None
+        return ClientIdentity(record["client_id"], record.get("client_secret"), record["auth_method"])
+
+    async def _client(self) -> ClientIdentity:
+        if self.auth.provider == "custom":
+            if not self.auth.client_id:
+                raise UpstreamAuthError(f"workspace {self.workspace}: auth.client_id is not set")
+            secret = self.auth.client_secret.get_secret_value() if self.auth.client_secret else None
+            return ClientIdentity(self.auth.client_id, secret, self.auth.token_endpoint_auth_method)
+        if self._client_cache is not None:
+            return self._client_cache
+        registration_url = await self._endpoint("registration_endpoint", self.auth.registration_url)
+        assert registration_url is not None
+        client = await self._stored_client(registration_url)
+        if client is None:
+            async with (
+                self._local.hold("register", LOCK_TIMEOUT),
+                self.store.lock(f"upstream-register:{self.workspace}", LOCK_TIMEOUT),
+            ):
+                # Another coroutine or replica may have registered while we waited.
+                client = await self._stored_client(registration_url)
+                if client is None:
+                    client = await self._register(registration_url)
+        self._client_cache = client
+        return client
+
+    async def _register(self, registration_url: str) -> ClientIdentity:
+        try:
+            client = await register_client(
+                self._http,
+                registration_url,
+                redirect_uri=self.callback_url,
+                grant=self.auth.grant,
+                scopes=self.auth.scopes,
+                auth_method=self.auth.token_endpoint_auth_method,
+            )
+        except MetadataError as exc:
+            raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
+        record = {
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "auth_method": client.auth_method,
+            "registration_url": registration_url,
+            "redirect_uri": self.callback_url,
+            "grant": self.auth.grant,
+        }
+        blob = self.cipher.encrypt(json.dumps(record).encode(), aad=self._client_aad())
+        await self.store.put(NS_CLIENT, self.workspace, blob)
+        log.info("workspace %s: registered castproxy at the upstream (dcr)", self.workspace)
+        return client
+
+    async def _forget_client(self, rejected: ClientIdentity) -> None:
+        """The upstream rejected this registered client: drop it so the next use registers again."""
+        self._client_cache = None
+        if self.auth.provider != "dcr":
+            return
+        async with self.store.lock(f"upstream-register:{self.workspace}", LOCK_TIMEOUT):
+            registration_url = await self._endpoint("registration_endpoint", self.auth.registration_url)
+            assert registration_url is not None
+            stored = await self._stored_client(registration_url)
+            # Only when it is still the rejected one: another replica may have re-registered already.
+            if stored is None or stored.client_id == rejected.client_id:
+                await self.store.delete(NS_CLIENT, self.workspace)
+        log.warning("workspace %s: the upstream rejected castproxy's registration; registering again", self.workspace)
+
+    def _resource_params(self) -> dict[str, str]:
+        audience = self.auth.audience
+        if not audience:
+            return {}
+        # RFC 8707 `resource` needs an absolute URI; `audience` is what several providers expect instead.
+        if "://" in audience:
+            return {"resource": audience, "audience": audience}
+        return {"audience": audience}
+
+    # ---- sign-in (authorization_code) --------------------------------------------------------------
+
+    async def begin_sign_in(self, context: dict) -> str:
+        """Save a pending sign-in and return the upstream authorization URL to send the browser to."""
+        return (await self.start_sign_in(context)).url
+
+    async def start_sign_in(self, context: dict) -> PendingSignIn:
+        """`begin_sign_in` that also returns the state (needed by callers when `state: false`)."""
+        if self.auth.grant != "authorization_code":
+            raise SignInError(f"workspace {self.workspace} uses client_credentials: there is no user sign-in")
+        try:
+            authorization_url = await self._endpoint("authorization_endpoint", self.auth.authorization_url)
+            client = await self._client()
+        except UpstreamAuthError as exc:
+            raise SignInError(str(exc)) from None
+        assert authorization_url is not None
+        state = secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(48) if self.auth.pkce else None
+        record = {
+            "workspace": self.workspace,
+            "verifier": verifier,
+            "context": context,
+            "client_id": client.client_id,
+            "expires_at": time.time() + self.sign_in_ttl,
+        }
+        key = hash_token(state)
+        blob = self.cipher.encrypt(json.dumps(record).encode(), aad=record_aad(NS_PENDING, key))
+        await self.store.put(NS_PENDING, key, blob, ttl=self.sign_in_ttl)
+        params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": self.callback_url}
+        if self.auth.scopes:
+            params["scope"] = " ".join(self.auth.scopes)
+        if self.auth.state:
+            params["state"] = state
+        if verifier is not None:
+            params["code_challenge"] = _pkce_challenge(verifier)
+            params["code_challenge_method"] = "S256"
+        params.update(self._resource_params())
+        return PendingSignIn(url=_with_query(authorization_url, params), state=state)
+
+    async def _take_pending(self, state: str | None) -> dict:
+        if not state:
+            raise SignInError("The sign-in answer carries no state. Start the sign-in again.")
+        key = hash_token(state)
+        blob = await self.store.take(NS_PENDING, key)
+        record = None
+        if blob is not None:
+            try:
+                record = json.loads(self.cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)))
+            except (InvalidCiphertext, ValueError):
+                record = None
+        if not isinstance(record, dict) or float(record.get("expires_at", 0)) <= time.time():
+            raise SignInError("The sign-in state is unknown, already used or expired. Start the sign-in again.")
+        if record.get("workspace") != self.workspace:
+            raise SignInError("The sign-in state belongs to another workspace. Start the sign-in again.")
+        return record
+
+    async def _check_issuer(self, params: Mapping[str, str]) -> None:
+        """RFC 9207: the answer must come from the authorization server we sent the user to."""
+        iss = params.get("iss")
+        metadata = await self._issuer_metadata() if self.auth.issuer else None
+        if iss is None:
+            if metadata and metadata.get("authorization_response_iss_parameter_supported") is True:
+                raise SignInError("The sign-in answer lacks the iss parameter its server announces. Sign in again.")
+            return
+        expected = self.auth.issuer
+        if expected is None:
+            if not self._origin_metadata_loaded:
+                self._origin_metadata = await fetch_origin_metadata(self._http, await self._token_url())
+                self._origin_metadata_loaded = True
+            found = (self._origin_metadata or {}).get("issuer")
+            expected = found if isinstance(found, str) else None
+        if expected is not None:
+            matches = iss.rstrip("/") == expected.rstrip("/")
+        else:
+            matches = origin(iss) == origin(await self._token_url())
+        if not matches:
+            raise SignInError("The sign-in answer came from a different authorization server (iss mismatch).")
+
+    async def complete_sign_in(self, params: Mapping[str, str], *, state: str | None = None) -> SignInResult:
+        """Finish a sign-in from the callback's query parameters; `state` only when `state: false`."""
+        record = await self._take_pending(params.get("state") if self.auth.state else state)
+        error = params.get("error")
+        if error is not None:
+            code = safe_word(error)
+            if code in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr":
+                await self._forget_client(ClientIdentity(str(record.get("client_id"))))
+            raise SignInError(f"The upstream refused the sign-in ({code}).")
+        try:
+            await self._check_issuer(params)
+        except UpstreamAuthError as exc:
+            raise SignInError(str(exc)) from None
+        code = params.get("code")
+        if not code:
+            raise SignInError("The sign-in answer carries no authorization code. Start the sign-in again.")
+        try:
+            client = await self._client()
+            token_url = await self._token_url()
+        except UpstreamAuthError as exc:
+            raise SignInError(str(exc)) from None
+        if client.client_id != record.get("client_id"):
+            raise SignInError("castproxy's registration at the upstream changed during the sign-in. Sign in again.")
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.callback_url}
+        if record.get("verifier"):
+            form["code_verifier"] = record["verifier"]
+        form.update(self._resource_params())
+        try:
+            tokens = await request_token(self._http, token_url, form, client, requested_scopes=self.auth.scopes)
+        except TokenEndpointError as exc:
+            if exc.error in ("invalid_client", "unauthorized_client"):
+                await self._forget_client(client)
+            log.warning("workspace %s: code exchange failed: %s", self.workspace, exc)
+            raise SignInError(f"The upstream did not accept the sign-in: {exc}. Start the sign-in again.") from None
+        grant_id = secrets.token_urlsafe(32)
+        await self._write_grant(grant_id, tokens)
+        log.info("workspace %s: upstream sign-in complete (grant %s)", self.workspace, _grant_ref(grant_id))
+        context = record.get("context")
+        return SignInResult(grant_id=grant_id, context=context if isinstance(context, dict) else {})
+
+    # ---- grants ------------------------------------------------------------------------------------
+
+    def _grant_aad(self, grant_id: str) -> bytes:
+        # Bound to the workspace too: a grant id presented on another workspace does not decrypt.
+        return record_aad(f"{NS_GRANT}/{self.workspace}", grant_id)
+
+    async def _read_grant(self, grant_id: str) -> TokenSet | None:
+        blob = await self.store.get(NS_GRANT, grant_id)
+        if blob is None:
+            return None
+        try:
+            return TokenSet.from_bytes(self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)))
+        except (InvalidCiphertext, ValueError, KeyError, TypeError):
+            # Wrong secret_key or a tampered record: "no grant". Kept, so the right key can still read it.
+            log.warning(
+                "workspace %s: grant %s does not decrypt; sign-in required", self.workspace, _grant_ref(grant_id)
+            )
+            return None
+
+    async def _write_grant(self, grant_id: str, tokens: TokenSet) -> None:
+        ttl = None
+        if tokens.refresh_token is None and tokens.expires_at is not None:
+            ttl = max(1.0, tokens.expires_at - time.time())  # useless once expired
+        blob = self.cipher.encrypt(tokens.to_bytes(), aad=self._grant_aad(grant_id))
+        # One write replaces access and (rotated) refresh token together.
+        await self.store.put(NS_GRANT, grant_id, blob, ttl=ttl)
+
+    async def access_token(self, grant_id: str) -> str:
+        """A valid upstream access token for this grant, refreshed ahead of expiry; SignInRequired if none."""
+        tokens = await self._read_grant(grant_id)
+        if tokens is None:
+            raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
+        if not tokens.needs_refresh(time.time()):
+            return tokens.access_token
+        try:
+            async with (
+                self._local.hold(f"grant:{grant_id}", LOCK_TIMEOUT),
+                self.store.lock(f"upstream-refresh:{self.workspace}:{grant_id}", LOCK_TIMEOUT),
+            ):
+                # Whoever held the lock before us may have refreshed already.
+                tokens = await self._read_grant(grant_id)
+                if tokens is None:
+                    raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
+                if not tokens.needs_refresh(time.time()):
+                    return tokens.access_token
+                return (await self._refresh(grant_id, tokens)).access_token
+        except LockTimeout:
+            if not tokens.expired(time.time()):
+                return tokens.access_token
+            raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
+
+    async def _refresh(self, grant_id: str, tokens: TokenSet) -> TokenSet:
+        if tokens.refresh_token is None:
+            if tokens.expired(time.time()):
+                await self.store.delete(NS_GRANT, grant_id)
+                raise SignInRequired(f"the upstream token of workspace {self.workspace} expired")
+            return tokens
+        client = await self._client()
+        form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, **self._resource_params()}
+        try:
+            fresh = await request_token(
+                self._http,
+                await self._token_url(),
+                form,
+                client,
+                requested_scopes=tokens.scopes,
+                previous_refresh_token=tokens.refresh_token,
+            )
+        except TokenEndpointError as exc:
+            rejected_client = exc.error in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr"
+            if exc.error == "invalid_grant" or rejected_client:
+                await self.store.delete(NS_GRANT, grant_id)
+                if rejected_client:
+                    await self._forget_client(client)
+                log.info(
+                    "workspace %s: grant %s refused on refresh (%s); sign-in required",
+                    self.workspace,
+                    _grant_ref(grant_id),
+                    exc.error,
+                )
+                raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
+            log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
+            if not tokens.expired(time.time()):
+                return tokens  # still usable; the next call tries again
+            raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
+        await self._write_grant(grant_id, fresh)
+        log.info("workspace %s: upstream token refreshed (grant %s)", self.workspace, _grant_ref(grant_id))
+        return fresh
+
+    async def revoke(self, grant_id: str) -> None:
+        """Forget the grant and, when the upstream has a revocation endpoint, revoke its tokens there."""
+        blob = await self.store.take(NS_GRANT, grant_id)
+        if blob is None:
+            return
+        try:
+            tokens = TokenSet.from_bytes(self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)))
+            revocation_url = await self._endpoint("revocation_endpoint", self.auth.revocation_url, required=False)
+            client = await self._client()
+        except (InvalidCiphertext, ValueError, KeyError, TypeError, UpstreamAuthError):
+            return
+        if revocation_url is None:
+            return
+        token, hint = (
+            (tokens.refresh_token, "refresh_token") if tokens.refresh_token else (tokens.access_token, "access_token")
+        )
+        form = {"token": token, "token_type_hint": hint}
+        headers: dict[str, str] = {}
+        authenticate_client(form, headers, client)
+        try:
+            response = await self._http.post(revocation_url, data=form, headers=headers)
+            if response.status_code >= 400:
+                log.warning("workspace %s: upstream revocation answered HTTP %s", self.workspace, response.status_code)
+        except httpx2.HTTPError as exc:
+            log.warning("workspace %s: upstream revocation failed: %s", self.workspace, exc.__class__.__name__)
+
+    # ---- client_credentials --------------------------------------------------------------------------
+
+    async def service_token(self) -> str:
+        """The workspace's shared token (`grant: client_credentials`), fetched once however many wait."""
+        if self._service is not None and not self._service.needs_refresh(time.time()):
+            return self._service.access_token
+        try:
+            async with self._local.hold("service", LOCK_TIMEOUT):
+                if self._service is None or self._service.needs_refresh(time.time()):
+                    self._service = await self._fetch_service_token()
+                return self._service.access_token
+        except LockTimeout:
+            raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a service token") from None
+
+    async def _fetch_service_token(self) -> TokenSet:
+        form = {"grant_type": "client_credentials", **self._resource_params()}
+        if self.auth.scopes:
+            form["scope"] = " ".join(self.auth.scopes)
+        for attempt in (1, 2):
+            client = await self._client()
+            try:
+                return await request_token(
+                    self._http, await self._token_url(), form, client, requested_scopes=self.auth.scopes
+                )
+            except TokenEndpointError as exc:
+                rejected = exc.error in ("invalid_client", "unauthorized_client")
+                if rejected and self.auth.provider == "dcr" and attempt == 1:
+                    await self._forget_client(client)
+                    continue
+                log.warning("workspace %s: client_credentials token request failed: %s", self.workspace, exc)
+                if self._service is not None and not self._service.expired(time.time()):
+                    return self._service
+                raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    # ---- the credential the serving layer applies --------------------------------------------------
+
+    def credentials(self) -> UpstreamCredentials:
+        return _OAuthCredentials(self)
+
+
+class _OAuthCredentials:
+    protected_headers = frozenset({"authorization"})
+
+    def __init__(self, oauth: UpstreamOAuth) -> None:
+        self._oauth = oauth
+
+    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+        if self._oauth.auth.grant == "client_credentials":
+            token = await self._oauth.service_token()
+        elif grant_id is None:
+            raise SignInRequired(f"workspace {self._oauth.workspace} needs a signed-in user")
+        else:
+            token = await self._oauth.access_token(grant_id)
+        headers["Authorization"] = f"Bearer {token}"
