@@ -106,6 +106,8 @@ def create_app(
                     await reloader.stop()
         finally:
             await forwarder.close()
+            if bridge is not None:
+                await bridge.close()
             if store is not None:
                 await store.close()
 

@@ -42,5 +42,6 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    # The SDK logs each stateless request at info level; that is noise at our call volume.
-    logging.getLogger("mcp").setLevel(max(level, logging.WARNING))
+    # The SDK logs each stateless request, and httpx2 each spec fetch, at info level: noise at our volume.
+    for name in ("mcp", "httpx2", "httpx"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -132,16 +132,20 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     )
 
 
+def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return loc if loc[:1] == ("workspaces",) else ("workspaces", name, *loc)
+
+
 def build_snapshot(loaded: LoadedConfig, *, bridge: Any = None, offline: bool = False) -> Snapshot:
     """Compile the whole config or raise ConfigError with every problem found (nothing half-built)."""
     problems: list[Problem] = []
     workspaces: dict[str, WorkspaceRuntime] = {}
     for name, workspace in loaded.config.workspaces.items():
         try:
-            compiled = compile_workspace(workspace, loaded.base_dir, offline=offline)
+            compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
             workspaces[name] = _build_workspace(name, workspace, compiled, bridge)
         except WorkspaceError as exc:
-            problems.extend(loaded.problem(loc, message) for loc, message in exc.problems)
+            problems.extend(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # a part we call failed unexpectedly: still a rejected config, not a crash

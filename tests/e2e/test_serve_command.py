@@ -1,0 +1,158 @@
+"""`python -m castproxy serve` as a user runs it: the bundled test server upstream, the real MCP client.
+
+Covers what only a real process shows: start-up with a bad config (FILE:LINE:COL, exit 1), serving
+over uvicorn, SIGHUP reload with --no-reload, JSON log lines, clean exit on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from castproxy.testserver.app import create_app as create_testserver
+from castproxy.testserver.runner import run_in_thread
+
+API_KEY = "e2e-upstream-key-0123456789"
+INBOUND_KEY = "e2e-inbound-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def testserver() -> Iterator[str]:
+    server = run_in_thread(create_testserver("apikey", api_key=API_KEY))
+    yield server.url
+    server.stop()
+
+
+def write_config(folder: Path, upstream: str, tools: str) -> Path:
+    (folder / "cast.yaml").write_text(
+        f"""version: 1
+server:
+  host: 127.0.0.1
+store:
+  path: state.db
+workspaces:
+  items:
+    openapi: {upstream}/openapi.json
+    base_url: {upstream}
+    auth:
+      type: api_key
+      header: X-API-Key
+      value: ${{env:E2E_UPSTREAM_KEY}}
+    inbound:
+      api_keys:
+        - ${{env:E2E_INBOUND_KEY}}
+    tools: [{tools}]
+"""
+    )
+    return folder / "cast.yaml"
+
+
+def start(config: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    env = {**os.environ, "E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--port", str(port), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited {process.returncode}: {process.stderr.read()}")
+        try:
+            if httpx2.get(f"{url}/healthz").status_code == 200:
+                return process, url
+        except httpx2.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("serve did not come up")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=15)
+    # uvicorn shuts down gracefully, then re-raises the signal so the parent sees how the process ended.
+    assert process.returncode in (0, -signal.SIGTERM), stderr
+    assert "Application shutdown complete" in stderr
+    return stderr
+
+
+async def tool_names(url: str, mode: str) -> list[str]:
+    headers = {"Authorization": f"Bearer {INBOUND_KEY}"}
+    async with (
+        httpx2.AsyncClient(headers=headers) as http,
+        Client(streamable_http_client(f"{url}/mcp/items", http_client=http), mode=mode, cache=None) as client,
+    ):
+        return [tool.name for tool in (await client.list_tools()).tools]
+
+
+def test_bad_config_at_start_prints_positions_and_exits_1(tmp_path):
+    config = tmp_path / "cast.yaml"
+    config.write_text("version: 1\nworkspaces:\n  items:\n    openapi: spec.json\n    tools: []\n    timeout: soon\n")
+    result = subprocess.run([sys.executable, "-m", "castproxy", "serve", "-c", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(re.match(rf"{re.escape(str(config))}:\d+:\d+: ", line) for line in lines), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_operation_at_start_is_a_positioned_error(tmp_path, testserver):
+    config = write_config(tmp_path, testserver, "listItems, listItemz")
+    result = subprocess.run([sys.executable, "-m", "castproxy", "serve", "-c", str(config)],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
+    assert result.returncode == 1
+    assert re.search(rf"{re.escape(str(config))}:17:\d+: .*listItemz", result.stderr), result.stderr
+
+
+async def test_serves_calls_and_reloads_on_sighup(tmp_path, testserver):
+    config = write_config(tmp_path, testserver, "listItems, getItem")
+    process, url = start(config, "--no-reload")
+    try:
+        assert await tool_names(url, "legacy") == ["listItems", "getItem"]
+        headers = {"Authorization": f"Bearer {INBOUND_KEY}"}
+        async with (
+            httpx2.AsyncClient(headers=headers) as http,
+            Client(streamable_http_client(f"{url}/mcp/items", http_client=http), mode="2026-07-28",
+                   cache=None) as client,
+        ):
+            result = await client.call_tool("listItems", {"limit": 2})
+        assert not result.is_error, result.content
+        assert len(result.structured_content["items"]) == 2
+
+        write_config(tmp_path, testserver, "listItems, getItem, listUsers")
+        time.sleep(0.5)  # --no-reload: the edit alone must not be applied
+        assert await tool_names(url, "2026-07-28") == ["listItems", "getItem"]
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while await tool_names(url, "2026-07-28") != ["listItems", "getItem", "listUsers"]:
+            assert time.monotonic() < deadline, "SIGHUP reload not applied"
+            time.sleep(0.05)
+    finally:
+        stderr = stop(process)
+    entries = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    calls = [entry for entry in entries if entry["logger"] == "castproxy.calls"]
+    assert [(c["workspace"], c["tool"], c["upstream_status"], c["outcome"]) for c in calls] == [
+        ("items", "listItems", 200, "ok")]
+    assert any(entry["msg"] == "config reloaded" and entry["reason"] == "SIGHUP" for entry in entries)
+    assert API_KEY not in stderr and INBOUND_KEY not in stderr
