@@ -143,7 +143,8 @@ class Harness:
 
     async def register(self, redirect_uris: list[str] | None = None, **extra: Any) -> str:
         response = await self.http.post(
-            "/register", json={"redirect_uris": redirect_uris or [CLIENT_REDIRECT], "client_name": "Test client", **extra}
+            "/register",
+            json={"redirect_uris": redirect_uris or [CLIENT_REDIRECT], "client_name": "Test client", **extra},
         )
         assert response.status_code == 201, response.text
         return response.json()["client_id"]
@@ -176,7 +177,9 @@ class Harness:
         return await self.http.get("/oauth/callback", params=query)
 
     async def code_for(self, client_id: str, verifier_challenge: tuple[str, str], workspace: str = "alpha") -> str:
-        page = await self.http.get("/authorize", params=self.authorize_params(client_id, verifier_challenge[1], workspace))
+        page = await self.http.get(
+            "/authorize", params=self.authorize_params(client_id, verifier_challenge[1], workspace)
+        )
         if page.status_code == 200:
             page = await self.approve(page)
         back = await self.upstream_callback(page)
