@@ -1,0 +1,86 @@
+"""Helpers for the openapi tests: corpus location, a real loopback HTTP server, small spec builders."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CORPUS = Path(__file__).parents[2] / ".cache" / "testdata" / "node_modules"
+
+
+def corpus_dir(package: str) -> Path:
+    """The npm package's folder; skips (fails under CI=true) when scripts/fetch-test-data has not run."""
+    folder = CORPUS / package
+    if not folder.is_dir():
+        reason = f"{package} not found under {CORPUS}: run scripts/fetch-test-data (needs npm)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return folder
+
+
+def spec(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A minimal OpenAPI 3.0 document around `paths`."""
+    return {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": paths, **extra}
+
+
+class SpecServer:
+    """A real HTTP server on 127.0.0.1, port 0. `routes[path] = (status, headers, body, delay)`;
+    a body given as a list of chunks is sent chunk by chunk, `delay` seconds apart."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, dict[str, str], bytes | list[bytes], float]] = {}
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                status, headers, body, delay = routes.get(self.path, (404, {}, b"not found", 0.0))
+                try:
+                    if isinstance(body, list):
+                        self.send_response(status)
+                        for name, value in headers.items():
+                            self.send_header(name, value)
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        for chunk in body:
+                            time.sleep(delay)
+                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                            self.wfile.flush()
+                        self.wfile.write(b"0\r\n\r\n")
+                        return
+                    time.sleep(delay)
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    if "Content-Length" not in headers:
+                        self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as the tests intend
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add_json(self, path: str, document: Any, *, delay: float = 0.0) -> str:
+        self.routes[path] = (200, {"Content-Type": "application/json"}, json.dumps(document).encode(), delay)
+        return self.url + path
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
