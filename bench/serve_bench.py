@@ -1,0 +1,359 @@
+"""Throughput and latency of castproxy `tools/call` against a bare forwarder and the upstream itself.
+
+Runs, in one process tree on loopback:
+  (a) direct   GET /items/1 on the upstream (a raw ASGI app under uvicorn);
+  (b) bare     a minimal Starlette endpoint taking the JSON-RPC body and making the same upstream
+               call with aiohttp (bench/serve_apps.py), under the same uvicorn settings;
+  (c) castproxy `castproxy serve -c <generated cast.yaml> --no-reload`, a stateless `tools/call`
+               (no initialize) in the 2026-07-28 sessionless mode (or 2025-11-25 with --protocol).
+Every server runs with uvloop, httptools, one worker and no access log, pinned to core 1
+(`taskset -c 1`); the load driver, Debian's `wrk` with bench/serve_wrk.lua (which checks each
+response), runs on core 0. For each target: a throughput run at N connections and a latency run at
+one connection. Prints requests/s, p50/p99 and the ratios c/b and c/a.
+
+Usage: .venv/bin/python bench/serve_bench.py [--duration 5] [--connections 16] [--protocol 2026-07-28]
+Needs wrk: apt-get install -y wrk
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LUA = BENCH / "serve_wrk.lua"
+UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+EXPECT = "widget"  # every good answer carries the upstream's item
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    good: int
+    bad: int
+    socket_errors: str
+
+
+@dataclass
+class Target:
+    label: str
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cores() -> tuple[list[str], list[str]]:
+    """taskset prefixes for the servers (core 1) and the driver (core 0), when pinning is possible."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", "1"], ["taskset", "-c", "0"]
+    print("note: taskset or a second core missing; processes are not pinned")
+    return [], []
+
+
+def wait_http(url: str, process: subprocess.Popen, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers: up
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(target: Target, *, connections: int, duration: float, pin: list[str]) -> Run:
+    env = dict(
+        os.environ,
+        SERVE_BENCH_METHOD=target.method,
+        SERVE_BENCH_BODY=target.body,
+        SERVE_BENCH_EXPECT=EXPECT,
+        SERVE_BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in target.headers.items()),
+    )
+    command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(LUA), target.url]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+    latency = {percent: _ms(value, unit) for percent, value, unit in found}
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    checked = re.search(r"CHECKED good=(\d+) bad=(\d+)", output)
+    errors = re.search(r"Socket errors:(.*)", output)
+    if not (rps and checked and "50" in latency and "99" in latency):
+        raise RuntimeError(f"could not read wrk output:\n{output}")
+    return Run(
+        rps=float(rps.group(1)),
+        p50_ms=latency["50"],
+        p99_ms=latency["99"],
+        good=int(checked.group(1)),
+        bad=int(checked.group(2)),
+        socket_errors=errors.group(1).strip() if errors else "",
+    )
+
+
+def measure(target: Target, args: argparse.Namespace, pin: list[str]) -> tuple[Run, Run]:
+    wrk(target, connections=args.connections, duration=1, pin=pin)  # warm up: pools, caches, JIT-free paths
+    loaded = wrk(target, connections=args.connections, duration=args.duration, pin=pin)
+    single = wrk(target, connections=1, duration=args.duration, pin=pin)
+    return loaded, single
+
+
+def rpc_target(label: str, url: str, tool: str, protocol: str) -> Target:
+    params: dict = {"name": tool, "arguments": {"id": 1}}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": protocol,
+    }
+    if protocol >= "2026-07-28":  # sessionless mode: the envelope travels in _meta, mirrored in headers
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": protocol,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        headers |= {"Mcp-Method": "tools/call", "Mcp-Name": tool}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, separators=(",", ":"))
+    return Target(label, url, "POST", headers, body)
+
+
+def rpc(url: str, method: str, params: dict, protocol: str) -> dict:
+    target = rpc_target("probe", url, "", protocol)
+    headers = dict(target.headers)
+    if protocol >= "2026-07-28":
+        params = params | {"_meta": json.loads(target.body)["params"]["_meta"]}
+        headers["Mcp-Method"] = method
+        headers.pop("Mcp-Name", None)
+        if "name" in params:  # name-bearing methods mirror the name in a header
+            headers["Mcp-Name"] = params["name"]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def castproxy_available() -> bool:
+    try:
+        return importlib.util.find_spec("castproxy.serve.command") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def write_config(folder: Path, upstream_url: str, port: int) -> Path:
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "bench", "version": "1"},
+        "servers": [{"url": upstream_url}],
+        "paths": {
+            "/items/{id}": {
+                "get": {
+                    "operationId": "getItem",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "responses": {
+                        "200": {
+                            "description": "one item",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            }
+        },
+    }
+    (folder / "spec.json").write_text(json.dumps(spec))
+    config = folder / "cast.yaml"
+    config.write_text(
+        "version: 1\n"
+        f"server: {{host: 127.0.0.1, port: {port}}}\n"
+        "store: {backend: sqlite, path: ./state.db}\n"
+        "workspaces:\n"
+        "  bench:\n"
+        "    openapi: ./spec.json\n"
+        f"    base_url: {upstream_url}\n"
+        "    tools: [getItem]\n"
+    )
+    return config
+
+
+def report(results: dict[str, tuple[Run, Run]], connections: int) -> None:
+    print()
+    print(
+        f"{'target':<28}{'req/s':>10}{f'p50@{connections}':>11}{f'p99@{connections}':>11}"
+        f"{'p50@1':>10}{'p99@1':>10}{'req/s@1':>10}  checked"
+    )
+    for label, (loaded, single) in results.items():
+        print(
+            f"{label:<28}{loaded.rps:>10.0f}{loaded.p50_ms:>9.2f}ms{loaded.p99_ms:>9.2f}ms"
+            f"{single.p50_ms:>8.2f}ms{single.p99_ms:>8.2f}ms{single.rps:>10.0f}  "
+            f"bad={loaded.bad + single.bad} of {loaded.good + loaded.bad + single.good + single.bad}"
+            + (f" socket errors: {loaded.socket_errors}" if loaded.socket_errors else "")
+        )
+    a, b, c = (results.get(key) for key in ("a direct upstream", "b bare forwarder", "c castproxy tools/call"))
+    print()
+    if a and b:
+        print(f"b/a throughput: {b[0].rps / a[0].rps:.1%}")
+    if c is None:
+        return
+    if b:
+        ratio = c[0].rps / b[0].rps
+        print(f"c/b throughput: {ratio:.1%}   (goal >= 50%: {'met' if ratio >= 0.5 else 'NOT met'})")
+    if a:
+        print(f"c/a throughput: {c[0].rps / a[0].rps:.1%}")
+        added = c[1].p50_ms - a[1].p50_ms
+        print(f"added p50 at 1 connection, c - a: {added:.3f} ms   (goal < 1 ms: {'met' if added < 1 else 'NOT met'})")
+    if b:
+        print(f"added p50 at 1 connection, c - b: {c[1].p50_ms - b[1].p50_ms:.3f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
+    parser.add_argument("--connections", type=int, default=16, help="connections for the throughput run")
+    parser.add_argument("--protocol", default="2026-07-28", help="2026-07-28 (sessionless) or 2025-11-25")
+    parser.add_argument("--only", default="abc", help="which targets to run, e.g. 'ac' (default abc)")
+    args = parser.parse_args()
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu) and run again.")
+        return 1
+    server_pin, driver_pin = cores()
+    python = sys.executable
+    results: dict[str, tuple[Run, Run]] = {}
+
+    with tempfile.TemporaryDirectory(prefix="castproxy-bench-") as tmp:
+        folder = Path(tmp)
+        env = dict(os.environ, PYTHONPATH=f"{BENCH}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        up_port = free_port()
+        upstream_url = f"http://127.0.0.1:{up_port}"
+        upstream_cmd = [
+            *server_pin,
+            python,
+            "-m",
+            "uvicorn",
+            "serve_apps:upstream",
+            "--port",
+            str(up_port),
+            "--lifespan",
+            "off",
+            *UVICORN_FLAGS,
+        ]
+        with started(upstream_cmd, env, folder / "upstream.log") as up:
+            if not wait_http(f"{upstream_url}/items/1", up):
+                print("the upstream did not start:\n" + (folder / "upstream.log").read_text())
+                return 1
+
+            if "a" in args.only:
+                print("(a) direct upstream ...", flush=True)
+                direct = Target("a direct upstream", f"{upstream_url}/items/1", "GET", {}, "")
+                results[direct.label] = measure(direct, args, driver_pin)
+
+            if "b" in args.only:
+                print("(b) bare forwarder ...", flush=True)
+                port = free_port()
+                bare_cmd = [
+                    *server_pin,
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "serve_apps:forwarder",
+                    "--port",
+                    str(port),
+                    *UVICORN_FLAGS,
+                ]
+                with started(bare_cmd, env | {"SERVE_BENCH_UPSTREAM": upstream_url}, folder / "bare.log") as bare:
+                    if not wait_http(f"http://127.0.0.1:{port}/", bare):
+                        print("the bare forwarder did not start:\n" + (folder / "bare.log").read_text())
+                        return 1
+                    target = rpc_target(
+                        "b bare forwarder", f"http://127.0.0.1:{port}/mcp/bench", "getItem", args.protocol
+                    )
+                    results[target.label] = measure(target, args, driver_pin)
+
+            if "c" in args.only:
+                run_castproxy(args, folder, upstream_url, env, server_pin, driver_pin, results)
+
+    report(results, args.connections)
+    return 0
+
+
+def run_castproxy(
+    args: argparse.Namespace,
+    folder: Path,
+    upstream_url: str,
+    env: dict[str, str],
+    server_pin: list[str],
+    driver_pin: list[str],
+    results: dict[str, tuple[Run, Run]],
+) -> None:
+    if not castproxy_available():
+        print("castproxy serve not available yet")
+        return
+    print("(c) castproxy tools/call ...", flush=True)
+    port = free_port()
+    config = write_config(folder, upstream_url, port)
+    command = [*server_pin, sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--no-reload"]
+    log = folder / "castproxy.log"
+    with started(command, env, log) as proxy:
+        if not wait_http(f"http://127.0.0.1:{port}/healthz", proxy):
+            print("castproxy serve not available yet (it did not start):\n" + log.read_text()[-2000:])
+            return
+        url = f"http://127.0.0.1:{port}/mcp/bench"
+        try:
+            listed = rpc(url, "tools/list", {}, args.protocol)
+            names = [tool["name"] for tool in listed["result"]["tools"]]
+            tool = next((n for n in names if n.lower().replace("_", "") == "getitem"), names[0])
+            probe = rpc(url, "tools/call", {"name": tool, "arguments": {"id": 1}}, args.protocol)
+        except Exception as error:  # report what the proxy said instead of a traceback
+            said = error.read().decode(errors="replace")[:500] if isinstance(error, urllib.error.HTTPError) else ""
+            print(f"castproxy did not answer tools/list + tools/call ({error} {said}); log:\n{log.read_text()[-2000:]}")
+            return
+        if probe.get("result", {}).get("isError") or "error" in probe:
+            print(f"castproxy tools/call failed: {json.dumps(probe)[:500]}")
+            return
+        target = rpc_target("c castproxy tools/call", url, tool, args.protocol)
+        results[target.label] = measure(target, args, driver_pin)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
