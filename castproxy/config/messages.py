@@ -102,7 +102,10 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
     field = next((part for part in reversed(path) if isinstance(part, str)), "value")
     item = bool(path) and isinstance(path[-1], int)
     name = f"each entry of `{field}`" if item else f"`{field}`"
-    shown = f" (got {_quote(value)})" if may_show(path) and isinstance(value, str | int | float) else ""
+    if not may_show(path):
+        shown = " (the value comes from a ${...} reference and is not shown)"
+    else:
+        shown = f" (got {_quote(value)})" if isinstance(value, str | int | float) else ""
 
     if is_key:
         return Located(path, _bad_key(path, str(path[-1]) if path else ""), key=True)

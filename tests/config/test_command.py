@@ -1,0 +1,149 @@
+"""`castproxy validate` and `castproxy schema` as a user runs them: output lines and exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from castproxy.cli import main
+from castproxy.config import command
+from castproxy.config.loader import LoadedConfig
+from castproxy.config.problems import Problem
+
+ROOT = Path(__file__).resolve().parents[2]
+WriteConfig = Callable[..., Path]
+WriteSpec = Callable[..., Path]
+
+VALID = """
+version: 1
+server:
+  port: 8099
+  secret_key: ${env:TEST_SECRET_KEY}
+workspaces:
+  users:
+    openapi: ./spec.json
+    auth: {type: oauth2, authorization_url: "https://id.example.com/a", token_url: "https://id.example.com/t",
+           client_id: castproxy, client_secret: "${env:TEST_CLIENT}"}
+    tools: [listUsers, getUser]
+  items:
+    openapi: ./spec.json
+    auth: {type: bearer, token: "${env:TEST_CLIENT}"}
+    tools: [listItems]
+"""
+ENV = {"TEST_SECRET_KEY": "s" * 40, "TEST_CLIENT": "c"}
+
+
+def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CASTPROXY_", "TEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "castproxy", *args],
+        capture_output=True, text=True, timeout=60, cwd=cwd, env={**clean, **(env or {})},
+    )
+
+
+def test_validate_the_example_offline_exits_0() -> None:
+    result = run("validate", "-c", "cast.yaml.example", "--offline")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: workspace 'test-oauth' (oauth2 custom authorization_code, 5 tools)" in result.stdout
+    assert "register this redirect URI at the upstream OAuth server: http://localhost:8080/oauth/callback" in (
+        result.stdout
+    )
+    assert result.stdout.rstrip().endswith("cast.yaml.example: valid (1 workspace)")
+
+
+def test_validate_a_valid_config_prints_ok_lines(
+    write_config: WriteConfig,
+    write_spec: WriteSpec,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    write_spec("listUsers", "getUser", "listItems")
+    path = write_config(VALID)
+    assert main(["validate", "-c", str(path), "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "ok: workspace 'users' (oauth2 custom authorization_code, 2 tools) at http://127.0.0.1:8099/mcp/users" in out
+    assert "ok: workspace 'items' (auth bearer, 1 tool) at http://127.0.0.1:8099/mcp/items" in out
+    assert "register this redirect URI at the upstream OAuth server: http://127.0.0.1:8099/oauth/callback" in out
+
+
+def test_validate_errors_exit_1_with_file_line_col(write_config: WriteConfig, tmp_path: Path) -> None:
+    write_config("version: 1\nworkspaces:\n  api:\n    openapi: ./s.json\n    tools: []\n    auth: {type: magic}\n")
+    result = run("validate", "-c", "cast.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "cast.yaml:5:5: `tools` is empty: list at least one operationId to expose",
+        "cast.yaml:6:18: unknown auth type 'magic' (expected one of: none, bearer, api_key, headers, oauth2)",
+    ]
+
+
+def test_validate_warnings_alone_exit_0(write_config: WriteConfig, write_spec: WriteSpec, tmp_path: Path) -> None:
+    write_spec("x", name="s.json")
+    write_config("version: 1\nworkspaces:\n  api:\n    openapi: ./s.json\n    auth: {type: bearer, token: abc}\n"
+                 "    tools: [x]\n")
+    result = run("validate", cwd=tmp_path)  # ./cast.yaml by default
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == (
+        "cast.yaml:5:33: warning: `token` is written literally in the config: use ${env:NAME} or ${file:PATH} "
+        "so the secret stays out of the file (and out of git)"
+    )
+
+
+def test_validate_reads_castproxy_config(write_config: WriteConfig, write_spec: WriteSpec) -> None:
+    write_spec("x", name="s.json")
+    path = write_config("version: 1\nworkspaces: {api: {openapi: ./s.json, tools: [x]}}\n", name="elsewhere.yaml")
+    result = run("validate", cwd=ROOT, env={"CASTPROXY_CONFIG": str(path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{path}: valid (1 workspace)" in result.stdout
+
+
+def test_validate_missing_file_exits_1(tmp_path: Path) -> None:
+    result = run("validate", "-c", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "config file not found: nope.yaml (pass -c FILE or set CASTPROXY_CONFIG)" in result.stderr
+
+
+def test_validate_bad_env_override_exits_1(write_config: WriteConfig, tmp_path: Path) -> None:
+    write_config("version: 1\nserver:\n  port: 8080\nworkspaces: {api: {openapi: ./s.json, tools: [x]}}\n")
+    result = run("validate", cwd=tmp_path, env={"CASTPROXY_PORT": "eighty"})
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "cast.yaml:3:9: environment variable CASTPROXY_PORT: `port` must be a whole number (got 'eighty')"
+    ]
+
+
+@pytest.mark.parametrize("args", [["validate", "--bogus"], ["validate", "-c"], ["schema", "extra"]])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert "usage: castproxy" in result.stderr
+
+
+def test_schema_prints_the_committed_schema() -> None:
+    result = run("schema")
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "schemas" / "cast.schema.json").read_text(encoding="utf-8")
+
+
+def test_validate_includes_spec_check_problems(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seam to castproxy.openapi.check: its problems print with the others and decide the exit code."""
+    calls: list[bool] = []
+
+    def check_config(loaded: LoadedConfig, *, offline: bool) -> list[Problem]:
+        calls.append(offline)
+        return [loaded.problem(("workspaces", "api", "tools", 0), "no operation 'lstItems'; did you mean 'listItems'?")]
+
+    monkeypatch.setattr(command, "_spec_check", lambda: check_config)
+    path = write_config("version: 1\nworkspaces:\n  api:\n    openapi: ./s.json\n    tools: [lstItems]\n")
+    assert main(["validate", "-c", str(path), "--offline"]) == 1
+    assert calls == [True]
+    assert capsys.readouterr().out == f"{path}:5:13: no operation 'lstItems'; did you mean 'listItems'?\n"
