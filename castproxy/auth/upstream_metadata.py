@@ -69,15 +69,13 @@ async def register_client(
     client_name: str = "castproxy",
 ) -> ClientIdentity:
     """Register castproxy as a client (RFC 7591) and return the issued identity."""
+    # redirect_uris is sent for client_credentials too: several servers require it on every registration.
+    request: dict[str, object] = {"client_name": client_name, "redirect_uris": [redirect_uri]}
     if grant == "client_credentials":
-        request: dict[str, object] = {"grant_types": ["client_credentials"], "response_types": []}
+        request["grant_types"] = ["client_credentials"]
     else:
-        request = {
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "redirect_uris": [redirect_uri],
-        }
-    request["client_name"] = client_name
+        request["grant_types"] = ["authorization_code", "refresh_token"]
+        request["response_types"] = ["code"]
     request["token_endpoint_auth_method"] = auth_method
     if scopes:
         request["scope"] = " ".join(scopes)
