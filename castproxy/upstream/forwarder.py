@@ -16,6 +16,7 @@ Choices, each for a reason:
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import aiohttp
@@ -156,7 +157,9 @@ def _failure(error: Exception, url: URL, timeout: float, elapsed: float) -> Upst
     if isinstance(error, aiohttp.ClientSSLError):
         return UpstreamFailure("tls", f"TLS with the upstream {where} failed", elapsed)
     if isinstance(error, aiohttp.ClientConnectorError):
-        reason = error.os_error.strerror or type(error.os_error).__name__
+        code = error.os_error.errno
+        # uvloop's strerror reads "Connect call failed (...)": the errno's own text says what happened.
+        reason = os.strerror(code) if code else (error.os_error.strerror or type(error.os_error).__name__)
         return UpstreamFailure("connect", f"could not connect to the upstream {where} ({reason.lower()})", elapsed)
     if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
         return UpstreamFailure("reset", f"the upstream {where} closed the connection before answering", elapsed)

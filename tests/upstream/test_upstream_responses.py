@@ -152,8 +152,8 @@ async def test_connection_refused(forwarder, closed_port):
     assert isinstance(outcome, UpstreamFailure) and outcome.kind == "connect"
     result = to_tool_result(outcome, max_bytes=CAP)
     assert result.is_error
-    assert result.content[0].text.startswith(
-        f"Upstream request failed: could not connect to the upstream 127.0.0.1:{closed_port}"
+    assert result.content[0].text == (
+        f"Upstream request failed: could not connect to the upstream 127.0.0.1:{closed_port} (connection refused)."
     )
     assert "Traceback" not in result.content[0].text
 
