@@ -375,9 +375,12 @@ class _Compiler:
                 if isinstance(item, dict) and item.get("type") == "array":
                     file_schema = {"type": "array", "items": file_schema, "description": file_schema["description"]}
                 replaced[name] = file_schema
-            elif not multipart and _kind(self.schemas.definition(prop)) == "object" and name not in encoding:
-                pass  # form-encoded objects follow style=form, explode=true (the request builder's default)
-            parts.append(BodyPart(name=name, binary=binary, content_type=part_type))
+            style = field_encoding.get("style")
+            explode = field_encoding.get("explode")
+            parts.append(BodyPart(
+                name=name, binary=binary, content_type=part_type, style=style if isinstance(style, str) else None,
+                explode=explode if isinstance(explode, bool) else None,
+            ))
         if replaced:
             shape = {**shape, "properties": {**shape["properties"], **replaced}}
         return shape, tuple(parts)

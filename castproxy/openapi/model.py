@@ -34,6 +34,8 @@ class BodyPart:
     name: str
     binary: bool = False
     content_type: str | None = None
+    style: str | None = None  # the field's `encoding` style/explode, when the spec gives them
+    explode: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
