@@ -27,6 +27,7 @@ AUTH_TYPES: dict[str, type[BaseModel]] = {
     "headers": model.HeadersAuth,
     "oauth2": model.OAuth2Auth,
 }
+TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection"})
 _URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
 
 
@@ -44,7 +45,10 @@ def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
     path: list[str | int] = []
     node = data
     parts = list(loc)
-    for index, part in enumerate(parts):
+    index = 0
+    while index < len(parts):
+        part = parts[index]
+        index += 1
         if part == "[key]":
             return tuple(path), True
         in_mapping = isinstance(node, dict) and part in node
@@ -52,10 +56,21 @@ def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
         if in_mapping or in_list:
             node = node[part]
             path.append(part)
-        elif index == len(parts) - 1 and isinstance(part, str):
+            tags = _union_tags(tuple(path))
+            if index < len(parts) and parts[index] in tags:
+                index += 1  # the union member's tag: not part of the data
+        elif index == len(parts) and isinstance(part, str):
             path.append(part)  # a missing key: the position falls back to its parent
-        # anything else is a union tag that has no place in the data
     return tuple(path), False
+
+
+def _union_tags(path: Path) -> frozenset[str | int]:
+    match path:
+        case ("workspaces", str(), "auth"):
+            return frozenset(AUTH_TYPES)
+        case ("workspaces", str(), "tools", int()):
+            return TOOL_ENTRY_TAGS
+    return frozenset()
 
 
 def model_at(path: Path, data: Any) -> type[BaseModel] | None:
@@ -198,7 +213,9 @@ def _pattern_message(pattern: str, name: str, shown: str) -> str:
 
 
 def _quote(value: object) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
         return str(value)
     text = str(value)
     if len(text) > 60:

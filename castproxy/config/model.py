@@ -43,6 +43,13 @@ class ServerSettings(_Strict):
         description="Extra browser origins allowed to call /mcp (loopback and public_url always are).",
     )
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _no_boolean_port(cls, value: object) -> object:
+        if isinstance(value, bool):  # pydantic would read `true` as port 1
+            raise ValueError("a port number from 1 to 65535")
+        return value
+
 
 class StoreSettings(_Strict):
     """Where pending sign-ins, registered clients and encrypted upstream tokens are kept."""
@@ -175,6 +182,8 @@ class Workspace(_Strict):
     @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod
     def _parse_duration(cls, value: object) -> object:
+        if isinstance(value, bool):  # pydantic would read `true` as 1 second
+            raise ValueError("a duration like 30, '30s', '500ms' or '2m'")
         if isinstance(value, str):
             match = _DURATION.match(value)
             if not match:
@@ -186,6 +195,8 @@ class Workspace(_Strict):
     @field_validator("max_response_bytes", mode="before", json_schema_input_type=int | SizeText)
     @classmethod
     def _parse_size(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a size like 1048576, '512KiB' or '1MiB'")
         if isinstance(value, str):
             match = _SIZE.match(value)
             if not match:

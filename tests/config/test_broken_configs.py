@@ -204,7 +204,7 @@ CASES = [
         """,
         "3:15: `secret_key` must be at least 32 characters; generate one with: python3 -c"
         " 'import secrets; print(secrets.token_urlsafe(32))'",
-        env={'KEY': 'short'},
+        env={"KEY": "short"},
     ),
     case(
         "unknown_store_backend",
@@ -445,7 +445,7 @@ CASES = [
         "issuer, authorization_url, token_url, registration_url, revocation_url, "
         "client_id, client_secret, token_endpoint_auth_method, scopes, pkce, state, "
         "audience); did you mean 'scopes'?",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "pkce_wrong_type",
@@ -466,7 +466,7 @@ CASES = [
             tools: [listItems]
         """,
         "13:13: `pkce` must be true or false (got 'S256')",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "scopes_not_a_list",
@@ -487,7 +487,7 @@ CASES = [
             tools: [listItems]
         """,
         "13:15: `scopes` must be a list (e.g. [a, b], or one '- item' per line)",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "oauth2_without_secret_key",
@@ -506,7 +506,7 @@ CASES = [
         """,
         "6:13: workspace 'api' uses oauth2, which needs `server.secret_key` (at least 32 "
         "random characters, e.g. secret_key: ${env:CASTPROXY_SECRET_KEY})",
-        env={'SECRET': 's3cret'},
+        env={"SECRET": "s3cret"},
     ),
     case(
         "client_credentials_without_token_url",
@@ -525,7 +525,7 @@ CASES = [
             tools: [listItems]
         """,
         "9:14: grant client_credentials needs `token_url` (or `issuer`, whose metadata gives it)",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "authorization_code_without_authorization_url",
@@ -544,7 +544,7 @@ CASES = [
             tools: [listItems]
         """,
         "7:5: grant authorization_code needs `authorization_url` (or `issuer`, whose metadata gives it)",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "custom_without_client_id",
@@ -563,7 +563,7 @@ CASES = [
         """,
         "7:5: oauth2 provider custom needs `client_id` (the client registered at the "
         "upstream; or use provider: dcr to register automatically)",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "dcr_without_registration_url",
@@ -583,7 +583,7 @@ CASES = [
         """,
         "9:17: provider dcr needs `registration_url`, or `issuer` (whose metadata names "
         "the registration endpoint)",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"},
     ),
     case(
         "bad_token_url",
@@ -603,7 +603,7 @@ CASES = [
             tools: [listItems]
         """,
         "10:18: `token_url` must be an http:// or https:// URL (got 'id.example.com/token')",
-        env={'KEY': 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk', 'SECRET': 's3cret'},
+        env={"KEY": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "SECRET": "s3cret"},
     ),
     case(
         "bad_header_name",
@@ -620,7 +620,7 @@ CASES = [
         """,
         "8:9: 'X Api Key' is not a valid HTTP header name (letters, digits and "
         "!#$%&'*+.^_`|~-; no spaces or ':')",
-        env={'KEY': 'abc'},
+        env={"KEY": "abc"},
     ),
     case(
         "bearer_without_token",
@@ -659,7 +659,7 @@ CASES = [
             tools: [listItems]
         """,
         "7:14: environment variable EMPTY is empty (referenced as ${env:EMPTY})",
-        env={'EMPTY': ''},
+        env={"EMPTY": ""},
     ),
     case(
         "file_missing",
@@ -702,7 +702,7 @@ CASES = [
             tools: [listItems]
         """,
         "7:14: unclosed '${' in this value: write ${env:NAME} or ${file:PATH}, or $${ for a literal '${'",
-        env={'TOKEN': 't'},
+        env={"TOKEN": "t"},
     ),
     case(
         "unknown_reference_source",
@@ -731,7 +731,7 @@ CASES = [
             tools: [listItems]
         """,
         "7:14: malformed reference '${TOKEN}': write ${env:NAME} or ${file:PATH}, or $${ for a literal '${'",
-        env={'TOKEN': 't'},
+        env={"TOKEN": "t"},
     ),
     case(
         "bad_env_name",
@@ -773,7 +773,7 @@ CASES = [
             tools: [listItems]
         """,
         "3:9: environment variable CASTPROXY_PORT: `port` must be a whole number (got 'eighty')",
-        env={'CASTPROXY_PORT': 'eighty'},
+        env={"CASTPROXY_PORT": "eighty"},
     ),
     case(
         "env_override_short_secret_key",
@@ -786,8 +786,57 @@ CASES = [
         """,
         "1:1: `secret_key` (from CASTPROXY_SECRET_KEY) must be at least 32 characters; "
         "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-        env={'CASTPROXY_SECRET_KEY': 'short'},
-    ),]
+        env={"CASTPROXY_SECRET_KEY": "short"},
+    ),
+    case(
+        "port_is_a_boolean",
+        """\
+        version: 1
+        server:
+          port: true
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "3:9: `port` must be a port number from 1 to 65535 (got true)",
+    ),
+    case(
+        "auth_is_a_word",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            auth: bearer
+            tools: [listItems]
+        """,
+        "5:11: `auth` must be a mapping (key: value lines indented below it)",
+    ),
+    case(
+        "tools_entry_is_a_list",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [[listItems]]
+        """,
+        "5:13: each tools entry must be an operationId, or a mapping with `operation` and optionally `name` and "
+        "`description`",
+    ),
+    case(
+        "tools_is_one_word",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: listItems
+        """,
+        "5:12: `tools` must be a list of operationIds (one '- name' per line), not a single value",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "expected", "env"), CASES)
