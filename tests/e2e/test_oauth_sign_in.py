@@ -1,0 +1,180 @@
+"""Per-user OAuth end to end: the bundled test upstream (its own OAuth server), the proxy on loopback,
+and the `mcp` SDK client's OAuthClientProvider driving a browser stand-in through sign-in and consent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from oauth_e2e_support import (
+    SECRET_KEY,
+    BearerRecorder,
+    Browser,
+    MemoryStorage,
+    Running,
+    free_socket,
+    provider,
+    run,
+    write_config,
+)
+
+from castproxy.serve.app import create_app
+from castproxy.testserver.app import create_app as create_testserver
+
+CLIENT_SECRET = "e2e-upstream-client-secret-0123456789"
+
+
+@dataclass
+class Stack:
+    proxy: Running
+    upstream: Running
+    recorder: BearerRecorder
+    upstream_app: object
+    config: Path
+
+    def restart_proxy(self) -> None:
+        """Stop the proxy and start a new one on the same port, config and state file."""
+        port = int(self.proxy.url.rsplit(":", 1)[1])
+        self.proxy.stop()
+        self.proxy = run(create_app(self.config, reload=False), free_socket(port))
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
+    proxy_socket = free_socket()
+    proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
+    upstream_app = create_testserver(
+        "oauth",
+        auto_approve=True,
+        redirect_uris=[f"{proxy_url}/oauth/callback"],
+        client_secret=CLIENT_SECRET,
+        token_lifetime=getattr(request, "param", 3600),
+    )
+    recorder = BearerRecorder(upstream_app)
+    upstream = run(recorder)
+    config = write_config(tmp_path, proxy_url, upstream.url)
+    proxy = run(create_app(config, reload=False), proxy_socket)
+    stack = Stack(proxy, upstream, recorder, upstream_app, config)
+    yield stack
+    stack.proxy.stop()
+    upstream.stop()
+
+
+@asynccontextmanager
+async def mcp_session(url: str, storage: MemoryStorage, browser: Browser, mode: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(auth=provider(url, storage, browser), timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_sign_in_then_tools_list_and_call(stack: Stack, mode: str) -> None:
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(url, storage, browser, mode) as client:
+        tools = await client.list_tools()
+        assert {tool.name for tool in tools.tools} == {"listItems", "getItem", "createItem"}
+        result = await client.call_tool("listItems", {})
+        assert not result.is_error, result
+    assert browser.sign_ins == 1 and browser.consent_pages == 1
+    assert any("/auth/authorize" in page for page in browser.visited)  # the upstream's own sign-in was used
+    assert storage.tokens is not None
+    castproxy_token = storage.tokens.access_token
+    assert castproxy_token.startswith("cpat_")
+    # The upstream saw only its own access tokens, never castproxy's.
+    assert stack.recorder.seen
+    assert all(header.startswith("Bearer ") for header in stack.recorder.seen)
+    assert all(castproxy_token not in header and "cpat_" not in header for header in stack.recorder.seen)
+
+    # A new session with the stored tokens works without any browser step.
+    async with mcp_session(url, storage, browser, mode) as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert browser.sign_ins == 1
+    await browser.aclose()
+
+
+async def test_second_sign_in_in_the_same_browser_skips_consent(stack: Stack) -> None:
+    url = f"{stack.proxy.url}/mcp/items"
+    browser = Browser()
+    for _ in range(2):  # two MCP clients (each registers itself), one browser
+        async with mcp_session(url, MemoryStorage(), browser, "legacy") as client:
+            assert not (await client.call_tool("listItems", {})).is_error
+    assert browser.sign_ins == 2
+    assert browser.consent_pages == 2  # a different client_id: consent is per client
+    storage = MemoryStorage()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        await client.list_tools()
+    storage.tokens = None  # the same client signs in again: consent remembered, no page
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        await client.list_tools()
+    assert browser.sign_ins == 4 and browser.consent_pages == 3
+    await browser.aclose()
+
+
+async def test_token_for_one_workspace_is_refused_on_another(stack: Stack) -> None:
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(f"{stack.proxy.url}/mcp/items", storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert storage.tokens is not None
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(
+            f"{stack.proxy.url}/mcp/users",
+            headers={"Authorization": f"Bearer {storage.tokens.access_token}", "Accept": "application/json"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response.headers["www-authenticate"]
+        assert "issued for another workspace" in response.headers["www-authenticate"]
+        # An upstream token is no castproxy token either.
+        upstream_token = stack.recorder.seen[-1].split(" ", 1)[1]
+        response = await http.post(
+            f"{stack.proxy.url}/mcp/items",
+            headers={"Authorization": f"Bearer {upstream_token}", "Accept": "application/json"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+        assert response.status_code == 401
+    await browser.aclose()
+
+
+async def test_restart_keeps_the_sign_in(stack: Stack) -> None:
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    stack.restart_proxy()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert browser.sign_ins == 1
+    await browser.aclose()
+
+
+@pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
+async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: Stack) -> None:
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+        oauth = stack.upstream_app.state.oauth  # type: ignore[attr-defined]
+        oauth.revoke_all()  # the upstream grant is gone: the next refresh answers invalid_grant
+        await asyncio.sleep(2.1)
+        failed = await client.call_tool("listItems", {})
+        assert failed.is_error
+        assert "Sign-in required" in failed.content[0].text  # type: ignore[union-attr]
+    assert browser.sign_ins == 1
+    # The castproxy token is now refused, so the SDK signs in again (consent remembered) and succeeds.
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert browser.sign_ins == 2 and browser.consent_pages == 1
+    await browser.aclose()
