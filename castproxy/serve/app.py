@@ -69,6 +69,24 @@ def _make_bridge(loaded: LoadedConfig, store: Any) -> Any:
     return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
 
 
+def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
+    """Listen address, public URL, secret key and store are bound at start; say so when an edit changes them."""
+    before, after = first.config, fresh.config
+    changed = [
+        name
+        for name, old, new in (
+            ("server.host", before.server.host, after.server.host),
+            ("server.port", before.server.port, after.server.port),
+            ("server.public_url", first.public_url, fresh.public_url),
+            ("server.secret_key", before.server.secret_key, after.server.secret_key),
+            ("store", before.store, after.store),
+        )
+        if old != new
+    ]
+    if changed:
+        log.warning("these settings take effect at the next restart", extra={"fields": {"settings": changed}})
+
+
 def create_app(
     config_path: Path,
     *,
@@ -83,7 +101,9 @@ def create_app(
     snapshot = build_snapshot(loaded, bridge=bridge)
 
     def rebuild() -> Snapshot:  # runs in a worker thread on every reload
-        return build_snapshot(load_config(config_path, environ), bridge=bridge)
+        fresh = load_config(config_path, environ)
+        _warn_fixed_settings(loaded, fresh)
+        return build_snapshot(fresh, bridge=bridge)
 
     metrics = Metrics()
     forwarder = Forwarder()

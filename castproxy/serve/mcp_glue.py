@@ -9,6 +9,7 @@ new one in meanwhile. The manager routes initialize-era (2025-06-18, 2025-11-25)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from castproxy.serve.inbound import key_accepted, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 
 SCOPE_KEY = "castproxy.call"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,12 @@ class McpEndpoint:
             if bridge is None:
                 return json_error(503, "sign_in_unavailable", "sign-in not available: this proxy has no "
                                   "authorization server (set server.secret_key)"), None
-            outcome = await bridge.authenticate(request, name)
+            try:
+                outcome = await bridge.authenticate(request, name)
+            except Exception as exc:  # e.g. the store is down: say so, without internals
+                fields = {"workspace": name, "error_type": type(exc).__name__}
+                log.error("sign-in check failed", extra={"fields": fields})
+                return json_error(503, "sign_in_unavailable", "sign-in check failed; try again shortly"), None
             if isinstance(outcome, Response):
                 return outcome, None
             grant_id = outcome

@@ -1,7 +1,4 @@
-"""Fixtures for the serve tests: a recording upstream app, a config folder and a running proxy.
-
-Parts that have not landed yet are replaced by the stand-ins in serve_standins (reported in the header).
-"""
+"""Fixtures for the serve tests: a recording upstream app, a config folder and a running proxy."""
 
 from __future__ import annotations
 
@@ -15,14 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import serve_standins
 from serve_support import Running, Upstream, config_text, free_socket, run, write_spec
-
-INSTALLED = serve_standins.install()
-
-
-def pytest_report_header(config: object) -> str:
-    return f"serve: stand-ins for missing parts: {', '.join(INSTALLED) or 'none'}"
 
 
 @dataclass

@@ -108,7 +108,7 @@ async def test_health_and_metrics(start_proxy):
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert ready.json()["config"]["workspaces"] == ["open"]
-    assert ready.json()["store"]["reachable"] in (True, None)
+    assert ready.json()["store"] == {"backend": "sqlite", "reachable": True}
     async with mcp_client(proxy.mcp("open"), MODERN) as client:
         await client.call_tool("getItem", {"id": "1"})
         await client.call_tool("getItem", {})

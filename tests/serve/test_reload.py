@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -132,3 +134,34 @@ async def test_call_in_flight_finishes_on_its_config(start_proxy, upstream):
         result = await slow
     assert not result.is_error
     assert result.structured_content == {"slept": 1.5}
+
+
+async def test_spec_file_edit_is_seen(start_proxy, tmp_path):
+    proxy = start_proxy({"open": "    tools: [getItem]"})
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    spec["paths"]["/api/items/{id}"]["get"]["summary"] = "Fetch one item by its id"
+    atomic_write(tmp_path / "spec.json", json.dumps(spec))
+    for _ in range(250):
+        async with mcp_client(proxy.mcp("open"), MODERN) as client:
+            tools = (await client.list_tools()).tools
+        if tools[0].description == "Fetch one item by its id":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("spec edit not applied")
+
+
+async def test_settings_bound_at_start_are_reported(start_proxy, caplog):
+    proxy = start_proxy(OPEN)
+    with caplog.at_level(logging.WARNING, logger="castproxy.serve.app"):
+        proxy.config.write_text(proxy.config.read_text().replace("path: state.db", "path: other.db"))
+        await wait_for_reload_count(proxy, 1)
+    assert any(getattr(r, "fields", {}).get("settings") == ["store"] for r in caplog.records)
+
+
+async def wait_for_reload_count(proxy, count: int) -> None:
+    for _ in range(250):
+        if f'castproxy_config_reloads_total{{result="ok"}} {count}' in httpx2.get(f"{proxy.url}/metrics").text:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("reload not seen")
