@@ -27,10 +27,15 @@ def _millis(ttl: float) -> int:
 
 
 class RedisStore:
-    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, max_connections: int = 32) -> None:
         self.prefix = prefix
         try:
-            self._redis = aioredis.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
+            # A blocking pool: under a burst, callers wait for a free connection instead of failing
+            # with "Too many connections" (what the default pool does past its limit).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=10.0, socket_timeout=10.0, socket_connect_timeout=5.0
+            )
+            self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
         except ValueError as exc:
             # The URL may carry a password: name the problem, not the URL.
             raise StoreError(f"invalid Redis URL: {exc.__class__.__name__}") from None

@@ -133,3 +133,10 @@ async def test_lock_is_released_when_the_body_raises(store):
 
 async def test_ping(store):
     assert await store.ping() is True
+
+
+async def test_burst_larger_than_any_connection_pool(store):
+    # Hundreds of tool calls may read grants at once: callers wait for the backend, none fails.
+    await store.put("ns", "grant", b"v")
+    results = await asyncio.gather(*(store.get("ns", "grant") for _ in range(300)))
+    assert results == [b"v"] * 300
