@@ -74,7 +74,9 @@ class BearerRecorder:
         await self.app(scope, receive, send)
 
 
-def write_config(folder: Path, proxy_url: str, upstream: str) -> Path:
+def write_config(
+    folder: Path, proxy_url: str, upstream: str, *, name: str = "cast.yaml", store: str = "path: state.db"
+) -> Path:
     auth = f"""    auth:
       type: oauth2
       provider: custom
@@ -86,7 +88,7 @@ def write_config(folder: Path, proxy_url: str, upstream: str) -> Path:
       scopes: [read:items, write:items, read:users]
 """
     port = proxy_url.rsplit(":", 1)[1]
-    path = folder / "cast.yaml"
+    path = folder / name
     path.write_text(
         f"""version: 1
 server:
@@ -95,7 +97,7 @@ server:
   port: {port}
   secret_key: ${{env:E2E_SECRET_KEY}}
 store:
-  path: state.db
+  {store}
 workspaces:
   items:
     openapi: {upstream}/openapi.json
@@ -193,3 +195,55 @@ def provider(server_url: str, storage: MemoryStorage, browser: Browser) -> OAuth
         redirect_handler=browser.redirect_handler,
         callback_handler=browser.callback_handler,
     )
+
+
+class UpstreamRecorder(BearerRecorder):
+    """Also counts the refresh_token grants the upstream's token endpoint receives."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self.refreshes = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/auth/token":
+            await super().__call__(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if b"grant_type=refresh_token" in body:
+            self.refreshes += 1
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def call_concurrently(urls: list[str], token: str, count: int) -> list[httpx2.Response]:
+    """`count` tools/call requests at once, spread over `urls`, each with the castproxy access token."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    async with httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=count)) as http:
+
+        async def one(index: int) -> httpx2.Response:
+            body = {
+                "jsonrpc": "2.0",
+                "id": index,
+                "method": "tools/call",
+                "params": {"name": "listItems", "arguments": {}},
+            }
+            return await http.post(urls[index % len(urls)], headers=headers, json=body)
+
+        return list(await asyncio.gather(*(one(index) for index in range(count))))

@@ -16,10 +16,11 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from oauth_e2e_support import (
     SECRET_KEY,
-    BearerRecorder,
     Browser,
     MemoryStorage,
     Running,
+    UpstreamRecorder,
+    call_concurrently,
     free_socket,
     provider,
     run,
@@ -36,7 +37,7 @@ CLIENT_SECRET = "e2e-upstream-client-secret-0123456789"
 class Stack:
     proxy: Running
     upstream: Running
-    recorder: BearerRecorder
+    recorder: UpstreamRecorder
     upstream_app: object
     config: Path
 
@@ -60,7 +61,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtu
         client_secret=CLIENT_SECRET,
         token_lifetime=getattr(request, "param", 3600),
     )
-    recorder = BearerRecorder(upstream_app)
+    recorder = UpstreamRecorder(upstream_app)
     upstream = run(recorder)
     config = write_config(tmp_path, proxy_url, upstream.url)
     proxy = run(create_app(config, reload=False), proxy_socket)
@@ -178,3 +179,81 @@ async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: Stac
         assert not (await client.call_tool("listItems", {})).is_error
     assert browser.sign_ins == 2 and browser.consent_pages == 1
     await browser.aclose()
+
+
+@pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
+async def test_concurrent_calls_after_expiry_refresh_once(stack: Stack) -> None:
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert storage.tokens is not None
+    await asyncio.sleep(2.1)
+    before = stack.recorder.refreshes
+    responses = await call_concurrently([url], storage.tokens.access_token, 20)
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert response.json()["result"]["isError"] is False, response.text
+    assert stack.recorder.refreshes - before == 1
+    await browser.aclose()
+
+
+def redis_or_skip() -> None:
+    import os
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return
+    except OSError:
+        pass
+    if os.environ.get("CI") == "true":
+        pytest.fail("Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI")
+    pytest.skip("Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)")
+
+
+async def test_two_proxies_sharing_redis_refresh_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    redis_or_skip()
+    monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
+    sockets = [free_socket(), free_socket()]
+    urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    upstream_app = create_testserver(
+        "oauth",
+        auto_approve=True,
+        redirect_uris=[f"{url}/oauth/callback" for url in urls],
+        client_secret=CLIENT_SECRET,
+        token_lifetime=2,
+    )
+    recorder = UpstreamRecorder(upstream_app)
+    upstream = run(recorder)
+    store = "{backend: redis, url: redis://127.0.0.1:6379/0}"
+    proxies = [
+        run(
+            create_app(write_config(tmp_path, url, upstream.url, name=f"cast{i}.yaml", store=store), reload=False), sock
+        )
+        for i, (url, sock) in enumerate(zip(urls, sockets, strict=True))
+    ]
+    try:
+        storage, browser = MemoryStorage(), Browser()
+        async with mcp_session(f"{urls[0]}/mcp/items", storage, browser, "legacy") as client:
+            assert not (await client.call_tool("listItems", {})).is_error
+        assert storage.tokens is not None
+        # The token issued by the first replica works on the second one too.
+        async with mcp_session(f"{urls[1]}/mcp/items", storage, browser, "legacy") as client:
+            assert not (await client.call_tool("listItems", {})).is_error
+        assert browser.sign_ins == 1
+        await asyncio.sleep(2.1)
+        before = recorder.refreshes
+        responses = await call_concurrently([f"{url}/mcp/items" for url in urls], storage.tokens.access_token, 20)
+        for response in responses:
+            assert response.status_code == 200, response.text
+            assert response.json()["result"]["isError"] is False, response.text
+        assert recorder.refreshes - before == 1
+        await browser.aclose()
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        upstream.stop()
