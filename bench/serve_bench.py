@@ -251,6 +251,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="connections for the throughput run")
     parser.add_argument("--protocol", default="2026-07-28", help="2026-07-28 (sessionless) or 2025-11-25")
+    parser.add_argument("--profile", action="store_true", help="also sample castproxy with py-spy under load")
     parser.add_argument("--only", default="abc", help="which targets to run, e.g. 'ac' (default abc)")
     args = parser.parse_args()
 
@@ -353,6 +354,37 @@ def run_castproxy(
             return
         target = rpc_target("c castproxy tools/call", url, tool, args.protocol)
         results[target.label] = measure(target, args, driver_pin)
+        if args.profile:
+            profile(proxy.pid, target, args, driver_pin, folder)
+
+
+def profile(pid: int, target: Target, args: argparse.Namespace, driver_pin: list[str], folder: Path) -> None:
+    """Sample the proxy with py-spy under load; print where its time goes (inclusive and own samples)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("--profile needs py-spy: .venv/bin/pip install py-spy")
+        return
+    out = folder / "profile.txt"
+    command = [spy, "record", "-p", str(pid), "-d", f"{args.duration:g}", "-r", "200", "-f", "raw", "-o", str(out)]
+    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrk(target, connections=args.connections, duration=args.duration, pin=driver_pin)
+    sampler.wait(timeout=args.duration + 30)
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r" \((.*/)?", " (", frame) for frame in stack.split(";")]
+        total += int(count)
+        for function in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:  # per function, not per line
+            inclusive[function] = inclusive.get(function, 0) + int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+    print(f"\nprofile of castproxy under load ({total} samples); top own time:")
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {count / total:6.1%}  {frame}")
+    print("top inclusive time by function:")
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:45]:
+        print(f"  {count / total:6.1%}  {frame}")
 
 
 if __name__ == "__main__":

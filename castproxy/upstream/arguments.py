@@ -15,6 +15,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from castproxy.upstream.fastcheck import compile_check
+
 EXCERPT_CHARS = 40
 MAX_LISTED_CHOICES = 8
 
@@ -57,6 +59,7 @@ class ArgumentValidator:
 
     def __init__(self, input_schema: dict[str, Any]) -> None:
         self._validator = Draft202012Validator(input_schema)
+        self._certainly_valid = compile_check(input_schema)  # None: the schema needs jsonschema every time
         properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
         self._secret_arguments = frozenset(
             name
@@ -66,6 +69,8 @@ class ArgumentValidator:
 
     def errors(self, arguments: dict[str, Any]) -> list[str]:
         """One message per problem, naming the argument; empty when the arguments are valid."""
+        if self._certainly_valid is not None and self._certainly_valid(arguments):
+            return []
         try:
             found = list(self._validator.iter_errors(arguments))
         except Exception:  # a schema jsonschema cannot evaluate: say so rather than crash the call
