@@ -36,7 +36,7 @@ CLIENT_REDIRECT = "http://127.0.0.1:47999/callback"  # never listened on: the br
 BOB = 2
 
 
-def _free_port() -> int:
+def free_port() -> int:
     sock = bind_socket("127.0.0.1", 0)
     try:
         return sock.getsockname()[1]
@@ -44,7 +44,7 @@ def _free_port() -> int:
         sock.close()
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     try:
         bind_socket("127.0.0.1", port).close()
     except OSError:
@@ -79,15 +79,16 @@ class Demo:
             self.process.send_signal(signum)
         return self.process.wait(timeout=30)
 
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    port, upstream_port = _free_port(), _free_port()
-    log = (tmp_path / "demo.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "castproxy", "demo", "--port", str(port), "--upstream-port", str(upstream_port)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=log, text=True,
-    )
+
+def start_demo(command: list[str], cwd: Path, port: int, upstream_port: int, log: Path) -> Demo:
+    """Start a demo command; its stdout lines are collected by a thread, its log goes to `log`."""
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=log_file, text=True)
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -96,12 +97,16 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    running = Demo(process, port, upstream_port, lines)
+    return Demo(process, port, upstream_port, lines)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    port, upstream_port = free_port(), free_port()
+    command = [sys.executable, "-m", "castproxy", "demo", "--port", str(port), "--upstream-port", str(upstream_port)]
+    running = start_demo(command, tmp_path, port, upstream_port, tmp_path / "demo.log")
     yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    log.close()
+    running.kill()
 
 
 class MemoryStorage:
@@ -179,18 +184,14 @@ def _provider(url: str, storage: MemoryStorage, browser: Browser) -> OAuthClient
     return OAuthClientProvider(url, metadata, storage, redirect_handler=browser.open, callback_handler=browser.code)
 
 
-def _mcp_url(output: str) -> str:
+def mcp_url(output: str) -> str:
     match = re.search(r"MCP URL\s*:\s*(\S+)", output)
     assert match, output
     return match.group(1)
 
 
-async def test_demo_sign_in_then_every_tutorial_tool(demo: Demo) -> None:
-    output = demo.read_until("Press Ctrl-C to stop")
-    url = _mcp_url(output)
-    assert url == f"http://localhost:{demo.port}/mcp/test-oauth"
-    assert "client_id     : test-client-id" in output and '"mcp-remote@latest"' in output
-
+async def run_tutorial(url: str) -> None:
+    """What a user does next: connect, sign in (consent + approval page, as Bob), list and call every tool."""
     storage, browser = MemoryStorage(), Browser(user_id=BOB)
     async with (
         httpx2.AsyncClient(auth=_provider(url, storage, browser), timeout=30) as http,
@@ -225,8 +226,17 @@ async def test_demo_sign_in_then_every_tutorial_tool(demo: Demo) -> None:
     # The client holds castproxy's token, never the upstream's (the test server's start with at_).
     assert storage.tokens is not None and not storage.tokens.access_token.startswith("at_")
 
+
+async def test_demo_sign_in_then_every_tutorial_tool(demo: Demo) -> None:
+    output = demo.read_until("Press Ctrl-C to stop")
+    url = mcp_url(output)
+    assert url == f"http://localhost:{demo.port}/mcp/test-oauth"
+    assert "client_id     : test-client-id" in output and '"mcp-remote@latest"' in output
+
+    await run_tutorial(url)
+
     assert demo.stop(signal.SIGINT) == 0
-    assert _port_is_free(demo.port) and _port_is_free(demo.upstream_port)
+    assert port_is_free(demo.port) and port_is_free(demo.upstream_port)
     config = re.search(r"Config\s*:\s*(\S+)", output).group(1)
     assert not Path(config).parent.exists()
 
@@ -234,7 +244,7 @@ async def test_demo_sign_in_then_every_tutorial_tool(demo: Demo) -> None:
 def test_demo_stops_cleanly_on_sigterm(demo: Demo) -> None:
     demo.read_until("Press Ctrl-C to stop")
     assert demo.stop(signal.SIGTERM) == 0
-    assert _port_is_free(demo.port) and _port_is_free(demo.upstream_port)
+    assert port_is_free(demo.port) and port_is_free(demo.upstream_port)
 
 
 def test_demo_refuses_a_taken_port(tmp_path: Path) -> None:
@@ -243,7 +253,7 @@ def test_demo_refuses_a_taken_port(tmp_path: Path) -> None:
     try:
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "castproxy", "demo", "--port", str(port), "--upstream-port", str(_free_port())],
+            [sys.executable, "-m", "castproxy", "demo", "--port", str(port), "--upstream-port", str(free_port())],
             cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )
     finally:
