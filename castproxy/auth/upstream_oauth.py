@@ -58,6 +58,7 @@ NS_CLIENT = "upstream-client"
 SIGN_IN_TTL = 600.0
 LOCK_TIMEOUT = 30.0
 HTTP_TIMEOUT = 10.0
+GRANT_IDLE_TTL = 90 * 24 * 3600.0  # a grant unused (never refreshed) this long is dropped
 
 # RFC 8414 metadata name -> the config field that can set it instead.
 _CONFIG_FIELD = {
@@ -412,9 +413,12 @@ class UpstreamOAuth:
             return None
 
     async def _write_grant(self, grant_id: str, tokens: TokenSet) -> None:
-        ttl = None
-        if tokens.refresh_token is None and tokens.expires_at is not None:
-            ttl = max(1.0, tokens.expires_at - time.time())  # useless once expired
+        remaining = None if tokens.expires_at is None else max(1.0, tokens.expires_at - time.time())
+        if tokens.refresh_token is None:
+            ttl = remaining  # useless once the access token expired
+        else:
+            # An abandoned grant does not stay forever; every refresh renews this.
+            ttl = GRANT_IDLE_TTL if remaining is None else max(GRANT_IDLE_TTL, remaining)
         blob = self.cipher.encrypt(tokens.to_bytes(), aad=self._grant_aad(grant_id))
         # One write replaces access and (rotated) refresh token together.
         await self.store.put(NS_GRANT, grant_id, blob, ttl=ttl)

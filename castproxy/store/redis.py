@@ -35,10 +35,16 @@ class RedisStore:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, max_connections=max_connections, timeout=10.0, socket_timeout=10.0, socket_connect_timeout=5.0
             )
-            self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
+            self._client: aioredis.Redis | None = aioredis.Redis.from_pool(pool)  # owns the pool
         except ValueError as exc:
             # The URL may carry a password: name the problem, not the URL.
             raise StoreError(f"invalid Redis URL: {exc.__class__.__name__}") from None
+
+    @property
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreError("the Redis store is closed")
+        return self._client
 
     def _key(self, namespace: str, key: str) -> str:
         return f"{self.prefix}{namespace}:{key}"
@@ -110,8 +116,10 @@ class RedisStore:
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
-        except (RedisError, OSError):
+        except (RedisError, OSError, StoreError):
             return False
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -64,15 +64,6 @@ async def test_sqlite_unusable_path_is_a_clear_error(tmp_path):
         SQLiteStore(blocker / "state.db")
 
 
-async def test_closed_store_refuses_calls(tmp_path):
-    store = SQLiteStore(tmp_path / "state.db")
-    await store.close()
-    await store.close()  # idempotent
-    with pytest.raises(StoreError, match="closed"):
-        await store.get("ns", "k")
-    assert await store.ping() is False
-
-
 async def test_open_store_sqlite_resolves_against_config_folder(tmp_path):
     store = open_store(StoreSettings(backend="sqlite", path="./data/state.db"), tmp_path)
     try:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from castproxy.store.base import LockTimeout
+from castproxy.store.base import LockTimeout, StoreError
 
 
 async def test_put_get_delete(store):
@@ -133,6 +133,15 @@ async def test_lock_is_released_when_the_body_raises(store):
 
 async def test_ping(store):
     assert await store.ping() is True
+
+
+async def test_close(store):
+    await store.put("ns", "k", b"v")
+    await store.close()
+    await store.close()  # idempotent (the fixture closes once more)
+    assert await store.ping() is False
+    with pytest.raises(StoreError, match="closed"):
+        await store.get("ns", "k")
 
 
 async def test_burst_larger_than_any_connection_pool(store):
