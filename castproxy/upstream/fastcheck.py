@@ -111,7 +111,7 @@ def _compile(schema: Any) -> Check:
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         tests = [_TYPES[name] for name in names]  # KeyError: unknown type name
-        checks.append(lambda v, tests=tests: any(test(v) for test in tests))
+        checks.append(tests[0] if len(tests) == 1 else _any_of(tests))
     if "enum" in schema:
         choices = list(schema["enum"])
         checks.append(lambda v, choices=choices: any(_same(v, c) for c in choices))
@@ -143,7 +143,7 @@ def _compile(schema: Any) -> Check:
 
     if "items" in schema:
         item_check = _compile(schema["items"])
-        checks.append(lambda v, item=item_check: not isinstance(v, list) or all(item(x) for x in v))
+        checks.append(lambda v, item=item_check: not isinstance(v, list) or all(map(item, v)))
     min_items, max_items = schema.get("minItems"), schema.get("maxItems")
     if min_items is not None or max_items is not None:
         low, high = int(min_items or 0), max_items
@@ -176,8 +176,33 @@ def _compile(schema: Any) -> Check:
 
         checks.append(check_object)
 
+    return _all_of(checks)
+
+
+def _any_of(tests: list[Check]) -> Check:
+    def check(value: Any) -> bool:
+        for test in tests:  # noqa: SIM110 - a loop costs less than any() over a generator
+            if test(value):
+                return True
+        return False
+
+    return check
+
+
+def _all_of(checks: list[Check]) -> Check:
+    # Plain loops and closures: generator expressions cost more than the checks themselves.
     if not checks:
         return lambda value: True
     if len(checks) == 1:
         return checks[0]
-    return lambda value: all(check(value) for check in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
+
+    def check(value: Any) -> bool:
+        for one in checks:  # noqa: SIM110 - a loop costs less than all() over a generator
+            if not one(value):
+                return False
+        return True
+
+    return check
