@@ -17,6 +17,7 @@ from castproxy.auth.credentials import SignInRequired
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import WorkspaceRuntime
+from castproxy.upstream.exchange import UpstreamFailure
 from castproxy.upstream.request import ArgumentError, build_request
 from castproxy.upstream.response import to_tool_result
 
@@ -89,8 +90,9 @@ class ToolCaller:
             request, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes
         )
         result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
-        status = getattr(outcome, "status", None)
-        return result, "upstream_error" if result.is_error else "ok", status if isinstance(status, int) else None
+        if isinstance(outcome, UpstreamFailure):  # no HTTP answer at all: timeout, refused, TLS...
+            return result, f"upstream_{outcome.kind}", None
+        return result, "upstream_error" if result.is_error else "ok", outcome.status
 
 
 def _invalid(tool: str, problems: list[str]) -> mcp_types.CallToolResult:

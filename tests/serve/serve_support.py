@@ -150,7 +150,8 @@ def config_text(upstream_url: str, workspaces: dict[str, str], *, extra_server: 
     blocks = []
     for name, extra in workspaces.items():
         body = extra if "tools:" in extra else extra + "\n    tools: [" + ", ".join(ALL_TOOLS) + "]"
-        blocks.append(f"  {name}:\n    openapi: spec.json\n    base_url: {upstream_url}\n{body.strip(chr(10))}\n")
+        base = "" if "base_url:" in extra else f"    base_url: {upstream_url}\n"
+        blocks.append(f"  {name}:\n    openapi: spec.json\n{base}{body.strip(chr(10))}\n")
     return "version: 1\nserver:\n  host: 127.0.0.1\n" + extra_server + "store:\n  path: state.db\nworkspaces:\n" + \
         "".join(blocks)
 

@@ -98,6 +98,17 @@ async def test_upstream_failure_is_a_tool_error_naming_the_status(start_proxy, m
     assert "Traceback" not in text_of(result)
 
 
+async def test_unreachable_upstream_is_a_tool_error(start_proxy, mode, caplog):
+    proxy = start_proxy({"gone": "    base_url: http://127.0.0.1:9"})
+    with caplog.at_level(logging.INFO, logger="castproxy.calls"):
+        async with mcp_client(proxy.mcp("gone"), mode) as client:
+            result = await client.call_tool("getItem", {"id": "1"})
+    assert result.is_error
+    assert text_of(result) and "Traceback" not in text_of(result)
+    [line] = [record.fields for record in caplog.records if record.name == "castproxy.calls"]
+    assert line["outcome"].startswith("upstream_") and line["upstream_status"] is None
+
+
 async def test_one_log_line_per_call_without_argument_values(start_proxy, mode, caplog):
     proxy = start_proxy(OPEN)
     with caplog.at_level(logging.INFO, logger="castproxy.calls"):
