@@ -65,7 +65,7 @@ async def test_scripts_demo_from_a_fresh_clone(tmp_path: Path) -> None:
             raise AssertionError(f"scripts/demo did not come up:\n{log[-4000:]}") from None
         installed = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c",
                                     "import castproxy; print(castproxy.__file__)"],
-                                   check=True, capture_output=True, text=True).stdout
+                                   cwd=clone / ".venv", check=True, capture_output=True, text=True).stdout
         assert installed.startswith(str(clone))  # the clone's own code runs, not this checkout's
         await run_tutorial(mcp_url(output))
         assert demo.stop(signal.SIGINT) == 0
