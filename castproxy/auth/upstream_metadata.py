@@ -98,4 +98,6 @@ async def register_client(
     method = answer.get("token_endpoint_auth_method")
     if method not in ("client_secret_basic", "client_secret_post", "none"):
         method = auth_method if secret is not None else "none"
-    return ClientIdentity(client_id=client_id, client_secret=secret, auth_method=method)
+    expires = answer.get("client_secret_expires_at")
+    expires = float(expires) if isinstance(expires, int | float) and expires > 0 else None  # 0 means never
+    return ClientIdentity(client_id=client_id, client_secret=secret, auth_method=method, secret_expires_at=expires)

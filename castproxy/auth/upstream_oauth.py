@@ -143,7 +143,6 @@ class UpstreamOAuth:
         self._metadata_loaded = False
         self._origin_metadata: dict | None = None
         self._origin_metadata_loaded = False
-        self._client_cache: ClientIdentity | None = None
         self._service: TokenSet | None = None
 
     async def aclose(self) -> None:
@@ -185,11 +184,15 @@ class UpstreamOAuth:
         return record_aad(NS_CLIENT, self.workspace)
 
     def _registration_fits(self, record: dict, registration_url: str) -> bool:
-        # A change of endpoint, callback or grant in the config needs a new registration.
+        # A change of endpoint, callback, grant or scopes in the config needs a new registration,
+        # and so does a client secret about to expire (RFC 7591 client_secret_expires_at).
+        expires_at = record.get("secret_expires_at")
         return (
             record.get("registration_url") == registration_url
             and record.get("redirect_uri") == self.callback_url
             and record.get("grant") == self.auth.grant
+            and record.get("scopes") == list(self.auth.scopes)
+            and not (isinstance(expires_at, int | float) and expires_at and time.time() >= expires_at - 60)
         )
 
     async def _stored_client(self, registration_url: str) -> ClientIdentity | None:
@@ -210,8 +213,8 @@ class UpstreamOAuth:
                 raise UpstreamAuthError(f"workspace {self.workspace}: auth.client_id is not set")
             secret = self.auth.client_secret.get_secret_value() if self.auth.client_secret else None
             return ClientIdentity(self.auth.client_id, secret, self.auth.token_endpoint_auth_method)
-        if self._client_cache is not None:
-            return self._client_cache
+        # Read from the store every time (sign-ins, refreshes and service tokens are rare): a
+        # registration renewed by another replica is picked up at once.
         registration_url = await self._endpoint("registration_endpoint", self.auth.registration_url)
         assert registration_url is not None
         client = await self._stored_client(registration_url)
@@ -224,7 +227,6 @@ class UpstreamOAuth:
                 client = await self._stored_client(registration_url)
                 if client is None:
                     client = await self._register(registration_url)
-        self._client_cache = client
         return client
 
     async def _register(self, registration_url: str) -> ClientIdentity:
@@ -246,6 +248,8 @@ class UpstreamOAuth:
             "registration_url": registration_url,
             "redirect_uri": self.callback_url,
             "grant": self.auth.grant,
+            "scopes": list(self.auth.scopes),
+            "secret_expires_at": client.secret_expires_at,
         }
         blob = self.cipher.encrypt(json.dumps(record).encode(), aad=self._client_aad())
         await self.store.put(NS_CLIENT, self.workspace, blob)
@@ -254,7 +258,6 @@ class UpstreamOAuth:
 
     async def _forget_client(self, rejected: ClientIdentity) -> None:
         """The upstream rejected this registered client: drop it so the next use registers again."""
-        self._client_cache = None
         if self.auth.provider != "dcr":
             return
         async with self.store.lock(f"upstream-register:{self.workspace}", LOCK_TIMEOUT):

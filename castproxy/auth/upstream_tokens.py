@@ -35,6 +35,7 @@ class ClientIdentity:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     auth_method: str = "client_secret_basic"  # | client_secret_post | none
+    secret_expires_at: float | None = None  # dcr: when the upstream said the secret expires (epoch s)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class FakeUpstream:
         self.codes: dict[str, dict] = {}
         self.refresh_tokens: dict[str, dict] = {}
         self._serial = itertools.count(1)
+        self.secret_lifetime = 0  # client_secret_expires_at for registrations; 0 = never
 
     def issue(self, client_id: str, scope: str, *, refresh: bool = True) -> dict:
         n = next(self._serial)
@@ -195,8 +196,15 @@ class FakeUpstream:
         method = body.get("token_endpoint_auth_method", "client_secret_basic")
         secret = f"{CANARY_SECRET}-{client_id}"
         self.clients[client_id] = {"secret": secret, "redirect_uris": body.get("redirect_uris", []), "method": method}
+        expires_at = int(time.time()) + self.secret_lifetime if self.secret_lifetime else 0
         return JSONResponse(
-            {"client_id": client_id, "client_secret": secret, "token_endpoint_auth_method": method, **body},
+            {
+                **body,
+                "client_id": client_id,
+                "client_secret": secret,
+                "client_secret_expires_at": expires_at,
+                "token_endpoint_auth_method": method,
+            },
             status_code=201,
         )
 
@@ -708,6 +716,24 @@ async def test_dcr_rejected_at_code_exchange_registers_again_for_the_next_sign_i
     grant_id = await sign_in(oauth)
     assert upstream.counts["register"] == 2
     assert (await oauth.access_token(grant_id)).startswith(CANARY_TOKEN)
+
+
+async def test_dcr_registers_again_after_a_config_change_or_before_the_secret_expires(upstream, make_oauth):
+    await make_oauth(dcr_config(upstream)).begin_sign_in({})
+    await make_oauth(dcr_config(upstream)).begin_sign_in({})
+    assert upstream.counts["register"] == 1
+    await make_oauth(dcr_config(upstream, scopes=["read:items", "write:items"])).begin_sign_in({})
+    assert upstream.counts["register"] == 2
+    upstream.secret_lifetime = 30  # within castproxy's 60 s margin: renewed on next use
+    oauth = make_oauth(dcr_config(upstream, scopes=["read:users"]))
+    await oauth.begin_sign_in({})
+    assert upstream.counts["register"] == 3
+    await oauth.begin_sign_in({})
+    assert upstream.counts["register"] == 4
+    upstream.secret_lifetime = 3600
+    await oauth.begin_sign_in({})
+    await oauth.begin_sign_in({})
+    assert upstream.counts["register"] == 5
 
 
 async def test_dcr_without_metadata_is_a_clear_error(upstream, make_oauth):
