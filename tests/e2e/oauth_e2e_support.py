@@ -134,6 +134,8 @@ class MemoryStorage:
 class Browser:
     """Follows the sign-in like a user's browser: cookies kept, consent approved, redirects followed."""
 
+    client_redirect: str = CLIENT_REDIRECT  # where the MCP client listens for the answer
+    deliver: bool = False  # actually open the client's redirect URI (a real client listens there)
     visited: list[str] = field(default_factory=list)
     consent_pages: int = 0
     sign_ins: int = 0
@@ -147,9 +149,11 @@ class Browser:
         self._answer = asyncio.get_running_loop().create_future()
         location = authorization_url
         for _ in range(12):
-            if location.startswith(CLIENT_REDIRECT):
+            if location.startswith(self.client_redirect):
                 query = {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
                 self._answer.set_result(query)
+                if self.deliver:
+                    await self.http.get(location)
                 return
             self.visited.append(location)
             response = await self.http.get(location)

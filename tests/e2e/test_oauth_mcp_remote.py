@@ -1,0 +1,96 @@
+"""`mcp-remote` (the Node bridge Claude Desktop uses) signs in to castproxy and lists tools.
+
+Automates the manual check: `npx mcp-remote http://127.0.0.1:PORT/mcp/WORKSPACE` prints the sign-in
+URL (no browser can open here), the browser stand-in approves consent and the upstream sign-in, and
+mcp-remote receives the code on its own loopback callback. Needs `mcp-remote` under
+.cache/testdata/node_modules (scripts/fetch-test-data); skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from oauth_e2e_support import SECRET_KEY, Browser, UpstreamRecorder, free_socket, run, write_config
+
+from castproxy.serve.app import create_app
+from castproxy.testserver.app import create_app as create_testserver
+
+pytestmark = pytest.mark.node
+
+CLIENT_SECRET = "e2e-upstream-client-secret-0123456789"
+MCP_REMOTE_CLIENT = Path(__file__).parents[2] / ".cache/testdata/node_modules/mcp-remote/dist/client.js"
+AUTHORIZE_URL = re.compile(r"(http://\S+/authorize\?\S+)")
+
+
+def node_or_skip() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    if not MCP_REMOTE_CLIENT.exists():
+        pytest.skip("mcp-remote is not under .cache/testdata (run: npm install --prefix .cache/testdata mcp-remote@0)")
+    return node
+
+
+async def test_mcp_remote_signs_in_and_lists_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = node_or_skip()
+    monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
+    proxy_socket = free_socket()
+    proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
+    upstream_app = create_testserver(
+        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
+    )
+    recorder = UpstreamRecorder(upstream_app)
+    upstream = run(recorder)
+    proxy = run(create_app(write_config(tmp_path, proxy_url, upstream.url), reload=False), proxy_socket)
+    callback_socket = free_socket()
+    callback_port = callback_socket.getsockname()[1]
+    callback_socket.close()
+    browser = Browser(client_redirect=f"http://127.0.0.1:{callback_port}/", deliver=True)
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(MCP_REMOTE_CLIENT),
+        f"{proxy_url}/mcp/items",
+        str(callback_port),
+        "--host",
+        "127.0.0.1",
+        "--allow-http",
+        env={**os.environ, "MCP_REMOTE_CONFIG_DIR": str(tmp_path / "mcp-auth"), "BROWSER": "true"},
+        stdin=asyncio.subprocess.PIPE,  # kept open: mcp-remote shuts down when its stdin closes
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output: list[str] = []
+    try:
+        assert process.stdout is not None
+
+        async def follow() -> None:
+            assert process.stdout is not None
+            async for raw in process.stdout:
+                line = raw.decode(errors="replace")
+                output.append(line)
+                match = AUTHORIZE_URL.search(line)
+                if match and browser.sign_ins == 0:  # printed after "Please authorize this client by visiting:"
+                    await browser.redirect_handler(match.group(1))
+
+        await asyncio.wait_for(asyncio.gather(follow(), process.wait()), timeout=60)
+    except TimeoutError:
+        pytest.fail("mcp-remote did not finish:\n" + "".join(output)[-3000:])
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await browser.aclose()
+        proxy.stop()
+        upstream.stop()
+    text = "".join(output)
+    assert browser.consent_pages == 1, text[-3000:]
+    assert "Connected successfully!" in text, text[-3000:]
+    for tool in ("listItems", "getItem", "createItem"):
+        assert f'"name": "{tool}"' in text
+    assert all("cpat_" not in header for header in recorder.seen)
