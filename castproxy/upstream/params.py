@@ -29,8 +29,10 @@ def scalar_text(value: Any) -> str:
         return "false"
     if value is None:
         return ""
-    if isinstance(value, int | float):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return json.dumps(value)  # JSON spelling (1e+20), never Python's nan/inf
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -44,6 +46,8 @@ def pieces(value: Any) -> list[str]:
 
 
 def _enc(text: str) -> str:
+    if text.isalnum() and text.isascii():  # ids and plain words need no encoding: skip quote()'s cost
+        return text
     return quote(text, safe="")
 
 
@@ -94,6 +98,8 @@ def query_pairs(spec: ParameterSpec, value: Any) -> list[str]:
     safe = RESERVED_KEPT if spec.allow_reserved else ""
 
     def enc(text: str) -> str:
+        if text.isalnum() and text.isascii():
+            return text
         return quote(text, safe=safe)
 
     name = _enc(spec.name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -53,8 +54,36 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _SEPARATORS = re.compile(r"[/\\]")
 
 
+@lru_cache(maxsize=256)
+def _split_base(base_url: str) -> tuple[str, str, str]:
+    """(scheme://host:port, path without trailing slash, query) of a workspace base URL."""
+    base = urlsplit(base_url)
+    return f"{base.scheme}://{base.netloc}", base.path.rstrip("/"), base.query
+
+
+@lru_cache(maxsize=256)
+def _lower(names: frozenset[str], more: tuple[str, ...] = ()) -> frozenset[str]:
+    return frozenset(name.lower() for name in (*names, *more))
+
+
+@lru_cache(maxsize=4096)
+def _template(template: str) -> tuple[tuple[str, str | None], ...]:
+    """A path template as (literal text, placeholder name or None) pieces, parsed once."""
+    if not template.startswith("/"):
+        template = "/" + template
+    pieces_: list[tuple[str, str | None]] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        pieces_.append((template[position : match.start()], match.group(1)))
+        position = match.end()
+    pieces_.append((template[position:], None))
+    return tuple(pieces_)
+
+
 def _hides_dot_segment(text: str) -> bool:
     """True when `text`, decoded up to three times and NFKC-normalised, has a `.` or `..` segment."""
+    if "." not in text and "%" not in text and text.isascii():
+        return False  # the common case: nothing that is or can become a dot
     for _ in range(4):
         normal = unicodedata.normalize("NFKC", text)
         if any(piece in (".", "..") for piece in _SEPARATORS.split(normal)):
@@ -81,14 +110,15 @@ def build_request(
     """The request for `tool` called with (already schema-checked) `arguments`; raises ArgumentError."""
     operation = tool.operation
     problems: list[str] = []
-    base = urlsplit(base_url)
-    base_path = base.path.rstrip("/")
+    origin, base_path, base_query = _split_base(base_url)
     # Names the workspace config or the credentials set: arguments may not touch them.
-    auth_names = frozenset(name.lower() for name in protected_headers)
-    protected = auth_names | frozenset(name.lower() for name in extra_headers)
+    if not isinstance(protected_headers, frozenset):  # the caches below need a hashable set
+        protected_headers = frozenset(protected_headers)
+    auth_names = _lower(protected_headers)
+    protected = _lower(protected_headers, tuple(extra_headers)) if extra_headers else auth_names
 
     path_values: dict[str, str] = {}
-    query: list[str] = [base.query] if base.query else []
+    query: list[str] = [base_query] if base_query else []
     headers: dict[str, str] = {}
     cookies: list[str] = []
 
@@ -123,12 +153,12 @@ def build_request(
     if problems:
         raise ArgumentError(problems)
 
-    url = f"{base.scheme}://{base.netloc}{base_path}{path}"
+    url = f"{origin}{base_path}{path}"
+    _check_stays_under_base(url, f"{origin}{base_path}/")
     if query:
         url += "?" + "&".join(query)
     if len(url) > MAX_URL_BYTES:
         raise ArgumentError([f"the request URL would be {len(url)} characters, over the {MAX_URL_BYTES} limit"])
-    _check_stays_under_base(url, base.scheme, base.netloc, base_path)
 
     for name, value in extra_headers.items():
         lower = name.lower()
@@ -157,17 +187,16 @@ def _path_value(spec: ParameterSpec, value: Any, problems: list[str]) -> str | N
 
 
 def _expand(template: str, values: dict[str, str], specs: tuple[ParameterSpec, ...], problems: list[str]) -> str:
-    if not template.startswith("/"):
-        template = "/" + template
-    declared = {spec.name for spec in specs if spec.location == "path"}
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in declared:
+    out: list[str] = []
+    for literal, name in _template(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if name in values:
+            out.append(values[name])
+        elif not any(spec.name == name and spec.location == "path" for spec in specs):
             problems.append(f"the operation path needs '{name}', which no argument provides")
-        return values.get(name, "")
-
-    path = _PLACEHOLDER.sub(replace, template)
+    path = "".join(out)
     if not problems and _hides_dot_segment(path):
         # Adjacent placeholders (`{a}{b}`) could build a dot segment from harmless parts.
         problems.append("the path arguments would form a '.' or '..' path segment")
@@ -214,13 +243,16 @@ def _cookies(spec: ParameterSpec, value: Any, cookies: list[str], problems: list
     cookies.extend(items)
 
 
-def _check_stays_under_base(url: str, scheme: str, netloc: str, base_path: str) -> None:
-    """Defence in depth: by construction this holds; a failure here is a bug, refused rather than sent."""
-    parts = urlsplit(url)
+def _check_stays_under_base(url: str, prefix: str) -> None:
+    """Defence in depth: by construction this holds; a failure here is a bug, refused rather than sent.
+
+    `url` is everything before the query: it must start with the base URL's origin and path, and
+    hold no query, fragment, backslash, whitespace or raw dot segment of its own.
+    """
+    rest = url[len(prefix) :]
     if (
-        parts.scheme != scheme
-        or parts.netloc != netloc
-        or not (parts.path == base_path or parts.path.startswith(base_path + "/"))
-        or parts.fragment
+        not url.startswith(prefix)
+        or any(ch in rest for ch in "?#\\ \t\r\n")
+        or any(segment in (".", "..") for segment in rest.split("/"))
     ):
         raise ArgumentError(["the arguments would move the request off the configured upstream"])
