@@ -26,6 +26,7 @@ async def test_consent_page_names_client_redirect_workspace_and_scopes(harness: 
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "same-origin"  # no-referrer would make the form's Origin "null"
     assert "castproxy_csrf=" in page.headers["set-cookie"]
     assert "httponly" in page.headers["set-cookie"].lower()
 
@@ -193,6 +194,11 @@ async def test_approval_is_remembered_per_browser_client_and_workspace(harness: 
     # Same browser, same client, same workspace: straight to the upstream.
     second = await harness.http.get("/authorize", params=harness.authorize_params(client_id, pkce()[1]))
     assert second.status_code == 303 and second.headers["location"].startswith("https://upstream.test/")
+    # prompt=consent asks again.
+    forced = await harness.http.get(
+        "/authorize", params=harness.authorize_params(client_id, pkce()[1], prompt="consent")
+    )
+    assert forced.status_code == 200
     # Another workspace, or another client, asks again.
     other_workspace = await harness.http.get(
         "/authorize", params=harness.authorize_params(client_id, pkce()[1], "beta")

@@ -145,7 +145,8 @@ async def authorize(server: AuthServer, request: Request) -> Response:
         return redirect_error(server, redirect_uri, state, exc.error, exc.description)
     await server.clients.touch(client)
     browser = request.cookies.get(BROWSER_COOKIE)
-    if browser and _COOKIE_VALUE.match(browser):
+    forced = "consent" in (params.get("prompt") or "").split()
+    if browser and _COOKIE_VALUE.match(browser) and not forced:
         consent = Consent.decode(await server.store.get(NS_CONSENT, _consent_key(browser, wanted)))
         if consent is not None and set(wanted.scopes) <= set(consent.scopes):
             return await start_upstream(server, wanted)

@@ -20,7 +20,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it browsers send `Origin: null` with the consent form's POST, which the
+    # origin check would then refuse. same-origin keeps URLs (with codes) from leaking cross-site.
+    "Referrer-Policy": "same-origin",
 }
 
 
