@@ -1,0 +1,117 @@
+"""docs/tutorial.md works as written: every ```sh block runs in order in a fresh folder (servers in the
+background where the page says `<!-- test: background -->`, `<!-- test: skip -->` for the install and
+the Node-based client), with only the ports changed to free ones and the pasted client secret filled
+in from the test server's banner. Then the browser part of step 7 is done by the `mcp` SDK client
+(consent page, approval page, the five tools) as in test_demo.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_demo import free_port, run_tutorial
+
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
+SECRET_PLACEHOLDER = "cs_PASTE_FROM_THE_BANNER"
+BLOCK = re.compile(r"(?:<!-- test: (?P<mark>\w+) -->\n)?```sh\n(?P<body>.*?)```", re.S)
+ENV_MARK = "__TUTORIAL_ENV__"
+
+
+def _blocks() -> list[tuple[str | None, str]]:
+    return [(match["mark"], match["body"]) for match in BLOCK.finditer(TUTORIAL.read_text())]
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "castproxy serve exited"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never answered 200")
+
+
+def _banner_secret(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        match = re.search(r"client_secret : (cs_\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("the test server printed no client_secret")
+
+
+def test_the_page_has_the_expected_shape():
+    marks = [mark for mark, _ in _blocks()]
+    assert marks.count("background") == 2 and marks.count("skip") == 2
+    assert SECRET_PLACEHOLDER in TUTORIAL.read_text()
+
+
+async def test_tutorial_runs_as_written(tmp_path: Path) -> None:
+    upstream_port, port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CASTPROXY_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    background: list[subprocess.Popen[str]] = []
+    outputs: list[str] = []
+    secret = None
+    try:
+        for mark, body in _blocks():
+            if mark == "skip":
+                continue
+            script = body.replace("3456", str(upstream_port)).replace("8080", str(port))
+            if secret is not None:
+                script = script.replace(SECRET_PLACEHOLDER, secret)
+            if mark == "background":
+                process = subprocess.Popen(["bash", "-c", "exec " + script.strip()], cwd=tmp_path, env=env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                background.append(process)
+                if "testserver" in script:
+                    secret = _banner_secret(process)
+                else:
+                    _wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+                continue
+            assert SECRET_PLACEHOLDER not in script, "the secret is pasted before the test server ran"
+            result = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{script}\necho {ENV_MARK}\nenv -0"],
+                                    cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, f"{script}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+            shown, _, exported = result.stdout.partition(f"{ENV_MARK}\n")
+            env = dict(item.split("=", 1) for item in exported.split("\0") if "=" in item)
+            outputs.append(shown + result.stderr)
+
+        text = "\n".join(outputs)
+        assert "valid (1 workspace)" in text
+        assert "5 tools from test-oauth" in text
+        assert f'resource_metadata="http://localhost:{port}/.well-known/oauth-protected-resource/mcp/test-oauth"' \
+            in text
+        claude_desktop = next(out for out in outputs if '"mcpServers"' in out and "mcp-remote" in out)
+        snippet = json.loads(claude_desktop[: claude_desktop.rindex("}") + 1])
+        url = snippet["mcpServers"]["test-oauth"]["args"][-1]
+        assert url == f"http://localhost:{port}/mcp/test-oauth"
+
+        await run_tutorial(url)  # step 7, with the SDK client and a browser stand-in
+    finally:
+        for process in reversed(background):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@pytest.mark.parametrize("block", [body for mark, body in _blocks() if mark is None])
+def test_no_runnable_block_needs_a_fixed_secret(block):
+    assert "cs_" not in block or SECRET_PLACEHOLDER in block
