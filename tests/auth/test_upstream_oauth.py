@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
@@ -546,14 +547,36 @@ async def test_twenty_concurrent_calls_after_expiry_refresh_once(upstream, make_
     assert len(set(again)) == 1 and again[0] != tokens[0]
 
 
+async def _age_grant(oauth: UpstreamOAuth, grant_id: str, *, expires_in: float) -> str:
+    """Rewrite the stored grant as issued 100 s ago and expiring in `expires_in` s; returns its access token."""
+    tokens = await oauth._read_grant(grant_id)
+    now = time.time()
+    await oauth._write_grant(grant_id, replace(tokens, obtained_at=now - 100, expires_at=now + expires_in))
+    return tokens.access_token
+
+
 async def test_refresh_ahead_of_expiry(upstream, make_oauth):
-    upstream.lifetime = 2  # refreshed once fewer than 10% (0.2 s) remain
     oauth = make_oauth(oauth_config(upstream))
     grant_id = await sign_in(oauth)
-    first = await oauth.access_token(grant_id)
-    await asyncio.sleep(1.85)
-    assert await oauth.access_token(grant_id) != first
+    # Lifetime 105 s: refreshed once fewer than 10% (10.5 s) remain, here 5 s before expiry.
+    old = await _age_grant(oauth, grant_id, expires_in=20)
+    assert await oauth.access_token(grant_id) == old
+    assert upstream.counts["token:refresh_token"] == 0
+    await _age_grant(oauth, grant_id, expires_in=5)
+    assert await oauth.access_token(grant_id) != old
     assert upstream.counts["token:refresh_token"] == 1
+
+
+async def test_upstream_down_keeps_a_still_valid_token(upstream, make_oauth):
+    working = make_oauth(oauth_config(upstream))
+    grant_id = await sign_in(working)
+    broken = make_oauth(oauth_config(upstream, token_url="http://127.0.0.1:1/token"))
+    token = await _age_grant(working, grant_id, expires_in=5)
+    assert await broken.access_token(grant_id) == token  # refresh failed, token not yet expired
+    await _age_grant(working, grant_id, expires_in=-1)
+    with pytest.raises(UpstreamAuthError, match="could not be reached"):
+        await broken.access_token(grant_id)
+    assert await working.access_token(grant_id) != token  # the grant itself was kept
 
 
 async def test_invalid_grant_deletes_the_grant(upstream, make_oauth, store):
@@ -567,20 +590,6 @@ async def test_invalid_grant_deletes_the_grant(upstream, make_oauth, store):
     assert upstream.counts["token:refresh_token"] == 1
     assert await store.get(NS_GRANT, grant_id) is None
     with pytest.raises(SignInRequired):
-        await oauth.access_token(grant_id)
-
-
-async def test_upstream_down_keeps_a_still_valid_token(upstream, make_oauth):
-    upstream.lifetime = 2
-    oauth = make_oauth(oauth_config(upstream, token_url="http://127.0.0.1:1/token"))
-    # Signing in needs the token endpoint too: write a grant through a working twin.
-    working = make_oauth(oauth_config(upstream))
-    grant_id = await sign_in(working)
-    token = await working.access_token(grant_id)
-    await asyncio.sleep(1.85)
-    assert await oauth.access_token(grant_id) == token  # refresh failed, token not yet expired
-    await asyncio.sleep(0.3)
-    with pytest.raises(UpstreamAuthError, match="could not be reached"):
         await oauth.access_token(grant_id)
 
 

@@ -34,11 +34,12 @@ async def test_binary_values_round_trip(store):
 
 
 async def test_ttl_expiry(store):
-    await store.put("ns", "short", b"v", ttl=0.3)
+    # 1 s so that a busy machine cannot make the entry expire before the first read.
+    await store.put("ns", "short", b"v", ttl=1.0)
     await store.put("ns", "long", b"v", ttl=60)
     await store.put("ns", "forever", b"v")
     assert await store.get("ns", "short") == b"v"
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(1.1)
     assert await store.get("ns", "short") is None
     assert await store.take("ns", "short") is None
     assert await store.delete("ns", "short") is False
