@@ -257,3 +257,42 @@ async def test_two_proxies_sharing_redis_refresh_once(tmp_path: Path, monkeypatc
         for proxy in proxies:
             proxy.stop()
         upstream.stop()
+
+
+async def test_wrong_secret_key_after_restart_asks_to_sign_in_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    monkeypatch.setenv("E2E_SECRET_KEY", "a-different-secret-key-0123456789abcdef")
+    stack.restart_proxy()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        # The upstream grant cannot be decrypted: it reads as absent, never as a crash.
+        failed = await client.call_tool("listItems", {})
+        assert failed.is_error
+        assert "Sign-in required" in failed.content[0].text  # type: ignore[union-attr]
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert browser.sign_ins == 2
+    await browser.aclose()
+
+
+async def test_secrets_never_reach_logs_or_results(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    results = []
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        results.append((await client.call_tool("listItems", {})).model_dump_json())
+        results.append((await client.call_tool("getItem", {"id": 99999})).model_dump_json())
+    assert storage.tokens is not None
+    upstream_tokens = {header.split(" ", 1)[1] for header in stack.recorder.seen}
+    secrets = {CLIENT_SECRET, SECRET_KEY, storage.tokens.access_token, storage.tokens.refresh_token, *upstream_tokens}
+    logged = caplog.text
+    assert "upstream sign-in complete" in logged  # the proxy's logs were captured
+    for secret in secrets:
+        assert secret not in logged
+        assert all(secret not in result for result in results)
+    await browser.aclose()
