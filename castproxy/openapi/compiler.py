@@ -406,9 +406,9 @@ class _Compiler:
                 schema = self.schemas.convert(media["schema"], RESPONSE, sink)
                 for message in sink.warnings:
                     draft.warn(message)
-                root = _object_root(schema, self.schemas.definition)
+                root = _object_root(schema, lambda node: self.schemas.definition(node, RESPONSE))
                 if root is None:
-                    draft.warn(f"the {status} response schema may or may not be an object; no output schema")
+                    draft.warn(f"cannot tell whether the {status} response is an object; no output schema")
                     return None
                 if sink.needs:
                     root["$defs"] = self.schemas.defs_for(sink.needs)
@@ -557,14 +557,35 @@ def _is_file(schema: Any, part_type: str | None) -> bool:
 
 
 def _object_root(schema: Any, definition: Callable[[Any], Any]) -> dict[str, Any] | None:
-    """An output schema with `type: object` at the root, as MCP requires: objects as they are,
-    arrays and scalars wrapped as `{"result": ...}` exactly as the response mapper wraps them."""
+    """An output schema with `type: object` at the root, as MCP requires, describing exactly what the
+    response mapper produces: objects as they are, arrays and scalars wrapped as `{"result": ...}`."""
     kinds = _value_kinds(schema, definition, 0)
     if kinds == {"object"}:
         return {**schema, "type": "object"}
-    if kinds and "object" not in kinds:
-        return {"type": "object", "properties": {"result": schema}, "required": ["result"]}
-    return None
+    if kinds == {"other"}:
+        return _wrapped(schema)
+    if kinds != {"object", "other"}:
+        return None
+    shape = definition(schema)
+    objects: list[Any] = []
+    others: list[Any] = []
+    if isinstance(shape.get("type"), list):
+        objects.append({**shape, "type": "object"})
+        others.append({"type": [kind for kind in shape["type"] if kind != "object"]})
+    else:
+        for branch in shape.get("anyOf") or shape.get("oneOf") or ():
+            branch_kinds = _value_kinds(branch, definition, 1)
+            if len(branch_kinds) != 1:
+                return None
+            (objects if branch_kinds == {"object"} else others).append(branch)
+    if not objects or not others:
+        return None
+    other = others[0] if len(others) == 1 else {"anyOf": others}
+    return {"type": "object", "anyOf": [*objects, _wrapped(other)]}
+
+
+def _wrapped(schema: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"result": schema}, "required": ["result"]}
 
 
 def _value_kinds(schema: Any, definition: Callable[[Any], Any], depth: int) -> set[str]:

@@ -14,7 +14,9 @@ import datetime
 import hashlib
 import json
 import re
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +27,9 @@ _URL = re.compile(r"^https?://", re.IGNORECASE)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # A `$ref` whose value does not start with '#': the only case that needs a walk of the document.
 _NON_LOCAL_REF = re.compile(r"""["']?\$ref["']?\s*:\s*["']?(?!#)[^\s"']""")
+
+
+_PARSED_CACHE_SIZE = 8
 
 
 class SpecError(Exception):
@@ -40,6 +45,10 @@ class SpecDocument(dict):
     """A loaded document: a dict, plus the digest of everything it was loaded from."""
 
     digest: str = ""
+
+
+_parsed: OrderedDict[str, SpecDocument] = OrderedDict()
+_parsed_lock = threading.Lock()
 
 
 def is_url(source: str) -> bool:
@@ -59,26 +68,45 @@ def load_document(
         if offline:
             raise SpecError(f"{source}: not fetched (offline)", offline_skipped=True)
         raw = _fetch(source, timeout=timeout, max_bytes=max_bytes)
-        document = _parse(raw, source)
-        _check_version(document, source)
+        document = _parse_cached(raw, source)
         if _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
             _reject_external_refs(document, source)
-        digests = [raw]
-    else:
-        if _SCHEME.match(source) and not re.match(r"^[A-Za-z]:[\\/]", source):
-            raise SpecError(f"{source}: only http(s) URLs and local file paths are supported")
-        path = (base_dir / source).resolve()
-        raw = _read_file(path, source, max_bytes)
-        document = _parse(raw, source)
-        _check_version(document, source)
-        digests = [raw]
-        if _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
-            digests += _bundle(document, path, max_bytes)
+        return document
+    if _SCHEME.match(source) and not re.match(r"^[A-Za-z]:[\\/]", source):
+        raise SpecError(f"{source}: only http(s) URLs and local file paths are supported")
+    path = (base_dir / source).resolve()
+    raw = _read_file(path, source, max_bytes)
+    if not _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
+        return _parse_cached(raw, source)
+    document = _parse(raw, source)  # refs into other files: bundled, so never shared through the cache
+    _check_version(document, source)
+    digests = [raw, *_bundle(document, path, max_bytes)]
     result = SpecDocument(document)
     hasher = hashlib.sha256()
     for chunk in digests:
         hasher.update(hashlib.sha256(chunk).digest())
     result.digest = hasher.hexdigest()
+    return result
+
+
+def _parse_cached(raw: bytes, label: str) -> SpecDocument:
+    """Parse a self-contained document, reusing the last parses of identical bytes: a reload that
+    does not change a spec skips parsing (a large YAML spec takes a second) as well as compiling.
+    The result is shared: callers must not modify it (the compiler never does)."""
+    digest = hashlib.sha256(raw).hexdigest()
+    with _parsed_lock:
+        cached = _parsed.get(digest)
+        if cached is not None:
+            _parsed.move_to_end(digest)
+            return cached
+    document = _parse(raw, label)
+    _check_version(document, label)
+    result = SpecDocument(document)
+    result.digest = digest
+    with _parsed_lock:
+        _parsed[digest] = result
+        while len(_parsed) > _PARSED_CACHE_SIZE:
+            _parsed.popitem(last=False)
     return result
 
 

@@ -76,6 +76,7 @@ class SchemaConverter:
         self._defs: dict[tuple[str, str], Any] = {}
         self._def_needs: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
         self._def_names: dict[str, str] = {}
+        self._def_keys: dict[tuple[str, str], tuple[str, str]] = {}  # ("#/$defs/NAME", context) -> key
         self._taken_names: set[str] = set()
         # id(converted object) -> (object, property names left out as readOnly/writeOnly); the object
         # is kept so its id cannot be reused while the entry exists.
@@ -100,13 +101,15 @@ class SchemaConverter:
             pending.extend(self._def_needs[key])
         return dict(sorted(found.items()))
 
-    def definition(self, schema: Any) -> Any:
+    def definition(self, schema: Any, context: Context = REQUEST) -> Any:
         """The body behind a `{"$ref": "#/$defs/NAME"}` produced here, else `schema` itself."""
-        if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
-            name = schema["$ref"][len("#/$defs/"):]
-            for key, body in self._defs.items():
-                if self._def_names[key[0]] == name:
-                    return body
+        seen = 0
+        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and seen < 16:
+            key = self._def_keys.get((schema["$ref"], context))
+            if key is None or key not in self._defs:
+                break
+            schema = self._defs[key]
+            seen += 1
         return schema
 
     def hidden_properties(self, schema: Any) -> tuple[str, ...]:
@@ -258,11 +261,14 @@ class SchemaConverter:
                 body = self._convert(target, context, inner)
             finally:
                 recursive = self._active.pop(key)
-            if recursive:
+            # Output schemas keep every named schema as a def: they are for validation, not for a
+            # model to read, and inlining GitHub's would publish megabytes of repeated schemas.
+            if recursive or context == RESPONSE:
                 self._defs[key] = body
                 self._def_needs[key] = frozenset(inner.needs)
                 inner.needs.add(key)
                 body = {"$ref": "#/$defs/" + self._def_name(ref)}
+                self._def_keys[(body["$ref"], context)] = key
             memo = (body, frozenset(inner.needs), tuple(inner.warnings))
             self._memo[key] = memo
         result, needs, warnings = memo

@@ -283,6 +283,19 @@ def test_write_only_left_out_of_output_and_outputs_wrapped_like_the_mapper() -> 
     Draft202012Validator(listing.output_schema).validate({"result": [{"name": "a"}]})
 
 
+def test_nullable_object_output_mirrors_the_mapper() -> None:
+    document = spec({"/app": {"get": op("getApp", responses={"200": {"description": "ok", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/App"}}}}})}},
+        components={"schemas": {"App": {"type": "object", "nullable": True,
+                                        "properties": {"id": {"type": "integer"}}}}})
+    output = only_tool(document, output_schema=True).output_schema
+    Draft202012Validator.check_schema(output)
+    validator = Draft202012Validator(output)
+    assert validator.is_valid({"id": 1}) and validator.is_valid({"result": None})
+    assert not validator.is_valid({"id": "x"})
+    assert output["anyOf"][1] == {"type": "object", "properties": {"result": {"type": ["null"]}}, "required": ["result"]}
+
+
 def test_dangling_ref_is_an_error_naming_it() -> None:
     document = spec({"/x": {"post": op("x", requestBody=json_body({"$ref": "#/components/schemas/Missing"}))}})
     with pytest.raises(SpecError, match=r"'#/components/schemas/Missing' does not resolve"):
