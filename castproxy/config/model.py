@@ -214,3 +214,8 @@ class Config(_Strict):
     workspaces: dict[Slug, Workspace] = Field(
         min_length=1, description="Workspace name (a URL slug) -> one upstream API served at /mcp/NAME."
     )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return 1 if value == "1" else value  # `version: "1"` means the same

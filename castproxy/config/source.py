@@ -19,6 +19,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 Path = tuple[str | int, ...]
 Position = tuple[int, int]  # line, column; both count from 1
+MAX_VALUES = 100_000
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ def parse_yaml(text: str) -> ParsedSource:
     except YAMLError as exc:
         return ParsedSource(None, SourceMap(), [SyntaxProblem(1, 1, f"YAML error: {exc}")])
     positions = SourceMap()
-    data = _plain(tree, (), positions)
+    try:
+        data = _Converter(positions).plain(tree, ())
+    except _TooLarge as exc:
+        return ParsedSource(None, SourceMap(), [SyntaxProblem(1, 1, str(exc))])
     return ParsedSource(data, positions, _duplicate_keys(root))
 
 
@@ -106,9 +110,37 @@ def _key_text(key: Hashable) -> str:
     return "null" if key is None else str(key)
 
 
-def _plain(node: Any, path: Path, positions: SourceMap) -> Any:
-    """ruamel's round-trip objects -> dicts, lists and plain scalars, recording positions on the way."""
-    if isinstance(node, CommentedMap):
+class _TooLarge(Exception):
+    pass
+
+
+class _Converter:
+    """ruamel's round-trip objects -> dicts, lists and plain scalars, recording positions on the way.
+
+    Anchors and aliases are allowed (sharing an auth block is handy), but an alias that contains
+    itself, or aliases that multiply into a huge document, stop the conversion.
+    """
+
+    def __init__(self, positions: SourceMap) -> None:
+        self.positions = positions
+        self.budget = MAX_VALUES
+        self.open: set[int] = set()  # ids of the collections being converted (the current path)
+
+    def plain(self, node: Any, path: Path) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge(f"the document expands to more than {MAX_VALUES} values (aliases repeating aliases?)")
+        if not isinstance(node, CommentedMap | CommentedSeq):
+            return _scalar(node)
+        if id(node) in self.open:
+            raise _TooLarge("an alias refers to a mapping or list that contains it")
+        self.open.add(id(node))
+        try:
+            return self._mapping(node, path) if isinstance(node, CommentedMap) else self._sequence(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _mapping(self, node: CommentedMap, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for raw_key, value in node.items():
             key = _key_text(raw_key)
@@ -119,12 +151,13 @@ def _plain(node: Any, path: Path, positions: SourceMap) -> Any:
             except (KeyError, TypeError):  # keys brought in by a `<<` merge have no position of their own
                 pass
             else:
-                positions.keys[child] = (key_line + 1, key_column + 1)
+                self.positions.keys.setdefault(child, (key_line + 1, key_column + 1))
                 if value is not None:
-                    positions.values[child] = (value_line + 1, value_column + 1)
-            result[key] = _plain(value, child, positions)
+                    self.positions.values.setdefault(child, (value_line + 1, value_column + 1))
+            result[key] = self.plain(value, child)
         return result
-    if isinstance(node, CommentedSeq):
+
+    def _sequence(self, node: CommentedSeq, path: Path) -> list[Any]:
         items = []
         for index, value in enumerate(node):
             child = (*path, index)
@@ -133,9 +166,12 @@ def _plain(node: Any, path: Path, positions: SourceMap) -> Any:
             except (KeyError, TypeError, IndexError):
                 pass
             else:
-                positions.values[child] = (line + 1, column + 1)
-            items.append(_plain(value, child, positions))
+                self.positions.values.setdefault(child, (line + 1, column + 1))
+            items.append(self.plain(value, child))
         return items
+
+
+def _scalar(node: Any) -> Any:
     if isinstance(node, bool) or node is None:
         return node
     for kind in (str, int, float):  # ruamel's ScalarFloat, LiteralScalarString, ... -> the plain type
@@ -147,8 +183,12 @@ def _plain(node: Any, path: Path, positions: SourceMap) -> Any:
 def _duplicate_keys(node: Node | None) -> list[SyntaxProblem]:
     problems: list[SyntaxProblem] = []
     pending = [node] if node is not None else []
+    seen_nodes: set[int] = set()  # an alias shares its node: visit each once, and never loop
     while pending:
         current = pending.pop()
+        if id(current) in seen_nodes:
+            continue
+        seen_nodes.add(id(current))
         if isinstance(current, MappingNode):
             seen: dict[str, Node] = {}
             for key_node, value_node in current.value:

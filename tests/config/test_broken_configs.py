@@ -836,6 +836,19 @@ CASES = [
         """,
         "5:12: `tools` must be a list of operationIds (one '- name' per line), not a single value",
     ),
+    case(
+        "aliases_multiplying",
+        """\
+        version: 1
+        a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+        f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+        """,
+        "1:1: the document expands to more than 100000 values (aliases repeating aliases?)",
+    ),
 ]
 
 

@@ -209,6 +209,11 @@ def test_durations_sizes_and_numeric_text(write_config: WriteConfig) -> None:
     assert isinstance(a.auth, OAuth2Auth) and a.auth.client_id == "123456789"
 
 
+def test_version_may_be_quoted(write_config: WriteConfig) -> None:
+    path = write_config('version: "1"\nworkspaces: {api: {openapi: ./s.json, tools: [x]}}\n')
+    assert load_config(path, {}).config.version == 1
+
+
 def test_anchors_and_merge_keys(write_config: WriteConfig) -> None:
     path = write_config("""
         version: 1
