@@ -47,6 +47,8 @@ RESERVED_HEADERS = frozenset(
     }
 )
 DEFAULT_ACCEPT = "application/json, */*;q=0.8"
+# TRACE echoes the request, credentials included, back into the tool result; CONNECT opens a tunnel.
+REFUSED_METHODS = frozenset({"TRACE", "CONNECT"})
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -109,6 +111,8 @@ def build_request(
 ) -> UpstreamRequest:
     """The request for `tool` called with (already schema-checked) `arguments`; raises ArgumentError."""
     operation = tool.operation
+    if operation.method.upper() in REFUSED_METHODS:
+        raise ArgumentError([f"{operation.method.upper()} requests are not forwarded (they can echo credentials)"])
     problems: list[str] = []
     origin, base_path, base_query = _split_base(base_url)
     # Names the workspace config or the credentials set: arguments may not touch them.

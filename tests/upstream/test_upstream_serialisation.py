@@ -146,6 +146,17 @@ def test_extra_headers_never_override_auth_headers():
     assert "authorization" not in request.headers
 
 
+def test_cookie_parameters_join_a_configured_cookie_header():
+    request = build_request(tool("/x", cookie("a")), {"a": "1"}, base_url=BASE, extra_headers={"Cookie": "site=x"})
+    assert request.headers["Cookie"] == "site=x; a=1"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_methods_that_echo_or_tunnel_are_refused(method):
+    with pytest.raises(ArgumentError, match="not forwarded"):
+        build_request(tool("/x", method=method), {}, base_url=BASE)
+
+
 def test_several_problems_are_reported_together():
     spec = tool("/x/{a}/{b}", path("a"), path("b"), header("X-T", "t"))
     with pytest.raises(ArgumentError) as caught:
