@@ -1,10 +1,11 @@
 """The MCP side: one low-level `mcp.server.Server` and one stateless JSON session manager for all workspaces.
 
-The `/mcp/{workspace}` endpoint checks Origin, picks the workspace from the CURRENT snapshot, checks the
-caller (inbound key or AuthBridge sign-in) and stores a `CallScope` in the ASGI scope. The handlers read
-it back through `ctx.request`, so a call uses the snapshot it started with even if a reload swaps a
-new one in meanwhile. The manager routes initialize-era (2025-06-18, 2025-11-25) and sessionless
-2026-07-28 requests by their `MCP-Protocol-Version` header.
+The `/mcp/{workspace}` endpoint checks Origin (answering CORS for allowed browser origins), picks
+the workspace from the CURRENT snapshot, checks the caller (inbound key or AuthBridge sign-in) and
+stores a `CallScope` in the ASGI scope. The handlers read it back through `ctx.request`, so a call
+uses the snapshot it started with even if a reload swaps a new one in meanwhile. The manager routes
+initialize-era (2025-06-18, 2025-11-25) and sessionless 2026-07-28 requests by their
+`MCP-Protocol-Version` header.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from castproxy import __version__
 from castproxy.serve.calls import ToolCaller, error_result
+from castproxy.serve.cors import preflight, with_cors
 from castproxy.serve.inbound import key_accepted, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 
@@ -90,18 +92,26 @@ class McpEndpoint:
         self.bridge = bridge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response, call = await self._admit(Request(scope, receive))
-        if response is not None:
-            await response(scope, receive, send)
-            return
-        scope[SCOPE_KEY] = call
-        await self.manager.handle_request(scope, receive, send)
-
-    async def _admit(self, request: Request) -> tuple[Response | None, CallScope | None]:
+        request = Request(scope, receive)
         snapshot = self.current()  # held for the whole request: in-flight calls keep their config
-        if not snapshot.origins.allows(request.headers.get("origin")):
-            return json_error(403, "forbidden_origin", "this Origin may not call the proxy "
-                              "(add it to server.allowed_origins)"), None
+        origin = request.headers.get("origin")
+        if not snapshot.origins.allows(origin):
+            response: Response | None = json_error(
+                403, "forbidden_origin", "this Origin may not call the proxy (add it to server.allowed_origins)"
+            )
+        elif origin is not None and request.method == "OPTIONS":
+            response = preflight(origin, request.headers.get("access-control-request-headers"))
+        else:
+            if origin is not None:
+                send = with_cors(send, origin)
+            response, call = await self._admit(request, snapshot)
+            if response is None:
+                scope[SCOPE_KEY] = call
+                await self.manager.handle_request(scope, receive, send)
+                return
+        await response(scope, receive, send)
+
+    async def _admit(self, request: Request, snapshot: Snapshot) -> tuple[Response | None, CallScope | None]:
         name = request.path_params.get("workspace", "")
         workspace = snapshot.workspaces.get(name)
         if workspace is None:

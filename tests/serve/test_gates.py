@@ -85,6 +85,26 @@ async def test_foreign_origin_is_403_and_allowed_ones_pass(start_proxy):
             assert (await client.list_tools()).tools
 
 
+async def test_cors_for_allowed_browser_origins(start_proxy):
+    proxy = start_proxy({"open": "", "keyed": "    inbound: {api_keys: [k1]}"},
+                        extra_server="  allowed_origins: [https://app.example.com]\n")
+    app_origin = {"Origin": "https://app.example.com"}
+    preflight = httpx2.options(proxy.mcp("open"), headers={
+        **app_origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, mcp-protocol-version, mcp-param-region"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "mcp-param-region" in preflight.headers["access-control-allow-headers"]
+    assert httpx2.options(proxy.mcp("open"), headers={"Origin": "https://evil.example.net"}).status_code == 403
+    answer = httpx2.post(proxy.mcp("open"), json=LIST, headers={**ACCEPT, **app_origin})
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://app.example.com"
+    refused = httpx2.post(proxy.mcp("keyed"), json=LIST, headers={**ACCEPT, **app_origin})
+    assert refused.status_code == 401  # readable by the page, so it can ask for a key
+    assert refused.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in httpx2.post(proxy.mcp("open"), json=LIST, headers=ACCEPT).headers
+
+
 async def test_sign_in_workspace_without_authorization_server(start_proxy, monkeypatch):
     monkeypatch.setenv("CASTPROXY_SECRET_KEY", "x" * 40)
     oauth = (
