@@ -141,3 +141,22 @@ async def test_health_and_metrics(start_proxy):
     assert 'castproxy_tool_calls_total{workspace="open",tool="failHard",outcome="upstream_error"} 1' in text
     assert 'castproxy_tool_call_duration_seconds_count{workspace="open",tool="getItem"} 2' in text
     assert 'castproxy_config_reloads_total{result="ok"} 0' in text
+
+
+async def test_unreachable_store_makes_the_proxy_unready(start_proxy):
+    proxy = start_proxy({"open": ""})
+    state = proxy.app.state.serve
+    real = state.store
+
+    class Down:  # a store whose backend stopped answering (Redis gone, disk unmounted)
+        async def ping(self) -> bool:
+            raise ConnectionError("connection refused")
+
+    state.store = Down()
+    try:
+        ready = httpx2.get(f"{proxy.url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unready" and ready.json()["store"]["reachable"] is False
+        assert httpx2.get(f"{proxy.url}/healthz").status_code == 200
+    finally:
+        state.store = real
