@@ -134,7 +134,8 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
         types = ", ".join(AUTH_TYPES)
         if kind == "union_tag_not_found":
             return Located(path, f"`{field}` needs a `type`: one of {types}", key=True)
-        return Located((*path, "type"), f"unknown {field} type {_quote(ctx.get('tag'))} (expected one of: {types})")
+        tag = _quote(ctx.get("tag")) if may_show((*path, "type")) else "(from a ${...} reference)"
+        return Located((*path, "type"), f"unknown {field} type {tag} (expected one of: {types})")
     if path[-2:-1] == ("tools",) and kind in ("string_type", "model_type", "model_attributes_type"):
         return Located(path, "each tools entry must be an operationId, or a mapping with `operation` "
                        "and optionally `name` and `description`")

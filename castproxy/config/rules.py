@@ -50,7 +50,7 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
         auth = _mapping(workspace.get("auth"))
         if auth.get("type") == "oauth2":
             findings += _oauth2(base, auth, has_secret_key)
-        findings += _tool_names(base, workspace.get("tools"), line_of)
+        findings += _tool_names(base, workspace.get("tools"), line_of, origins)
         findings += _exposure(base, workspace, auth, server)
     findings += _public_url(server, workspaces)
     findings += _literal_secrets(data, origins)
@@ -111,7 +111,9 @@ def _oauth2(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[
                                       "upstream cannot handle it"), "warning")
 
 
-def _tool_names(base: Path, tools: Any, line_of: Callable[[Path], int]) -> Iterator[Finding]:
+def _tool_names(
+    base: Path, tools: Any, line_of: Callable[[Path], int], origins: SecretOrigins
+) -> Iterator[Finding]:
     if not isinstance(tools, list):
         return
     first_seen: dict[str, Path] = {}
@@ -126,7 +128,8 @@ def _tool_names(base: Path, tools: Any, line_of: Callable[[Path], int]) -> Itera
         else:
             continue
         if name in first_seen:
-            yield Finding(Located(path, f"tool name '{name}' is used twice in workspace '{base[1]}' (first at line "
+            shown = "this tool name" if path in origins.referenced else f"tool name '{name}'"
+            yield Finding(Located(path, f"{shown} is used twice in workspace '{base[1]}' (first at line "
                                   f"{line_of(first_seen[name])}); tool names must be unique: rename one with `name:`"))
         else:
             first_seen[name] = path

@@ -69,6 +69,10 @@ workspaces:
     tools:
       - operation: listItems
         name: not valid ${env:CANARY}
+  other:
+    openapi: ./spec.json
+    auth: {type: "${env:CANARY}"}
+    tools: ["${env:CANARY}", "${env:CANARY}"]
 """
 
 
@@ -117,7 +121,7 @@ def test_errors_never_quote_a_referenced_value(write_config: WriteConfig, enviro
     with pytest.raises(ConfigError) as failure:
         load_config(write_config(BROKEN), environ)
     problems = failure.value.problems
-    assert len(failure.value.errors) >= 8, [str(p) for p in problems]
+    assert len(failure.value.errors) >= 10, [str(p) for p in problems]
     _assert_clean(str(failure.value), repr(failure.value), *(repr(p) for p in problems))
 
 
