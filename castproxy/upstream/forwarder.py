@@ -45,6 +45,9 @@ HOP_BY_HOP = frozenset(
 )
 
 
+_NO_AUTO_TYPE = frozenset({"Content-Type"})
+
+
 class Forwarder:
     """Owns the shared aiohttp session; `send` never raises for upstream trouble."""
 
@@ -94,6 +97,7 @@ class Forwarder:
                 data=request.body,
                 allow_redirects=False,
                 timeout=self._timeout(timeout),
+                skip_auto_headers=_NO_AUTO_TYPE,  # no invented octet-stream type on body-less requests
             ) as response:
                 body, truncated = await _read_capped(response, max_bytes)
                 if truncated:

@@ -109,12 +109,28 @@ def _assert_configured(received) -> None:
     assert not received.header("X-Injected") and not received.header("X-Evil")
 
 
+def _exact_headers(received, port: int, **extra: str) -> None:
+    """Every header the upstream received, and nothing else (Accept-Encoding: whatever aiohttp can decode)."""
+    expected = {
+        "host": f"127.0.0.1:{port}",
+        "user-agent": "castproxy",
+        "accept": "application/json, */*;q=0.8",
+        "authorization": f"Bearer {TOKEN}",
+        "x-tenant": "acme",
+        "content-length": "0",
+    } | {name.lower().replace("_", "-"): value for name, value in extra.items()}
+    got = [(name.lower(), value) for name, value in received.headers if name.lower() != "accept-encoding"]
+    assert sorted(got) == sorted(expected.items())
+    assert len(received.header("Accept-Encoding")) == 1
+
+
 @pytest.mark.parametrize(("label", "arguments", "expected"), OK, ids=[row[0] for row in OK])
 async def test_hostile_value_is_encoded(upstream, forwarder, label, arguments, expected):
     received = await _send(upstream, forwarder, ITEM_TOOL, arguments)
     assert received.raw_path == expected
     assert received.method == "POST"
-    _assert_configured(received)
+    assert received.body == b""
+    _exact_headers(received, int(upstream.url.rsplit(":", 1)[1]))
 
 
 @pytest.mark.parametrize(("label", "arguments", "fragment"), ERR, ids=[row[0] for row in ERR])
@@ -127,8 +143,7 @@ async def test_hostile_value_is_refused(upstream, forwarder, label, arguments, f
 
 async def test_cookie_value_cannot_add_a_cookie(upstream, forwarder):
     received = await _send(upstream, forwarder, ITEM_TOOL, {"id": "1", "session": "abc; admin=1"})
-    assert received.header("Cookie") == ["session=abc%3B%20admin=1"]
-    _assert_configured(received)
+    _exact_headers(received, int(upstream.url.rsplit(":", 1)[1]), Cookie="session=abc%3B%20admin=1")
 
 
 async def test_top_level_argument_named_like_a_header_goes_nowhere(upstream, forwarder):
@@ -167,3 +182,10 @@ async def test_api_key_credentials_replace_any_case_variant(upstream, forwarder)
     received = await _send(upstream, forwarder, ITEM_TOOL, {"id": "1"}, auth=API_KEY_AUTH)
     assert received.header("X-Api-Key") == ["k-1"]
     assert received.header("Authorization") == []
+
+
+async def test_header_and_cookie_parameters_arrive_exactly(upstream, forwarder):
+    arguments = {"id": "1", "trace": "abc def ü", "session": "s-1"}
+    received = await _send(upstream, forwarder, ITEM_TOOL, arguments)
+    port = int(upstream.url.rsplit(":", 1)[1])
+    _exact_headers(received, port, X_Trace="abc def ü".encode().decode("latin-1"), Cookie="session=s-1")
