@@ -313,3 +313,11 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as failure:
         load_config(tmp_path / "absent.yaml", {})
     assert str(failure.value) == f"{tmp_path / 'absent.yaml'}:1:1: config file not found"
+
+
+def test_windows_line_endings_and_a_byte_order_mark_keep_positions(tmp_path: Path) -> None:
+    path = tmp_path / "cast.yaml"
+    path.write_bytes(b"\xef\xbb\xbfversion: 1\r\nworkspaces:\r\n  api:\r\n    openapi: ./s.json\r\n    tools: {}\r\n")
+    with pytest.raises(ConfigError) as failure:
+        load_config(path, {})
+    assert [(p.line, p.column) for p in failure.value.errors] == [(5, 12)]
