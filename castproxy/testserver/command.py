@@ -31,6 +31,8 @@ def testserver(args: argparse.Namespace) -> int:
         print(f"castproxy testserver: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
               "choose another --port", file=sys.stderr)
         return 1
+    # Listen before printing the banner: a client that reacts to it is queued, not refused.
+    sock.listen(2048)
     app = create_app(
         args.mode,
         auto_approve=args.auto_approve,
