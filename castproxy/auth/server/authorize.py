@@ -119,7 +119,7 @@ def _validate(server: AuthServer, client: Client, redirect_uri: str, params: Que
         unknown = [scope for scope in wanted if scope not in entry.scopes]
         if unknown:
             raise OAuthError("invalid_scope", f"scope not offered by workspace {entry.name}: {' '.join(unknown)}")
-        scopes = tuple(wanted)
+        scopes = tuple(wanted) or entry.scopes
     return AuthorizationRequest(
         client_id=client.client_id,
         client_name=client.client_name,
