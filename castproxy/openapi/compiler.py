@@ -139,6 +139,7 @@ class _Compiler:
     # -- one operation ------------------------------------------------------------------------
 
     def _operation(self, draft: _Draft, op: dict[str, Any], common: Any, item: dict[str, Any]) -> None:
+        self.schemas.where = draft.label
         sink = Sink()
         properties: dict[str, Any] = {}
         required: list[str] = []

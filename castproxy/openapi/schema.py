@@ -71,6 +71,7 @@ class Sink:
 class SchemaConverter:
     def __init__(self, resolver: RefResolver) -> None:
         self.resolver = resolver
+        self.where = "schema"  # names the operation being compiled, for errors
         self._memo: dict[tuple[str, str], tuple[Any, frozenset[tuple[str, str]], tuple[str, ...]]] = {}
         self._active: dict[tuple[str, str], bool] = {}  # refs being converted -> met again (recursive)
         self._defs: dict[tuple[str, str], Any] = {}
@@ -242,7 +243,7 @@ class SchemaConverter:
             ref = sub.get("$ref")
             if not isinstance(ref, str) or seen > 16:
                 return False
-            sub = self.resolver.resolve(ref, "schema")
+            sub = self.resolver.resolve(ref, self.where)
             seen += 1
         return False
 
@@ -254,7 +255,7 @@ class SchemaConverter:
                 self._active[key] = True
                 sink.needs.add(key)
                 return {"$ref": "#/$defs/" + self._def_name(ref)}
-            target = self.resolver.resolve(ref, "schema")
+            target = self.resolver.resolve(ref, self.where)
             inner = Sink()
             self._active[key] = False
             try:

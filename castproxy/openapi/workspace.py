@@ -114,12 +114,14 @@ def select_tools(
 
 def _unknown(operation_id: str, known: list[str], spec: str) -> str:
     message = f"operationId {operation_id!r} is not in the spec"
-    close = difflib.get_close_matches(operation_id, known, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(operation_id, known, n=2, cutoff=0.6)
     if not close:
         lowered = {k.lower(): k for k in known}
-        close = [lowered[k] for k in difflib.get_close_matches(operation_id.lower(), list(lowered), n=3, cutoff=0.6)]
+        close = [lowered[k] for k in difflib.get_close_matches(operation_id.lower(), list(lowered), n=2, cutoff=0.6)]
     if close:
-        return message + "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+        quoted = [repr(c) for c in close]
+        options = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+        return f"{message}; did you mean {options}?"
     if not known:
         return message + " (the spec has no operationIds)"
     return message + f" (run 'castproxy tools --spec {spec}' to list its {len(known)} operations)"
