@@ -23,6 +23,7 @@ async def test_consent_page_names_client_redirect_workspace_and_scopes(harness: 
     assert CLIENT_REDIRECT in page.text
     assert "<code>alpha</code>" in page.text
     assert "<code>read:items</code>, <code>write:items</code>" in page.text
+    assert "could claim to be this application" not in page.text  # a registered client_id is castproxy's own
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"

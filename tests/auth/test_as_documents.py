@@ -30,7 +30,7 @@ class Host:
     def __init__(self, body: object = None, status: int = 200, headers: dict | None = None) -> None:
         self.body = document() if body is None else body
         self.status = status
-        self.headers = headers or {}
+        self.headers = {"content-type": "application/json", **(headers or {})}
         self.requests: list[httpx2.Request] = []
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
@@ -96,6 +96,17 @@ async def test_size_cap() -> None:
         await fetcher(host).fetch(CLIENT_URL)
 
 
+@pytest.mark.parametrize("media_type", ["text/html", "text/plain; charset=utf-8", ""])
+async def test_other_content_types_are_refused(media_type: str) -> None:
+    with pytest.raises(DocumentError, match=r"^client metadata document has content type .* not application/json$"):
+        await fetcher(Host(headers={"content-type": media_type})).fetch(CLIENT_URL)
+
+
+async def test_specific_json_content_type_is_accepted() -> None:
+    host = Host(headers={"content-type": "application/oauth-client+json; charset=utf-8"})
+    assert await fetcher(host).fetch(CLIENT_URL) == document()
+
+
 async def test_not_json() -> None:
     with pytest.raises(DocumentError, match=r"^client metadata document is not JSON$"):
         await fetcher(Host(body=b"<html>")).fetch(CLIENT_URL)
@@ -153,6 +164,7 @@ async def test_consent_page_names_the_document_client(store) -> None:
     harness = make_harness(store, Host())
     page = await harness.http.get("/authorize", params=harness.authorize_params(CLIENT_URL, pkce()[1]))
     assert "Example Agent" in page.text and "metadata document" in page.text and CLIENT_URL in page.text
+    assert "Any program running on it could claim to be this application" in page.text  # loopback redirect
     await harness.http.aclose()
     await harness.bridge.close()
 

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
-from castproxy.auth.server.redirects import is_registered, with_params
+from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
 from castproxy.auth.server.state import AuthServer
 from castproxy.store.crypto import hash_token
 
@@ -193,11 +193,22 @@ async def _consent_page(server: AuthServer, request: Request, client: Client, wa
         action=html.escape(server.url("/authorize/consent")),
         request_id=html.escape(request_id),
         csrf_token=_csrf_token(cookie, request_id),
+        warning=_impersonation_warning(client, wanted.redirect_uri),
     )
     response = HTMLResponse(body, headers=PAGE_HEADERS)
     if fresh_cookie:
         _set_cookie(server, response, CSRF_COOKIE, cookie, path="/authorize", max_age=int(CONSENT_TTL))
     return response
+
+
+def _impersonation_warning(client: Client, redirect_uri: str) -> str:
+    """A URL client_id proves nothing when the answer goes to this computer: any local program could claim it."""
+    if client.kind != "metadata document" or not LOOPBACK_REDIRECT.match(redirect_uri):
+        return ""
+    return (
+        '<p class="warning">This application receives the sign-in on your own computer. Any program running on '
+        "it could claim to be this application: approve only if you just started the sign-in yourself.</p>\n"
+    )
 
 
 def _same_origin(server: AuthServer, request: Request) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,8 @@ import httpx2
 MAX_DOCUMENT_BYTES = 16 * 1024
 FETCH_TIMEOUT = 5.0
 MAX_URL_LENGTH = 2048
+
+_JSON_MEDIA_TYPE = re.compile(r"^application/(?:json|[a-z0-9.+-]+\+json)$")
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -105,6 +108,11 @@ class DocumentFetcher:
             async with self._http.stream("GET", target, headers=headers, extensions={"sni_hostname": host}) as response:
                 if response.status_code != 200:
                     raise DocumentError(f"client metadata document answered HTTP {response.status_code}")
+                media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                if not _JSON_MEDIA_TYPE.match(media_type):
+                    raise DocumentError(
+                        f"client metadata document has content type {media_type or 'none'}, not application/json"
+                    )
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 MAX_REDIRECT_URI_LENGTH = 2000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
-_LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(?::(\d{1,5}))?([/?][^#]*)?$")
+LOOPBACK_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(?::(\d{1,5}))?([/?][^#]*)?$")
 _FORBIDDEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f<>\"\\^`{|}]")
 
 
@@ -37,7 +37,7 @@ def redirect_uri_problem(uri: object) -> str | None:
             return f"redirect URI {uri!r} has an invalid port"
         return None
     if uri.startswith("http://"):
-        if _LOOPBACK.match(uri):
+        if LOOPBACK_REDIRECT.match(uri):
             return None
         return (
             f"redirect URI {uri!r} uses http on a non-loopback host; use https, or http on {', '.join(LOOPBACK_HOSTS)}"
@@ -49,7 +49,7 @@ def redirect_uri_matches(registered: str, requested: str) -> bool:
     """Exact match, except that a loopback http URI's port may differ (RFC 8252 §7.3)."""
     if registered == requested:
         return True
-    left, right = _LOOPBACK.match(registered), _LOOPBACK.match(requested)
+    left, right = LOOPBACK_REDIRECT.match(registered), LOOPBACK_REDIRECT.match(requested)
     if not left or not right:
         return False
     return left.group(1) == right.group(1) and (left.group(3) or "") == (right.group(3) or "")
