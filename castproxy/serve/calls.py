@@ -16,8 +16,9 @@ import mcp_types
 from castproxy.auth.credentials import SignInRequired
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
-from castproxy.serve.snapshot import WorkspaceRuntime
+from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
 from castproxy.upstream.exchange import UpstreamFailure
+from castproxy.upstream.forwarder import Forwarder
 from castproxy.upstream.request import ArgumentError, build_request
 from castproxy.upstream.response import to_tool_result
 
@@ -32,7 +33,7 @@ def error_result(message: str) -> mcp_types.CallToolResult:
 
 
 class ToolCaller:
-    def __init__(self, forwarder: Any, metrics: Metrics) -> None:
+    def __init__(self, forwarder: Forwarder, metrics: Metrics) -> None:
         self.forwarder = forwarder
         self.metrics = metrics
 
@@ -51,6 +52,8 @@ class ToolCaller:
             except SignInRequired as exc:
                 result = error_result(f"Sign-in required: {exc} Reconnect to sign in again.")
                 outcome = "sign_in_required"
+            except CredentialsUnavailable as exc:
+                result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "credentials_unavailable"
             except Exception as exc:
                 # Operators get the exception type and frames; the client gets a fixed message.
                 log.error(
@@ -69,7 +72,7 @@ class ToolCaller:
         return result
 
     async def _call(
-        self, workspace: WorkspaceRuntime, tool: Any, arguments: dict[str, Any], grant_id: str | None
+        self, workspace: WorkspaceRuntime, tool: ToolRuntime, arguments: dict[str, Any], grant_id: str | None
     ) -> tuple[mcp_types.CallToolResult, str, int | None]:
         name = tool.definition.name
         problems = tool.validator.errors(arguments)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types
 
-from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.static import static_credentials
 from castproxy.config.model import OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
@@ -63,7 +63,7 @@ class Snapshot:
         return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
 
 
-class CredentialsUnavailable(SignInRequired):
+class CredentialsUnavailable(Exception):
     """An oauth2 workspace while the proxy has no OAuth support (no secret key, or the bridge is missing)."""
 
 
