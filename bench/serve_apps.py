@@ -7,6 +7,7 @@
   JSON-RPC result shaped like castproxy's (text + structuredContent). Everything castproxy does on
   top (MCP SDK dispatch, validation, request building, credentials, mapping, logs, metrics) is the
   difference between this and target (c).
+- `pipeline`: the same endpoint, but validating, building, sending and mapping with castproxy.upstream.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from castproxy.openapi.model import Operation, ParameterSpec, ToolDefinition
+from castproxy.upstream.arguments import ArgumentValidator
+from castproxy.upstream.forwarder import Forwarder
+from castproxy.upstream.request import build_request
+from castproxy.upstream.response import to_tool_result
 
 ITEM = b'{"id":1,"name":"widget"}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(ITEM)).encode())]
@@ -54,3 +61,40 @@ async def _call(request: Request) -> JSONResponse:
 
 
 forwarder = Starlette(routes=[Route("/mcp/{workspace}", _call, methods=["POST"])], lifespan=_lifespan)
+
+
+# ---- (u) the bare forwarder, but through castproxy.upstream: validate, build, send, map -------------------
+# The difference between (u) and (b) is what castproxy's request/response half costs; between (c) and (u),
+# what the MCP SDK and the serving app cost.
+
+_TOOL = ToolDefinition(
+    name="getItem",
+    operation_id="getItem",
+    description="bench",
+    input_schema={"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
+    operation=Operation(method="GET", path="/items/{id}", parameters=(ParameterSpec("id", "path", "id", True),)),
+)
+_VALIDATOR = ArgumentValidator(_TOOL.input_schema)
+_FORWARDER = Forwarder()
+
+
+@asynccontextmanager
+async def _pipeline_lifespan(app: Starlette) -> AsyncIterator[None]:
+    await _FORWARDER.start()
+    yield
+    await _FORWARDER.close()
+
+
+async def _pipeline_call(request: Request) -> JSONResponse:
+    message = json.loads(await request.body())
+    arguments = message["params"]["arguments"]
+    problems = _VALIDATOR.errors(arguments)
+    if problems:
+        return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "error": {"code": -32602, "message": problems[0]}})
+    upstream_request = build_request(_TOOL, arguments, base_url=UPSTREAM_URL)
+    outcome = await _FORWARDER.send(upstream_request, timeout=30, max_bytes=2**20)
+    result = to_tool_result(outcome, max_bytes=2**20).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+
+pipeline = Starlette(routes=[Route("/mcp/{workspace}", _pipeline_call, methods=["POST"])], lifespan=_pipeline_lifespan)

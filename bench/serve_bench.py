@@ -4,6 +4,7 @@ Runs, in one process tree on loopback:
   (a) direct   GET /items/1 on the upstream (a raw ASGI app under uvicorn);
   (b) bare     a minimal Starlette endpoint taking the JSON-RPC body and making the same upstream
                call with aiohttp (bench/serve_apps.py), under the same uvicorn settings;
+  (u) the bare endpoint of (b), but validating, building, sending and mapping with castproxy.upstream;
   (c) castproxy `castproxy serve -c <generated cast.yaml> --no-reload`, a stateless `tools/call`
                (no initialize) in the 2026-07-28 sessionless mode (or 2025-11-25 with --protocol).
 Every server runs with uvloop, httptools, one worker and no access log, pinned to core 1
@@ -233,6 +234,10 @@ def report(results: dict[str, tuple[Run, Run]], connections: int) -> None:
     print()
     if a and b:
         print(f"b/a throughput: {b[0].rps / a[0].rps:.1%}")
+    u = results.get("u bare + castproxy.upstream")
+    if u and b:
+        print(f"u/b throughput: {u[0].rps / b[0].rps:.1%}   (what castproxy.upstream costs)")
+        print(f"added p50 at 1 connection, u - b: {u[1].p50_ms - b[1].p50_ms:.3f} ms")
     if c is None:
         return
     if b:
@@ -244,6 +249,8 @@ def report(results: dict[str, tuple[Run, Run]], connections: int) -> None:
         print(f"added p50 at 1 connection, c - a: {added:.3f} ms   (goal < 1 ms: {'met' if added < 1 else 'NOT met'})")
     if b:
         print(f"added p50 at 1 connection, c - b: {c[1].p50_ms - b[1].p50_ms:.3f} ms")
+    if u:
+        print(f"c/u throughput: {c[0].rps / u[0].rps:.1%}   (what the MCP SDK and the serving app cost)")
 
 
 def main() -> int:
@@ -252,7 +259,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="connections for the throughput run")
     parser.add_argument("--protocol", default="2026-07-28", help="2026-07-28 (sessionless) or 2025-11-25")
     parser.add_argument("--profile", action="store_true", help="also sample castproxy with py-spy under load")
-    parser.add_argument("--only", default="abc", help="which targets to run, e.g. 'ac' (default abc)")
+    parser.add_argument("--only", default="abuc", help="which targets to run, e.g. 'ac' (default abuc)")
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
@@ -309,6 +316,18 @@ def main() -> int:
                     target = rpc_target(
                         "b bare forwarder", f"http://127.0.0.1:{port}/mcp/bench", "getItem", args.protocol
                     )
+                    results[target.label] = measure(target, args, driver_pin)
+
+            if "u" in args.only:
+                print("(u) bare endpoint + castproxy.upstream ...", flush=True)
+                port = free_port()
+                cmd = [*server_pin, python, "-m", "uvicorn", "serve_apps:pipeline", "--port", str(port), *UVICORN_FLAGS]
+                with started(cmd, env | {"SERVE_BENCH_UPSTREAM": upstream_url}, folder / "pipeline.log") as app:
+                    if not wait_http(f"http://127.0.0.1:{port}/", app):
+                        print("the pipeline endpoint did not start:\n" + (folder / "pipeline.log").read_text())
+                        return 1
+                    url = f"http://127.0.0.1:{port}/mcp/bench"
+                    target = rpc_target("u bare + castproxy.upstream", url, "getItem", args.protocol)
                     results[target.label] = measure(target, args, driver_pin)
 
             if "c" in args.only:

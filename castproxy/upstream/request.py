@@ -6,7 +6,8 @@ The guarantees, whatever the arguments contain:
 - arguments never set Host, Authorization, Cookie (other than the operation's cookie parameters),
   Content-Length, Transfer-Encoding, Connection, Proxy-* or any header the credentials or the
   workspace's `headers` set: a header parameter with such a name is an `ArgumentError`;
-- header and cookie values with CR, LF, NUL or other control characters, or oversized, are refused.
+- header and cookie values with CR, LF, NUL or other control characters, or oversized, are refused;
+- TRACE and CONNECT operations are never sent (TRACE would echo the credentials into the result).
 """
 
 from __future__ import annotations
