@@ -176,7 +176,7 @@ class _UpstreamTokenCredentials:
             except SignInRequired:
                 # The upstream grant is gone (invalid_grant): the castproxy tokens bound to it must
                 # answer 401 from now on, so the MCP client signs in again.
-                await self._tokens.revoke_grant(grant_id, upstream=False)
+                await self._tokens.revoke_grant(grant_id, upstream=False, reason="the upstream grant is gone")
                 raise
         for name in [name for name in headers if name.lower() == "authorization"]:
             del headers[name]

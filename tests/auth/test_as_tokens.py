@@ -98,7 +98,7 @@ async def test_code_of_another_client_is_refused_and_revokes(harness: Harness) -
     assert len(harness.upstreams["alpha"].revoked) == 1
 
 
-async def test_reused_code_is_refused_and_revokes_the_grant(harness: Harness) -> None:
+async def test_reused_code_is_refused_and_revokes_the_grant(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     client_id = await harness.register()
     verifier, challenge = pkce()
     code = await harness.code_for(client_id, (verifier, challenge))
@@ -119,6 +119,8 @@ async def test_reused_code_is_refused_and_revokes_the_grant(harness: Harness) ->
     assert 'error="invalid_token"' in after.headers["www-authenticate"]
     assert "revoked" in after.json()["error_description"]
     assert harness.upstreams["alpha"].revoked == [grant_id]
+    assert f"sign-in ended: authorization code reused (workspace alpha, client {client_id}, grant " in caplog.text
+    assert code not in caplog.text and grant_id not in caplog.text
     refreshed = await harness.refresh(client_id, first.json()["refresh_token"])
     assert refreshed.json()["error"] == "invalid_grant"
 

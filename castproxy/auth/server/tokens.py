@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -31,6 +32,8 @@ from castproxy.auth.server.records import (
 )
 from castproxy.store.base import Store
 from castproxy.store.crypto import hash_token
+
+log = logging.getLogger("castproxy.auth")
 
 ACCESS_TOKEN_LIFETIME = 3600.0
 REFRESH_TOKEN_LIFETIME = 30 * 86400.0
@@ -90,10 +93,19 @@ class TokenService:
     async def grant(self, grant_id: str) -> GrantRecord | None:
         return GrantRecord.decode(await self._store.get(NS_GRANT, grant_id))
 
-    async def revoke_grant(self, grant_id: str, *, upstream: bool = True) -> None:
+    async def revoke_grant(self, grant_id: str, *, upstream: bool = True, reason: str = "revoked") -> None:
         """Kill every token issued from this sign-in; with `upstream`, also revoke the upstream grant."""
         grant = GrantRecord.decode(await self._store.take(NS_GRANT, grant_id))
-        if grant is not None and upstream and self._on_grant_revoked is not None:
+        if grant is None:
+            return
+        log.warning(
+            "sign-in ended: %s (workspace %s, client %s, grant %s)",
+            reason,
+            grant.workspace,
+            grant.client_id,
+            hash_token(grant_id)[:12],
+        )
+        if upstream and self._on_grant_revoked is not None:
             await self._on_grant_revoked(grant)
 
     # --- authorization codes ------------------------------------------------------------------------
@@ -112,7 +124,7 @@ class TokenService:
         if record is None:
             used = UsedMarker.decode(await self._store.get(NS_CODE_USED, key))
             if used is not None:
-                await self.revoke_grant(used.grant_id)
+                await self.revoke_grant(used.grant_id, reason="authorization code reused")
                 raise OAuthError(
                     "invalid_grant",
                     "authorization code was already used; the sign-in it started has been revoked",
@@ -121,7 +133,7 @@ class TokenService:
         # The code is spent whatever happens next: a second try is reuse.
         await self._store.put(NS_CODE_USED, key, UsedMarker(record.grant_id).encode(), ttl=CODE_REUSE_MEMORY)
         if record.client_id != client_id:
-            await self.revoke_grant(record.grant_id)
+            await self.revoke_grant(record.grant_id, reason="authorization code presented by another client")
             raise OAuthError("invalid_grant", "authorization code was issued to another client")
         if record.redirect_uri != redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri differs from the one in the authorization request")
@@ -146,14 +158,14 @@ class TokenService:
         if record is None:
             used = UsedMarker.decode(await self._store.get(NS_REFRESH_USED, key))
             if used is not None:
-                await self.revoke_grant(used.grant_id)
+                await self.revoke_grant(used.grant_id, reason="rotated refresh token reused")
                 raise OAuthError(
                     "invalid_grant", "refresh token was already used (rotated); the sign-in has been revoked"
                 )
             raise OAuthError("invalid_grant", "refresh token is unknown, expired or revoked")
         await self._store.put(NS_REFRESH_USED, key, UsedMarker(record.grant_id).encode(), ttl=self.refresh_lifetime)
         if record.client_id != client_id:
-            await self.revoke_grant(record.grant_id)
+            await self.revoke_grant(record.grant_id, reason="refresh token presented by another client")
             raise OAuthError("invalid_grant", "refresh token was issued to another client")
         if record.expires_at <= time.time():
             raise OAuthError("invalid_grant", "refresh token expired")
@@ -197,7 +209,7 @@ class TokenService:
         if refresh is not None:
             _check_owner(refresh, client_id)
             await self._store.delete(NS_REFRESH, key)
-            await self.revoke_grant(refresh.grant_id)
+            await self.revoke_grant(refresh.grant_id, reason="refresh token revoked by the client")
 
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
         now = time.time()
