@@ -114,10 +114,7 @@ def select_tools(
 
 def _unknown(operation_id: str, known: list[str], spec: str) -> str:
     message = f"operationId {operation_id!r} is not in the spec"
-    close = difflib.get_close_matches(operation_id, known, n=2, cutoff=0.6)
-    if not close:
-        lowered = {k.lower(): k for k in known}
-        close = [lowered[k] for k in difflib.get_close_matches(operation_id.lower(), list(lowered), n=2, cutoff=0.6)]
+    close = _closest(operation_id, known)
     if close:
         quoted = [repr(c) for c in close]
         options = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
@@ -125,6 +122,21 @@ def _unknown(operation_id: str, known: list[str], spec: str) -> str:
     if not known:
         return message + " (the spec has no operationIds)"
     return message + f" (run 'castproxy tools --spec {spec}' to list its {len(known)} operations)"
+
+
+def _closest(word: str, known: list[str]) -> list[str]:
+    """The best match (ignoring case), and any about as good; none under a similarity of 0.6."""
+    matcher = difflib.SequenceMatcher(b=word.lower())
+    scored: list[tuple[float, str]] = []
+    for candidate in known:
+        matcher.set_seq1(candidate.lower())
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+            scored.append((matcher.ratio(), candidate))
+    scored = sorted((item for item in scored if item[0] >= 0.6), key=lambda item: (-item[0], item[1]))
+    if not scored:
+        return []
+    best = scored[0][0]
+    return [candidate for ratio, candidate in scored[:3] if ratio >= best - 0.05]
 
 
 def _base_url(workspace: Workspace, compiled: CompiledSpec) -> str | None:
