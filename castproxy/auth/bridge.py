@@ -133,8 +133,8 @@ class AuthBridge:
 
     def credentials_for(self, workspace: str) -> UpstreamCredentials:
         entry = self.server.workspaces.get(workspace)
-        if entry is None:
-            raise KeyError(f"workspace {workspace!r} is not an oauth2 workspace of the current config")
+        if entry is None:  # removed by a reload while a call was in flight
+            return _Gone(workspace)
         return _UpstreamTokenCredentials(entry, self.tokens)
 
     # --- internals ----------------------------------------------------------------------------------
@@ -181,3 +181,13 @@ class _UpstreamTokenCredentials:
         for name in [name for name in headers if name.lower() == "authorization"]:
             del headers[name]
         headers["Authorization"] = f"Bearer {token}"
+
+
+class _Gone:
+    protected_headers = frozenset({"authorization"})
+
+    def __init__(self, workspace: str) -> None:
+        self._workspace = workspace
+
+    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+        raise SignInRequired(f"workspace {self._workspace} no longer uses OAuth in the current config")
