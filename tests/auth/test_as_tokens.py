@@ -285,5 +285,5 @@ async def test_update_keeps_unchanged_workspaces_and_drops_removed_ones(harness:
     harness.bridge.update({"beta": harness.bridge.server.workspaces["beta"].auth})
     response = await harness.call("alpha", signed.access_token)
     assert response.status_code == 404
-    with pytest.raises(SignInRequired, match="^workspace alpha no longer uses OAuth in the current config$"):
+    with pytest.raises(SignInRequired, match=r"^workspace alpha no longer uses OAuth in the current config$"):
         await harness.bridge.credentials_for("alpha").apply({}, signed.grant_id)
