@@ -332,7 +332,8 @@ class _Compiler:
                 body_required_props = [p for p in shape.get("required", ()) if p in flat] if body_required else []
                 mapping: list[tuple[str, str]] = []
                 for argument, prop in arguments.items():
-                    properties[argument] = flat[prop]
+                    properties[argument] = flat[prop] if argument == prop else _describe(
+                        flat[prop], f"Sent as the body property `{prop}`.", prepend=True)
                     taken.add(argument)
                     mapping.append((argument, prop))
                     if prop in body_required_props:
