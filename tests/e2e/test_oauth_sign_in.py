@@ -5,6 +5,11 @@ and the `mcp` SDK client's OAuthClientProvider driving a browser stand-in throug
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -296,3 +301,70 @@ async def test_secrets_never_reach_logs_or_results(stack: Stack, caplog: pytest.
         assert secret not in logged
         assert all(secret not in result for result in results)
     await browser.aclose()
+
+
+def serve_process(config: Path, port: int) -> subprocess.Popen[str]:
+    """`python -m castproxy serve` as an operator runs it, up when /healthz answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--port", str(port), "--no-reload"],
+        env={**os.environ, "E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"serve exited {process.returncode}: {process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            if httpx2.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return process
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("serve did not come up")
+
+
+def stop_process(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    return stderr
+
+
+async def test_castproxy_serve_restart_keeps_the_sign_in(tmp_path: Path) -> None:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    proxy_url = f"http://127.0.0.1:{port}"
+    upstream_app = create_testserver(
+        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
+    )
+    recorder = UpstreamRecorder(upstream_app)
+    upstream = run(recorder)
+    config = write_config(tmp_path, proxy_url, upstream.url)
+    storage, browser = MemoryStorage(), Browser()
+    logs = ""
+    try:
+        process = serve_process(config, port)
+        try:
+            async with mcp_session(f"{proxy_url}/mcp/items", storage, browser, "2026-07-28") as client:
+                assert not (await client.call_tool("listItems", {})).is_error
+        finally:
+            logs += stop_process(process)
+        process = serve_process(config, port)
+        try:
+            async with mcp_session(f"{proxy_url}/mcp/items", storage, browser, "2026-07-28") as client:
+                assert not (await client.call_tool("listItems", {})).is_error
+        finally:
+            logs += stop_process(process)
+    finally:
+        upstream.stop()
+        await browser.aclose()
+    assert browser.sign_ins == 1
+    assert storage.tokens is not None
+    assert "upstream sign-in complete" in logs  # the process's log lines were read
+    for secret in (CLIENT_SECRET, SECRET_KEY, storage.tokens.access_token, storage.tokens.refresh_token):
+        assert secret not in logs
+    assert all(header.split(" ", 1)[1] not in logs for header in recorder.seen)
