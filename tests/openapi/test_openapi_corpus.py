@@ -36,15 +36,33 @@ def tool_named(spec: CompiledSpec, name: str) -> ToolDefinition:
     return next(tool for tool in spec.tools if tool.name == name)
 
 
+META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+
+def check_shared(label: str, schema: dict[str, Any], checked: set[int]) -> None:
+    """check_schema's verdict, checking sub-schemas shared between tools (the compiler shares them) once:
+    the meta-schema checks each property and each `$defs` entry on its own."""
+    parts = {**schema.get("properties", {}), **{f"$defs/{k}": v for k, v in schema.get("$defs", {}).items()}}
+    root = {**schema, "properties": {key: {} for key in schema.get("properties", {})}}
+    root.pop("$defs", None)
+    for where, part in [("(root)", root), *parts.items()]:
+        if id(part) in checked:
+            continue
+        checked.add(id(part))
+        errors = list(META.iter_errors(part))
+        assert not errors, f"{label} {where}: {errors[0].message}"
+
+
 def assert_valid_tools(spec: CompiledSpec) -> None:
     names = [tool.name for tool in spec.tools]
     assert len(names) == len(set(names)), "tool names must be unique"
+    checked: set[int] = set()
     for tool in spec.tools:
         assert NAME_PATTERN.match(tool.name), tool.name
         Draft202012Validator.check_schema(tool.input_schema)
         assert tool.input_schema["type"] == "object"
         if tool.output_schema is not None:
-            Draft202012Validator.check_schema(tool.output_schema)
+            check_shared(tool.name, tool.output_schema, checked)
             assert tool.output_schema["type"] == "object"
         json.dumps(tool.input_schema)  # what tools/list sends must serialise
 
@@ -149,22 +167,10 @@ def test_github_spec_compiles_every_operation_to_a_valid_tool(github_spec: Path)
     assert {(tool.operation.method, tool.operation.path) for tool in spec.tools} == operations
     names = {tool.name for tool in spec.tools}
     assert len(names) == len(spec.tools)
-    # The meta-schema checks each property schema on its own, so a sub-schema shared by many tools
-    # (the compiler shares them) is checked once: the same verdict as check_schema, in a third of the time.
-    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
     checked: set[int] = set()
     for tool in spec.tools:
         assert NAME_PATTERN.match(tool.name), tool.name
-        schema = tool.input_schema
-        parts = {**schema.get("properties", {}), **{f"$defs/{k}": v for k, v in schema.get("$defs", {}).items()}}
-        root = {**schema, "properties": {key: {} for key in schema.get("properties", {})}}
-        root.pop("$defs", None)
-        for where, part in [("(root)", root), *parts.items()]:
-            if id(part) in checked:
-                continue
-            checked.add(id(part))
-            errors = list(meta.iter_errors(part))
-            assert not errors, f"{tool.name} {where}: {errors[0].message}"
+        check_shared(tool.name, tool.input_schema, checked)
     repo = next(tool for tool in spec.tools if tool.operation_id == "repos/get")
     assert repo.name == "repos_get"
     assert Draft202012Validator(repo.input_schema).is_valid({"owner": "octocat", "repo": "hello-world"})
