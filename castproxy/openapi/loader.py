@@ -26,7 +26,7 @@ FILES_KEY = "x-castproxy-files"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # A `$ref` whose value does not start with '#': the only case that needs a walk of the document.
-_NON_LOCAL_REF = re.compile(r"""["']?\$ref["']?\s*:\s*["']?(?!#)[^\s"']""")
+_NON_LOCAL_REF = re.compile(rb"""["']?\$ref["']?\s*:\s*["']?(?!#)[^\s"']""")
 
 
 _PARSED_CACHE_SIZE = 8
@@ -67,32 +67,18 @@ def load_document(
     if is_url(source):
         if offline:
             raise SpecError(f"{source}: not fetched (offline)", offline_skipped=True)
-        raw = _fetch(source, timeout=timeout, max_bytes=max_bytes)
-        document = _parse_cached(raw, source)
-        if _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
-            _reject_external_refs(document, source)
-        return document
+        return _document(_fetch(source, timeout=timeout, max_bytes=max_bytes), source, None, max_bytes)
     if _SCHEME.match(source) and not re.match(r"^[A-Za-z]:[\\/]", source):
         raise SpecError(f"{source}: only http(s) URLs and local file paths are supported")
     path = (base_dir / source).resolve()
-    raw = _read_file(path, source, max_bytes)
-    if not _NON_LOCAL_REF.search(raw.decode("utf-8", "replace")):
-        return _parse_cached(raw, source)
-    document = _parse(raw, source)  # refs into other files: bundled, so never shared through the cache
-    _check_version(document, source)
-    digests = [raw, *_bundle(document, path, max_bytes)]
-    result = SpecDocument(document)
-    hasher = hashlib.sha256()
-    for chunk in digests:
-        hasher.update(hashlib.sha256(chunk).digest())
-    result.digest = hasher.hexdigest()
-    return result
+    return _document(_read_file(path, source, max_bytes), source, path, max_bytes)
 
 
-def _parse_cached(raw: bytes, label: str) -> SpecDocument:
-    """Parse a self-contained document, reusing the last parses of identical bytes: a reload that
-    does not change a spec skips parsing (a large YAML spec takes a second) as well as compiling.
-    The result is shared: callers must not modify it (the compiler never does)."""
+def _document(raw: bytes, label: str, path: Path | None, max_bytes: int) -> SpecDocument:
+    """Parse `raw`, reusing the last parses of identical bytes: a reload that does not change a spec
+    skips parsing (a large YAML spec takes a second) as well as compiling. A cached document is
+    shared, so callers must not modify it (the compiler never does). Documents with refs into other
+    files are bundled afresh each time (those files may have changed) and not cached."""
     digest = hashlib.sha256(raw).hexdigest()
     with _parsed_lock:
         cached = _parsed.get(digest)
@@ -102,6 +88,15 @@ def _parse_cached(raw: bytes, label: str) -> SpecDocument:
     document = _parse(raw, label)
     _check_version(document, label)
     result = SpecDocument(document)
+    if _NON_LOCAL_REF.search(raw):
+        if path is None:
+            _reject_external_refs(document, label)
+        else:
+            hasher = hashlib.sha256(raw)
+            for chunk in _bundle(result, path, max_bytes):
+                hasher.update(hashlib.sha256(chunk).digest())
+            result.digest = hasher.hexdigest()
+            return result
     result.digest = digest
     with _parsed_lock:
         _parsed[digest] = result

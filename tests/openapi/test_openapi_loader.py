@@ -175,3 +175,19 @@ def test_url_spec_with_relative_ref_is_a_remote_ref(spec_server: SpecServer, tmp
     url = spec_server.add_json("/openapi.json", document)
     with pytest.raises(SpecError, match=r"'responses\.json#/ok'"):
         load_document(url, tmp_path)
+
+
+def test_unchanged_spec_is_neither_parsed_nor_compiled_again(tmp_path: Path) -> None:
+    (tmp_path / "api.json").write_text(json.dumps(PETS))
+    first = load_document("api.json", tmp_path)
+    again = load_document("api.json", tmp_path)
+    assert again is first
+    assert compile_spec(again) is compile_spec(first)
+
+
+def test_remote_ref_is_refused_on_every_fetch(spec_server: SpecServer, tmp_path: Path) -> None:
+    document = spec({"/x": {"get": {"responses": {"200": {"$ref": "https://example.com/r.json#/ok"}}}}})
+    url = spec_server.add_json("/openapi.json", document)
+    for _ in range(2):
+        with pytest.raises(SpecError, match="remote refs"):
+            load_document(url, tmp_path)
