@@ -10,9 +10,11 @@ Runs, in one process tree on loopback:
 Every server runs with uvloop, httptools, one worker and no access log, pinned to core 1
 (`taskset -c 1`); the load driver, Debian's `wrk` with bench/serve_wrk.lua (which checks each
 response), runs on core 0. For each target: a throughput run at N connections and a latency run at
-one connection. Prints requests/s, p50/p99 and the ratios c/b and c/a.
+one connection; with --rounds N the targets are measured round robin N times and medians printed
+(the machine may be shared). Prints requests/s, p50/p99 and the ratios c/b and c/a.
 
-Usage: .venv/bin/python bench/serve_bench.py [--duration 5] [--connections 16] [--protocol 2026-07-28]
+Usage: .venv/bin/python bench/serve_bench.py [--duration 5] [--connections 16] [--rounds 1]
+                                             [--protocol 2026-07-28] [--only abuc] [--profile]
 Needs wrk: apt-get install -y wrk
 """
 
@@ -26,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,8 +220,10 @@ def write_config(folder: Path, upstream_url: str, port: int) -> Path:
     return config
 
 
-def report(results: dict[str, tuple[Run, Run]], connections: int) -> None:
+def report(results: dict[str, tuple[Run, Run]], args: argparse.Namespace) -> None:
+    connections = args.connections
     print()
+    print(f"{args.rounds} round(s), {args.duration:g} s per run, protocol {args.protocol}; figures are medians")
     print(
         f"{'target':<28}{'req/s':>10}{f'p50@{connections}':>11}{f'p99@{connections}':>11}"
         f"{'p50@1':>10}{'p99@1':>10}{'req/s@1':>10}  checked"
@@ -257,6 +262,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="connections for the throughput run")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every target N times, round robin; medians")
     parser.add_argument("--protocol", default="2026-07-28", help="2026-07-28 (sessionless) or 2025-11-25")
     parser.add_argument("--profile", action="store_true", help="also sample castproxy with py-spy under load")
     parser.add_argument("--only", default="abuc", help="which targets to run, e.g. 'ac' (default abuc)")
@@ -266,115 +272,102 @@ def main() -> int:
         print("wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu) and run again.")
         return 1
     server_pin, driver_pin = cores()
-    python = sys.executable
-    results: dict[str, tuple[Run, Run]] = {}
 
-    with tempfile.TemporaryDirectory(prefix="castproxy-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="castproxy-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         env = dict(os.environ, PYTHONPATH=f"{BENCH}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-        up_port = free_port()
-        upstream_url = f"http://127.0.0.1:{up_port}"
-        upstream_cmd = [
-            *server_pin,
-            python,
-            "-m",
-            "uvicorn",
-            "serve_apps:upstream",
-            "--port",
-            str(up_port),
-            "--lifespan",
-            "off",
-            *UVICORN_FLAGS,
-        ]
-        with started(upstream_cmd, env, folder / "upstream.log") as up:
-            if not wait_http(f"{upstream_url}/items/1", up):
-                print("the upstream did not start:\n" + (folder / "upstream.log").read_text())
-                return 1
 
-            if "a" in args.only:
-                print("(a) direct upstream ...", flush=True)
-                direct = Target("a direct upstream", f"{upstream_url}/items/1", "GET", {}, "")
-                results[direct.label] = measure(direct, args, driver_pin)
+        def uvicorn_app(app: str, name: str, extra_env: dict[str, str], probe: str) -> str | None:
+            """Start one comparison server (idle servers cost nothing); its base URL, or None."""
+            port = free_port()
+            command = [*server_pin, sys.executable, "-m", "uvicorn", f"serve_apps:{app}", "--port", str(port)]
+            process = stack.enter_context(started([*command, *UVICORN_FLAGS], env | extra_env, folder / f"{name}.log"))
+            url = f"http://127.0.0.1:{port}"
+            if wait_http(url + probe, process):
+                return url
+            print(f"the {name} server did not start:\n" + (folder / f"{name}.log").read_text()[-2000:])
+            return None
 
-            if "b" in args.only:
-                print("(b) bare forwarder ...", flush=True)
-                port = free_port()
-                bare_cmd = [
-                    *server_pin,
-                    python,
-                    "-m",
-                    "uvicorn",
-                    "serve_apps:forwarder",
-                    "--port",
-                    str(port),
-                    *UVICORN_FLAGS,
-                ]
-                with started(bare_cmd, env | {"SERVE_BENCH_UPSTREAM": upstream_url}, folder / "bare.log") as bare:
-                    if not wait_http(f"http://127.0.0.1:{port}/", bare):
-                        print("the bare forwarder did not start:\n" + (folder / "bare.log").read_text())
-                        return 1
-                    target = rpc_target(
-                        "b bare forwarder", f"http://127.0.0.1:{port}/mcp/bench", "getItem", args.protocol
-                    )
-                    results[target.label] = measure(target, args, driver_pin)
+        upstream_url = uvicorn_app("upstream", "upstream", {}, "/items/1")
+        if upstream_url is None:
+            return 1
+        to_upstream = {"SERVE_BENCH_UPSTREAM": upstream_url}
+        targets: list[Target] = []
+        if "a" in args.only:
+            targets.append(Target("a direct upstream", f"{upstream_url}/items/1", "GET", {}, ""))
+        for key, app, label in (
+            ("b", "forwarder", "b bare forwarder"),
+            ("u", "pipeline", "u bare + castproxy.upstream"),
+        ):
+            if key in args.only:
+                url = uvicorn_app(app, app, to_upstream, "/")
+                if url is None:
+                    return 1
+                targets.append(rpc_target(label, f"{url}/mcp/bench", "getItem", args.protocol))
+        proxy = None
+        if "c" in args.only:
+            proxy = start_castproxy(args, folder, upstream_url, env, server_pin, stack)
+            if proxy is not None:
+                targets.append(proxy[0])
 
-            if "u" in args.only:
-                print("(u) bare endpoint + castproxy.upstream ...", flush=True)
-                port = free_port()
-                cmd = [*server_pin, python, "-m", "uvicorn", "serve_apps:pipeline", "--port", str(port), *UVICORN_FLAGS]
-                with started(cmd, env | {"SERVE_BENCH_UPSTREAM": upstream_url}, folder / "pipeline.log") as app:
-                    if not wait_http(f"http://127.0.0.1:{port}/", app):
-                        print("the pipeline endpoint did not start:\n" + (folder / "pipeline.log").read_text())
-                        return 1
-                    url = f"http://127.0.0.1:{port}/mcp/bench"
-                    target = rpc_target("u bare + castproxy.upstream", url, "getItem", args.protocol)
-                    results[target.label] = measure(target, args, driver_pin)
+        runs: dict[str, list[tuple[Run, Run]]] = {target.label: [] for target in targets}
+        for round_number in range(1, args.rounds + 1):
+            for target in targets:
+                print(f"round {round_number}/{args.rounds}: {target.label} ...", flush=True)
+                runs[target.label].append(measure(target, args, driver_pin))
+        if proxy is not None and args.profile:
+            profile(proxy[1], proxy[0], args, driver_pin, folder)
 
-            if "c" in args.only:
-                run_castproxy(args, folder, upstream_url, env, server_pin, driver_pin, results)
-
-    report(results, args.connections)
+    report({label: (median([r[0] for r in rs]), median([r[1] for r in rs])) for label, rs in runs.items()}, args)
     return 0
 
 
-def run_castproxy(
+def median(runs: list[Run]) -> Run:
+    """Per figure, the median over the rounds (errors summed)."""
+    return Run(
+        rps=statistics.median(r.rps for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        good=sum(r.good for r in runs),
+        bad=sum(r.bad for r in runs),
+        socket_errors="; ".join(r.socket_errors for r in runs if r.socket_errors),
+    )
+
+
+def start_castproxy(
     args: argparse.Namespace,
     folder: Path,
     upstream_url: str,
     env: dict[str, str],
     server_pin: list[str],
-    driver_pin: list[str],
-    results: dict[str, tuple[Run, Run]],
-) -> None:
+    stack: contextlib.ExitStack,
+) -> tuple[Target, int] | None:
+    """`castproxy serve` on a generated config, checked with tools/list and one tools/call."""
     if not castproxy_available():
         print("castproxy serve not available yet")
-        return
-    print("(c) castproxy tools/call ...", flush=True)
+        return None
     port = free_port()
     config = write_config(folder, upstream_url, port)
     command = [*server_pin, sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--no-reload"]
     log = folder / "castproxy.log"
-    with started(command, env, log) as proxy:
-        if not wait_http(f"http://127.0.0.1:{port}/healthz", proxy):
-            print("castproxy serve not available yet (it did not start):\n" + log.read_text()[-2000:])
-            return
-        url = f"http://127.0.0.1:{port}/mcp/bench"
-        try:
-            listed = rpc(url, "tools/list", {}, args.protocol)
-            names = [tool["name"] for tool in listed["result"]["tools"]]
-            tool = next((n for n in names if n.lower().replace("_", "") == "getitem"), names[0])
-            probe = rpc(url, "tools/call", {"name": tool, "arguments": {"id": 1}}, args.protocol)
-        except Exception as error:  # report what the proxy said instead of a traceback
-            said = error.read().decode(errors="replace")[:500] if isinstance(error, urllib.error.HTTPError) else ""
-            print(f"castproxy did not answer tools/list + tools/call ({error} {said}); log:\n{log.read_text()[-2000:]}")
-            return
-        if probe.get("result", {}).get("isError") or "error" in probe:
-            print(f"castproxy tools/call failed: {json.dumps(probe)[:500]}")
-            return
-        target = rpc_target("c castproxy tools/call", url, tool, args.protocol)
-        results[target.label] = measure(target, args, driver_pin)
-        if args.profile:
-            profile(proxy.pid, target, args, driver_pin, folder)
+    proxy = stack.enter_context(started(command, env, log))
+    if not wait_http(f"http://127.0.0.1:{port}/healthz", proxy):
+        print("castproxy serve not available yet (it did not start):\n" + log.read_text()[-2000:])
+        return None
+    url = f"http://127.0.0.1:{port}/mcp/bench"
+    try:
+        listed = rpc(url, "tools/list", {}, args.protocol)
+        names = [tool["name"] for tool in listed["result"]["tools"]]
+        tool = next((n for n in names if n.lower().replace("_", "") == "getitem"), names[0])
+        probe = rpc(url, "tools/call", {"name": tool, "arguments": {"id": 1}}, args.protocol)
+    except Exception as error:  # report what the proxy said instead of a traceback
+        said = error.read().decode(errors="replace")[:500] if isinstance(error, urllib.error.HTTPError) else ""
+        print(f"castproxy did not answer tools/list + tools/call ({error} {said}); log:\n{log.read_text()[-2000:]}")
+        return None
+    if probe.get("result", {}).get("isError") or "error" in probe:
+        print(f"castproxy tools/call failed: {json.dumps(probe)[:500]}")
+        return None
+    return rpc_target("c castproxy tools/call", url, tool, args.protocol), proxy.pid
 
 
 def profile(pid: int, target: Target, args: argparse.Namespace, driver_pin: list[str], folder: Path) -> None:
