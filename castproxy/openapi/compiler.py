@@ -18,7 +18,7 @@ from castproxy.openapi.loader import SpecError
 from castproxy.openapi.model import BodyPart, BodySpec, CompiledSpec, Operation, ParameterSpec, ToolDefinition
 from castproxy.openapi.naming import argument_name, assign_names, operation_name
 from castproxy.openapi.refs import RefResolver
-from castproxy.openapi.schema import REQUEST, RESPONSE, SchemaConverter, Sink
+from castproxy.openapi.schema import NODE_BUDGET, REQUEST, RESPONSE, SchemaConverter, Sink
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS = ("path", "query", "header", "cookie")
@@ -28,6 +28,7 @@ MAX_TITLE = 120
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
 _PATH_PLACEHOLDER = re.compile(r"{([^{}]+)}")
 _CACHE_SIZE = 16
+_TOO_DEEP = "the document nests too deeply to compile (thousands of levels)"
 
 _cache: OrderedDict[tuple[str, bool], CompiledSpec] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -35,14 +36,20 @@ _cache_lock = threading.Lock()
 
 def compile_spec(document: dict, *, output_schema: bool = False) -> CompiledSpec:
     """One `ToolDefinition` per operation of an OpenAPI 3.x (or Swagger 2.0) document."""
-    digest = getattr(document, "digest", "") or _digest(document)
+    try:
+        digest = getattr(document, "digest", "") or _digest(document)
+    except RecursionError:
+        raise SpecError(_TOO_DEEP) from None
     key = (digest, output_schema)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
             return cached
-    compiled = _Compiler(document, output_schema=output_schema).run()
+    try:
+        compiled = _Compiler(document, output_schema=output_schema).run()
+    except RecursionError:
+        raise SpecError(_TOO_DEEP) from None
     with _cache_lock:
         _cache[key] = compiled
         while len(_cache) > _CACHE_SIZE:
@@ -140,6 +147,7 @@ class _Compiler:
 
     def _operation(self, draft: _Draft, op: dict[str, Any], common: Any, item: dict[str, Any]) -> None:
         self.schemas.where = draft.label
+        self.schemas.budget = NODE_BUDGET
         sink = Sink()
         properties: dict[str, Any] = {}
         required: list[str] = []

@@ -159,12 +159,15 @@ def _parse(raw: bytes, label: str) -> Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SpecError(f"{label}: not UTF-8 text, so neither JSON nor YAML") from None
-    if text.lstrip()[:1] in ("{", "["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{label}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return _parse_yaml(text, label)
+    try:
+        if text.lstrip()[:1] in ("{", "["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SpecError(f"{label}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return _parse_yaml(text, label)
+    except RecursionError:
+        raise SpecError(f"{label}: nests too deeply to load (thousands of levels)") from None
 
 
 def _parse_yaml(text: str, label: str) -> Any:

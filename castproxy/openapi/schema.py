@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from castproxy.openapi.loader import SpecError
 from castproxy.openapi.refs import RefResolver
 
 Context = Literal["request", "response"]
@@ -25,6 +26,7 @@ REQUEST: Context = "request"
 RESPONSE: Context = "response"
 
 TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+NODE_BUDGET = 200_000
 _DEF_NAME_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 _STRINGS = ("title", "description", "format", "pattern", "contentEncoding", "contentMediaType")
@@ -72,6 +74,7 @@ class SchemaConverter:
     def __init__(self, resolver: RefResolver) -> None:
         self.resolver = resolver
         self.where = "schema"  # names the operation being compiled, for errors
+        self.budget = NODE_BUDGET  # schema objects one operation may still convert (reset per operation)
         self._memo: dict[tuple[str, str], tuple[Any, frozenset[tuple[str, str]], tuple[str, ...]]] = {}
         self._active: dict[tuple[str, str], bool] = {}  # refs being converted -> met again (recursive)
         self._defs: dict[tuple[str, str], Any] = {}
@@ -128,6 +131,9 @@ class SchemaConverter:
         ref = node.get("$ref")
         if isinstance(ref, str):
             return self._reference(node, ref, context, sink)
+        self.budget -= 1
+        if self.budget < 0:  # YAML aliases can make a small file a huge tree; refs are converted once
+            raise SpecError(f"{self.where}: schemas too large (over {NODE_BUDGET} schema objects for one operation)")
 
         out: dict[str, Any] = {}
         for key, value in node.items():

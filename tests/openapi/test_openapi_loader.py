@@ -191,3 +191,35 @@ def test_remote_ref_is_refused_on_every_fetch(spec_server: SpecServer, tmp_path:
     for _ in range(2):
         with pytest.raises(SpecError, match="remote refs"):
             load_document(url, tmp_path)
+
+
+def test_yaml_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:
+    levels = ["a0: &a0 {type: object, properties: {x: {type: string}}}"]
+    for n in range(1, 12):
+        fields = ", ".join(f"p{i}: *a{n - 1}" for i in range(8))
+        levels.append(f"a{n}: &a{n} {{type: object, properties: {{{fields}}}}}")
+    (tmp_path / "bomb.yaml").write_text(
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nx-anchors:\n"
+        + "".join(f"  {line}\n" for line in levels)
+        + "paths:\n  /x:\n    post:\n      requestBody: {content: {application/json: {schema: *a11}}}\n"
+        "      responses: {'200': {description: ok}}\n"
+    )
+    document = load_document("bomb.yaml", tmp_path)  # parsing keeps aliases shared: cheap
+    with pytest.raises(SpecError, match=r"POST /x: schemas too large"):
+        compile_spec(document)
+
+
+def test_deeply_nested_schema_is_an_error_not_a_crash() -> None:
+    schema: dict = {"type": "string"}
+    for _ in range(3000):
+        schema = {"type": "array", "items": schema}
+    document = spec({"/x": {"post": {"requestBody": {"content": {"application/json": {"schema": schema}}},
+                                     "responses": {"200": {"description": "ok"}}}}})
+    with pytest.raises(SpecError, match="nests too deeply"):
+        compile_spec(document)
+
+
+def test_deeply_nested_json_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text('{"openapi": "3.0.0", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(SpecError, match=r"deep\.json: nests too deeply"):
+        load_document("deep.json", tmp_path)
