@@ -216,3 +216,11 @@ class Harness:
     async def call(self, workspace: str, token: str | None, **kwargs: Any) -> httpx2.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await self.http.post(f"/mcp/{workspace}", headers=headers, **kwargs)
+
+
+# The workspaces every authorization-server test runs against.
+WORKSPACES = {
+    "alpha": oauth(["read:items", "write:items"]),
+    "beta": oauth(["read:users"]),
+    "service": oauth(["read:items"], grant="client_credentials"),
+}

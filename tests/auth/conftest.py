@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from auth_support import PUBLIC_URL, FakeUpstream, Harness, oauth
+from auth_support import PUBLIC_URL, WORKSPACES, FakeUpstream, Harness
 
 from castproxy.auth.bridge import AuthBridge
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.crypto import Cipher
 from castproxy.store.sqlite import SQLiteStore
-
-WORKSPACES = {
-    "alpha": oauth(["read:items", "write:items"]),
-    "beta": oauth(["read:users"]),
-    "service": oauth(["read:items"], grant="client_credentials"),
-}
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import json
 
 import httpx2
 import pytest
-from auth_support import CLIENT_REDIRECT, PUBLIC_URL, FakeUpstream, Harness, pkce
+from auth_support import CLIENT_REDIRECT, PUBLIC_URL, WORKSPACES, FakeUpstream, Harness, pkce
 
 from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.documents import DocumentError, DocumentFetcher, client_id_url_problem
@@ -134,7 +134,6 @@ def make_harness(store, host: Host) -> Harness:
         upstreams[name] = FakeUpstream(name, auth, callback_url)
         return upstreams[name]
 
-    from conftest import WORKSPACES
 
     bridge = AuthBridge(
         store=store,
