@@ -21,7 +21,6 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -121,17 +120,9 @@ EXPECTED_WITH_TEST_TOOLS: dict[str, dict[str, str]] = {
 RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 
 
-@dataclass(frozen=True)
-class Proxy:
-    url: str
-    node: str
-    suite: Path
-
-
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    node = node22()
-    suite = package_bin("@modelcontextprotocol/conformance", "conformance")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The proxy's base URL, serving the three workspaces."""
     upstreams = [
         run_in_thread(create_testserver("none")),
         run_in_thread(create_testserver("apikey", api_key=UPSTREAM_KEY)),
@@ -165,7 +156,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     )
     process, url = start_serve(config, {"CONFORMANCE_UPSTREAM_KEY": UPSTREAM_KEY})
     try:
-        yield Proxy(url=url, node=node, suite=suite)
+        yield url
     finally:
         log = stop_serve(process)
         for server in upstreams:
@@ -173,18 +164,27 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         assert UPSTREAM_KEY not in log, "the upstream API key appeared in castproxy's log"
 
 
-def start_suite(proxy: Proxy, workspace: str, out: Path) -> subprocess.Popen[str]:
-    command = [proxy.node, str(proxy.suite), "server", "--suite", "all"]
-    command += ["--url", f"{proxy.url}/mcp/{workspace}", "-o", str(out)]
+def start_suite(node: str, suite: Path, url: str, out: Path) -> subprocess.Popen[str]:
+    command = [node, str(suite), "server", "--suite", "all", "--url", url, "-o", str(out)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.fixture(scope="module")
-def results(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, list[dict]]]:
+def suite_cli() -> tuple[str, Path]:
+    """Node 22 and the suite's script; asked for before `proxy`, so a skip starts no server."""
+    return node22(), package_bin("@modelcontextprotocol/conformance", "conformance")
+
+
+@pytest.fixture(scope="module")
+def results(
+    suite_cli: tuple[str, Path], proxy: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, list[dict]]]:
     """workspace -> scenario -> the suite's checks; the three workspaces run side by side."""
+    node, suite = suite_cli
     out = tmp_path_factory.mktemp("conformance-results")
     runs = {
-        workspace: start_suite(proxy, workspace, out / workspace) for workspace in ("items", "items-key", "conformance")
+        workspace: start_suite(node, suite, f"{proxy}/mcp/{workspace}", out / workspace)
+        for workspace in ("items", "items-key", "conformance")
     }
     found: dict[str, dict[str, list[dict]]] = {}
     for workspace, run in runs.items():
@@ -256,9 +256,9 @@ def test_foreign_host_is_refused(results: dict[str, dict[str, list[dict]]]) -> N
     reason="castproxy/serve/calls.py answers an unknown tool name with an isError result; the MCP spec "
     "(server/tools, Error Handling) lists unknown tools as a JSON-RPC protocol error (-32602)",
 )
-def test_unknown_tool_is_a_protocol_error(proxy: Proxy) -> None:
+def test_unknown_tool_is_a_protocol_error(proxy: str) -> None:
     answer = httpx2.post(
-        f"{proxy.url}/mcp/items",
+        f"{proxy}/mcp/items",
         headers={"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"},
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "noSuchTool", "arguments": {}}},
     ).json()
