@@ -5,7 +5,9 @@ the workspace from the CURRENT snapshot, checks the caller (inbound key or AuthB
 stores a `CallScope` in the ASGI scope. The handlers read it back through `ctx.request`, so a call
 uses the snapshot it started with even if a reload swaps a new one in meanwhile. The manager routes
 initialize-era (2025-06-18, 2025-11-25) and sessionless 2026-07-28 requests by their
-`MCP-Protocol-Version` header.
+`MCP-Protocol-Version` header. Once a request is admitted, a plain `tools/call` is answered by the
+fast path (fastpath.py) with the same bytes the SDK would send, without the SDK's per-request
+machinery; everything else reaches the manager unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from castproxy import __version__
 from castproxy.serve.calls import ToolCaller, error_result
 from castproxy.serve.cors import preflight, with_cors
+from castproxy.serve.fastpath import FastPath, enabled_by_environment
 from castproxy.serve.inbound import key_accepted, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 
@@ -47,31 +50,38 @@ def _call_scope(ctx: ServerRequestContext[Any, Any]) -> CallScope:
     return scope[SCOPE_KEY]
 
 
-def build_server(caller: ToolCaller) -> Server[Any]:
-    async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
-        return dict(_call_scope(ctx).workspace.listing)  # prebuilt once per snapshot, never per call
+class ProxyServer(Server[Any]):
+    """castproxy's low-level MCP server; keeps its ToolCaller so the fast path can call tools directly."""
 
-    async def call_tool(
-        ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
-    ) -> mcp_types.CallToolResult:
-        try:
-            call = _call_scope(ctx)
-        except RuntimeError:
-            return error_result("This endpoint is not bound to a workspace.")
-        return await caller.call(call.workspace, params.name, params.arguments or {}, call.grant_id)
+    def __init__(self, caller: ToolCaller) -> None:
+        async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
+            return dict(_call_scope(ctx).workspace.listing)  # prebuilt once per snapshot, never per call
 
-    server: Server[Any] = Server(
-        "castproxy",
-        version=__version__,
-        on_list_tools=list_tools,  # type: ignore[arg-type]
-        on_call_tool=call_tool,
-        # Our tools declare no `Mcp-Param-*` headers; answering None skips the SDK's per-call re-listing
-        # of every tool that it would otherwise do to look the schema up (2026-07-28 tools/call).
-        get_tool_input_schema=lambda name: None,
-    )
-    # The SDK's default OpenTelemetry middleware opens a span per request: real CPU on the hot path.
-    server.middleware = []
-    return server
+        async def call_tool(
+            ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
+        ) -> mcp_types.CallToolResult:
+            try:
+                call = _call_scope(ctx)
+            except RuntimeError:
+                return error_result("This endpoint is not bound to a workspace.")
+            return await caller.call(call.workspace, params.name, params.arguments or {}, call.grant_id)
+
+        super().__init__(
+            "castproxy",
+            version=__version__,
+            on_list_tools=list_tools,  # type: ignore[arg-type]
+            on_call_tool=call_tool,
+            # Our tools declare no `Mcp-Param-*` headers; answering None skips the SDK's per-call re-listing
+            # of every tool that it would otherwise do to look the schema up (2026-07-28 tools/call).
+            get_tool_input_schema=lambda name: None,
+        )
+        self.caller = caller
+        # The SDK's default OpenTelemetry middleware opens a span per request: real CPU on the hot path.
+        self.middleware = []
+
+
+def build_server(caller: ToolCaller) -> ProxyServer:
+    return ProxyServer(caller)
 
 
 def json_error(status: int, error: str, message: str) -> JSONResponse:
@@ -86,10 +96,23 @@ class McpEndpoint:
         manager: StreamableHTTPSessionManager,
         current: Callable[[], Snapshot],
         bridge: Callable[[], Any],
+        *,
+        fast_path: bool | None = None,
     ) -> None:
+        """`fast_path` None: on unless CASTPROXY_FAST_PATH=off (it only ever serves a ProxyServer's stateless JSON
+        tools/call; everything else goes to the manager)."""
         self.manager = manager
         self.current = current
         self.bridge = bridge
+        if fast_path is None:
+            fast_path = enabled_by_environment()
+        server = manager.app
+        usable = fast_path and manager.stateless and manager.json_response and isinstance(server, ProxyServer)
+        self.fast_path = (
+            FastPath(server, server.caller, max_body_size=manager.max_request_body_size)
+            if usable and isinstance(server, ProxyServer)
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -105,7 +128,12 @@ class McpEndpoint:
             if origin is not None:
                 send = with_cors(send, origin)
             response, call = await self._admit(request, snapshot)
-            if response is None:
+            if response is None and call is not None:  # admitted: every check above ran for both paths
+                if self.fast_path is not None:
+                    sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id)
+                    if sdk_receive is None:
+                        return
+                    receive = sdk_receive
                 scope[SCOPE_KEY] = call
                 await self.manager.handle_request(scope, receive, send)
                 return

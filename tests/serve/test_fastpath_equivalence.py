@@ -1,0 +1,231 @@
+"""The tools/call fast path answers exactly as the MCP SDK would: same status, headers and body bytes.
+
+Two proxies serve the same config against one recording upstream: one with the fast path, one with
+CASTPROXY_FAST_PATH=off (everything through the SDK's session manager). Every request goes to both;
+the answers must match byte for byte, and the fast path's counter says which requests it answered
+itself, so a fast path that silently declined everything (or took what it should not) fails too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from serve_support import MODERN, Running, Upstream, config_text, free_socket, run, write_spec
+
+from castproxy.serve.fastpath import ENV_SWITCH, FastPath, enabled_by_environment
+from castproxy.serve.mcp_glue import McpEndpoint
+
+LEGACY = "2025-11-25"
+VERSIONS = (MODERN, LEGACY, "2025-06-18", None)  # None: no MCP-Protocol-Version header at all
+IGNORED_HEADERS = {"date", "server"}
+
+
+@dataclass
+class Pair:
+    fast: str
+    sdk: str
+    endpoint: McpEndpoint
+    running: list[Running] = field(default_factory=list)
+
+
+def _endpoint(app: Any) -> McpEndpoint:
+    for route in app.routes:
+        if isinstance(getattr(route, "app", None), McpEndpoint):
+            return route.app
+    raise AssertionError("no /mcp route")
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    from castproxy.serve.app import create_app
+
+    api = Upstream()
+    upstream = run(api.app())
+    started = [upstream]
+    apps = {}
+    for kind in ("fast", "sdk"):
+        folder: Path = tmp_path_factory.mktemp(kind)
+        write_spec(folder)
+        config = folder / "cast.yaml"
+        config.write_text(config_text(upstream.url, {"ws": "", "locked": "    inbound: {api_keys: [k1]}"}))
+        sock = free_socket()
+        before = os.environ.get(ENV_SWITCH)
+        os.environ[ENV_SWITCH] = "on" if kind == "fast" else "off"
+        try:
+            app = create_app(config, reload=False, port_override=sock.getsockname()[1])
+        finally:
+            if before is None:
+                del os.environ[ENV_SWITCH]
+            else:
+                os.environ[ENV_SWITCH] = before
+        started.append(run(app, sock))
+        apps[kind] = app
+    assert _endpoint(apps["sdk"]).fast_path is None
+    endpoint = _endpoint(apps["fast"])
+    assert endpoint.fast_path is not None
+    yield Pair(started[1].url, started[2].url, endpoint, started)
+    for running in started:
+        running.stop()
+
+
+def headers_for(version: str | None, method: str = "tools/call", name: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    if version == MODERN:
+        headers["Mcp-Method"] = method
+        if name is not None:
+            headers["Mcp-Name"] = name
+    return headers
+
+
+def envelope(version: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    if version != MODERN:
+        return params
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    return {**params, "_meta": meta}
+
+
+def call(version: str | None, tool: Any, arguments: Any, request_id: Any = 1) -> tuple[dict[str, str], bytes]:
+    params = envelope(version, {"name": tool, "arguments": arguments})
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+    return headers_for(version, name=str(tool)), json.dumps(body).encode()
+
+
+@dataclass
+class Case:
+    label: str
+    headers: dict[str, str] | list[tuple[str, str]]
+    body: bytes
+    fast: bool  # answered by the fast path (True) or passed to the SDK (False)
+    method: str = "POST"
+    workspace: str = "ws"
+
+
+def cases(version: str | None) -> list[Case]:
+    modern = version == MODERN
+    ok_headers, ok_body = call(version, "getItem", {"id": "7"})
+    out = [
+        Case("valid call", ok_headers, ok_body, True),
+        Case("string id", *call(version, "getItem", {"id": "7"}, request_id="req-1"), True),
+        Case("non-ASCII argument and result", *call(version, "getItem", {"id": "é ü ☃"}), True),
+        Case("bad arguments", *call(version, "listItems", {"limit": 0}), True),
+        Case("missing required argument", *call(version, "getItem", {}), True),
+        Case("unknown tool", *call(version, "noSuchTool", {}), True),
+        Case("upstream 500", *call(version, "failHard", {}), True),
+        Case("list result wrapped", *call(version, "listItems", {"limit": 2}), True),
+        Case("arguments absent", headers_for(version, name="failHard"), json.dumps(
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": envelope(version, {"name": "failHard"})}
+        ).encode(), True),
+        Case("Accept */*", {**ok_headers, "Accept": "*/*"}, ok_body, True),
+        Case("Content-Type with charset", {**ok_headers, "Content-Type": "application/json; charset=utf-8"},
+             ok_body, True),
+        Case("Accept without JSON", {**ok_headers, "Accept": "text/html"}, ok_body, False),
+        Case("Accept SSE only", {**ok_headers, "Accept": "text/event-stream"}, ok_body, False),
+        Case("Content-Type text/plain", {**ok_headers, "Content-Type": "text/plain"}, ok_body, False),
+        Case("wrong protocol version", {**ok_headers, "MCP-Protocol-Version": "2024-01-01"}, ok_body, False),
+        Case("session id", {**ok_headers, "Mcp-Session-Id": "abc"}, ok_body, False),
+        Case("malformed JSON", ok_headers, b'{"jsonrpc": "2.0", "id": 1, "method": ', False),
+        Case("batch", ok_headers, b"[" + ok_body + b"," + ok_body + b"]", False),
+        Case("notification", headers_for(version, "notifications/initialized"), json.dumps(
+            {"jsonrpc": "2.0", "method": "notifications/initialized", "params": envelope(version, {})}
+        ).encode(), False),
+        Case("ping", headers_for(version, "ping"), json.dumps(
+            {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": envelope(version, {})}).encode(), False),
+        Case("tools/list", headers_for(version, "tools/list"), json.dumps(
+            {"jsonrpc": "2.0", "id": 6, "method": "tools/list", "params": envelope(version, {})}).encode(), False),
+        Case("unknown method", headers_for(version, "foo/bar"), json.dumps(
+            {"jsonrpc": "2.0", "id": 7, "method": "foo/bar", "params": envelope(version, {})}).encode(), False),
+        Case("name not a string", *call(version, 123, {}), False),
+        Case("arguments not an object", *call(version, "getItem", [1]), False),
+        Case("bool id", *call(version, "getItem", {"id": "7"}, request_id=True), False),
+        Case("null id", *call(version, "getItem", {"id": "7"}, request_id=None), False),
+        Case("extra member", ok_headers, json.dumps(
+            {**json.loads(ok_body), "extra": 1}).encode(), False),
+        Case("GET", {"Accept": "application/json"}, b"", False, method="GET"),
+        Case("DELETE", ok_headers, b"", False, method="DELETE"),
+        Case("locked without key", ok_headers, ok_body, False, workspace="locked"),
+        Case("locked with key", {**ok_headers, "X-API-Key": "k1"}, ok_body, True, workspace="locked"),
+        Case("unknown workspace", ok_headers, ok_body, False, workspace="nope"),
+        Case("foreign Origin", {**ok_headers, "Origin": "https://evil.example.net"}, ok_body, False),
+        Case("allowed Origin (CORS)", {**ok_headers, "Origin": "http://localhost:3000"}, ok_body, True),
+    ]
+    if version is None:
+        out.append(Case("initialize", headers_for(None, "initialize"), json.dumps({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        ).encode(), False))
+    if modern:
+        out += [
+            Case("Mcp-Name mismatch", {**ok_headers, "Mcp-Name": "listItems"}, ok_body, False),
+            Case("Mcp-Method missing", {k: v for k, v in ok_headers.items() if k != "Mcp-Method"}, ok_body, False),
+            Case("envelope missing", ok_headers, json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "getItem"}}).encode(), False),
+            Case("duplicated routing header", [*ok_headers.items(), ("Mcp-Method", "tools/call")], ok_body, False),
+            Case("Mcp-Name base64", {**ok_headers, "Mcp-Name": "=?base64?Z2V0SXRlbQ==?="}, ok_body, True),
+        ]
+    return out
+
+
+def _send(client: httpx2.Client, base: str, case: Case) -> httpx2.Response:
+    return client.request(case.method, f"{base}/mcp/{case.workspace}", headers=case.headers, content=case.body)
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v or "no-version-header")
+def test_fast_path_answers_like_the_sdk(pair: Pair, version: str | None) -> None:
+    fast_path = pair.endpoint.fast_path
+    assert fast_path is not None
+    mismatches = []
+    with httpx2.Client(timeout=30) as client:
+        for case in cases(version):
+            before = fast_path.answered
+            fast = _send(client, pair.fast, case)
+            took_fast_path = fast_path.answered > before
+            sdk = _send(client, pair.sdk, case)
+            fast_headers = [(k, v) for k, v in fast.headers.multi_items() if k not in IGNORED_HEADERS]
+            sdk_headers = [(k, v) for k, v in sdk.headers.multi_items() if k not in IGNORED_HEADERS]
+            if (fast.status_code, fast_headers, fast.content) != (sdk.status_code, sdk_headers, sdk.content):
+                mismatches.append(f"{case.label}:\n  fast {fast.status_code} {fast_headers} {fast.content[:300]!r}"
+                                  f"\n  sdk  {sdk.status_code} {sdk_headers} {sdk.content[:300]!r}")
+            if took_fast_path != case.fast:
+                mismatches.append(f"{case.label}: expected fast path {case.fast}, took it: {took_fast_path}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_tool_results_reach_the_client(pair: Pair) -> None:
+    """The answers compared above are real tool results, not two identical errors."""
+    with httpx2.Client(timeout=30) as client:
+        modern = _send(client, pair.fast, Case("", *call(MODERN, "getItem", {"id": "é"}), True)).json()
+        legacy = _send(client, pair.fast, Case("", *call(LEGACY, "failHard", {}), True)).json()
+    assert modern["result"]["structuredContent"] == {"id": "é", "name": "thing"}
+    assert modern["result"]["resultType"] == "complete"
+    assert modern["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "castproxy"
+    assert legacy["result"]["isError"] is True and "500" in legacy["result"]["content"][0]["text"]
+    assert "resultType" not in legacy["result"]
+
+
+def test_switch() -> None:
+    assert enabled_by_environment({})
+    assert enabled_by_environment({ENV_SWITCH: "on"})
+    for value in ("off", "0", "false", "OFF "):
+        assert not enabled_by_environment({ENV_SWITCH: value})
+
+
+def test_servers_with_middleware_are_left_to_the_sdk() -> None:
+    from mcp.server import Server
+
+    from castproxy.serve.mcp_glue import build_server
+
+    assert not FastPath(Server("plain"), None).usable  # type: ignore[arg-type]  # default telemetry middleware
+    server = build_server(None)  # type: ignore[arg-type]
+    assert FastPath(server, server.caller).usable
+    server.middleware = [lambda ctx, call_next: call_next(ctx)]  # type: ignore[list-item]
+    assert not FastPath(server, server.caller).usable
+
