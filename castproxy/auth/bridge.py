@@ -22,6 +22,7 @@ from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
+from castproxy.auth.upstream_oauth import refused_token
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher
@@ -157,7 +158,11 @@ class AuthBridge:
 
 
 class _UpstreamTokenCredentials:
-    """Sets `Authorization: Bearer <upstream token>`; a grant the upstream dropped ends the castproxy sign-in too."""
+    """Sets `Authorization: Bearer <upstream token>`; a grant the upstream dropped ends the castproxy sign-in too.
+
+    Given the ResendHeaders of a request the upstream answered 401, it renews the refused token
+    (one refresh however many calls were refused with it) instead of setting it again.
+    """
 
     protected_headers = frozenset({"authorization"})
 
@@ -166,16 +171,23 @@ class _UpstreamTokenCredentials:
         self._tokens = tokens
 
     async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+        rejected = refused_token(headers)
+        upstream = self._entry.upstream
         if not self._entry.sign_in:
-            token = await self._entry.upstream.service_token()
+            # `rejected=` only when there is one, so upstream stand-ins without it keep working.
+            token = await (upstream.service_token(rejected=rejected) if rejected else upstream.service_token())
         else:
             if grant_id is None:
                 raise SignInRequired(f"workspace {self._entry.name} needs a signed-in caller")
             try:
-                token = await self._entry.upstream.access_token(grant_id)
+                if rejected:
+                    token = await upstream.access_token(grant_id, rejected=rejected)
+                else:
+                    token = await upstream.access_token(grant_id)
             except SignInRequired:
-                # The upstream grant is gone (invalid_grant): the castproxy tokens bound to it must
-                # answer 401 from now on, so the MCP client signs in again.
+                # The upstream grant is gone (invalid_grant, or a refused token that cannot be
+                # refreshed): the castproxy tokens bound to it must answer 401 from now on, so the
+                # MCP client signs in again.
                 await self._tokens.revoke_grant(grant_id, upstream=False, reason="the upstream grant is gone")
                 raise
         for name in [name for name in headers if name.lower() == "authorization"]:

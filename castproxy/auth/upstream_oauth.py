@@ -11,6 +11,8 @@ sign-in (workspace, PKCE verifier, caller context); `iss` is checked when the up
 (RFC 9207); grants are AES-GCM encrypted and bound to their workspace and grant id; a record that
 does not decrypt reads as "no grant". Refresh happens once per grant however many calls wait:
 first a process-local lock, then the store's lock (a Redis lock across replicas), then a re-read.
+A token the upstream refused before its expiry (`rejected=`) is refreshed the same way, once; a
+grant that cannot be refreshed then is deleted, so the user is asked to sign in again.
 Tokens, codes and secrets never reach a log line or an exception message.
 """
 
@@ -111,6 +113,10 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _must_refresh(tokens: TokenSet, rejected: str | None) -> bool:
+    return tokens.needs_refresh(time.time()) or (rejected is not None and tokens.access_token == rejected)
 
 
 def _grant_ref(grant_id: str) -> str:
@@ -426,12 +432,19 @@ class UpstreamOAuth:
         # One write replaces access and (rotated) refresh token together.
         await self.store.put(NS_GRANT, grant_id, blob, ttl=ttl)
 
-    async def access_token(self, grant_id: str) -> str:
-        """A valid upstream access token for this grant, refreshed ahead of expiry; SignInRequired if none."""
+    async def access_token(self, grant_id: str, *, rejected: str | None = None) -> str:
+        """A valid upstream access token for this grant, refreshed ahead of expiry; SignInRequired if none.
+
+        `rejected` is a token of this grant that the upstream refused with 401 before its expiry
+        (revoked, signing keys rotated). If it is still the stored token, the grant is refreshed now;
+        calls refused with the same token share that one refresh (same locks, re-read under them),
+        and a call whose token was already replaced gets the replacement. A grant that cannot be
+        refreshed (invalid_grant, no refresh token) is deleted and SignInRequired is raised.
+        """
         tokens = await self._read_grant(grant_id)
         if tokens is None:
             raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
-        if not tokens.needs_refresh(time.time()):
+        if not _must_refresh(tokens, rejected):
             return tokens.access_token
         try:
             async with (
@@ -442,19 +455,30 @@ class UpstreamOAuth:
                 tokens = await self._read_grant(grant_id)
                 if tokens is None:
                     raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
-                if not tokens.needs_refresh(time.time()):
+                if not _must_refresh(tokens, rejected):
                     return tokens.access_token
-                return (await self._refresh(grant_id, tokens)).access_token
+                refused = rejected is not None and tokens.access_token == rejected
+                return (await self._refresh(grant_id, tokens, refused=refused)).access_token
         except LockTimeout:
-            if not tokens.expired(time.time()):
+            if tokens.access_token != rejected and not tokens.expired(time.time()):
                 return tokens.access_token
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
 
-    async def _refresh(self, grant_id: str, tokens: TokenSet) -> TokenSet:
+    async def _refresh(self, grant_id: str, tokens: TokenSet, *, refused: bool = False) -> TokenSet:
+        """Refresh the grant; `refused`: the upstream already refused its access token, so it is never kept."""
+        if refused:
+            log.info(
+                "workspace %s: the upstream refused the access token of grant %s before its expiry; refreshing",
+                self.workspace,
+                _grant_ref(grant_id),
+            )
         if tokens.refresh_token is None:
-            if tokens.expired(time.time()):
+            if refused or tokens.expired(time.time()):
                 await self.store.delete(NS_GRANT, grant_id)
-                raise SignInRequired(f"the upstream token of workspace {self.workspace} expired")
+                what = "refused" if refused else "expired"
+                raise SignInRequired(
+                    f"the upstream {what} the access token of workspace {self.workspace} and gave no refresh token"
+                )
             return tokens
         client = await self._client()
         form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, **self._resource_params()}
@@ -481,7 +505,7 @@ class UpstreamOAuth:
                 )
                 raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
             log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
-            if not tokens.expired(time.time()):
+            if not refused and not tokens.expired(time.time()):
                 return tokens  # still usable; the next call tries again
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         await self._write_grant(grant_id, fresh)
@@ -516,15 +540,24 @@ class UpstreamOAuth:
 
     # ---- client_credentials --------------------------------------------------------------------------
 
-    async def service_token(self) -> str:
-        """The workspace's shared token (`grant: client_credentials`), fetched once however many wait."""
-        if self._service is not None and not self._service.needs_refresh(time.time()):
-            return self._service.access_token
+    async def service_token(self, *, rejected: str | None = None) -> str:
+        """The workspace's shared token (`grant: client_credentials`), fetched once however many wait.
+
+        `rejected`: a service token the upstream refused with 401; if it is still the current one it
+        is dropped and a new one fetched (once, however many calls it was refused on).
+        """
+        service = self._service
+        if service is not None and not service.needs_refresh(time.time()) and service.access_token != rejected:
+            return service.access_token
         try:
             async with self._local.hold("service", LOCK_TIMEOUT):
-                if self._service is None or self._service.needs_refresh(time.time()):
-                    self._service = await self._fetch_service_token()
-                return self._service.access_token
+                service = self._service
+                if service is not None and rejected is not None and service.access_token == rejected:
+                    log.info("workspace %s: the upstream refused the service token; fetching a new one", self.workspace)
+                    self._service = service = None  # never fall back to the refused token
+                if service is None or service.needs_refresh(time.time()):
+                    self._service = service = await self._fetch_service_token()
+                return service.access_token
         except LockTimeout:
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a service token") from None
 
@@ -562,10 +595,43 @@ class _OAuthCredentials:
         self._oauth = oauth
 
     async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+        rejected = refused_token(headers)
         if self._oauth.auth.grant == "client_credentials":
-            token = await self._oauth.service_token()
+            token = await self._oauth.service_token(rejected=rejected)
         elif grant_id is None:
             raise SignInRequired(f"workspace {self._oauth.workspace} needs a signed-in user")
         else:
-            token = await self._oauth.access_token(grant_id)
+            token = await self._oauth.access_token(grant_id, rejected=rejected)
+        for name in [name for name in headers if name.lower() == "authorization"]:
+            del headers[name]
         headers["Authorization"] = f"Bearer {token}"
+
+
+class ResendHeaders(dict[str, str]):
+    """The headers of a request sent once more because the upstream answered 401 to its Bearer token.
+
+    Credentials given these in `apply(headers, grant_id)` renew that refused token (`refused`)
+    instead of setting it again. Being a dict, they pass through every `UpstreamCredentials`
+    wrapper unchanged; any other headers, even with an Authorization header in them, mean "no
+    token was refused".
+    """
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__(headers)
+        self.refused = bearer_token(headers)
+
+
+def refused_token(headers: Mapping[str, str]) -> str | None:
+    """The token the upstream refused, when `headers` are those of a re-sent request (ResendHeaders)."""
+    return headers.refused if isinstance(headers, ResendHeaders) else None
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The Bearer token in an Authorization header (None when there is none)."""
+    for name, value in headers.items():
+        if name.lower() == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None

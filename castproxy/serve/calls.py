@@ -2,6 +2,12 @@
 
 Every failure becomes an `isError` tool result with a safe message (never a JSON-RPC error, never a
 stack trace), and each call ends with one structured log line and one metrics observation.
+
+A 401 from the upstream of an oauth2 workspace means the token castproxy sent was refused before
+its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
+calls were refused) and the same request, same body bytes, is sent once more. 401 means the
+upstream did not process the request, so re-sending even a POST is safe; there is never a second
+retry. A 403 is a permissions answer and goes back to the model as is.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from typing import Any
 import mcp_types
 
 from castproxy.auth.credentials import SignInRequired
+from castproxy.auth.upstream_oauth import ResendHeaders, UpstreamAuthError
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
-from castproxy.upstream.exchange import UpstreamFailure
+from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
 from castproxy.upstream.request import ArgumentError, build_request
 from castproxy.upstream.response import to_tool_result
@@ -50,10 +57,15 @@ class ToolCaller:
             try:
                 result, outcome, status = await self._call(workspace, tool, arguments, grant_id)
             except SignInRequired as exc:
-                result = error_result(f"Sign-in required: {exc} Reconnect to sign in again.")
+                reason = str(exc).rstrip(". ")
+                result = error_result(
+                    f"Sign-in required: {reason}. This sign-in has ended; reconnect the MCP client to sign in again."
+                )
                 outcome = "sign_in_required"
             except CredentialsUnavailable as exc:
                 result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "credentials_unavailable"
+            except UpstreamAuthError as exc:  # the upstream's OAuth server failed; its message is safe to show
+                result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "upstream_auth_error"
             except Exception as exc:
                 # Operators get the exception type and frames; the client gets a fixed message.
                 log.error(
@@ -92,10 +104,43 @@ class ToolCaller:
         outcome = await self.forwarder.send(
             request, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes
         )
+        if workspace.oauth is not None and isinstance(outcome, UpstreamResponse) and outcome.status == 401:
+            try:
+                outcome = await self._resend_with_renewed_token(workspace, name, request, outcome, grant_id)
+            except UpstreamAuthError as exc:  # e.g. the token endpoint is down: say so next to the 401
+                result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
+                note = f"castproxy could not renew the refused upstream token ({exc}); try again shortly."
+                result.content.append(mcp_types.TextContent(type="text", text=note))
+                return result, "upstream_error", outcome.status
         result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
         if isinstance(outcome, UpstreamFailure):  # no HTTP answer at all: timeout, refused, TLS...
             return result, f"upstream_{outcome.kind}", None
         return result, "upstream_error" if result.is_error else "ok", outcome.status
+
+    async def _resend_with_renewed_token(
+        self,
+        workspace: WorkspaceRuntime,
+        name: str,
+        request: UpstreamRequest,
+        refused: UpstreamResponse,
+        grant_id: str | None,
+    ) -> UpstreamResponse | UpstreamFailure:
+        """The answer to the same request sent once more with a renewed token, after the upstream's 401.
+
+        Given ResendHeaders (which name the refused token), the credentials renew that token
+        (SignInRequired when the grant cannot be renewed: the caller's sign-in has ended;
+        UpstreamAuthError when the upstream's token endpoint fails). Without a different token there
+        is nothing to retry, and the 401 stands.
+        """
+        retry = UpstreamRequest(request.method, request.url, ResendHeaders(request.headers), request.body)
+        await workspace.credentials.apply(retry.headers, grant_id)
+        if retry.headers.get("Authorization") == request.headers.get("Authorization"):
+            return refused
+        log.info(
+            "upstream refused the access token; renewed it and sending the call again",
+            extra={"fields": {"workspace": workspace.name, "tool": name}},
+        )
+        return await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
 
 
 def _invalid(tool: str, problems: list[str]) -> mcp_types.CallToolResult:
