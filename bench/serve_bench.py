@@ -6,15 +6,19 @@ Runs, in one process tree on loopback:
                call with aiohttp (bench/serve_apps.py), under the same uvicorn settings;
   (u) the bare endpoint of (b), but validating, building, sending and mapping with castproxy.upstream;
   (c) castproxy `castproxy serve -c <generated cast.yaml> --no-reload`, a stateless `tools/call`
-               (no initialize) in the 2026-07-28 sessionless mode (or 2025-11-25 with --protocol).
+               (no initialize), measured in both protocol modes: the sessionless 2026-07-28 mode
+               (`_meta` envelope + Mcp-Method/Mcp-Name headers) and the initialize-era 2025-11-25
+               protocol (stateless, `MCP-Protocol-Version` header); --protocol picks one;
+  (s) with --only ...s: castproxy again with CASTPROXY_FAST_PATH=off, every request through the SDK.
 Every server runs with uvloop, httptools, one worker and no access log, pinned to core 1
 (`taskset -c 1`); the load driver, Debian's `wrk` with bench/serve_wrk.lua (which checks each
 response), runs on core 0. For each target: a throughput run at N connections and a latency run at
 one connection; with --rounds N the targets are measured round robin N times and medians printed
-(the machine may be shared). Prints requests/s, p50/p99 and the ratios c/b and c/a.
+(the machine may be shared). Prints requests/s, p50/p99 and, per protocol mode, the ratios c/b, c/a
+and the p50 castproxy adds at one connection. (b) and (u) get the 2025-11-25 body, the smaller one.
 
 Usage: .venv/bin/python bench/serve_bench.py [--duration 5] [--connections 16] [--rounds 1]
-                                             [--protocol 2026-07-28] [--only abuc] [--profile]
+                                             [--protocol both] [--only abucs] [--profile]
 Needs wrk: apt-get install -y wrk
 """
 
@@ -43,6 +47,10 @@ ROOT = BENCH.parent
 LUA = BENCH / "serve_wrk.lua"
 UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
 EXPECT = "widget"  # every good answer carries the upstream's item
+MODERN = "2026-07-28"
+LEGACY = "2025-11-25"
+CASTPROXY = "c castproxy tools/call"
+SDK_ONLY = "s castproxy, fast path off"
 
 
 @dataclass
@@ -153,7 +161,7 @@ def rpc_target(label: str, url: str, tool: str, protocol: str) -> Target:
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": protocol,
     }
-    if protocol >= "2026-07-28":  # sessionless mode: the envelope travels in _meta, mirrored in headers
+    if protocol >= MODERN:  # sessionless mode: the envelope travels in _meta, mirrored in headers
         params["_meta"] = {
             "io.modelcontextprotocol/protocolVersion": protocol,
             "io.modelcontextprotocol/clientCapabilities": {},
@@ -166,7 +174,7 @@ def rpc_target(label: str, url: str, tool: str, protocol: str) -> Target:
 def rpc(url: str, method: str, params: dict, protocol: str) -> dict:
     target = rpc_target("probe", url, "", protocol)
     headers = dict(target.headers)
-    if protocol >= "2026-07-28":
+    if protocol >= MODERN:
         params = params | {"_meta": json.loads(target.body)["params"]["_meta"]}
         headers["Mcp-Method"] = method
         headers.pop("Mcp-Name", None)
@@ -220,42 +228,53 @@ def write_config(folder: Path, upstream_url: str, port: int) -> Path:
     return config
 
 
-def report(results: dict[str, tuple[Run, Run]], args: argparse.Namespace) -> None:
+def report(results: dict[str, tuple[Run, Run]], args: argparse.Namespace, protocols: list[str]) -> None:
     connections = args.connections
     print()
-    print(f"{args.rounds} round(s), {args.duration:g} s per run, protocol {args.protocol}; figures are medians")
+    print(f"{args.rounds} round(s), {args.duration:g} s per run, protocol {' and '.join(protocols)}; "
+          "figures are medians")
     print(
-        f"{'target':<28}{'req/s':>10}{f'p50@{connections}':>11}{f'p99@{connections}':>11}"
+        f"{'target':<34}{'req/s':>10}{f'p50@{connections}':>11}{f'p99@{connections}':>11}"
         f"{'p50@1':>10}{'p99@1':>10}{'req/s@1':>10}  checked"
     )
     for label, (loaded, single) in results.items():
         print(
-            f"{label:<28}{loaded.rps:>10.0f}{loaded.p50_ms:>9.2f}ms{loaded.p99_ms:>9.2f}ms"
+            f"{label:<34}{loaded.rps:>10.0f}{loaded.p50_ms:>9.2f}ms{loaded.p99_ms:>9.2f}ms"
             f"{single.p50_ms:>8.2f}ms{single.p99_ms:>8.2f}ms{single.rps:>10.0f}  "
             f"bad={loaded.bad + single.bad} of {loaded.good + loaded.bad + single.good + single.bad}"
             + (f" socket errors: {loaded.socket_errors}" if loaded.socket_errors else "")
         )
-    a, b, c = (results.get(key) for key in ("a direct upstream", "b bare forwarder", "c castproxy tools/call"))
+    a, b, u = (results.get(key) for key in ("a direct upstream", "b bare forwarder", "u bare + castproxy.upstream"))
     print()
     if a and b:
         print(f"b/a throughput: {b[0].rps / a[0].rps:.1%}")
-    u = results.get("u bare + castproxy.upstream")
     if u and b:
         print(f"u/b throughput: {u[0].rps / b[0].rps:.1%}   (what castproxy.upstream costs)")
         print(f"added p50 at 1 connection, u - b: {u[1].p50_ms - b[1].p50_ms:.3f} ms")
-    if c is None:
-        return
-    if b:
-        ratio = c[0].rps / b[0].rps
-        print(f"c/b throughput: {ratio:.1%}   (goal >= 50%: {'met' if ratio >= 0.5 else 'NOT met'})")
-    if a:
-        print(f"c/a throughput: {c[0].rps / a[0].rps:.1%}")
-        added = c[1].p50_ms - a[1].p50_ms
-        print(f"added p50 at 1 connection, c - a: {added:.3f} ms   (goal < 1 ms: {'met' if added < 1 else 'NOT met'})")
-    if b:
-        print(f"added p50 at 1 connection, c - b: {c[1].p50_ms - b[1].p50_ms:.3f} ms")
-    if u:
-        print(f"c/u throughput: {c[0].rps / u[0].rps:.1%}   (what the MCP SDK and the serving app cost)")
+    for protocol in protocols:
+        c = results.get(f"{CASTPROXY} {protocol}")
+        if c is None:
+            continue
+        print(f"\nprotocol {protocol}:")
+        if b:
+            ratio = c[0].rps / b[0].rps
+            print(f"  c/b throughput: {ratio:.1%}   (goal >= 50%: {'met' if ratio >= 0.5 else 'NOT met'})")
+        if a:
+            print(f"  c/a throughput: {c[0].rps / a[0].rps:.1%}")
+            added = c[1].p50_ms - a[1].p50_ms
+            print(f"  added p50 at 1 connection, c - a: {added:.3f} ms   "
+                  f"(goal < 1 ms: {'met' if added < 1 else 'NOT met'})")
+        if b:
+            print(f"  added p50 at 1 connection, c - b: {c[1].p50_ms - b[1].p50_ms:.3f} ms")
+        if u:
+            print(f"  c/u throughput: {c[0].rps / u[0].rps:.1%}   (what the MCP SDK and the serving app cost)")
+        s = results.get(f"{SDK_ONLY} {protocol}")
+        if s is not None:
+            print(f"  c/s throughput: {c[0].rps / s[0].rps:.2f}x, p50 at 1 connection c - s: "
+                  f"{c[1].p50_ms - s[1].p50_ms:.3f} ms   (the fast path against the SDK's own handling)")
+            if b:
+                print(f"  s/b throughput: {s[0].rps / b[0].rps:.1%}" + (
+                    f", added p50 s - a: {s[1].p50_ms - a[1].p50_ms:.3f} ms" if a else ""))
 
 
 def main() -> int:
@@ -263,15 +282,18 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="connections for the throughput run")
     parser.add_argument("--rounds", type=int, default=1, help="measure every target N times, round robin; medians")
-    parser.add_argument("--protocol", default="2026-07-28", help="2026-07-28 (sessionless) or 2025-11-25")
+    parser.add_argument("--protocol", default="both",
+                        help=f"castproxy's protocol mode: both (default), {MODERN} (sessionless) or {LEGACY}")
     parser.add_argument("--profile", action="store_true", help="also sample castproxy with py-spy under load")
-    parser.add_argument("--only", default="abuc", help="which targets to run, e.g. 'ac' (default abuc)")
+    parser.add_argument("--only", default="abuc",
+                        help="which targets to run, e.g. 'ac' (default abuc); s adds castproxy with the fast path off")
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
         print("wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu) and run again.")
         return 1
     server_pin, driver_pin = cores()
+    protocols = [MODERN, LEGACY] if args.protocol == "both" else [args.protocol]
 
     with tempfile.TemporaryDirectory(prefix="castproxy-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
@@ -303,12 +325,17 @@ def main() -> int:
                 url = uvicorn_app(app, app, to_upstream, "/")
                 if url is None:
                     return 1
-                targets.append(rpc_target(label, f"{url}/mcp/bench", "getItem", args.protocol))
+                targets.append(rpc_target(label, f"{url}/mcp/bench", "getItem", LEGACY))
         proxy = None
         if "c" in args.only:
-            proxy = start_castproxy(args, folder, upstream_url, env, server_pin, stack)
+            proxy = start_castproxy(protocols, folder / "c", upstream_url, env, server_pin, stack, CASTPROXY)
             if proxy is not None:
-                targets.append(proxy[0])
+                targets += proxy[0]
+        if "s" in args.only:  # the same castproxy with its tools/call fast path off: every request through the SDK
+            sdk_env = env | {"CASTPROXY_FAST_PATH": "off"}
+            through_sdk = start_castproxy(protocols, folder / "s", upstream_url, sdk_env, server_pin, stack, SDK_ONLY)
+            if through_sdk is not None:
+                targets += through_sdk[0]
 
         runs: dict[str, list[tuple[Run, Run]]] = {target.label: [] for target in targets}
         for round_number in range(1, args.rounds + 1):
@@ -316,9 +343,11 @@ def main() -> int:
                 print(f"round {round_number}/{args.rounds}: {target.label} ...", flush=True)
                 runs[target.label].append(measure(target, args, driver_pin))
         if proxy is not None and args.profile:
-            profile(proxy[1], proxy[0], args, driver_pin, folder)
+            for target in proxy[0]:
+                profile(proxy[1], target, args, driver_pin, folder)
 
-    report({label: (median([r[0] for r in rs]), median([r[1] for r in rs])) for label, rs in runs.items()}, args)
+    medians = {label: (median([r[0] for r in rs]), median([r[1] for r in rs])) for label, rs in runs.items()}
+    report(medians, args, protocols)
     return 0
 
 
@@ -335,18 +364,20 @@ def median(runs: list[Run]) -> Run:
 
 
 def start_castproxy(
-    args: argparse.Namespace,
+    protocols: list[str],
     folder: Path,
     upstream_url: str,
     env: dict[str, str],
     server_pin: list[str],
     stack: contextlib.ExitStack,
-) -> tuple[Target, int] | None:
-    """`castproxy serve` on a generated config, checked with tools/list and one tools/call."""
+    label: str,
+) -> tuple[list[Target], int] | None:
+    """`castproxy serve` on a generated config, checked with tools/list and one tools/call per protocol mode."""
     if not castproxy_available():
         print("castproxy serve not available yet")
         return None
     port = free_port()
+    folder.mkdir()
     config = write_config(folder, upstream_url, port)
     command = [*server_pin, sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--no-reload"]
     log = folder / "castproxy.log"
@@ -355,19 +386,23 @@ def start_castproxy(
         print("castproxy serve not available yet (it did not start):\n" + log.read_text()[-2000:])
         return None
     url = f"http://127.0.0.1:{port}/mcp/bench"
-    try:
-        listed = rpc(url, "tools/list", {}, args.protocol)
-        names = [tool["name"] for tool in listed["result"]["tools"]]
-        tool = next((n for n in names if n.lower().replace("_", "") == "getitem"), names[0])
-        probe = rpc(url, "tools/call", {"name": tool, "arguments": {"id": 1}}, args.protocol)
-    except Exception as error:  # report what the proxy said instead of a traceback
-        said = error.read().decode(errors="replace")[:500] if isinstance(error, urllib.error.HTTPError) else ""
-        print(f"castproxy did not answer tools/list + tools/call ({error} {said}); log:\n{log.read_text()[-2000:]}")
-        return None
-    if probe.get("result", {}).get("isError") or "error" in probe:
-        print(f"castproxy tools/call failed: {json.dumps(probe)[:500]}")
-        return None
-    return rpc_target("c castproxy tools/call", url, tool, args.protocol), proxy.pid
+    targets = []
+    for protocol in protocols:
+        try:
+            listed = rpc(url, "tools/list", {}, protocol)
+            names = [tool["name"] for tool in listed["result"]["tools"]]
+            tool = next((n for n in names if n.lower().replace("_", "") == "getitem"), names[0])
+            probe = rpc(url, "tools/call", {"name": tool, "arguments": {"id": 1}}, protocol)
+        except Exception as error:  # report what the proxy said instead of a traceback
+            said = error.read().decode(errors="replace")[:500] if isinstance(error, urllib.error.HTTPError) else ""
+            print(f"castproxy did not answer tools/list + tools/call in {protocol} ({error} {said}); "
+                  f"log:\n{log.read_text()[-2000:]}")
+            return None
+        if probe.get("result", {}).get("isError") or "error" in probe:
+            print(f"castproxy tools/call failed in {protocol}: {json.dumps(probe)[:500]}")
+            return None
+        targets.append(rpc_target(f"{label} {protocol}", url, tool, protocol))
+    return targets, proxy.pid
 
 
 def profile(pid: int, target: Target, args: argparse.Namespace, driver_pin: list[str], folder: Path) -> None:
@@ -391,7 +426,7 @@ def profile(pid: int, target: Target, args: argparse.Namespace, driver_pin: list
         for function in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:  # per function, not per line
             inclusive[function] = inclusive.get(function, 0) + int(count)
         own[frames[-1]] = own.get(frames[-1], 0) + int(count)
-    print(f"\nprofile of castproxy under load ({total} samples); top own time:")
+    print(f"\nprofile of {target.label} under load ({total} samples); top own time:")
     for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:25]:
         print(f"  {count / total:6.1%}  {frame}")
     print("top inclusive time by function:")

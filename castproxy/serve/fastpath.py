@@ -1,14 +1,15 @@
-"""A fast path for stateless `tools/call` in front of the MCP SDK's session manager.
+"""A fast path for stateless `tools/call` and `tools/list` in front of the MCP SDK's session manager.
 
 In stateless mode the SDK builds, per request, a transport, a background task, memory streams and a
 JSON-RPC dispatcher (initialize-era protocol) or a dispatch context and connection (2026-07-28):
-most of a tool call's CPU. This module answers the one hot request itself: a POST carrying a single
-`tools/call` that the SDK would hand to our handler. It runs the same checks in the same terms
-(Content-Type, Accept, protocol version header, the 2026-07-28 `_meta` envelope and routing headers,
-the SDK's own surface validation of the params), calls the `ToolCaller` and writes the response
+most of a tool call's CPU. This module answers the hot requests itself: a POST carrying a single
+`tools/call` or `tools/list` that the SDK would hand to our handler. It runs the same checks in the
+same terms (Content-Type, Accept, protocol version header, the 2026-07-28 `_meta` envelope and
+routing headers, the SDK's own validation of the params), calls the `ToolCaller` and writes the response
 the SDK would write, byte for byte: result dumped by alias without None fields, sieved by the
 protocol version's result model, stamped with `resultType`/`serverInfo` in the 2026-07-28 mode,
-encoded with the same JSON encoder each mode's SDK path uses.
+encoded with the same JSON encoder each mode's SDK path uses. A tools/list answer is encoded once
+per snapshot and protocol version.
 
 Anything else (initialize, ping, notifications, batches, malformed bodies, other methods, session
 ids, GET/DELETE, failed checks) is declined: the caller passes it to the SDK unchanged, with the
@@ -26,7 +27,6 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-import mcp_types
 import pydantic_core
 from mcp.server import Server
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
@@ -41,7 +41,9 @@ from castproxy.serve.calls import ToolCaller
 from castproxy.serve.snapshot import WorkspaceRuntime
 
 ENV_SWITCH = "CASTPROXY_FAST_PATH"
-METHOD = "tools/call"
+CALL = "tools/call"
+LIST = "tools/list"
+METHODS = frozenset({CALL, LIST})
 log = logging.getLogger(__name__)
 
 _JSON = b"application/json"
@@ -49,6 +51,7 @@ _ROUTING_HEADERS = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _MODERN = frozenset(MODERN_PROTOCOL_VERSIONS)
 _HANDSHAKE = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
+_LISTING_CACHE_SIZE = 64  # (listing, version) pairs; a reload makes new listings, so old ones age out
 
 
 def enabled_by_environment(environ: Mapping[str, str] = os.environ) -> bool:
@@ -70,21 +73,30 @@ def _is_json_content_type(content_type: str) -> bool:
     return any(part.strip() == "application/json" for part in content_type.split(";")[0].split(","))
 
 
-def _envelope(decoded: Any) -> tuple[int | str, dict[str, Any]] | None:
-    """(id, params) of a single well-formed `tools/call` request object, else None.
+def _envelope(decoded: Any) -> tuple[int | str, str, dict[str, Any] | None] | None:
+    """(id, method, params) of a single well-formed request object for one of METHODS, else None.
 
     Narrower than the SDK's JSONRPCRequest model on purpose (no extra members, a strict int or
-    string id, object params): whatever is not certainly a valid request is left to the SDK.
+    string id): whatever is not certainly a valid request is left to the SDK.
     """
     if type(decoded) is not dict or not decoded.keys() <= _ENVELOPE_KEYS:
         return None
     request_id = decoded.get("id")
+    method = decoded.get("method")
     params = decoded.get("params")
-    if decoded.get("jsonrpc") != "2.0" or decoded.get("method") != METHOD or type(params) is not dict:
+    if decoded.get("jsonrpc") != "2.0" or method not in METHODS or not (params is None or type(params) is dict):
         return None
     if type(request_id) is not int and type(request_id) is not str:  # bool and float ids: the SDK decides
         return None
-    return request_id, params
+    return request_id, method, params
+
+
+def _encode(modern: bool, value: Any) -> bytes:
+    """JSON as each SDK path writes it: the 2026-07-28 entry uses stdlib json (ASCII escapes), the
+    initialize-era transport pydantic's encoder (UTF-8). Both are compact, so parts splice exactly."""
+    if modern:
+        return json.dumps(value, separators=(",", ":")).encode()
+    return pydantic_core.to_json(value)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -100,7 +112,7 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 class FastPath:
-    """Answers plain stateless `tools/call` POSTs; `serve` returns what the SDK needs for everything else."""
+    """Answers plain stateless `tools/call` and `tools/list` POSTs; `serve` hands everything else back."""
 
     def __init__(self, server: Server[Any], caller: ToolCaller, *,
                  max_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE) -> None:
@@ -108,12 +120,12 @@ class FastPath:
         self.caller = caller
         self.max_body_size = max_body_size
         self.answered = 0  # requests answered here, not by the SDK (tests check the fast path really ran)
-        # The SDK path would run middleware, cache hints or a schema lookup for Mcp-Param-* headers around the
-        # handler; a server using any of those is served by the SDK only.
-        self.usable = (
-            not server.middleware
-            and METHOD not in server.cache_hints
-            and server.get_request_handler(METHOD) is not None
+        # The encoded tools/list result per (listing, version): the listing is immutable per snapshot.
+        self._listings: dict[tuple[int, str], tuple[Mapping[str, Any], bytes]] = {}
+        # The SDK path would run middleware or cache hints around the handlers: a server using any of those
+        # is served by the SDK only.
+        self.usable = not server.middleware and all(
+            method not in server.cache_hints and server.get_request_handler(method) is not None for method in METHODS
         )
 
     async def serve(
@@ -157,26 +169,28 @@ class FastPath:
             if not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages)
-        read = _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+        request = self._parse(body, modern, version, headers)
+        if request is None:
+            return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
 
-        call = self._parse(body, modern, version, headers)
-        if call is None:
-            return read
-        request_id, name, arguments = call
-        result = await self.caller.call(workspace, name, arguments, grant_id)
+        request_id, method, params, version = request
         try:
-            wire: dict[str, Any] | ErrorData = self._wire_result(version, result)
-        except ValidationError:
-            log.exception("handler for %r returned an invalid result", METHOD)
-            wire = ErrorData(code=INTERNAL_ERROR, message="Handler returned an invalid result")
+            if method == CALL:  # ToolCaller turns every failure into an isError result: nothing to catch
+                result = await self.caller.call(workspace, params.name, params.arguments or {}, grant_id)
+                answer: bytes | ErrorData = _encode(modern, self._wire_result(CALL, version, result))
+            else:
+                answer = self._listing(workspace.listing, version, modern)
+        except ValidationError:  # what the SDK says when a handler's result fails its protocol version's model
+            log.exception("handler for %r returned an invalid result", method)
+            answer = ErrorData(code=INTERNAL_ERROR, message="Handler returned an invalid result")
         self.answered += 1
-        await self._write(send, modern, request_id, wire)
+        await self._write(send, modern, request_id, answer)
         return None
 
     def _parse(
         self, body: bytes, modern: bool, version: str, headers: dict[bytes, bytes]
-    ) -> tuple[int | str, str, dict[str, Any]] | None:
-        """(id, tool name, arguments) of a request the SDK would hand to the tools/call handler, else None."""
+    ) -> tuple[int | str, str, Any, str] | None:
+        """(id, method, typed params, protocol version) of a request the SDK would hand to our handler, else None."""
         try:
             # Each mode's SDK path decodes with its own parser; they differ on edge input (encodings, NaN).
             decoded = json.loads(body) if modern else pydantic_core.from_json(body)
@@ -185,21 +199,25 @@ class FastPath:
         envelope = _envelope(decoded)
         if envelope is None:
             return None
-        request_id, params = envelope
+        request_id, method, params = envelope
         if modern:
             routing = {name.decode(): headers[name].decode("latin-1") for name in _ROUTING_HEADERS if name in headers}
             verdict = classify_inbound_request(decoded, headers=routing)
             if not isinstance(verdict, InboundModernRoute):
                 return None
             version = verdict.protocol_version
-            if not self._no_param_headers_to_check(params, headers):
+            if method == CALL and not self._no_param_headers_to_check(params or {}, headers):
                 return None
+        entry = self.server.get_request_handler(method)
+        if entry is None:
+            return None
         try:
-            spec_methods.validate_client_request(METHOD, version, params)
-            typed = mcp_types.CallToolRequestParams.model_validate(params, by_name=False)
+            # The SDK's own checks, in its order: the protocol version's request model, then the handler's params.
+            spec_methods.validate_client_request(method, version, params)
+            typed = entry.params_type.model_validate({} if params is None else params, by_name=False)
         except (ValidationError, KeyError, ValueError):
             return None
-        return request_id, typed.name, typed.arguments or {}
+        return request_id, method, typed, version
 
     def _no_param_headers_to_check(self, params: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
         """True when the SDK's `Mcp-Param-*` header validation (2026-07-28) has nothing to reject."""
@@ -215,10 +233,13 @@ class FastPath:
         except Exception:
             return False
 
-    def _wire_result(self, version: str, result: mcp_types.CallToolResult) -> dict[str, Any]:
-        """The result as the SDK's ServerRunner shapes it for this protocol version."""
-        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-        dumped = spec_methods.serialize_server_result(METHOD, version, dumped)
+    def _wire_result(self, method: str, version: str, result: Any) -> dict[str, Any]:
+        """A handler's result as the SDK's ServerRunner shapes it for this protocol version."""
+        if isinstance(result, dict):
+            dumped = dict(result)
+        else:
+            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        dumped = spec_methods.serialize_server_result(method, version, dumped)
         if version in _MODERN:
             if dumped.get("resultType") is None:
                 dumped["resultType"] = "complete"
@@ -229,19 +250,28 @@ class FastPath:
                 dumped["_meta"] = {**meta, SERVER_INFO_META_KEY: self.server.server_info_stamp}
         return dumped
 
+    def _listing(self, listing: Mapping[str, Any], version: str, modern: bool) -> bytes:
+        """The encoded tools/list result, built once per snapshot listing and protocol version."""
+        key = (id(listing), version)
+        cached = self._listings.get(key)
+        if cached is not None and cached[0] is listing:
+            return cached[1]
+        encoded = _encode(modern, self._wire_result(LIST, version, dict(listing)))
+        if len(self._listings) >= _LISTING_CACHE_SIZE:
+            self._listings.clear()
+        self._listings[key] = (listing, encoded)  # holding the listing keeps its id from being reused
+        return encoded
+
     @staticmethod
-    async def _write(send: Send, modern: bool, request_id: int | str, wire: dict[str, Any] | ErrorData) -> None:
-        if isinstance(wire, ErrorData):
-            error = JSONRPCError(jsonrpc="2.0", id=request_id, error=wire)
+    async def _write(send: Send, modern: bool, request_id: int | str, answer: bytes | ErrorData) -> None:
+        if isinstance(answer, ErrorData):
+            error = JSONRPCError(jsonrpc="2.0", id=request_id, error=answer)
             if modern:
-                body = json.dumps(error.model_dump(mode="json", by_alias=True, exclude_none=True),
-                                  separators=(",", ":")).encode()
+                body = _encode(True, error.model_dump(mode="json", by_alias=True, exclude_none=True))
             else:
                 body = error.model_dump_json(by_alias=True, exclude_unset=True).encode()
-        elif modern:  # the 2026-07-28 entry: stdlib json, ASCII escapes
-            body = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": wire}, separators=(",", ":")).encode()
-        else:  # the initialize-era transport: pydantic's JSON encoder, UTF-8
-            body = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": wire})
+        else:
+            body = b'{"jsonrpc":"2.0","id":' + _encode(modern, request_id) + b',"result":' + answer + b"}"
         length = str(len(body)).encode()
         # Same header order as the Starlette responses each SDK path builds.
         headers = [(b"content-length", length), (b"content-type", _JSON)] if modern else \

@@ -1,4 +1,4 @@
-"""The tools/call fast path answers exactly as the MCP SDK would: same status, headers and body bytes.
+"""The tools/call and tools/list fast path answers exactly as the MCP SDK would: same status, headers and body bytes.
 
 Two proxies serve the same config against one recording upstream: one with the fast path, one with
 CASTPROXY_FAST_PATH=off (everything through the SDK's session manager). Every request goes to both;
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import mcp_types
 import pytest
 from serve_support import MODERN, Running, Upstream, config_text, free_socket, run, write_spec
 
@@ -99,6 +100,16 @@ def call(version: str | None, tool: Any, arguments: Any, request_id: Any = 1) ->
     return headers_for(version, name=str(tool)), json.dumps(body).encode()
 
 
+def rpc(version: str | None, method: str, params: dict[str, Any] | None = None, request_id: Any = 6,
+        ) -> tuple[dict[str, str], bytes]:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if request_id is not None:
+        body["id"] = request_id
+    if params is not None:
+        body["params"] = envelope(version, params)
+    return headers_for(version, method), json.dumps(body).encode()
+
+
 @dataclass
 class Case:
     label: str
@@ -134,15 +145,16 @@ def cases(version: str | None) -> list[Case]:
         Case("session id", {**ok_headers, "Mcp-Session-Id": "abc"}, ok_body, False),
         Case("malformed JSON", ok_headers, b'{"jsonrpc": "2.0", "id": 1, "method": ', False),
         Case("batch", ok_headers, b"[" + ok_body + b"," + ok_body + b"]", False),
-        Case("notification", headers_for(version, "notifications/initialized"), json.dumps(
-            {"jsonrpc": "2.0", "method": "notifications/initialized", "params": envelope(version, {})}
-        ).encode(), False),
-        Case("ping", headers_for(version, "ping"), json.dumps(
-            {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": envelope(version, {})}).encode(), False),
-        Case("tools/list", headers_for(version, "tools/list"), json.dumps(
-            {"jsonrpc": "2.0", "id": 6, "method": "tools/list", "params": envelope(version, {})}).encode(), False),
-        Case("unknown method", headers_for(version, "foo/bar"), json.dumps(
-            {"jsonrpc": "2.0", "id": 7, "method": "foo/bar", "params": envelope(version, {})}).encode(), False),
+        Case("notification", *rpc(version, "notifications/initialized", {}, request_id=None), False),
+        Case("ping", *rpc(version, "ping", {}), False),
+        Case("tools/list", *rpc(version, "tools/list", {}), True),
+        Case("tools/list again (cached)", *rpc(version, "tools/list", {}, request_id="list-ü"), True),
+        Case("tools/list with a cursor", *rpc(version, "tools/list", {"cursor": "x"}), True),
+        Case("tools/list without params", *rpc(version, "tools/list"), not modern),
+        Case("tools/list, cursor not a string", *rpc(version, "tools/list", {"cursor": 5}), False),
+        Case("tools/list, keyed workspace", {**rpc(version, "tools/list", {})[0], "X-API-Key": "k1"},
+             rpc(version, "tools/list", {})[1], True, workspace="locked"),
+        Case("unknown method", *rpc(version, "foo/bar", {}), False),
         Case("name not a string", *call(version, 123, {}), False),
         Case("arguments not an object", *call(version, "getItem", [1]), False),
         Case("bool id", *call(version, "getItem", {"id": "7"}, request_id=True), False),
@@ -209,6 +221,27 @@ def test_tool_results_reach_the_client(pair: Pair) -> None:
     assert modern["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "castproxy"
     assert legacy["result"]["isError"] is True and "500" in legacy["result"]["content"][0]["text"]
     assert "resultType" not in legacy["result"]
+
+
+def test_listing_answer_follows_the_snapshot() -> None:
+    """tools/list answers are cached per listing object: a reload's new listing is never answered from the old."""
+    from types import MappingProxyType
+
+    from castproxy.serve.mcp_glue import build_server
+
+    server = build_server(None)  # type: ignore[arg-type]
+    fast = FastPath(server, server.caller)
+    def listing(*names: str) -> MappingProxyType[str, Any]:  # the wire form, as the snapshot builds it
+        tools = [mcp_types.Tool(name=name, input_schema={"type": "object"}) for name in names]
+        return MappingProxyType(mcp_types.ListToolsResult(tools=tools).model_dump(
+            by_alias=True, mode="json", exclude_none=True))
+
+    tool = {"name": "t", "inputSchema": {"type": "object"}}
+    before, after = listing("t"), listing("t", "u")
+    assert json.loads(fast._listing(before, LEGACY, False))["tools"] == [tool]
+    assert fast._listing(before, LEGACY, False) is fast._listing(before, LEGACY, False)
+    assert [t["name"] for t in json.loads(fast._listing(after, LEGACY, False))["tools"]] == ["t", "u"]
+    assert json.loads(fast._listing(after, MODERN, True))["resultType"] == "complete"
 
 
 def test_switch() -> None:
