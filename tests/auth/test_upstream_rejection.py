@@ -8,6 +8,9 @@ grant type, so "one refresh however many calls were refused" is counted at the u
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -28,6 +31,7 @@ from castproxy.auth.upstream_oauth import (
 )
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.crypto import Cipher
+from castproxy.store.redis import RedisStore
 from castproxy.store.sqlite import SQLiteStore
 from castproxy.testserver.app import create_app
 from castproxy.testserver.runner import RunningServer, run_in_thread
@@ -35,6 +39,7 @@ from castproxy.testserver.runner import RunningServer, run_in_thread
 CALLBACK = "http://castproxy.test/oauth/callback"
 SECRET = "cs-canary-rejection-5521"
 CLIENT_ID = "test-client-id"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class TokenCounter:
@@ -214,6 +219,52 @@ async def test_a_token_that_is_not_the_stored_one_causes_no_refresh(upstream: Up
     token = await oauth.access_token(grant_id)
     assert await oauth.access_token(grant_id, rejected="some-other-token") == token
     assert upstream.counter.grants["refresh_token"] == 0
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    redis_or_skip()
+    prefix = f"castproxy-test:{uuid.uuid4().hex}:"
+    yield prefix
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_two_replicas_on_one_redis_refresh_a_refused_token_once(upstream: Upstream, redis_prefix: str) -> None:
+    stores = [RedisStore(REDIS_URL, prefix=redis_prefix) for _ in range(2)]
+    cipher = Cipher.from_secret("r" * 40)
+    replicas = [UpstreamOAuth("items", config(upstream), store=s, cipher=cipher, callback_url=CALLBACK) for s in stores]
+    try:
+        grant_id = await sign_in(replicas[0])
+        first = await replicas[1].access_token(grant_id)
+        await upstream.revoke(first)
+        tokens = await asyncio.gather(*(replicas[i % 2].access_token(grant_id, rejected=first) for i in range(20)))
+        assert len(set(tokens)) == 1 and tokens[0] != first
+        assert upstream.counter.grants["refresh_token"] == 1
+        assert await upstream.api_status(tokens[0]) == 200
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        for s in stores:
+            await s.close()
+
+
+def redis_or_skip() -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return
+    except OSError:
+        pass
+    if os.environ.get("CI") == "true":
+        pytest.fail("Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI")
+    pytest.skip("Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)")
 
 
 # ---- client_credentials --------------------------------------------------------------------------

@@ -139,7 +139,10 @@ def text(result: Any) -> str:
     return " ".join(getattr(part, "text", "") for part in result.content)
 
 
-async def test_revoked_access_token_is_refreshed_and_the_call_succeeds(stack: Stack) -> None:
+async def test_revoked_access_token_is_refreshed_and_the_call_succeeds(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser) as client:
@@ -158,6 +161,9 @@ async def test_revoked_access_token_is_refreshed_and_the_call_succeeds(stack: St
         assert not (await client.call_tool("listItems", {})).is_error
         assert stack.recorder.seen[-1] == f"Bearer {renewed}" and stack.recorder.refreshes == 1
     assert browser.sign_ins == 1  # the user never had to sign in again
+    assert "refused the access token" in caplog.text  # the proxy's log says what happened...
+    for secret in (refused, renewed, CLIENT_SECRET, storage.tokens.access_token if storage.tokens else "-"):
+        assert secret not in caplog.text  # ...without a token or secret in it
     await browser.aclose()
 
 
