@@ -20,7 +20,7 @@ from typing import Any
 import mcp_types
 
 from castproxy.auth.credentials import SignInRequired
-from castproxy.auth.upstream_oauth import ResendHeaders, UpstreamAuthError
+from castproxy.auth.upstream_oauth import ResendHeaders, UpstreamAuthError, bearer_token
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
@@ -134,7 +134,7 @@ class ToolCaller:
         """
         retry = UpstreamRequest(request.method, request.url, ResendHeaders(request.headers), request.body)
         await workspace.credentials.apply(retry.headers, grant_id)
-        if retry.headers.get("Authorization") == request.headers.get("Authorization"):
+        if bearer_token(retry.headers) == bearer_token(request.headers):
             return refused
         log.info(
             "upstream refused the access token; renewed it and sending the call again",
