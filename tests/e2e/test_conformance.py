@@ -13,6 +13,8 @@ direction, and so does a scenario the suite adds that is not classified here.
 
 The suite's client always negotiates 2025-11-25 (its SDK's latest); the 2026-07-28 sessionless mode is
 covered by tests/e2e/test_inspector_cli.py. Needs scripts/fetch-node-tools; skips without (fails on CI=true).
+Streamable HTTP rules the suite does not check (status codes, JSON-RPC errors) are asserted directly at
+the end; those need no Node. Results and gaps: docs/conformance.md.
 """
 
 from __future__ import annotations
@@ -263,3 +265,33 @@ def test_unknown_tool_is_a_protocol_error(proxy: str) -> None:
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "noSuchTool", "arguments": {}}},
     ).json()
     assert answer.get("error", {}).get("code") == -32602, answer
+
+
+JSON_AND_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+LIST_PROMPTS = {"jsonrpc": "2.0", "id": 1, "method": "prompts/list"}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+@pytest.mark.parametrize(
+    ("method", "version", "body", "status", "rpc_error"),
+    [
+        ("POST", "1999-01-01", LIST_TOOLS, 400, None),  # an unsupported MCP-Protocol-Version MUST get 400
+        ("POST", "2025-11-25", INITIALIZED, 202, None),  # a notification: 202, no body
+        ("DELETE", "2025-11-25", None, 405, None),  # no sessions to terminate
+        ("POST", "2025-11-25", LIST_PROMPTS, 200, -32601),  # a capability castproxy does not serve
+        ("POST", "2025-11-25", b"{not json", 400, -32700),  # JSON-RPC parse error
+    ],
+    ids=["unsupported-version-header", "notification", "delete-session", "unserved-method", "parse-error"],
+)
+def test_streamable_http_transport_rules(
+    proxy: str, method: str, version: str, body: dict | bytes | None, status: int, rpc_error: int | None
+) -> None:
+    content = json.dumps(body).encode() if isinstance(body, dict) else body
+    headers = {**JSON_AND_SSE, "MCP-Protocol-Version": version}
+    answer = httpx2.request(method, f"{proxy}/mcp/items", headers=headers, content=content)
+    assert answer.status_code == status, answer.text
+    if status == 202:
+        assert answer.content == b""
+    if rpc_error is not None:
+        assert answer.json()["error"]["code"] == rpc_error
