@@ -120,6 +120,9 @@ class FastPath:
         self.caller = caller
         self.max_body_size = max_body_size
         self.answered = 0  # requests answered here, not by the SDK (tests check the fast path really ran)
+        # The SDK deep-copies its serverInfo stamp per response so no caller can alias it; answers here are
+        # encoded at once and never kept, so one copy serves them all.
+        self._server_info = server.server_info_stamp
         # The encoded tools/list result per (listing, version): the listing is immutable per snapshot.
         self._listings: dict[tuple[int, str], tuple[Mapping[str, Any], bytes]] = {}
         # The SDK path would run middleware or cache hints around the handlers: a server using any of those
@@ -245,9 +248,9 @@ class FastPath:
                 dumped["resultType"] = "complete"
             meta = dumped.get("_meta")
             if meta is None:
-                dumped["_meta"] = {SERVER_INFO_META_KEY: self.server.server_info_stamp}
+                dumped["_meta"] = {SERVER_INFO_META_KEY: self._server_info}
             elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
-                dumped["_meta"] = {**meta, SERVER_INFO_META_KEY: self.server.server_info_stamp}
+                dumped["_meta"] = {**meta, SERVER_INFO_META_KEY: self._server_info}
         return dumped
 
     def _listing(self, listing: Mapping[str, Any], version: str, modern: bool) -> bytes:

@@ -118,6 +118,7 @@ class Case:
     fast: bool  # answered by the fast path (True) or passed to the SDK (False)
     method: str = "POST"
     workspace: str = "ws"
+    chunked: bool = False
 
 
 def cases(version: str | None) -> list[Case]:
@@ -138,7 +139,10 @@ def cases(version: str | None) -> list[Case]:
         Case("Accept */*", {**ok_headers, "Accept": "*/*"}, ok_body, True),
         Case("Content-Type with charset", {**ok_headers, "Content-Type": "application/json; charset=utf-8"},
              ok_body, True),
+        Case("missing Accept", {k: v for k, v in ok_headers.items() if k != "Accept"}, ok_body, False),
         Case("Accept without JSON", {**ok_headers, "Accept": "text/html"}, ok_body, False),
+        Case("chunked body (no Content-Length)", ok_headers, ok_body, False, chunked=True),
+        Case("body over the SDK's 4 MiB limit", *call(version, "getItem", {"id": "x" * (4 * 2**20)}), False),
         Case("Accept SSE only", {**ok_headers, "Accept": "text/event-stream"}, ok_body, False),
         Case("Content-Type text/plain", {**ok_headers, "Content-Type": "text/plain"}, ok_body, False),
         Case("wrong protocol version", {**ok_headers, "MCP-Protocol-Version": "2024-01-01"}, ok_body, False),
@@ -187,7 +191,14 @@ def cases(version: str | None) -> list[Case]:
 
 
 def _send(client: httpx2.Client, base: str, case: Case) -> httpx2.Response:
-    return client.request(case.method, f"{base}/mcp/{case.workspace}", headers=case.headers, content=case.body)
+    content = iter([case.body]) if case.chunked else case.body
+    return client.request(case.method, f"{base}/mcp/{case.workspace}", headers=case.headers, content=content)
+
+
+def _client() -> httpx2.Client:
+    client = httpx2.Client(timeout=30)
+    del client.headers["accept"]  # only what each case sends
+    return client
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v or "no-version-header")
@@ -195,7 +206,7 @@ def test_fast_path_answers_like_the_sdk(pair: Pair, version: str | None) -> None
     fast_path = pair.endpoint.fast_path
     assert fast_path is not None
     mismatches = []
-    with httpx2.Client(timeout=30) as client:
+    with _client() as client:
         for case in cases(version):
             before = fast_path.answered
             fast = _send(client, pair.fast, case)
@@ -213,7 +224,7 @@ def test_fast_path_answers_like_the_sdk(pair: Pair, version: str | None) -> None
 
 def test_tool_results_reach_the_client(pair: Pair) -> None:
     """The answers compared above are real tool results, not two identical errors."""
-    with httpx2.Client(timeout=30) as client:
+    with _client() as client:
         modern = _send(client, pair.fast, Case("", *call(MODERN, "getItem", {"id": "é"}), True)).json()
         legacy = _send(client, pair.fast, Case("", *call(LEGACY, "failHard", {}), True)).json()
     assert modern["result"]["structuredContent"] == {"id": "é", "name": "thing"}
