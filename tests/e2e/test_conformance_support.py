@@ -82,9 +82,9 @@ def write_config(folder: Path, workspaces: str) -> Path:
     return path
 
 
-def start_serve(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """`python -m castproxy serve -c CONFIG --no-reload --port FREE`, once /healthz answers 200."""
-    port = free_port()
+def start_serve(config: Path, env: dict[str, str], port: int | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`python -m castproxy serve -c CONFIG --no-reload --port PORT` (a free one by default), once /healthz answers."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--no-reload", "--port", str(port)],
         env={**os.environ, **env},
