@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from test_conformance_support import node22, package_bin, start_serve, stop_serve, write_config
 
@@ -41,7 +41,11 @@ EXIT_TOOL_ERROR = 5
 
 @dataclass
 class Recorder:
-    """A pass-through to the proxy that notes each request's JSON-RPC method and protocol header."""
+    """A pass-through to the proxy that notes each request's JSON-RPC method and protocol header.
+
+    Answers are relayed as they stream: the legacy Inspector opens a GET event stream that the proxy
+    keeps open, and it must end when the Inspector hangs up, not when the proxy does.
+    """
 
     target: str
     seen: list[tuple[str, str | None, dict]] = field(default_factory=list)
@@ -53,16 +57,23 @@ class Recorder:
             if isinstance(message, dict):
                 self.seen.append((message.get("method", ""), request.headers.get("mcp-protocol-version"), message))
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            async with httpx2.AsyncClient() as http:
-                answer = await http.request(
-                    request.method, f"{self.target}{request.url.path}", headers=headers, content=body
-                )
-            passed = {
-                k: v
-                for k, v in answer.headers.items()
-                if k.lower() in ("content-type", "www-authenticate", "mcp-session-id")
-            }
-            return Response(answer.content, status_code=answer.status_code, headers=passed)
+            http = httpx2.AsyncClient(timeout=None)
+            outgoing = http.build_request(
+                request.method, f"{self.target}{request.url.path}", headers=headers, content=body
+            )
+            answer = await http.send(outgoing, stream=True)
+
+            async def relay() -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in answer.aiter_raw():
+                        yield chunk
+                finally:
+                    await answer.aclose()
+                    await http.aclose()
+
+            kept = ("content-type", "www-authenticate", "mcp-session-id")
+            passed = {k: v for k, v in answer.headers.items() if k.lower() in kept}
+            return StreamingResponse(relay(), status_code=answer.status_code, headers=passed)
 
         return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
 
