@@ -153,12 +153,20 @@ PLAIN_TOOLS = {
 }
 
 
-def _operation(operation_id: str, summary: str, media: str, query: tuple[str, ...] = ()) -> dict:
+# countThings declares an integer `count` but the upstream answers a string: real APIs drift from their
+# specs, and with `output_schema: true` that answer no longer matches the tool's published output schema.
+DRIFT_SCHEMA = {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}
+DRIFT_BODY = {"count": "three"}
+
+
+def _operation(
+    operation_id: str, summary: str, media: str, query: tuple[str, ...] = (), schema: dict | None = None
+) -> dict:
     return {
         "operationId": operation_id,
         "summary": summary,
         "parameters": [{"name": name, "in": "query", "schema": {"type": "string"}} for name in query],
-        "responses": {"200": {"description": "ok", "content": {media: {"schema": {}}}}},
+        "responses": {"200": {"description": "ok", "content": {media: {"schema": schema or {}}}}},
     }
 
 
@@ -179,6 +187,7 @@ def conformance_document(base_url: str) -> dict:
             }
         },
     }
+    paths["/drift"] = {"get": _operation("countThings", "Count things", "application/json", schema=DRIFT_SCHEMA)}
     for name, query in PLAIN_TOOLS.items():
         paths[f"/plain/{name}"] = {"get": _operation(name, f"Plain REST answer ({name})", "text/plain", query)}
     return {
@@ -220,6 +229,9 @@ def conformance_upstream() -> Starlette:
     async def attachment(request: Request) -> Response:
         return Response(ATTACHMENT, media_type="application/pdf")
 
+    async def drift(request: Request) -> Response:
+        return JSONResponse(DRIFT_BODY)
+
     async def plain(request: Request) -> Response:
         return PlainTextResponse(f"plain REST answer from {request.path_params['name']}")
 
@@ -235,6 +247,7 @@ def conformance_upstream() -> Starlette:
             Route("/audio", audio),
             Route("/attachment", attachment),
             Route("/json-schema", json_schema, methods=["POST"]),
+            Route("/drift", drift),
             Route("/plain/{name}", plain),
         ]
     )

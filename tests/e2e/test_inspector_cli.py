@@ -22,7 +22,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from test_conformance_support import node22, package_bin, start_serve, stop_serve, write_config
+from test_conformance_support import (
+    DRIFT_BODY,
+    conformance_upstream,
+    node22,
+    package_bin,
+    start_serve,
+    stop_serve,
+    write_config,
+)
 
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread
@@ -34,6 +42,16 @@ INBOUND_KEY = "inspector-inbound-key-0123456789"
 TUTORIAL_TOOLS = ["listItems", "createItem", "listUsers", "getItem", "delete_item"]
 DELETE_DESCRIPTION = "Delete one item by id (cannot be undone)."
 ERAS = ["legacy", "modern"]
+# With `output_schema: true` castproxy publishes each operation's response schema as the tool's output
+# schema; the Inspector's client (the TypeScript SDK) validates structuredContent against it (ajv).
+TYPED_CALLS = {
+    "listItems": (),
+    "searchItems": ("q=widget",),
+    "getItem": ("id=1",),
+    "listUsers": (),
+    "getUser": ("id=2",),
+    "getCurrentUser": (),  # nullable fields ("type": ["string", "null"], anyOf with null)
+}
 # Exit codes of the Inspector CLI: 0 ok, 3 authentication required, 5 the tool answered isError.
 EXIT_AUTH_REQUIRED = 3
 EXIT_TOOL_ERROR = 5
@@ -83,12 +101,15 @@ class Inspector:
     node: str
     cli: Path
     home: Path
-    mcp_url: str
+    front_url: str  # the recording pass-through in front of the proxy
     upstream_url: str
     recorder: Recorder
 
-    def run(self, era: str, *args: str, key: str | None = INBOUND_KEY) -> subprocess.CompletedProcess[str]:
-        command = [self.node, str(self.cli), "--cli", self.mcp_url, "--transport", "http", "--protocol-era", era]
+    def run(
+        self, era: str, *args: str, key: str | None = INBOUND_KEY, workspace: str = "items"
+    ) -> subprocess.CompletedProcess[str]:
+        mcp_url = f"{self.front_url}/mcp/{workspace}"
+        command = [self.node, str(self.cli), "--cli", mcp_url, "--transport", "http", "--protocol-era", era]
         if key is not None:
             command += ["--header", f"Authorization: Bearer {key}"]
         command += ["--stored-auth-only", "--format", "json", *args]
@@ -96,10 +117,10 @@ class Inspector:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.home)}
         return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
 
-    def call(self, era: str, tool: str, *arguments: str) -> tuple[int, dict]:
+    def call(self, era: str, tool: str, *arguments: str, workspace: str = "items") -> tuple[int, dict]:
         """tools/call with `--tool-arg key=value` pairs: (exit code, the CallToolResult)."""
         pairs = [item for argument in arguments for item in ("--tool-arg", argument)]
-        done = self.run(era, "--method", "tools/call", "--tool-name", tool, *pairs)
+        done = self.run(era, "--method", "tools/call", "--tool-name", tool, *pairs, workspace=workspace)
         assert done.stdout, f"no result (exit {done.returncode}): {done.stderr}"
         return done.returncode, json.loads(done.stdout)["result"]
 
@@ -113,6 +134,7 @@ def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inspector]:
     node = node22()
     cli = package_bin("@modelcontextprotocol/inspector", "mcp-inspector")
     upstream = run_in_thread(create_testserver("apikey", api_key=UPSTREAM_KEY))
+    drifting = run_in_thread(conformance_upstream())
     folder = tmp_path_factory.mktemp("inspector")
     config = write_config(
         folder,
@@ -130,6 +152,21 @@ def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inspector]:
       - operation: deleteItem
         name: delete_item
         description: {DELETE_DESCRIPTION}
+  typed:
+    openapi: {upstream.url}/openapi.json
+    base_url: {upstream.url}
+    auth: {{type: api_key, header: X-API-Key, value: "${{env:INSPECTOR_UPSTREAM_KEY}}"}}
+    inbound:
+      api_keys: ["${{env:INSPECTOR_INBOUND_KEY}}"]
+    output_schema: true
+    tools: [{", ".join(TYPED_CALLS)}]
+  drift:
+    openapi: {drifting.url}/openapi.json
+    auth: {{type: none}}
+    inbound:
+      api_keys: ["${{env:INSPECTOR_INBOUND_KEY}}"]
+    output_schema: true
+    tools: [countThings]
 """,
     )
     process, proxy_url = start_serve(
@@ -138,11 +175,12 @@ def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inspector]:
     recorder = Recorder(proxy_url)
     front = run_in_thread(recorder.app())
     try:
-        yield Inspector(node, cli, folder / "home", f"{front.url}/mcp/items", upstream.url, recorder)
+        yield Inspector(node, cli, folder / "home", front.url, upstream.url, recorder)
     finally:
         front.stop()
         log = stop_serve(process)
         upstream.stop()
+        drifting.stop()
         assert UPSTREAM_KEY not in log and INBOUND_KEY not in log, "a key appeared in castproxy's log"
 
 
@@ -213,3 +251,23 @@ def test_without_the_inbound_key_the_inspector_is_refused(inspector: Inspector) 
     error = json.loads(done.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] == "auth_required"
     assert "needs an API key" in error["message"]
+
+
+@pytest.mark.parametrize("tool", list(TYPED_CALLS))
+def test_structured_content_matches_the_published_output_schema(inspector: Inspector, tool: str) -> None:
+    # A structuredContent the client finds not to match the output schema would end in an error envelope.
+    code, result = inspector.call("modern", tool, *TYPED_CALLS[tool], workspace="typed")
+    assert code == 0 and result["isError"] is False, result
+    assert result["structuredContent"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="castproxy passes an upstream body that breaks the operation's response schema through as "
+    "structuredContent under the published outputSchema (MCP: structured results MUST conform), so the "
+    "TypeScript SDK client rejects the call ('data/count must be integer') and the user gets no answer",
+)
+def test_upstream_answer_breaking_its_schema_still_reaches_the_client(inspector: Inspector) -> None:
+    done = inspector.run("legacy", "--method", "tools/call", "--tool-name", "countThings", workspace="drift")
+    assert done.stdout and "result" in json.loads(done.stdout), (done.stdout, done.stderr)
+    assert str(DRIFT_BODY["count"]) in done.stdout
