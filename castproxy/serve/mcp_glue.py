@@ -7,7 +7,7 @@ uses the snapshot it started with even if a reload swaps a new one in meanwhile.
 initialize-era (2025-06-18, 2025-11-25) and sessionless 2026-07-28 requests by their
 `MCP-Protocol-Version` header. Once a request is admitted, a plain `tools/call` is answered by the
 fast path (fastpath.py) with the same bytes the SDK would send, without the SDK's per-request
-machinery; everything else reaches the manager unchanged.
+machinery (tools/list too); everything else reaches the manager unchanged.
 """
 
 from __future__ import annotations
@@ -99,20 +99,17 @@ class McpEndpoint:
         *,
         fast_path: bool | None = None,
     ) -> None:
-        """`fast_path` None: on unless CASTPROXY_FAST_PATH=off (it only ever serves a ProxyServer's stateless JSON
-        tools/call; everything else goes to the manager)."""
+        """`fast_path` None means on unless CASTPROXY_FAST_PATH=off. It only ever answers tools/call and
+        tools/list for a ProxyServer behind a stateless JSON manager; everything else goes to the manager."""
         self.manager = manager
         self.current = current
         self.bridge = bridge
         if fast_path is None:
             fast_path = enabled_by_environment()
         server = manager.app
-        usable = fast_path and manager.stateless and manager.json_response and isinstance(server, ProxyServer)
-        self.fast_path = (
-            FastPath(server, server.caller, max_body_size=manager.max_request_body_size)
-            if usable and isinstance(server, ProxyServer)
-            else None
-        )
+        self.fast_path: FastPath | None = None
+        if fast_path and manager.stateless and manager.json_response and isinstance(server, ProxyServer):
+            self.fast_path = FastPath(server, server.caller, max_body_size=manager.max_request_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
