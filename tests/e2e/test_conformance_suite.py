@@ -189,8 +189,14 @@ def results(
         for workspace in ("items", "items-key", "conformance")
     }
     found: dict[str, dict[str, list[dict]]] = {}
-    for workspace, run in runs.items():
-        output, _ = run.communicate(timeout=120)
+    try:
+        outputs = {workspace: run.communicate(timeout=120)[0] for workspace, run in runs.items()}
+    finally:
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    for workspace, output in outputs.items():
         assert "=== SUMMARY ===" in output, f"the suite did not finish for {workspace}:\n{output}"
         found[workspace] = {}
         for folder in sorted((out / workspace).iterdir()):
