@@ -22,7 +22,6 @@ from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
-from castproxy.auth.upstream_oauth import refused_token
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher
@@ -160,8 +159,8 @@ class AuthBridge:
 class _UpstreamTokenCredentials:
     """Sets `Authorization: Bearer <upstream token>`; a grant the upstream dropped ends the castproxy sign-in too.
 
-    Given the ResendHeaders of a request the upstream answered 401, it renews the refused token
-    (one refresh however many calls were refused with it) instead of setting it again.
+    Given `refused` (the token the upstream answered 401 to), it renews that token (one refresh
+    however many calls were refused with it) instead of setting it again.
     """
 
     protected_headers = frozenset({"authorization"})
@@ -170,8 +169,8 @@ class _UpstreamTokenCredentials:
         self._entry = entry
         self._tokens = tokens
 
-    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
-        rejected = refused_token(headers)
+    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
+        rejected = refused
         upstream = self._entry.upstream
         if not self._entry.sign_in:
             # `rejected=` only when there is one, so upstream stand-ins without it keep working.
@@ -201,5 +200,5 @@ class _Gone:
     def __init__(self, workspace: str) -> None:
         self._workspace = workspace
 
-    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         raise SignInRequired(f"workspace {self._workspace} no longer uses OAuth in the current config")

@@ -16,7 +16,10 @@ class SignInRequired(Exception):
 class UpstreamCredentials(Protocol):
     protected_headers: frozenset[str]
 
-    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         """Add credential headers in place. `grant_id` names the caller's per-user grant
-        (authorization_code workspaces) and is None otherwise. Raises SignInRequired."""
+        (authorization_code workspaces) and is None otherwise. `refused` is the Bearer token the
+        upstream just answered 401 to: credentials that can renew it do so (once, however many
+        calls were refused with it) before setting headers; static credentials ignore it.
+        Raises SignInRequired."""
         ...

@@ -22,7 +22,7 @@ class StaticCredentials:
         self._kind = kind
         self.protected_headers = frozenset(name.lower() for name in headers)
 
-    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         if not self._headers:
             return
         for existing in [name for name in headers if name.lower() in self.protected_headers]:

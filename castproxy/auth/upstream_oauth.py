@@ -594,8 +594,8 @@ class _OAuthCredentials:
     def __init__(self, oauth: UpstreamOAuth) -> None:
         self._oauth = oauth
 
-    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
-        rejected = refused_token(headers)
+    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
+        rejected = refused
         if self._oauth.auth.grant == "client_credentials":
             token = await self._oauth.service_token(rejected=rejected)
         elif grant_id is None:
@@ -605,25 +605,6 @@ class _OAuthCredentials:
         for name in [name for name in headers if name.lower() == "authorization"]:
             del headers[name]
         headers["Authorization"] = f"Bearer {token}"
-
-
-class ResendHeaders(dict[str, str]):
-    """The headers of a request sent once more because the upstream answered 401 to its Bearer token.
-
-    Credentials given these in `apply(headers, grant_id)` renew that refused token (`refused`)
-    instead of setting it again. Being a dict, they pass through every `UpstreamCredentials`
-    wrapper unchanged; any other headers, even with an Authorization header in them, mean "no
-    token was refused".
-    """
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        super().__init__(headers)
-        self.refused = bearer_token(headers)
-
-
-def refused_token(headers: Mapping[str, str]) -> str | None:
-    """The token the upstream refused, when `headers` are those of a re-sent request (ResendHeaders)."""
-    return headers.refused if isinstance(headers, ResendHeaders) else None
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

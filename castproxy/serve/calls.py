@@ -20,7 +20,7 @@ from typing import Any
 import mcp_types
 
 from castproxy.auth.credentials import SignInRequired
-from castproxy.auth.upstream_oauth import ResendHeaders, UpstreamAuthError, bearer_token
+from castproxy.auth.upstream_oauth import UpstreamAuthError, bearer_token
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
@@ -127,13 +127,12 @@ class ToolCaller:
     ) -> UpstreamResponse | UpstreamFailure:
         """The answer to the same request sent once more with a renewed token, after the upstream's 401.
 
-        Given ResendHeaders (which name the refused token), the credentials renew that token
-        (SignInRequired when the grant cannot be renewed: the caller's sign-in has ended;
-        UpstreamAuthError when the upstream's token endpoint fails). Without a different token there
-        is nothing to retry, and the 401 stands.
+        Given the refused token, the credentials renew it (SignInRequired when the grant cannot be
+        renewed: the caller's sign-in has ended; UpstreamAuthError when the upstream's token endpoint
+        fails). Without a different token there is nothing to retry, and the 401 stands.
         """
-        retry = UpstreamRequest(request.method, request.url, ResendHeaders(request.headers), request.body)
-        await workspace.credentials.apply(retry.headers, grant_id)
+        retry = UpstreamRequest(request.method, request.url, dict(request.headers), request.body)
+        await workspace.credentials.apply(retry.headers, grant_id, refused=bearer_token(request.headers))
         if bearer_token(retry.headers) == bearer_token(request.headers):
             return refused
         log.info(

@@ -80,10 +80,10 @@ class BridgeCredentials:
         self._bridge = bridge
         self._workspace = workspace
 
-    async def apply(self, headers: dict[str, str], grant_id: str | None) -> None:
+    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         if self._bridge is None:
             raise CredentialsUnavailable("upstream OAuth is not available on this proxy (server.secret_key not set)")
-        await self._bridge.credentials_for(self._workspace).apply(headers, grant_id)
+        await self._bridge.credentials_for(self._workspace).apply(headers, grant_id, refused=refused)
 
 
 def hash_key(key: str) -> bytes:

@@ -23,11 +23,9 @@ from pydantic import SecretStr
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import (
     NS_GRANT,
-    ResendHeaders,
     UpstreamAuthError,
     UpstreamOAuth,
     bearer_token,
-    refused_token,
 )
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.crypto import Cipher
@@ -298,20 +296,19 @@ async def test_refused_service_token_is_not_kept_when_the_fetch_fails(upstream: 
 # ---- the credential the serving layer applies ----------------------------------------------------
 
 
-async def test_credentials_renew_only_the_token_of_resend_headers(upstream: Upstream, make_oauth: Any) -> None:
+async def test_credentials_renew_only_the_refused_token(upstream: Upstream, make_oauth: Any) -> None:
     oauth = make_oauth(config(upstream, grant="client_credentials", authorization_url=None))
     credentials = oauth.credentials()
     headers: dict[str, str] = {}
     await credentials.apply(headers, None)
     first = bearer_token(headers)
-    assert first is not None and refused_token(headers) is None
-    # Plain headers that already carry the token (a caller re-using a dict): not a refusal.
+    assert first is not None
+    # Headers that already carry the token (a caller re-using a dict), with nothing refused: no renewal.
     await credentials.apply(headers, None)
     assert bearer_token(headers) == first and upstream.counter.grants["client_credentials"] == 1
 
-    resend = ResendHeaders({**headers, "Accept": "application/json"})
-    assert refused_token(resend) == first
-    await credentials.apply(resend, None)
+    resend = {**headers, "Accept": "application/json"}
+    await credentials.apply(resend, None, refused=first)
     assert bearer_token(resend) not in (None, first)
     assert resend["Accept"] == "application/json"
     assert [name for name in resend if name.lower() == "authorization"] == ["Authorization"]

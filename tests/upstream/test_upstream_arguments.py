@@ -119,6 +119,9 @@ async def test_bearer_sets_authorization_and_replaces_any_case_variant():
     await credentials.apply(headers, None)
     assert headers == {"Accept": "*/*", "Authorization": "Bearer t0k"}
     assert "t0k" not in repr(credentials)
+    # A static token the upstream refused cannot be renewed: the same one is set again.
+    await credentials.apply(headers, None, refused="t0k")
+    assert headers == {"Accept": "*/*", "Authorization": "Bearer t0k"}
 
 
 async def test_api_key_and_headers_kinds():
