@@ -1,7 +1,10 @@
 """One `tools/call` from start to end: validate, build the request, add credentials, send, map the result.
 
-Every failure becomes an `isError` tool result with a safe message (never a JSON-RPC error, never a
-stack trace), and each call ends with one structured log line and one metrics observation.
+A tool name the workspace does not have is a protocol error (MCP server/tools, Error Handling): the
+caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the fast path answer as a
+JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
+an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
+ends with one structured log line and one metrics observation.
 
 A 401 from the upstream of an oauth2 workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
@@ -18,6 +21,8 @@ import traceback
 from typing import Any
 
 import mcp_types
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import UpstreamAuthError, bearer_token
@@ -47,41 +52,48 @@ class ToolCaller:
     async def call(
         self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None
     ) -> mcp_types.CallToolResult:
+        """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
         status: int | None = None
         tool = workspace.tools.get(name)
         if tool is None:
-            result = error_result(f"Unknown tool '{name[:64]}' in workspace '{workspace.name}'.")
-            outcome = "unknown_tool"
-        else:
-            try:
-                result, outcome, status = await self._call(workspace, tool, arguments, grant_id)
-            except SignInRequired as exc:
-                reason = str(exc).rstrip(". ")
-                result = error_result(
-                    f"Sign-in required: {reason}. This sign-in has ended; reconnect the MCP client to sign in again."
-                )
-                outcome = "sign_in_required"
-            except CredentialsUnavailable as exc:
-                result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "credentials_unavailable"
-            except UpstreamAuthError as exc:  # the upstream's OAuth server failed; its message is safe to show
-                result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "upstream_auth_error"
-            except Exception as exc:
-                # Operators get the exception type and frames; the client gets a fixed message.
-                log.error(
-                    "tool call failed inside the proxy",
-                    extra={"fields": {"workspace": workspace.name, "tool": name, "error_type": type(exc).__name__,
-                                      "frames": "".join(traceback.format_tb(exc.__traceback__))}},
-                )
-                result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
+            self._record(workspace, name, "unknown_tool", None, started)
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:64]}")
+        try:
+            result, outcome, status = await self._call(workspace, tool, arguments, grant_id)
+        except SignInRequired as exc:
+            reason = str(exc).rstrip(". ")
+            result = error_result(
+                f"Sign-in required: {reason}. This sign-in has ended; reconnect the MCP client to sign in again."
+            )
+            outcome = "sign_in_required"
+        except CredentialsUnavailable as exc:
+            result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "credentials_unavailable"
+        except UpstreamAuthError as exc:  # the upstream's OAuth server failed; its message is safe to show
+            result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "upstream_auth_error"
+        except Exception as exc:
+            # Operators get the exception type and frames; the client gets a fixed message.
+            log.error(
+                "tool call failed inside the proxy",
+                extra={"fields": {"workspace": workspace.name, "tool": name, "error_type": type(exc).__name__,
+                                  "frames": "".join(traceback.format_tb(exc.__traceback__))}},
+            )
+            result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
+        self._record(workspace, name, outcome, status, started)
+        return result
+
+    def _record(
+        self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float
+    ) -> None:
+        """The call's metrics observation and log line (names not in the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
-        self.metrics.record_call(workspace.name, name if tool else UNKNOWN_TOOL, outcome, seconds)
+        label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
+        self.metrics.record_call(workspace.name, label, outcome, seconds)
         call_log.info(
             "tool call",
             extra={"fields": {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
                               "duration_ms": round(seconds * 1000, 2), "outcome": outcome}},
         )
-        return result
 
     async def _call(
         self, workspace: WorkspaceRuntime, tool: ToolRuntime, arguments: dict[str, Any], grant_id: str | None

@@ -30,7 +30,8 @@ from typing import Any
 import pydantic_core
 from mcp.server import Server
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
-from mcp.shared.inbound import InboundModernRoute, classify_inbound_request
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, InboundModernRoute, classify_inbound_request
 from mcp_types import DEFAULT_NEGOTIATED_VERSION, INTERNAL_ERROR, SERVER_INFO_META_KEY, ErrorData, JSONRPCError
 from mcp_types import methods as spec_methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
@@ -178,11 +179,13 @@ class FastPath:
 
         request_id, method, params, version = request
         try:
-            if method == CALL:  # ToolCaller turns every failure into an isError result: nothing to catch
+            if method == CALL:  # ToolCaller turns every failure but an unknown tool into an isError result
                 result = await self.caller.call(workspace, params.name, params.arguments or {}, grant_id)
                 answer: bytes | ErrorData = _encode(modern, self._wire_result(CALL, version, result))
             else:
                 answer = self._listing(workspace.listing, version, modern)
+        except MCPError as exc:  # the unknown tool's -32602, written as the SDK writes a handler's MCPError
+            answer = exc.error
         except ValidationError:  # what the SDK says when a handler's result fails its protocol version's model
             log.exception("handler for %r returned an invalid result", method)
             answer = ErrorData(code=INTERNAL_ERROR, message="Handler returned an invalid result")
@@ -267,7 +270,10 @@ class FastPath:
 
     @staticmethod
     async def _write(send: Send, modern: bool, request_id: int | str, answer: bytes | ErrorData) -> None:
+        status = 200
         if isinstance(answer, ErrorData):
+            if modern:  # the 2026-07-28 entry maps error codes to HTTP statuses (-32602: 400)
+                status = ERROR_CODE_HTTP_STATUS.get(answer.code, 200)
             error = JSONRPCError(jsonrpc="2.0", id=request_id, error=answer)
             if modern:
                 body = _encode(True, error.model_dump(mode="json", by_alias=True, exclude_none=True))
@@ -279,5 +285,5 @@ class FastPath:
         # Same header order as the Starlette responses each SDK path builds.
         headers = [(b"content-length", length), (b"content-type", _JSON)] if modern else \
             [(b"content-type", _JSON), (b"content-length", length)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -259,18 +259,14 @@ def test_foreign_host_is_refused(results: dict[str, dict[str, list[dict]]]) -> N
     assert rebinding["localhost-host-valid-accepted"]["statusCode"] == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="castproxy/serve/calls.py answers an unknown tool name with an isError result; the MCP spec "
-    "(server/tools, Error Handling) lists unknown tools as a JSON-RPC protocol error (-32602)",
-)
 def test_unknown_tool_is_a_protocol_error(proxy: str) -> None:
+    """MCP server/tools, Error Handling: an unknown tool is JSON-RPC -32602, not an isError tool result."""
     answer = httpx2.post(
         f"{proxy}/mcp/items",
         headers={"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"},
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "noSuchTool", "arguments": {}}},
     ).json()
-    assert answer.get("error", {}).get("code") == -32602, answer
+    assert answer == {"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Unknown tool: noSuchTool"}}
 
 
 JSON_AND_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

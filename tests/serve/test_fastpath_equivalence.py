@@ -234,6 +234,15 @@ def test_tool_results_reach_the_client(pair: Pair) -> None:
     assert "resultType" not in legacy["result"]
 
 
+def test_unknown_tool_is_a_protocol_error_on_both_paths(pair: Pair) -> None:
+    """MCP server/tools, Error Handling: JSON-RPC -32602, not an isError result, whichever path answers."""
+    with _client() as client:
+        for version in (MODERN, LEGACY):
+            for base in (pair.fast, pair.sdk):
+                unknown = _send(client, base, Case("", *call(version, "noSuchTool", {}), True)).json()
+                assert unknown["error"] == {"code": -32602, "message": "Unknown tool: noSuchTool"}, (version, base)
+
+
 def test_listing_answer_follows_the_snapshot() -> None:
     """tools/list answers are cached per listing object: a reload's new listing is never answered from the old."""
     from types import MappingProxyType

@@ -6,6 +6,7 @@ import importlib.util
 
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 from serve_support import MODERN, mcp_client
 
 from castproxy.serve.inbound import key_accepted, presented_key
@@ -133,12 +134,15 @@ async def test_health_and_metrics(start_proxy):
         await client.call_tool("getItem", {"id": "1"})
         await client.call_tool("getItem", {})
         await client.call_tool("failHard", {})
+        with pytest.raises(MCPError):  # an unknown tool is a protocol error, still counted (one shared label)
+            await client.call_tool("dropTables", {})
     metrics = httpx2.get(f"{proxy.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert 'castproxy_tool_calls_total{workspace="open",tool="getItem",outcome="ok"} 1' in text
     assert 'castproxy_tool_calls_total{workspace="open",tool="getItem",outcome="invalid_arguments"} 1' in text
     assert 'castproxy_tool_calls_total{workspace="open",tool="failHard",outcome="upstream_error"} 1' in text
+    assert 'castproxy_tool_calls_total{workspace="open",tool="(unknown)",outcome="unknown_tool"} 1' in text
     assert 'castproxy_tool_call_duration_seconds_count{workspace="open",tool="getItem"} 2' in text
     assert 'castproxy_config_reloads_total{result="ok"} 0' in text
 

@@ -7,6 +7,7 @@ import logging
 
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 from serve_support import ALL_TOOLS, MODERN, MODES, mcp_client
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
@@ -82,11 +83,24 @@ async def test_bad_arguments_are_tool_errors_naming_them(start_proxy, upstream, 
     async with mcp_client(proxy.mcp("open"), mode) as client:
         wrong_type = await client.call_tool("listItems", {"limit": "many"})
         missing = await client.call_tool("getItem", {})
-        unknown = await client.call_tool("dropTables", {})
     assert wrong_type.is_error and "limit" in text_of(wrong_type)
     assert missing.is_error and "id" in text_of(missing)
-    assert unknown.is_error and "dropTables" in text_of(unknown)
     assert api.seen == []
+
+
+async def test_unknown_tool_is_a_protocol_error(start_proxy, upstream, mode, caplog):
+    """MCP server/tools, Error Handling: an unknown tool is JSON-RPC -32602, not a tool result."""
+    api, _ = upstream
+    proxy = start_proxy(OPEN)
+    with caplog.at_level(logging.INFO, logger="castproxy.calls"):
+        async with mcp_client(proxy.mcp("open"), mode) as client:
+            with pytest.raises(MCPError) as raised:
+                await client.call_tool("dropTables", {})
+    assert (raised.value.code, raised.value.message) == (-32602, "Unknown tool: dropTables")
+    assert "Traceback" not in str(raised.value.data or "")
+    assert api.seen == []
+    [line] = [record.fields for record in caplog.records if record.name == "castproxy.calls"]
+    assert (line["tool"], line["outcome"], line["upstream_status"]) == ("dropTables", "unknown_tool", None)
 
 
 async def test_upstream_failure_is_a_tool_error_naming_the_status(start_proxy, mode):
