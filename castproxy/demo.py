@@ -137,7 +137,8 @@ def demo(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="castproxy-demo-"))
     upstream: RunningServer | None = None
     proxy: subprocess.Popen[bytes] | None = None
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # SIGINT too: a shell that starts the demo in the background sets SIGINT to "ignore" otherwise.
+    previous = {number: signal.signal(number, _raise_stop) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         upstream = run_in_thread(upstream_app, port=upstream_port)
         print(banner(upstream_app.state.credentials, f"http://localhost:{upstream_port}"), flush=True)
@@ -171,7 +172,8 @@ def demo(args: argparse.Namespace) -> int:
         print(f"castproxy demo: {exc}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if proxy is not None:
             _stop_child(proxy)
         if upstream is not None:
