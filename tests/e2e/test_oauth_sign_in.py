@@ -373,3 +373,33 @@ async def test_castproxy_serve_restart_keeps_the_sign_in(tmp_path: Path) -> None
     for secret in (CLIENT_SECRET, SECRET_KEY, storage.tokens.access_token, storage.tokens.refresh_token):
         assert secret not in logs
     assert all(header.split(" ", 1)[1] not in logs for header in recorder.seen)
+
+
+async def test_restart_keeps_the_sign_in_on_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Redis store holds grants and castproxy tokens: a new proxy process on the same Redis serves the client."""
+    redis_or_skip()
+    monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
+    proxy_socket = free_socket()
+    port = proxy_socket.getsockname()[1]
+    proxy_url = f"http://127.0.0.1:{port}"
+    upstream_app = create_testserver(
+        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
+    )
+    upstream = run(UpstreamRecorder(upstream_app))
+    config = write_config(tmp_path, proxy_url, upstream.url, store="{backend: redis, url: redis://127.0.0.1:6379/0}")
+    proxy = run(create_app(config, reload=False), proxy_socket)
+    try:
+        url = f"{proxy_url}/mcp/items"
+        storage, browser = MemoryStorage(), Browser()
+        async with mcp_session(url, storage, browser, "legacy") as client:
+            assert not (await client.call_tool("listItems", {})).is_error
+        proxy.stop()
+        proxy = run(create_app(config, reload=False), free_socket(port))
+        async with mcp_session(url, storage, browser, "legacy") as client:
+            assert not (await client.call_tool("listItems", {})).is_error
+        assert browser.sign_ins == 1
+        await browser.aclose()
+    finally:
+        proxy.stop()
+        upstream.stop()
