@@ -32,6 +32,9 @@ log = logging.getLogger("castproxy.auth")
 CSRF_COOKIE = "castproxy_csrf"
 BROWSER_COOKIE = "castproxy_browser"
 SIGN_IN_COOKIE = "castproxy_sign_in"
+# Binds each pending upstream sign-in to the browser that started it, so that a callback carrying
+# someone else's state (login CSRF, the MCP proxy "confused deputy") completes nothing.
+CALLBACK_COOKIE = "castproxy_callback"
 PENDING_TTL = 600.0  # time to read the consent page
 SIGN_IN_TTL = 900.0  # time to sign in at the upstream
 CONSENT_TTL = 30 * 86400.0
@@ -149,7 +152,7 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     if browser and _COOKIE_VALUE.match(browser) and not forced:
         consent = Consent.decode(await server.store.get(NS_CONSENT, _consent_key(browser, wanted)))
         if consent is not None and set(wanted.scopes) <= set(consent.scopes):
-            return await start_upstream(server, wanted)
+            return await start_upstream(server, wanted, request)
     return await _consent_page(server, request, client, wanted)
 
 
@@ -236,7 +239,7 @@ async def consent(server: AuthServer, request: Request) -> Response:
     if form.get("decision") != "approve":
         return redirect_error(server, wanted.redirect_uri, wanted.state, "access_denied", "the user denied access")
     try:
-        response = await _upstream_redirect(server, wanted)
+        response = await _upstream_redirect(server, wanted, request)
     except OAuthError as exc:
         return redirect_error(server, wanted.redirect_uri, wanted.state, exc.error, exc.description)
     browser = request.cookies.get(BROWSER_COOKIE)
@@ -247,15 +250,19 @@ async def consent(server: AuthServer, request: Request) -> Response:
     return response
 
 
-async def start_upstream(server: AuthServer, wanted: AuthorizationRequest) -> Response:
+async def start_upstream(server: AuthServer, wanted: AuthorizationRequest, request: Request) -> Response:
     try:
-        return await _upstream_redirect(server, wanted)
+        return await _upstream_redirect(server, wanted, request)
     except OAuthError as exc:
         return redirect_error(server, wanted.redirect_uri, wanted.state, exc.error, exc.description)
 
 
-async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest) -> Response:
-    """Send the browser to the upstream's sign-in; the callback finds this request again by the upstream state."""
+async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest, request: Request) -> Response:
+    """Send the browser to the upstream's sign-in; the callback finds this request again by the upstream state.
+
+    The request is also bound to this browser by CALLBACK_COOKIE (kept across parallel sign-ins):
+    the upstream state travels through the upstream and can be handed to another browser.
+    """
     entry = server.sign_in_workspace(wanted.workspace)
     if entry is None:
         raise OAuthError("invalid_target", f"workspace {wanted.workspace} no longer uses sign-in")
@@ -267,6 +274,13 @@ async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest) -
             "temporarily_unavailable", "the upstream authorization server could not be reached; try again later"
         ) from None
     response = RedirectResponse(pending.url, status_code=303, headers={"Cache-Control": "no-store"})
+    binding = request.cookies.get(CALLBACK_COOKIE)
+    if not (binding and _COOKIE_VALUE.match(binding)):
+        binding = secrets.token_urlsafe(32)
+    # Path "/": /authorize and the consent POST must see it too, to reuse it for parallel sign-ins.
+    # Refreshed on every sign-in, so a pending one never outlives its cookie.
+    _set_cookie(server, response, CALLBACK_COOKIE, binding, path="/", max_age=int(SIGN_IN_TTL))
+    wanted = dataclasses.replace(wanted, browser=hash_token(binding))
     if "state" in parse_qs(urlsplit(pending.url).query):
         key = pending.state
     else:  # an upstream configured without state: find the request again by a cookie instead

@@ -1,20 +1,23 @@
 """GET /oauth/callback: the upstream sends the browser back here; castproxy answers its own client.
 
 The request waiting for this callback is found by the upstream `state` (or, for an upstream without
-state, a cookie) and taken once. UpstreamOAuth checks the state, `iss` and exchanges the code; then
+state, a cookie) and taken once; it completes only in the browser that started it (a cookie whose
+hash the request holds), so an upstream state handed to someone else's browser completes nothing.
+UpstreamOAuth checks the state, `iss` and exchanges the code; then
 castproxy issues its own single-use code, bound to the client, redirect URI, PKCE challenge,
 workspace and the new upstream grant, and redirects with `iss` (RFC 9207).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from castproxy.auth.server.authorize import SIGN_IN_COOKIE, redirect_error
+from castproxy.auth.server.authorize import CALLBACK_COOKIE, SIGN_IN_COOKIE, redirect_error
 from castproxy.auth.server.errors import error_page
 from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
 from castproxy.auth.server.redirects import with_params
@@ -38,6 +41,16 @@ async def callback(server: AuthServer, request: Request) -> Response:
             "Sign-in failed",
             "This sign-in is unknown, expired or was already completed (the state does not match a pending "
             "sign-in). Start the sign-in again from your MCP client.",
+        )
+    binding = request.cookies.get(CALLBACK_COOKIE) or ""
+    if not wanted.browser or not hmac.compare_digest(hash_token(binding), wanted.browser):
+        # Taken anyway: a sign-in whose state reached another browser is not trusted any more.
+        log.warning("upstream callback refused: the sign-in was started in another browser (%s)", wanted.workspace)
+        return error_page(
+            "Sign-in refused",
+            "This sign-in was started in another browser (or its cookies were blocked). Start the sign-in again "
+            "from your MCP client, in this browser.",
+            status=400,
         )
     entry = server.sign_in_workspace(wanted.workspace)
     if entry is None:

@@ -62,6 +62,7 @@ class AuthorizationRequest(Record):
     resource: str
     scopes: tuple[str, ...]
     upstream_state: str = ""  # kept only for an upstream configured with `state: false`
+    browser: str = ""  # hash of the browser's CALLBACK_COOKIE once sent to the upstream sign-in
 
 
 @dataclass(frozen=True)
