@@ -127,6 +127,10 @@ class ToolCaller:
         result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
         if isinstance(outcome, UpstreamFailure):  # no HTTP answer at all: timeout, refused, TLS...
             return result, f"upstream_{outcome.kind}", None
+        if tool.output is not None and result.structured_content is not None:
+            mismatch = tool.output.mismatch(result.structured_content)
+            if mismatch is not None:
+                return _off_schema(name, mismatch, result), "output_schema_mismatch", outcome.status
         return result, "upstream_error" if result.is_error else "ok", outcome.status
 
     async def _resend_with_renewed_token(
@@ -152,6 +156,15 @@ class ToolCaller:
             extra={"fields": {"workspace": workspace.name, "tool": name}},
         )
         return await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+
+
+def _off_schema(tool: str, mismatch: str, result: mcp_types.CallToolResult) -> mcp_types.CallToolResult:
+    """An isError result for a 2xx answer breaking the published output schema: clients reject such
+    structuredContent, so the mismatch is named and the body goes back as text (error results are not validated)."""
+    note = (f"The upstream's answer for tool '{tool}' does not match the tool's output schema ({mismatch}); "
+            "the body follows as text.")
+    content: list[Any] = [mcp_types.TextContent(type="text", text=note), *result.content]
+    return mcp_types.CallToolResult(content=content, is_error=True)
 
 
 def _invalid(tool: str, problems: list[str]) -> mcp_types.CallToolResult:

@@ -1,7 +1,8 @@
 """One immutable compiled config: everything a tool call needs, built completely before it is served.
 
 `build_snapshot` runs off the event loop (it may read files and fetch specs). It compiles every
-workspace, builds one argument validator per tool, resolves static credentials and prebuilds the
+workspace, builds one argument validator per tool (and an output validator per tool that publishes an
+output schema), resolves static credentials and prebuilds the
 `tools/list` answer, or raises `ConfigError` naming FILE:LINE:COL for every problem. The serving
 layer swaps a finished snapshot in with one assignment; a call keeps the snapshot it started with.
 """
@@ -25,6 +26,7 @@ from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.workspace import WorkspaceError, compile_workspace
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
+from castproxy.upstream.output import OutputValidator
 
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 class ToolRuntime:
     definition: ToolDefinition
     validator: ArgumentValidator
+    output: OutputValidator | None = None  # only for tools publishing an output schema (output_schema: true)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,14 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
 
 
 def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any) -> WorkspaceRuntime:
-    tools = {tool.name: ToolRuntime(tool, ArgumentValidator(tool.input_schema)) for tool in compiled.tools}
+    tools = {
+        tool.name: ToolRuntime(
+            tool,
+            ArgumentValidator(tool.input_schema),
+            OutputValidator(tool.output_schema) if tool.output_schema is not None else None,
+        )
+        for tool in compiled.tools
+    }
     auth = workspace.auth
     oauth = auth if isinstance(auth, OAuth2Auth) else None
     credentials: UpstreamCredentials = (

@@ -261,13 +261,12 @@ def test_structured_content_matches_the_published_output_schema(inspector: Inspe
     assert result["structuredContent"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="castproxy passes an upstream body that breaks the operation's response schema through as "
-    "structuredContent under the published outputSchema (MCP: structured results MUST conform), so the "
-    "TypeScript SDK client rejects the call ('data/count must be integer') and the user gets no answer",
-)
-def test_upstream_answer_breaking_its_schema_still_reaches_the_client(inspector: Inspector) -> None:
-    done = inspector.run("legacy", "--method", "tools/call", "--tool-name", "countThings", workspace="drift")
-    assert done.stdout and "result" in json.loads(done.stdout), (done.stdout, done.stderr)
-    assert str(DRIFT_BODY["count"]) in done.stdout
+def test_upstream_answer_breaking_its_schema_is_an_error_result_naming_the_mismatch(inspector: Inspector) -> None:
+    # Clients reject structuredContent that breaks the published outputSchema, so castproxy does not send it:
+    # the Inspector gets an isError result (error results are not validated) naming the mismatch, body as text.
+    code, result = inspector.call("legacy", "countThings", workspace="drift")
+    assert code == EXIT_TOOL_ERROR and result["isError"] is True, result
+    assert "structuredContent" not in result
+    note, body = (item["text"] for item in result["content"])
+    assert "does not match the tool's output schema ($.count: 'three' is not of type 'integer')" in note
+    assert json.loads(body) == DRIFT_BODY

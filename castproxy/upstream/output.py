@@ -1,0 +1,43 @@
+"""Checking an upstream's 2xx JSON answer against the tool's published output schema.
+
+With `output_schema: true` a tool lists the operation's response schema as its `outputSchema`, and
+the MCP spec says structured results MUST conform to it: clients validate `structuredContent` and
+reject the whole call when it does not (the user gets nothing). An upstream that drifts from its own
+spec (a string where the spec says integer) must therefore not reach the client as structured
+content. One `OutputValidator` is built per tool per config snapshot, only for tools that publish
+an output schema; `mismatch` names the first problem (path and reason, short) or returns None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from castproxy.upstream.fastcheck import compile_check
+
+REASON_CHARS = 200
+
+
+class OutputValidator:
+    """JSON Schema (draft 2020-12) check of one tool's structured content."""
+
+    def __init__(self, output_schema: dict[str, Any]) -> None:
+        self._validator = Draft202012Validator(output_schema)
+        self._certainly_valid = compile_check(output_schema)  # None: jsonschema every time
+
+    def mismatch(self, structured: Any) -> str | None:
+        """"PATH: REASON" of the most relevant problem (PATH like `$.items[2].count`), None when it conforms."""
+        if self._certainly_valid is not None and self._certainly_valid(structured):
+            return None
+        try:
+            error = best_match(self._validator.iter_errors(structured))
+        except Exception:  # a schema jsonschema cannot evaluate: the answer cannot be vouched for
+            return "$: the tool's output schema is not usable"
+        if error is None:
+            return None
+        reason = error.message
+        if len(reason) > REASON_CHARS:
+            reason = reason[: REASON_CHARS - 1] + "…"
+        return f"{error.json_path}: {reason}"
