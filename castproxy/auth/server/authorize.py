@@ -2,7 +2,8 @@
 
 Order matters (RFC 6749 §4.1.2.1): until the client and its exact redirect URI are known, errors are
 shown as a page, never redirected; after that they go back to the client. Approval is remembered per
-browser (a random cookie) for one client and one workspace, so a second sign-in skips the page.
+browser (a random cookie) for one client, one workspace and one redirect URI (any loopback port), so
+a second sign-in skips the page.
 """
 
 from __future__ import annotations
@@ -157,7 +158,10 @@ async def authorize(server: AuthServer, request: Request) -> Response:
 
 
 def _consent_key(browser: str, wanted: AuthorizationRequest) -> str:
-    return hash_token(f"{browser}\x00{wanted.client_id}\x00{wanted.workspace}")
+    """One approval per browser, client, workspace and redirect URI (a loopback URI's port aside)."""
+    loopback = LOOPBACK_REDIRECT.match(wanted.redirect_uri)
+    target = f"http://{loopback.group(1)}{loopback.group(3) or ''}" if loopback else wanted.redirect_uri
+    return hash_token(f"{browser}\x00{wanted.client_id}\x00{wanted.workspace}\x00{target}")
 
 
 def _csrf_token(cookie: str, request_id: str) -> str:
