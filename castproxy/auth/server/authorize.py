@@ -21,6 +21,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
@@ -227,7 +228,10 @@ async def consent(server: AuthServer, request: Request) -> Response:
     """POST /authorize/consent: the user's answer, accepted only with the CSRF token bound to this browser."""
     if not _same_origin(server, request):
         return error_page("Request refused", "The consent form was submitted from another site.", status=403)
-    form = await request.form()
+    try:
+        form = await capped_form(request)
+    except OAuthError as exc:
+        return error_page("Request refused", exc.description, status=exc.status)
     request_id, token = str(form.get("request_id") or ""), str(form.get("csrf_token") or "")
     cookie = request.cookies.get(CSRF_COOKIE)
     if not token:

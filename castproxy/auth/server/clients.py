@@ -69,7 +69,9 @@ class ClientRegistry:
         """RFC 7591 §3: validate and store; returns the client information response."""
         redirect_uris = _redirect_uris(metadata.get("redirect_uris"), "invalid_redirect_uri")
         grant_types = metadata.get("grant_types", ["authorization_code"])
-        if not isinstance(grant_types, list) or not set(grant_types) <= set(SUPPORTED_GRANT_TYPES):
+        if not isinstance(grant_types, list) or not all(
+            isinstance(grant, str) and grant in SUPPORTED_GRANT_TYPES for grant in grant_types
+        ):
             raise OAuthError(
                 "invalid_client_metadata", f"grant_types may only contain {', '.join(SUPPORTED_GRANT_TYPES)}"
             )

@@ -7,6 +7,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.auth.server.bodies import capped_body
 from castproxy.auth.server.errors import NO_STORE, OAuthError
 from castproxy.auth.server.metadata import CORS
 from castproxy.auth.server.state import AuthServer
@@ -16,9 +17,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 async def register(server: AuthServer, request: Request) -> Response:
     try:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise OAuthError("invalid_client_metadata", f"registration request larger than {MAX_BODY_BYTES} bytes")
+        body = await capped_body(request, MAX_BODY_BYTES, error="invalid_client_metadata")
         try:
             metadata = json.loads(body)
         except ValueError:

@@ -9,6 +9,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.errors import NO_STORE, OAuthError
 from castproxy.auth.server.metadata import CORS
 from castproxy.auth.server.state import AuthServer, canonical_resource
@@ -29,7 +30,7 @@ def form_value(form: FormData, name: str, *, required: bool = False, why: str = 
 async def read_form(request: Request) -> FormData:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
-    return await request.form()
+    return await capped_form(request)
 
 
 def client_id_of(request: Request, form: FormData) -> str:
