@@ -3,8 +3,9 @@
 A client whose client_id is an https URL publishes its metadata there (draft-ietf-oauth-client-id-
 metadata-document). That URL is attacker-chosen, so the fetch resolves the host first, refuses any
 address that is not globally routable (loopback, private, link-local, CGNAT, multicast, reserved,
-IPv4-mapped forms of those), then connects to that very address (no second DNS lookup to rebind),
-with TLS still verified against the host name. No redirects, a short timeout, a size cap.
+IPv4-mapped, IPv4-compatible, NAT64 and 6to4 forms of those), then connects to that very address
+(no second DNS lookup to rebind), with TLS still verified against the host name. No redirects, a
+short deadline for the whole fetch, a size cap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx2
 
@@ -60,10 +61,26 @@ def client_id_url_problem(url: str) -> str | None:
     return None
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: a NAT64 gateway reaches the embedded IPv4
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local-use translation, site-internal
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, compatible, NAT64, 6to4), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 0xFFFF):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
 def address_problem(address: str) -> str | None:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return f"resolves to a non-public address ({ip}, local-use NAT64)"
+        ip = _embedded_ipv4(ip) or ip
     if not ip.is_global or ip.is_multicast:
         return f"resolves to a non-public address ({ip})"
     return None
@@ -82,6 +99,7 @@ class DocumentFetcher:
     ) -> None:
         self._resolve = resolve
         self._max_bytes = max_bytes
+        self._deadline = timeout  # for the whole fetch: httpx's timeout is per read, a drip would outlast it
         self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
     async def close(self) -> None:
@@ -100,7 +118,19 @@ class DocumentFetcher:
             problem = address_problem(address)
             if problem:
                 raise DocumentError(f"refusing to fetch the client metadata document: {host} {problem}")
-        pinned = addresses[0]
+        try:
+            body = await asyncio.wait_for(self._download(host, port, addresses[0], parts), self._deadline)
+        except TimeoutError:
+            raise DocumentError("client metadata document: the request timed out") from None
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise DocumentError("client metadata document is not JSON") from None
+        if not isinstance(document, dict):
+            raise DocumentError("client metadata document is not a JSON object")
+        return document
+
+    async def _download(self, host: str, port: int, pinned: str, parts: SplitResult) -> bytes:
         netloc = f"[{pinned}]" if ":" in pinned else pinned
         target = urlunsplit(("https", f"{netloc}:{port}", parts.path or "/", parts.query, ""))
         headers = {"Host": parts.netloc, "Accept": "application/json"}
@@ -122,10 +152,4 @@ class DocumentFetcher:
             raise DocumentError("client metadata document: the request timed out") from None
         except httpx2.HTTPError as exc:
             raise DocumentError(f"client metadata document could not be fetched ({type(exc).__name__})") from None
-        try:
-            document = json.loads(bytes(body))
-        except ValueError:
-            raise DocumentError("client metadata document is not JSON") from None
-        if not isinstance(document, dict):
-            raise DocumentError("client metadata document is not a JSON object")
-        return document
+        return bytes(body)
