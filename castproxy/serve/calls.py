@@ -89,11 +89,12 @@ class ToolCaller:
         seconds = time.perf_counter() - started
         label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
         self.metrics.record_call(workspace.name, label, outcome, seconds)
-        call_log.info(
-            "tool call",
-            extra={"fields": {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
-                              "duration_ms": round(seconds * 1000, 2), "outcome": outcome}},
-        )
+        if call_log.isEnabledFor(logging.INFO):  # a line per call: build nothing when nobody reads it
+            call_log.info(
+                "tool call",
+                extra={"fields": {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
+                                  "duration_ms": round(seconds * 1000, 2), "outcome": outcome}},
+            )
 
     async def _call(
         self, workspace: WorkspaceRuntime, tool: ToolRuntime, arguments: dict[str, Any], grant_id: str | None
