@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 FILES_KEY = "x-castproxy-files"
 
@@ -55,6 +55,22 @@ def is_url(source: str) -> bool:
     return bool(_URL.match(source))
 
 
+def safe_url(url: str) -> str:
+    """`url` for messages: a password and query values may be secrets (`?key=${env:K}`), so they are masked."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{parts.username or ''}:***@{host}" if parts.password is not None else host
+        if parts.username and parts.password is None:
+            netloc = f"{parts.username}@{host}"
+        query = "&".join(
+            f"{item.partition('=')[0]}=***" if "=" in item else item for item in parts.query.split("&") if item
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "(the spec URL)"
+
+
 def load_document(
     source: str,
     base_dir: Path,
@@ -67,7 +83,8 @@ def load_document(
     if is_url(source):
         if offline:
             raise SpecError(f"{source}: not fetched (offline)", offline_skipped=True)
-        return _document(_fetch(source, timeout=timeout, max_bytes=max_bytes), source, None, max_bytes)
+        label = safe_url(source)
+        return _document(_fetch(source, label, timeout=timeout, max_bytes=max_bytes), label, None, max_bytes)
     if _SCHEME.match(source) and not re.match(r"^[A-Za-z]:[\\/]", source):
         raise SpecError(f"{source}: only http(s) URLs and local file paths are supported")
     path = (base_dir / source).resolve()
@@ -119,39 +136,47 @@ def _read_file(path: Path, label: str, max_bytes: int) -> bytes:
         raise SpecError(f"{label}: cannot read ({exc.strerror or exc})") from None
 
 
-def _fetch(url: str, *, timeout: float, max_bytes: int) -> bytes:
+def _fetch(url: str, label: str, *, timeout: float, max_bytes: int) -> bytes:
+    """The body at `url`; errors name it as `label` (the URL with secrets masked) and never echo httpx's text."""
     import httpx2  # imported here: most commands never fetch
 
     deadline = time.monotonic() + timeout
     try:
         with (
             httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
-            client.stream("GET", url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"})
-            as response,
+            client.stream(
+                "GET", url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
+            ) as response,
         ):
             if not _URL.match(str(response.url)):
-                raise SpecError(f"{url}: redirected to a non-http(s) URL")
+                raise SpecError(f"{label}: redirected to a non-http(s) URL")
             if response.status_code != 200:
-                raise SpecError(f"{url}: HTTP {response.status_code} when fetching the spec")
+                raise SpecError(f"{label}: HTTP {response.status_code} when fetching the spec")
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise SpecError(f"{url}: spec is {declared} bytes, over the {max_bytes}-byte limit")
+                raise SpecError(f"{label}: spec is {declared} bytes, over the {max_bytes}-byte limit")
             chunks: list[bytes] = []
             total = 0
             for chunk in response.iter_bytes():
                 total += len(chunk)
                 if total > max_bytes:
-                    raise SpecError(f"{url}: spec is over the {max_bytes}-byte limit")
+                    raise SpecError(f"{label}: spec is over the {max_bytes}-byte limit")
                 if time.monotonic() > deadline:
-                    raise SpecError(f"{url}: timed out after {timeout:g} s fetching the spec")
+                    raise SpecError(f"{label}: timed out after {timeout:g} s fetching the spec")
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx2.TimeoutException:
-        raise SpecError(f"{url}: timed out after {timeout:g} s fetching the spec") from None
+        raise SpecError(f"{label}: timed out after {timeout:g} s fetching the spec") from None
     except httpx2.TooManyRedirects:
-        raise SpecError(f"{url}: too many redirects") from None
+        raise SpecError(f"{label}: too many redirects") from None
     except httpx2.HTTPError as exc:
-        raise SpecError(f"{url}: cannot fetch the spec ({type(exc).__name__}: {exc})") from None
+        raise SpecError(f"{label}: cannot fetch the spec ({type(exc).__name__}: {exc})") from None
+
+
+def _reason(exc: Exception) -> str:
+    """httpx's message, unless it quotes a URL (which may hold a secret)."""
+    text = str(exc)
+    return "see the spec URL" if "://" in text or "@" in text else text
 
 
 def _parse(raw: bytes, label: str) -> Any:
