@@ -52,6 +52,7 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
             findings += _oauth2(base, auth, has_secret_key)
         findings += _tool_names(base, workspace.get("tools"), line_of, origins)
         findings += _exposure(base, workspace, auth, server)
+        findings += _base_url_userinfo(base, workspace.get("base_url"))
     findings += _public_url(server, workspaces)
     findings += _literal_secrets(data, origins)
     return findings
@@ -156,6 +157,14 @@ def _exposure(base: Path, workspace: dict[str, Any], auth: dict[str, Any], serve
     yield Finding(Located(base, f"workspace '{base[1]}' uses {credential} and server.host {host} is not loopback: "
                           "anyone who reaches the proxy can call this API; add `inbound.api_keys`", key=True),
                   "warning")
+
+
+def _base_url_userinfo(base: Path, base_url: Any) -> Iterator[Finding]:
+    """user:password@ in base_url would travel into `tools` output and binary tool results' URIs."""
+    if isinstance(base_url, str) and "@" in base_url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]:
+        yield Finding(Located((*base, "base_url"), "`base_url` must not contain user information (user:password@): "
+                              "it would be shown in `tools` output and tool results; send the credential with "
+                              "`auth` (e.g. type: headers, Authorization: Basic ...) instead"))
 
 
 def _public_url(server: dict[str, Any], workspaces: Mapping[str, Any]) -> Iterator[Finding]:

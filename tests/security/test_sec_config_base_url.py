@@ -1,0 +1,44 @@
+"""A base_url with user:password@ would carry a secret into `tools` output and binary tool results (the
+embedded resource's URI is the upstream URL): the config refuses it and says where the credential goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from castproxy.config.loader import load_config
+from castproxy.config.problems import ConfigError
+
+CANARY = "canary-base-url-pw-5521"
+
+CONFIG = """version: 1
+workspaces:
+  w:
+    openapi: ./spec.json
+    base_url: {base_url}
+    auth: {{type: none}}
+    tools: [listItems]
+"""
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://user:${env:BASE_PW}@api.example.com/v1", "https://${env:BASE_PW}@api.example.com"]
+)
+def test_base_url_with_user_information_is_refused_without_showing_it(tmp_path: Path, base_url: str) -> None:
+    (tmp_path / "spec.json").write_text("{}")
+    path = tmp_path / "cast.yaml"
+    path.write_text(CONFIG.format(base_url=base_url))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={"BASE_PW": CANARY})
+    text = str(raised.value) + " ".join(str(problem) for problem in raised.value.problems)
+    assert "user information" in text
+    assert CANARY not in text
+    assert any(problem.line == 5 for problem in raised.value.problems)
+
+
+def test_plain_base_url_still_loads(tmp_path: Path) -> None:
+    (tmp_path / "spec.json").write_text("{}")
+    path = tmp_path / "cast.yaml"
+    path.write_text(CONFIG.format(base_url="https://api.example.com/v1?tenant=a@b"))
+    load_config(path, environ={})
