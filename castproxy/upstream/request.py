@@ -6,6 +6,7 @@ The guarantees, whatever the arguments contain:
 - arguments never set Host, Authorization, Cookie (other than the operation's cookie parameters),
   Content-Length, Transfer-Encoding, Connection, Proxy-* or any header the credentials or the
   workspace's `headers` set: a header parameter with such a name is an `ArgumentError`;
+- arguments never repeat a query parameter the base URL pins, or a cookie the workspace's `headers` send;
 - header and cookie values with CR, LF, NUL or other control characters, or oversized, are refused;
 - TRACE and CONNECT operations are never sent (TRACE would echo the credentials into the result).
 """
@@ -17,7 +18,7 @@ import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from castproxy.openapi.model import ParameterSpec, ToolDefinition
 from castproxy.upstream.body import encode_body
@@ -145,6 +146,10 @@ def build_request(
             _cookies(spec, value, cookies, problems)
 
     path = _expand(operation.path, path_values, operation.parameters, problems)
+    if base_query and len(query) > 1:
+        _refuse_pinned_query(query[1:], _pinned_query_names(base_query), problems)
+    if cookies and extra_headers:
+        _refuse_pinned_cookies(cookies, extra_headers, problems)
 
     body = None
     if operation.body is not None:
@@ -246,6 +251,33 @@ def _cookies(spec: ParameterSpec, value: Any, cookies: list[str], problems: list
         problems.append(f"argument '{spec.argument}' is too long for a cookie (at most {MAX_COOKIE_BYTES} bytes)")
         return
     cookies.extend(items)
+
+
+@lru_cache(maxsize=256)
+def _pinned_query_names(base_query: str) -> frozenset[str]:
+    return frozenset(unquote_plus(item.partition("=")[0]).lower() for item in base_query.split("&") if item)
+
+
+def _refuse_pinned_query(items: list[str], pinned: frozenset[str], problems: list[str]) -> None:
+    """A query parameter the base URL sets (a tenant, sometimes a key) is the config's, not the caller's."""
+    for item in items:
+        name = unquote_plus(item.partition("=")[0])
+        if name.lower() in pinned:
+            problems.append(
+                f"the query parameter '{name[:40]}' is set by the workspace's base_url; arguments cannot set it"
+            )
+            return
+
+
+def _refuse_pinned_cookies(cookies: list[str], extra_headers: Mapping[str, str], problems: list[str]) -> None:
+    """A cookie the workspace's `headers` send (often a session) cannot be repeated by an argument."""
+    configured = next((value for name, value in extra_headers.items() if name.lower() == "cookie"), "")
+    pinned = {part.split("=", 1)[0].strip().lower() for part in configured.split(";") if "=" in part}
+    for item in cookies:
+        name = item.split("=", 1)[0]
+        if name.lower() in pinned:
+            problems.append(f"the cookie '{name[:40]}' is set by the workspace's headers; arguments cannot set it")
+            return
 
 
 def _check_stays_under_base(url: str, prefix: str) -> None:
