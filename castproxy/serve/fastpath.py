@@ -100,7 +100,7 @@ def _encode(modern: bool, value: Any) -> bytes:
     return pydantic_core.to_json(value)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay(messages: list[Message], receive: Receive) -> Receive:
     """A receive that hands out the messages already read, in order, then the connection's own."""
     pending = deque(messages)
 
@@ -166,16 +166,16 @@ class FastPath:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":  # the client went away while sending
-                return _replay(messages, receive)
+                return replay(messages, receive)
             size += len(message.get("body", b""))
             if size > self.max_body_size:
-                return _replay(messages, receive)
+                return replay(messages, receive)
             if not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages)
         request = self._parse(body, modern, version, headers)
         if request is None:
-            return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+            return replay([{"type": "http.request", "body": body, "more_body": False}], receive)
 
         request_id, method, params, version = request
         try:

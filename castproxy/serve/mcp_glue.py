@@ -8,10 +8,18 @@ initialize-era (2025-06-18, 2025-11-25) and sessionless 2026-07-28 requests by t
 `MCP-Protocol-Version` header. Once a request is admitted, a plain `tools/call` is answered by the
 fast path (fastpath.py) with the same bytes the SDK would send, without the SDK's per-request
 machinery (tools/list too); everything else reaches the manager unchanged.
+
+Three answers are given here for both paths, in plainer terms than the SDK's: `GET` (our stateless JSON
+mode has no server-to-client stream to open) gets 405 with `Allow: POST`, which the spec permits and
+clients take as "no stream" (`DELETE`, with no session to end, the same); a JSON-RPC batch (an array
+body, which Streamable HTTP does not accept) gets a short 400 JSON-RPC error rather than a validation
+dump; an `MCP-Protocol-Version` header naming a version the SDK does not serve gets a 400 naming it and
+the supported ones.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +29,8 @@ import mcp_types
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -28,12 +38,14 @@ from starlette.types import Receive, Scope, Send
 from castproxy import __version__
 from castproxy.serve.calls import ToolCaller, error_result
 from castproxy.serve.cors import preflight, with_cors
-from castproxy.serve.fastpath import FastPath, enabled_by_environment
+from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
 from castproxy.serve.inbound import key_accepted, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 
 SCOPE_KEY = "castproxy.call"
 log = logging.getLogger(__name__)
+SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+_WHITESPACE = b" \t\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,29 @@ def json_error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
 
+def rpc_error(status: int, code: int, message: str, data: Any = None) -> JSONResponse:
+    """A JSON-RPC error with no request id (the request was not read as one), as the SDK shapes its own."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=status)
+
+
+def _unsupported_version(version: str) -> JSONResponse:
+    shown = version[:40]
+    return rpc_error(
+        400,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        f"Unsupported MCP-Protocol-Version {shown!r}; supported: {', '.join(SUPPORTED_VERSIONS)}",
+        {"supported": list(SUPPORTED_VERSIONS), "requested": shown},
+    )
+
+
+def _batch_refused() -> JSONResponse:
+    message = "JSON-RPC batches are not supported: send one request or notification object per POST"
+    return rpc_error(400, INVALID_REQUEST, message)
+
+
 class McpEndpoint:
     """ASGI endpoint for `Route("/mcp/{workspace}")`: the gate in front of the session manager."""
 
@@ -107,6 +142,8 @@ class McpEndpoint:
         if fast_path is None:
             fast_path = enabled_by_environment()
         server = manager.app
+        self.stateless_json = manager.stateless and manager.json_response
+        self.max_body_size = manager.max_request_body_size
         self.fast_path: FastPath | None = None
         if fast_path and manager.stateless and manager.json_response and isinstance(server, ProxyServer):
             self.fast_path = FastPath(server, server.caller, max_body_size=manager.max_request_body_size)
@@ -125,6 +162,8 @@ class McpEndpoint:
             if origin is not None:
                 send = with_cors(send, origin)
             response, call = await self._admit(request, snapshot)
+            if response is None and call is not None and self.stateless_json:
+                response, receive = await self._refuse_plainly(scope, receive)
             if response is None and call is not None:  # admitted: every check above ran for both paths
                 if self.fast_path is not None:
                     sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id)
@@ -135,6 +174,39 @@ class McpEndpoint:
                 await self.manager.handle_request(scope, receive, send)
                 return
         await response(scope, receive, send)
+
+    async def _refuse_plainly(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+        """The GET / unsupported version / batch answers (see the module docstring), else None and the
+        `receive` to read the request from (a batch is recognised from the first body chunk, replayed)."""
+        if scope["method"] in ("GET", "DELETE"):  # DELETE too, so no 405 names GET as allowed (the SDK's would)
+            return Response(status_code=405, headers={"Allow": "POST"}), receive
+        if scope["method"] != "POST":
+            return None, receive
+        for name, value in scope["headers"]:
+            if name == b"mcp-protocol-version":
+                version = value.decode("latin-1")
+                if version not in SUPPORTED_VERSIONS:
+                    return _unsupported_version(version), receive
+                break
+        first = await receive()
+        if first["type"] != "http.request" or not first.get("body", b"").lstrip(_WHITESPACE).startswith(b"["):
+            return None, replay([first], receive)
+        # Starts like an array: read it all (within the SDK's body limit) to be sure it is one.
+        messages = [first]
+        size = len(first.get("body", b""))
+        while messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False):
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self.max_body_size:
+                return None, replay(messages, receive)
+        try:
+            decoded = json.loads(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
+        except (ValueError, RecursionError):
+            decoded = None
+        if isinstance(decoded, list):
+            return _batch_refused(), receive
+        return None, replay(messages, receive)
 
     async def _admit(self, request: Request, snapshot: Snapshot) -> tuple[Response | None, CallScope | None]:
         name = request.path_params.get("workspace", "")

@@ -283,8 +283,11 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         ("DELETE", "2025-11-25", None, 405, None),  # no sessions to terminate
         ("POST", "2025-11-25", LIST_PROMPTS, 200, -32601),  # a capability castproxy does not serve
         ("POST", "2025-11-25", b"{not json", 400, -32700),  # JSON-RPC parse error
+        ("POST", "2025-11-25", b"[]", 400, -32600),  # a batch: Streamable HTTP takes one message per POST
+        ("GET", "2025-11-25", None, 405, None),  # stateless JSON: no server-to-client stream to open
     ],
-    ids=["unsupported-version-header", "notification", "delete-session", "unserved-method", "parse-error"],
+    ids=["unsupported-version-header", "notification", "delete-session", "unserved-method", "parse-error", "batch",
+         "get-stream"],
 )
 def test_streamable_http_transport_rules(
     proxy: str, method: str, version: str, body: dict | bytes | None, status: int, rpc_error: int | None
@@ -295,5 +298,7 @@ def test_streamable_http_transport_rules(
     assert answer.status_code == status, answer.text
     if status == 202:
         assert answer.content == b""
+    if status == 405:
+        assert answer.headers["allow"] == "POST"  # neither GET nor DELETE is served
     if rpc_error is not None:
         assert answer.json()["error"]["code"] == rpc_error

@@ -61,8 +61,8 @@ EXIT_TOOL_ERROR = 5
 class Recorder:
     """A pass-through to the proxy that notes each request's JSON-RPC method and protocol header.
 
-    Answers are relayed as they stream: the legacy Inspector opens a GET event stream that the proxy
-    keeps open, and it must end when the Inspector hangs up, not when the proxy does.
+    Answers are relayed as they stream, so a long-lived answer (an event stream) would end when the
+    Inspector hangs up, not when the proxy does; the proxy answers the legacy Inspector's GET with 405.
     """
 
     target: str
