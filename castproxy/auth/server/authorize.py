@@ -3,7 +3,8 @@
 Order matters (RFC 6749 §4.1.2.1): until the client and its exact redirect URI are known, errors are
 shown as a page, never redirected; after that they go back to the client. Approval is remembered per
 browser (a random cookie) for one client, one workspace and one redirect URI (any loopback port), so
-a second sign-in skips the page.
+a second sign-in skips the page; except for a URL client_id answered on loopback, which any local
+program could claim (RFC 8252 §8.6): its page, with a warning, is shown every time.
 """
 
 from __future__ import annotations
@@ -151,7 +152,9 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     await server.clients.touch(client)
     browser = request.cookies.get(BROWSER_COOKIE)
     forced = "consent" in (params.get("prompt") or "").split()
-    if browser and _COOKIE_VALUE.match(browser) and not forced:
+    # A URL client answered on loopback cannot be told from a local impostor: its warning is always shown.
+    unverifiable = bool(_impersonation_warning(client, wanted.redirect_uri))
+    if browser and _COOKIE_VALUE.match(browser) and not forced and not unverifiable:
         consent = Consent.decode(await server.store.get(NS_CONSENT, _consent_key(browser, wanted)))
         if consent is not None and set(wanted.scopes) <= set(consent.scopes):
             return await start_upstream(server, wanted, request)
