@@ -25,6 +25,9 @@ DOCUMENT_CACHE_TTL = 300.0
 SUPPORTED_GRANT_TYPES = ("authorization_code", "refresh_token")
 # A registration is kept this long after its last use; a client that is gone simply registers again.
 CLIENT_TTL = 90 * 86400.0
+# Until its first /authorize a registration lives one day: MCP clients sign in right after registering,
+# and a flood of registrations that are never used cannot fill the store for 90 days.
+UNUSED_CLIENT_TTL = 86400.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class ClientRegistry:
             kind="registered",
             issued_at=int(time.time()),
         )
-        await self._store.put(NS_CLIENT, client.client_id, client.encode(), ttl=CLIENT_TTL)
+        await self._store.put(NS_CLIENT, client.client_id, client.encode(), ttl=UNUSED_CLIENT_TTL)
         return {
             "client_id": client.client_id,
             "client_id_issued_at": client.issued_at,
