@@ -24,6 +24,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS = ("path", "query", "header", "cookie")
 MAX_DESCRIPTION = 1024
 MAX_TITLE = 120
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"  # the `$schema` of every input schema
 # Header parameters OpenAPI says to ignore: the request builder and auth own these.
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
 _PATH_PLACEHOLDER = re.compile(r"{([^{}]+)}")
@@ -159,7 +160,9 @@ class _Compiler:
         if op.get("callbacks"):
             draft.warn("callbacks are not represented (a tool call is one request)")
 
-        input_schema: dict[str, Any] = {"type": "object", "properties": properties}
+        # The dialect named explicitly (SEP-1613): 2020-12 is MCP's default, but clients that look for `$schema`
+        # (the conformance suite among them) then know it without guessing.
+        input_schema: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT, "type": "object", "properties": properties}
         if required:
             input_schema["required"] = required
         input_schema["additionalProperties"] = False

@@ -46,6 +46,9 @@ def test_spec_json_lists_every_operation(folder: Path, capsys: pytest.CaptureFix
                            "annotations"]
     assert (first["method"], first["path"], first["operationId"]) == ("GET", "/items", "listItems")
     assert first["input_schema"]["properties"]["limit"] == {"type": "integer"}
+    # Every input schema names its dialect (SEP-1613), as tools/list publishes it.
+    assert {tool["input_schema"]["$schema"] for tool in payload["tools"]} == {
+        "https://json-schema.org/draft/2020-12/schema"}
     assert first["annotations"]["readOnlyHint"] is True
     assert payload["base_url"] == "https://api.example.com"
     assert payload["warnings"] == ["legacy (GET /legacy): header parameter 'Authorization' is set by castproxy, "
