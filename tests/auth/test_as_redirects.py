@@ -15,6 +15,9 @@ from castproxy.auth.server.redirects import redirect_uri_matches, redirect_uri_p
         "http://[::1]:8080/cb?x=1",
         "https://app.example.com/oauth/callback",
         "https://claude.ai/api/mcp/auth_callback",
+        "cursor://anysphere.cursor-mcp/oauth/callback",  # what Cursor registers, with https and loopback ones
+        "com.example.app:/oauth2redirect",  # RFC 8252 §7.1 reverse-domain private-use scheme
+        "vscode://vscode.github-authentication/did-authenticate",
     ],
 )
 def test_acceptable_redirect_uris(uri: str) -> None:
@@ -33,6 +36,10 @@ def test_acceptable_redirect_uris(uri: str) -> None:
         ("https://app.example.com/cb#frag", "must not contain a fragment"),
         ("https://user@app.example.com/cb", "must not contain user information"),
         ("myapp://callback", "must use https, or http on a loopback address"),
+        ("file:///etc/passwd", "must use https, or http on a loopback address"),
+        ("blob:https://app.example.com/x", "must use https, or http on a loopback address"),
+        ("cursor:callback", "must use https, or http on a loopback address"),  # private-use needs a path
+        ("com.example.app:/cb#frag", "must not contain a fragment"),
         ("", "non-empty string"),
     ],
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from auth_support import Harness
+from auth_support import Harness, pkce, query_of
 
 
 async def test_registration_issues_a_public_client(harness: Harness) -> None:
@@ -64,3 +64,27 @@ async def test_registration_refuses_bad_metadata(harness: Harness, body: object,
     response = await harness.http.post("/register", json=body)
     assert response.status_code == 400
     assert response.json() == {"error": error, "error_description": message}
+
+
+CURSOR_REDIRECTS = [
+    "cursor://anysphere.cursor-mcp/oauth/callback",
+    "https://www.cursor.com/agents/mcp/oauth/callback",
+    "http://localhost:8787/callback",
+]
+
+
+async def test_cursor_registration_and_sign_in_back_to_its_private_use_scheme(harness: Harness) -> None:
+    """Cursor registers its cursor:// callback beside an https and a loopback one; refusing one refuses all."""
+    client_id = await harness.register(CURSOR_REDIRECTS, client_name="Cursor")
+    verifier, challenge = pkce()
+    params = harness.authorize_params(client_id, challenge, redirect_uri=CURSOR_REDIRECTS[0])
+    page = await harness.http.get("/authorize", params=params)
+    assert "cursor://anysphere.cursor-mcp/oauth/callback" in page.text  # the consent page names it
+    back = await harness.upstream_callback(await harness.approve(page))
+    assert back.status_code == 303
+    location = back.headers["location"]
+    assert location.startswith("cursor://anysphere.cursor-mcp/oauth/callback?")
+    token = await harness.exchange(
+        client_id, query_of(location)["code"], verifier, redirect_uri=CURSOR_REDIRECTS[0]
+    )
+    assert token.status_code == 200, token.text

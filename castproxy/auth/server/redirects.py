@@ -1,6 +1,10 @@
 """Redirect URI rules: what a client may register, and how a requested URI is matched afterwards.
 
-Only https, or plain http on a loopback address (native apps, RFC 8252 §7.3), may be registered.
+May be registered: https; plain http on a loopback address (native apps, RFC 8252 §7.3); and a
+native app's private-use scheme (RFC 8252 §7.1): a reverse-domain-name scheme such as
+`com.example.app:/callback`, or the scheme of a desktop MCP client known to register one (Cursor
+registers `cursor://anysphere.cursor-mcp/oauth/callback`). PKCE S256 is required of every client,
+so a private-use redirect intercepted by another app yields a code nobody else can redeem.
 Matching is exact string comparison, with one exception: the port of a loopback http URI may differ,
 because native clients bind an ephemeral port per sign-in.
 """
@@ -14,6 +18,11 @@ MAX_REDIRECT_URI_LENGTH = 2000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 LOOPBACK_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(?::(\d{1,5}))?([/?][^#]*)?$")
+# Desktop MCP clients whose private-use scheme has no dot; all other private-use schemes must be
+# reverse domain names, which keeps out javascript:, data:, file:, blob: and the like.
+NATIVE_CLIENT_SCHEMES = frozenset({"cursor", "vscode", "vscode-insiders", "windsurf"})
+_PRIVATE_USE = re.compile(r"^([a-z][a-z0-9+.-]*):(/[^#]*)$")
+_REVERSE_DOMAIN = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$")
 _FORBIDDEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f<>\"\\^`{|}]")
 
 
@@ -42,7 +51,13 @@ def redirect_uri_problem(uri: object) -> str | None:
         return (
             f"redirect URI {uri!r} uses http on a non-loopback host; use https, or http on {', '.join(LOOPBACK_HOSTS)}"
         )
-    return f"redirect URI {uri!r} must use https, or http on a loopback address ({', '.join(LOOPBACK_HOSTS)})"
+    private = _PRIVATE_USE.match(uri)
+    if private and (private.group(1) in NATIVE_CLIENT_SCHEMES or _REVERSE_DOMAIN.match(private.group(1))):
+        return None
+    return (
+        f"redirect URI {uri!r} must use https, or http on a loopback address ({', '.join(LOOPBACK_HOSTS)}), "
+        "or a native app's private-use scheme (a reverse domain name such as com.example.app:/callback)"
+    )
 
 
 def redirect_uri_matches(registered: str, requested: str) -> bool:
