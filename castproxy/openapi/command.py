@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from castproxy.openapi.compiler import compile_spec
-from castproxy.openapi.loader import SpecError, load_document
+from castproxy.openapi.loader import SpecError, load_document, safe_url
 from castproxy.openapi.model import ToolDefinition
 
 EXIT_OK = 0
@@ -68,7 +68,9 @@ def _workspace_tools(args: argparse.Namespace) -> int:
         for loc, message in exc.problems:
             print(loaded.problem(loc, message), file=sys.stderr)
         return EXIT_INVALID
-    return _show(compiled.tools, compiled.base_url, compiled.warnings, as_json=args.json, source=args.workspace)
+    # The base URL may carry a credential from a ${...} reference (e.g. ?api_key=): never print it.
+    shown_url = safe_url(compiled.base_url)
+    return _show(compiled.tools, shown_url, compiled.warnings, as_json=args.json, source=args.workspace)
 
 
 def tool_json(tool: ToolDefinition) -> dict[str, Any]:

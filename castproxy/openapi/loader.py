@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 FILES_KEY = "x-castproxy-files"
+# Far above any real spec (GitHub's 13 MB document is about 2 million values), far below an alias bomb.
+MAX_EXPANDED_YAML_NODES = 10_000_000
 
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -207,7 +209,28 @@ def _parse_yaml(text: str, label: str) -> Any:
         raise SpecError(f"{label}: not valid JSON or YAML ({where}{exc.problem})") from None
     except YAMLError as exc:
         raise SpecError(f"{label}: not valid JSON or YAML ({exc})") from None
+    expanded = _expanded_size(data, {})
+    if expanded > MAX_EXPANDED_YAML_NODES:
+        # Aliases stay shared in memory but every consumer that serialises (tools/list) expands them.
+        raise SpecError(
+            f"{label}: YAML aliases expand to over {MAX_EXPANDED_YAML_NODES:,} values (an alias bomb?); "
+            "refusing to load it"
+        )
     return _jsonable(data, {})
+
+
+def _expanded_size(value: Any, sizes: dict[int, int]) -> int:
+    """How many values `value` becomes once every alias is written out; each shared node is counted once."""
+    if not isinstance(value, dict | list):
+        return 1
+    known = sizes.get(id(value))
+    if known is not None:
+        return known
+    sizes[id(value)] = 1  # a self-referencing alias counts once instead of recursing forever
+    children = value.values() if isinstance(value, dict) else value
+    total = 1 + sum(_expanded_size(child, sizes) for child in children)
+    sizes[id(value)] = total
+    return total
 
 
 def _jsonable(value: Any, seen: dict[int, Any]) -> Any:

@@ -193,7 +193,7 @@ def test_remote_ref_is_refused_on_every_fetch(spec_server: SpecServer, tmp_path:
             load_document(url, tmp_path)
 
 
-def test_yaml_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:
+def test_yaml_alias_bomb_is_refused_at_load(tmp_path: Path) -> None:
     levels = ["a0: &a0 {type: object, properties: {x: {type: string}}}"]
     for n in range(1, 12):
         fields = ", ".join(f"p{i}: *a{n - 1}" for i in range(8))
@@ -204,9 +204,20 @@ def test_yaml_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:
         + "paths:\n  /x:\n    post:\n      requestBody: {content: {application/json: {schema: *a11}}}\n"
         "      responses: {'200': {description: ok}}\n"
     )
-    document = load_document("bomb.yaml", tmp_path)  # parsing keeps aliases shared: cheap
-    with pytest.raises(SpecError, match=r"POST /x: schemas too large"):
-        compile_spec(document)
+    with pytest.raises(SpecError, match=r"bomb.yaml: YAML aliases expand to over 10,000,000 values"):
+        load_document("bomb.yaml", tmp_path)
+
+
+def test_shared_yaml_anchors_within_reason_load(tmp_path: Path) -> None:
+    """Anchors used for reuse (a schema referenced a few times) are not mistaken for a bomb."""
+    (tmp_path / "spec.yaml").write_text(
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\n"
+        "x-shared: &item {type: object, properties: {id: {type: integer}}}\n"
+        "paths:\n  /x:\n    post:\n      operationId: make\n"
+        "      requestBody: {content: {application/json: {schema: *item}}}\n"
+        "      responses: {'200': {description: ok, content: {application/json: {schema: *item}}}}\n"
+    )
+    assert compile_spec(load_document("spec.yaml", tmp_path)).tools[0].name == "make"
 
 
 def test_deeply_nested_schema_is_an_error_not_a_crash() -> None:

@@ -44,11 +44,6 @@ def test_plain_base_url_still_loads(tmp_path: Path) -> None:
     load_config(path, environ={})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: openapi/command.py prints the resolved base_url in `tools WORKSPACE` (mask it with "
-    "castproxy.openapi.loader.safe_url)",
-)
 def test_tools_output_does_not_show_a_secret_in_the_base_url_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
