@@ -13,6 +13,7 @@ import base64
 import json
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp_types import BlobResourceContents, CallToolResult, EmbeddedResource, TextContent
 
@@ -121,7 +122,7 @@ def to_tool_result(outcome: UpstreamResponse | UpstreamFailure, *, max_bytes: in
         return CallToolResult(content=content)
 
     blob = base64.b64encode(body[:max_bytes]).decode("ascii")
-    uri = response.url.split("?", 1)[0].split("#", 1)[0]
+    uri = _resource_uri(response.url)
     resource = BlobResourceContents(uri=uri, mime_type=media or "application/octet-stream", blob=blob)
     content = [EmbeddedResource(resource=resource)]
     if response.truncated:
@@ -130,6 +131,17 @@ def to_tool_result(outcome: UpstreamResponse | UpstreamFailure, *, max_bytes: in
 
 
 _NOT_JSON = object()
+
+
+def _resource_uri(url: str) -> str:
+    """The upstream URL naming a binary result, without anything that may hold a credential
+    (user:password@, the query string) or the fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _looks_like_text(body: bytes) -> bool:

@@ -210,3 +210,18 @@ async def test_send_before_start_starts_the_session(upstream):
         assert outcome.status == 200
     finally:
         await lazy.close()
+
+
+def test_binary_resource_uri_carries_no_credential() -> None:
+    """A base URL taken from the spec's servers may hold user:password@ or a key in its query."""
+    response = UpstreamResponse(
+        status=200,
+        reason="OK",
+        headers={"content-type": "image/png"},
+        body=b"\x89PNG\r\n",
+        truncated=False,
+        url="https://user:s3cret@api.example.com:8443/v1/files/7?api_key=k3y#x",
+        elapsed=0.01,
+    )
+    (block,) = to_tool_result(response, max_bytes=1024).content
+    assert block.resource.uri == "https://api.example.com:8443/v1/files/7"
