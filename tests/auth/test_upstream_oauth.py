@@ -15,13 +15,10 @@ import json
 import logging
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -30,12 +27,13 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 import httpx2
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from support.redis import REDIS_URL
+from support.servers import run
 
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import (
@@ -52,7 +50,6 @@ from castproxy.store.redis import RedisStore
 from castproxy.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/0"
 CALLBACK = "http://castproxy.test/oauth/callback"
 CANARY_SECRET = "canary-client-secret-7f3e"
 CANARY_TOKEN = "canary-upstream-token-91ab"
@@ -227,44 +224,16 @@ class FakeUpstream:
         )
 
 
-def _serve(app: Starlette) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake upstream did not start")
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server, thread
-
-
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     fake = FakeUpstream(lifetime=3600)
-    fake.url, server, thread = _serve(fake.app())
+    running = run(fake.app(), log_level="warning")
+    fake.url = running.url
     yield fake
-    server.should_exit = True
-    thread.join(10)
+    running.stop()
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-
-
-def redis_or_skip() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return
-    except OSError:
-        pass
-    if os.environ.get("CI") == "true":
-        pytest.fail("Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI")
-    pytest.skip("Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)")
 
 
 def oauth_config(upstream: FakeUpstream, **overrides) -> OAuth2Auth:
@@ -787,20 +756,6 @@ async def test_canaries_never_in_logs_or_errors(upstream, make_oauth, caplog):
 
 
 # ---- several replicas on one Redis -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    redis_or_skip()
-    prefix = f"castproxy-test:{uuid.uuid4().hex}:"
-    yield prefix
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def test_two_instances_on_two_redis_connections_refresh_once(upstream, redis_prefix, cipher):

@@ -8,9 +8,6 @@ grant type, so "one refresh however many calls were refused" is counted at the u
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +16,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import httpx2
 import pytest
 from pydantic import SecretStr
+from support.redis import REDIS_URL
 
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import (
@@ -37,7 +35,6 @@ from castproxy.testserver.runner import RunningServer, run_in_thread
 CALLBACK = "http://castproxy.test/oauth/callback"
 SECRET = "cs-canary-rejection-5521"
 CLIENT_ID = "test-client-id"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class TokenCounter:
@@ -219,20 +216,6 @@ async def test_a_token_that_is_not_the_stored_one_causes_no_refresh(upstream: Up
     assert upstream.counter.grants["refresh_token"] == 0
 
 
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    redis_or_skip()
-    prefix = f"castproxy-test:{uuid.uuid4().hex}:"
-    yield prefix
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
 async def test_two_replicas_on_one_redis_refresh_a_refused_token_once(upstream: Upstream, redis_prefix: str) -> None:
     stores = [RedisStore(REDIS_URL, prefix=redis_prefix) for _ in range(2)]
     cipher = Cipher.from_secret("r" * 40)
@@ -250,19 +233,6 @@ async def test_two_replicas_on_one_redis_refresh_a_refused_token_once(upstream: 
             await replica.aclose()
         for s in stores:
             await s.close()
-
-
-def redis_or_skip() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return
-    except OSError:
-        pass
-    if os.environ.get("CI") == "true":
-        pytest.fail("Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI")
-    pytest.skip("Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)")
 
 
 # ---- client_credentials --------------------------------------------------------------------------

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
+from support.skips import skip_or_fail
 
 CORPUS = Path(__file__).parents[2] / ".cache" / "testdata" / "node_modules"
 
@@ -19,10 +18,7 @@ def corpus_dir(package: str) -> Path:
     """The npm package's folder; skips (fails under CI=true) when scripts/fetch-test-data has not run."""
     folder = CORPUS / package
     if not folder.is_dir():
-        reason = f"{package} not found under {CORPUS}: run scripts/fetch-test-data (needs npm)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"{package} not found under {CORPUS}: run scripts/fetch-test-data (needs npm)")
     return folder
 
 

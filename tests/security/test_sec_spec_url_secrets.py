@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 from castproxy.openapi.loader import SpecError, load_document
 
 CANARY = "canary-spec-secret-8731"
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -28,6 +22,6 @@ def _closed_port() -> int:
 )
 def test_fetch_errors_do_not_show_secrets_in_the_spec_url(tmp_path: Path, url: str) -> None:
     with pytest.raises(SpecError) as raised:
-        load_document(url.format(port=_closed_port()), tmp_path, timeout=2)
+        load_document(url.format(port=free_port()), tmp_path, timeout=2)
     assert CANARY not in raised.value.message
     assert "127.0.0.1" in raised.value.message  # still says which spec failed

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from serve_support import Running, Upstream, config_text, free_socket, run, write_spec
+from serve_support import Upstream, config_text, run, write_spec
+from support.net import free_socket
+from support.servers import Running
 
 
 @dataclass

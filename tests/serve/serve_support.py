@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,49 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import uvicorn
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from support import servers
+from support.servers import Running
 
 MODERN = "2026-07-28"
 MODES = ("legacy", MODERN)
 
 
-@dataclass
-class Running:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 def run(app: Any, sock: socket.socket | None = None) -> Running:
     """Serve `app` with the production uvicorn settings in a background thread."""
-    sock = sock or free_socket()
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False, log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
-    return Running(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
+    return servers.run(app, sock, loop="uvloop", http="httptools")
 
 
 # --- the upstream API ----------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from typing import Any
 import httpx2
 import mcp_types
 import pytest
-from serve_support import MODERN, Running, Upstream, config_text, free_socket, run, write_spec
+from serve_support import MODERN, Upstream, config_text, run, write_spec
+from support.net import free_socket
+from support.servers import Running
 
 from castproxy.serve.fastpath import ENV_SWITCH, FastPath, enabled_by_environment
 from castproxy.serve.mcp_glue import McpEndpoint

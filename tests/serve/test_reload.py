@@ -105,7 +105,8 @@ async def test_configmap_symlink_swaps_three_in_a_row(tmp_path, start_proxy, ups
 
     publish(0, "listItems")
     os.symlink("..data/cast.yaml", folder / "cast.yaml")
-    from serve_support import free_socket, run
+    from serve_support import run
+    from support.net import free_socket
 
     from castproxy.serve.app import create_app
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from storehelpers import REDIS_URL, drop_prefix, require_redis
+from support.redis import REDIS_URL, drop_prefix, require_redis
 
 from castproxy.store.redis import RedisStore
 from castproxy.store.sqlite import SQLiteStore

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from storehelpers import REDIS_URL, drop_prefix, require_redis
+from support.redis import REDIS_URL, drop_prefix, require_redis
 
 from castproxy.config.model import StoreSettings
 from castproxy.store import StoreError, open_store

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
+from support.net import free_port
 
 from castproxy.upstream.forwarder import Forwarder
 
@@ -150,9 +150,7 @@ async def forwarder() -> AsyncIterator[Forwarder]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()
 
 
 def decoded_json(body: bytes) -> object:

@@ -1,11 +1,10 @@
-"""Redis helpers shared by the store tests (skip or fail when Redis is absent, drop a test's keys)."""
+"""Redis for the tests: is 127.0.0.1:6379 answering (skip, or fail under CI=true, when not), and dropping keys."""
 
 from __future__ import annotations
 
-import os
 import socket
 
-import pytest
+from support.skips import skip_or_fail
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -20,14 +19,15 @@ def redis_available() -> bool:
 
 
 def require_redis() -> None:
-    if redis_available():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI")
-    pytest.skip("Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)")
+    if not redis_available():
+        skip_or_fail(
+            "Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)",
+            ci_reason="Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI",
+        )
 
 
 async def drop_prefix(prefix: str) -> None:
+    """Delete every key under `prefix` (each test uses its own)."""
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(REDIS_URL)
