@@ -39,12 +39,9 @@ def tools(args: argparse.Namespace) -> int:
 
 
 def _workspace_tools(args: argparse.Namespace) -> int:
-    try:
-        from castproxy.config.loader import load_config, resolve_config_path
-        from castproxy.config.problems import ConfigError
-    except ImportError:  # the config part is not in this build
-        print("castproxy tools: loading a config is not available in this build; use --spec", file=sys.stderr)
-        return EXIT_INVALID
+    # Imported here: `--spec` needs neither the config model nor its loader.
+    from castproxy.config.loader import load_config, resolve_config_path
+    from castproxy.config.problems import ConfigError
     from castproxy.openapi.workspace import WorkspaceError, compile_workspace
 
     path = resolve_config_path(args.config)

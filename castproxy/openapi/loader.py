@@ -175,12 +175,6 @@ def _fetch(url: str, label: str, *, timeout: float, max_bytes: int) -> bytes:
         raise SpecError(f"{label}: cannot fetch the spec ({type(exc).__name__}: {exc})") from None
 
 
-def _reason(exc: Exception) -> str:
-    """httpx's message, unless it quotes a URL (which may hold a secret)."""
-    text = str(exc)
-    return "see the spec URL" if "://" in text or "@" in text else text
-
-
 def _parse(raw: bytes, label: str) -> Any:
     try:
         text = raw.decode("utf-8-sig")

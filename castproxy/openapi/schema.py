@@ -42,12 +42,6 @@ _SUBSCHEMA = (
 )
 _SUBSCHEMA_MAPS = ("patternProperties", "dependentSchemas")
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
-# Keys that are silently irrelevant to a tool schema (documentation or OpenAPI plumbing).
-_IGNORED = frozenset({
-    "xml", "externalDocs", "$schema", "$id", "$anchor", "$comment", "$defs", "definitions", "id", "nullable",
-    "example", "examples", "discriminator", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "type", "enum",
-    "required", "properties", "items", "dependentRequired", "$ref",
-})
 # What an allOf member may hold for the members to be merged into one object schema.
 _MERGEABLE = frozenset({"type", "properties", "required", "description", "title", "additionalProperties", "deprecated"})
 

@@ -12,12 +12,12 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
+from castproxy.auth.bridge import AuthBridge
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
 from castproxy.serve.calls import ToolCaller
@@ -27,6 +27,8 @@ from castproxy.serve.metrics import Metrics, metrics_endpoint
 from castproxy.serve.reload import Reloader
 from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
+from castproxy.store import Store, open_store
+from castproxy.store.crypto import Cipher
 from castproxy.upstream.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
@@ -42,28 +44,17 @@ def _environ(host_override: str | None, port_override: int | None) -> Mapping[st
     return environ
 
 
-def _open_store(loaded: LoadedConfig) -> Any:
-    try:
-        from castproxy.store import open_store
-    except ImportError:
-        log.warning("store backend not available in this build; running without one")
-        return None
+def _open_store(loaded: LoadedConfig) -> Store:
     try:
         return open_store(loaded.config.store, loaded.base_dir)
     except Exception as exc:
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
 
 
-def _make_bridge(loaded: LoadedConfig, store: Any) -> Any:
-    """The authorization server for oauth2 workspaces, when this build has one and a secret key is set."""
+def _make_bridge(loaded: LoadedConfig, store: Store) -> AuthBridge | None:
+    """The authorization server for oauth2 workspaces, when a secret key is set (else they answer 503)."""
     secret_key = loaded.config.server.secret_key
-    if secret_key is None or store is None:
-        return None
-    try:
-        from castproxy.auth.bridge import AuthBridge
-        from castproxy.store.crypto import Cipher
-    except ImportError:
-        log.warning("OAuth sign-in not available in this build; oauth2 workspaces answer 503")
+    if secret_key is None:
         return None
     cipher = Cipher.from_secret(secret_key.get_secret_value())
     return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
@@ -128,8 +119,7 @@ def create_app(
             await forwarder.close()
             if bridge is not None:
                 await bridge.close()
-            if store is not None:
-                await store.close()
+            await store.close()
 
     routes: list[BaseRoute] = [
         Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)),

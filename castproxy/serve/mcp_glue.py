@@ -145,8 +145,8 @@ class McpEndpoint:
         self.stateless_json = manager.stateless and manager.json_response
         self.max_body_size = manager.max_request_body_size
         self.fast_path: FastPath | None = None
-        if fast_path and manager.stateless and manager.json_response and isinstance(server, ProxyServer):
-            self.fast_path = FastPath(server, server.caller, max_body_size=manager.max_request_body_size)
+        if fast_path and self.stateless_json and isinstance(server, ProxyServer):
+            self.fast_path = FastPath(server, server.caller, max_body_size=self.max_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -29,7 +28,6 @@ log = logging.getLogger("castproxy.auth")
 
 # Upstream error codes passed on to the client as they are; anything else reads as a denial.
 _PASSED_ON = frozenset({"access_denied", "invalid_scope", "temporarily_unavailable", "server_error"})
-_ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 
 
 async def callback(server: AuthServer, request: Request) -> Response:
