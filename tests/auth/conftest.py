@@ -1,4 +1,4 @@
-"""Fixtures for the authorization server tests: a real SQLite store, stand-in upstreams, an in-process app."""
+"""Fixtures for the auth tests: a real SQLite store, the in-process authorization server, a Redis key prefix."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from auth_support import PUBLIC_URL, WORKSPACES, FakeUpstream, Harness
+from support.auth_server import Harness, harness_for
 from support.redis import drop_prefix, require_redis
 
-from castproxy.auth.bridge import AuthBridge
-from castproxy.config.model import OAuth2Auth
-from castproxy.store.crypto import Cipher
 from castproxy.store.sqlite import SQLiteStore
 
 
@@ -24,20 +21,9 @@ async def store(tmp_path) -> AsyncIterator[SQLiteStore]:
 
 @pytest.fixture
 async def harness(store: SQLiteStore) -> AsyncIterator[Harness]:
-    upstreams: dict[str, FakeUpstream] = {}
-
-    def factory(name: str, auth: OAuth2Auth, callback_url: str) -> FakeUpstream:
-        upstreams[name] = FakeUpstream(name, auth, callback_url)
-        return upstreams[name]
-
-    bridge = AuthBridge(
-        store=store, cipher=Cipher.from_secret("s" * 32), public_url=PUBLIC_URL, upstream_factory=factory
-    )
-    bridge.update(WORKSPACES)
-    harness = Harness(bridge, upstreams)
+    harness = harness_for(store)
     yield harness
-    await harness.http.aclose()
-    await bridge.close()
+    await harness.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 import pytest
-from auth_support import CLIENT_REDIRECT, PUBLIC_URL, Harness, pkce, query_of
+from support.auth_server import CLIENT_REDIRECT, PUBLIC_URL, Harness, pkce, query_of
 
 
 def redirected_error(response) -> dict[str, str]:
@@ -253,7 +253,7 @@ async def test_callback_with_unknown_or_reused_state_is_a_page(harness: Harness)
 
 
 async def test_upstream_without_state_is_matched_by_cookie(harness: Harness) -> None:
-    from auth_support import oauth
+    from support.auth_server import oauth
 
     harness.bridge.update({"alpha": oauth(["read:items"], state=False)})
     client_id = await harness.register()

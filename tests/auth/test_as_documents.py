@@ -10,11 +10,9 @@ import json
 
 import httpx2
 import pytest
-from auth_support import CLIENT_REDIRECT, PUBLIC_URL, WORKSPACES, FakeUpstream, Harness, pkce
+from support.auth_server import CLIENT_REDIRECT, Harness, harness_for, pkce
 
-from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.documents import DocumentError, DocumentFetcher, client_id_url_problem
-from castproxy.store.crypto import Cipher
 
 CLIENT_URL = "https://client.example/oauth/metadata.json"
 PUBLIC_ADDRESS = "93.184.215.14"
@@ -128,22 +126,7 @@ def test_client_id_url_rules(url: str, problem: str) -> None:
 
 
 def make_harness(store, host: Host) -> Harness:
-    upstreams: dict[str, FakeUpstream] = {}
-
-    def factory(name, auth, callback_url):
-        upstreams[name] = FakeUpstream(name, auth, callback_url)
-        return upstreams[name]
-
-
-    bridge = AuthBridge(
-        store=store,
-        cipher=Cipher.from_secret("s" * 32),
-        public_url=PUBLIC_URL,
-        upstream_factory=factory,
-        document_fetcher=fetcher(host),
-    )
-    bridge.update(WORKSPACES)
-    return Harness(bridge, upstreams)
+    return harness_for(store, document_fetcher=fetcher(host))
 
 
 async def test_metadata_document_client_signs_in(store) -> None:
@@ -155,8 +138,7 @@ async def test_metadata_document_client_signs_in(store) -> None:
     assert token.status_code == 200
     assert (await harness.call("alpha", token.json()["access_token"])).status_code == 200
     assert len(host.requests) == 1  # cached: the second lookup (consent, callback) did not fetch again
-    await harness.http.aclose()
-    await harness.bridge.close()
+    await harness.aclose()
 
 
 async def test_consent_page_names_the_document_client(store) -> None:
@@ -164,8 +146,7 @@ async def test_consent_page_names_the_document_client(store) -> None:
     page = await harness.http.get("/authorize", params=harness.authorize_params(CLIENT_URL, pkce()[1]))
     assert "Example Agent" in page.text and "metadata document" in page.text and CLIENT_URL in page.text
     assert "Any program running on it could claim to be this application" in page.text  # loopback redirect
-    await harness.http.aclose()
-    await harness.bridge.close()
+    await harness.aclose()
 
 
 @pytest.mark.parametrize(
@@ -189,5 +170,4 @@ async def test_unusable_documents_are_an_error_page(store, body: dict, message: 
     assert page.status_code == 400
     assert "location" not in page.headers
     assert message in page.text
-    await harness.http.aclose()
-    await harness.bridge.close()
+    await harness.aclose()

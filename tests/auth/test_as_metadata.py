@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth_support import PUBLIC_URL, Harness
+from support.auth_server import PUBLIC_URL, Harness
 
 
 async def test_authorization_server_metadata_fields(harness: Harness) -> None:

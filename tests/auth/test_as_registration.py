@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from auth_support import Harness, pkce, query_of
+from support.auth_server import Harness, pkce, query_of
 
 
 async def test_registration_issues_a_public_client(harness: Harness) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from auth_support import PUBLIC_URL, Harness, pkce
+from support.auth_server import PUBLIC_URL, Harness, pkce
 
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.server.records import NS_ACCESS, TokenRecord

@@ -10,7 +10,7 @@ the victim's upstream grant to the attacker's redirect URI.
 from __future__ import annotations
 
 import httpx2
-from auth_support import PUBLIC_URL, Harness, pkce, query_of
+from support.auth_server import PUBLIC_URL, Harness, pkce, query_of
 
 
 async def test_callback_from_another_browser_is_refused(as_harness: Harness) -> None:

@@ -6,12 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx2
-from auth_support import CLIENT_REDIRECT, PUBLIC_URL, WORKSPACES, FakeUpstream, Harness, pkce
+from support.auth_server import CLIENT_REDIRECT, harness_for, pkce
 
-from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.documents import DocumentFetcher
-from castproxy.config.model import OAuth2Auth
-from castproxy.store.crypto import Cipher
 from castproxy.store.sqlite import SQLiteStore
 
 CLIENT_URL = "https://well-known-agent.example/oauth/client.json"
@@ -27,21 +24,8 @@ async def test_remembered_approval_does_not_skip_the_warning_for_a_url_client_on
         return ["93.184.215.14"]
 
     store = SQLiteStore(tmp_path / "state.db")
-    upstreams: dict[str, FakeUpstream] = {}
-
-    def factory(name: str, auth: OAuth2Auth, callback_url: str) -> FakeUpstream:
-        upstreams[name] = FakeUpstream(name, auth, callback_url)
-        return upstreams[name]
-
-    bridge = AuthBridge(
-        store=store,
-        cipher=Cipher.from_secret("s" * 32),
-        public_url=PUBLIC_URL,
-        upstream_factory=factory,
-        document_fetcher=DocumentFetcher(resolve=resolve, transport=httpx2.MockTransport(_document_host)),
-    )
-    bridge.update(WORKSPACES)
-    harness = Harness(bridge, upstreams)
+    fetcher = DocumentFetcher(resolve=resolve, transport=httpx2.MockTransport(_document_host))
+    harness = harness_for(store, document_fetcher=fetcher)
     try:
         page = await harness.http.get("/authorize", params=harness.authorize_params(CLIENT_URL, pkce()[1]))
         assert "Any program running on it could claim" in page.text
@@ -51,6 +35,5 @@ async def test_remembered_approval_does_not_skip_the_warning_for_a_url_client_on
         assert again.status_code == 200, again.headers.get("location")
         assert "Any program running on it could claim" in again.text
     finally:
-        await harness.http.aclose()
-        await bridge.close()
+        await harness.aclose()
         await store.close()

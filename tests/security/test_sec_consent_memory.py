@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth_support import Harness, pkce
+from support.auth_server import Harness, pkce
 
 
 async def test_remembered_consent_does_not_cover_another_redirect_uri(as_harness: Harness) -> None:

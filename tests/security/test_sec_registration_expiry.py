@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from auth_support import Harness, pkce
+from support.auth_server import Harness, pkce
 
 import castproxy.store.sqlite as sqlite_module
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from auth_support import CLIENT_REDIRECT, Harness
+from support.auth_server import CLIENT_REDIRECT, Harness
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,8 @@ frameworks read the last value.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "upstream"))
-
-from upstream_tools import cookie, query, tool
+from support.tool_definitions import cookie, query, tool
 
 from castproxy.upstream.request import ArgumentError, build_request
 

@@ -9,4 +9,5 @@
 - `recording`: an ASGI wrapper recording what the bundled test server received.
 - `oauth_client`: what the `mcp` SDK's OAuthClientProvider needs (token storage, a browser stand-in).
 - `auth_server`: castproxy's authorization server driven in-process with stand-in upstreams.
+- `tool_definitions`: hand-built ToolDefinitions for the request-building tests.
 """

@@ -1,4 +1,4 @@
-"""Test support for the authorization server: a stand-in upstream sign-in and a browser-like driver.
+"""castproxy's authorization server driven in-process: a stand-in upstream sign-in and a browser-like driver.
 
 `FakeUpstream` has UpstreamOAuth's sign-in surface (start/complete/access_token/revoke) without an
 upstream HTTP server, so these tests exercise castproxy's own authorization server alone; the
@@ -25,6 +25,8 @@ from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import SignInError
 from castproxy.config.model import OAuth2Auth
+from castproxy.store.base import Store
+from castproxy.store.crypto import Cipher
 
 PUBLIC_URL = "http://proxy.test"
 CLIENT_REDIRECT = "http://127.0.0.1:5173/callback"
@@ -217,6 +219,10 @@ class Harness:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await self.http.post(f"/mcp/{workspace}", headers=headers, **kwargs)
 
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.bridge.close()
+
 
 # The workspaces every authorization-server test runs against.
 WORKSPACES = {
@@ -224,3 +230,22 @@ WORKSPACES = {
     "beta": oauth(["read:users"]),
     "service": oauth(["read:items"], grant="client_credentials"),
 }
+
+
+def harness_for(store: Store, **bridge_options: Any) -> Harness:
+    """A bridge over `store` serving WORKSPACES, each signing in at a FakeUpstream; `aclose()` it after."""
+    upstreams: dict[str, FakeUpstream] = {}
+
+    def factory(name: str, auth: OAuth2Auth, callback_url: str) -> FakeUpstream:
+        upstreams[name] = FakeUpstream(name, auth, callback_url)
+        return upstreams[name]
+
+    bridge = AuthBridge(
+        store=store,
+        cipher=Cipher.from_secret("s" * 32),
+        public_url=PUBLIC_URL,
+        upstream_factory=factory,
+        **bridge_options,
+    )
+    bridge.update(WORKSPACES)
+    return Harness(bridge, upstreams)

@@ -1,4 +1,4 @@
-"""Hand-built ToolDefinitions for the upstream tests (the compiler is tested on its own)."""
+"""Hand-built ToolDefinitions for the upstream and security tests (the compiler is tested on its own)."""
 
 from __future__ import annotations
 

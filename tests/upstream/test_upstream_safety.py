@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from upstream_tools import FORM_TOOL, ITEM_TOOL, MULTIPART_OBJECT_TOOL
+from support.tool_definitions import FORM_TOOL, ITEM_TOOL, MULTIPART_OBJECT_TOOL
 
 from castproxy.auth.static import static_credentials
 from castproxy.config.model import ApiKeyAuth, BearerAuth

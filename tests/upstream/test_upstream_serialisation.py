@@ -8,7 +8,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 
 import pytest
-from upstream_tools import FORM_TOOL, MULTIPART_OBJECT_TOOL, MULTIPART_TOOL, cookie, header, path, query, tool
+from support.tool_definitions import FORM_TOOL, MULTIPART_OBJECT_TOOL, MULTIPART_TOOL, cookie, header, path, query, tool
 
 from castproxy.openapi.model import BodySpec
 from castproxy.upstream.request import ArgumentError, build_request
