@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from castproxy.config.loader import UPSTREAM_CALLBACK_PATH, load_config, resolve_config_path
+from castproxy.config.loader import load_config, resolve_config_path
 from castproxy.config.model import OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError
 
@@ -128,6 +128,6 @@ def connect(args: argparse.Namespace) -> int:
     url = f"{loaded.public_url}/mcp/{args.workspace}"
     snippet = render(args.client, args.workspace, url, needs_key=workspace.inbound is not None)
     print(snippet.text)
-    for note in [*snippet.notes, *workspace_notes(workspace, loaded.public_url + UPSTREAM_CALLBACK_PATH)]:
+    for note in [*snippet.notes, *workspace_notes(workspace, loaded.callback_url)]:
         print(f"# {note}", file=sys.stderr)
     return 0

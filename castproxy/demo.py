@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.connect import render
 from castproxy.testserver.app import create_app
 from castproxy.testserver.banner import banner
@@ -133,7 +134,7 @@ def demo(args: argparse.Namespace) -> int:
 
     public_url = f"http://localhost:{port}"
     client_secret = generate_client_secret()
-    upstream_app = create_app("oauth", redirect_uris=[f"{public_url}/oauth/callback"], client_secret=client_secret)
+    upstream_app = create_app("oauth", redirect_uris=[public_url + UPSTREAM_CALLBACK_PATH], client_secret=client_secret)
     folder = Path(tempfile.mkdtemp(prefix="castproxy-demo-"))
     upstream: RunningServer | None = None
     proxy: subprocess.Popen[bytes] | None = None

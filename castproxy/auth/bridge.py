@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
+from castproxy.auth.server.errors import no_sign_in
 from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
@@ -94,10 +95,7 @@ class AuthBridge:
         """
         entry = self.server.sign_in_workspace(workspace)
         if entry is None:
-            return JSONResponse(
-                {"error": "not_found", "error_description": f"workspace {workspace[:64]!r} does not use OAuth sign-in"},
-                status_code=404,
-            )
+            return no_sign_in(workspace)
         if "access_token" in request.query_params:
             return self.challenge(
                 workspace,

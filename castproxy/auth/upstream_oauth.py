@@ -18,8 +18,6 @@ Tokens, codes and secrets never reach a log line or an exception message.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import secrets
@@ -31,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx2
 
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.upstream_metadata import (
     MetadataError,
     fetch_metadata,
@@ -102,11 +101,6 @@ async def pending_workspace(store: Store, cipher: Cipher, state: str) -> str | N
     except (InvalidCiphertext, ValueError):
         return None
     return record.get("workspace") if isinstance(record, dict) else None
-
-
-def _pkce_challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -318,7 +312,7 @@ class UpstreamOAuth:
         if self.auth.state:
             params["state"] = state
         if verifier is not None:
-            params["code_challenge"] = _pkce_challenge(verifier)
+            params["code_challenge"] = s256_challenge(verifier)
             params["code_challenge_method"] = "S256"
         params.update(self._resource_params())
         return PendingSignIn(url=_with_query(authorization_url, params), state=state)

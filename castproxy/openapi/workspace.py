@@ -7,7 +7,6 @@ them into FILE:LINE:COL; an unknown operationId gets a "did you mean".
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -143,7 +142,7 @@ def _base_url(workspace: Workspace, compiled: CompiledSpec) -> str | None:
     if workspace.base_url:
         return workspace.base_url.rstrip("/")
     server = compiled.servers[0] if compiled.servers else "/"
-    if re.match(r"^https?://", server, re.IGNORECASE):
+    if is_url(server):
         return server.rstrip("/")
     if is_url(workspace.openapi):  # relative server: against the spec's own URL
         resolved = urljoin(workspace.openapi, server)

@@ -13,6 +13,11 @@ from collections.abc import Mapping, Sequence
 from starlette.responses import JSONResponse
 
 
+def hash_key(key: str) -> bytes:
+    """The sha256 digest kept for a configured key and compared with a presented one's."""
+    return hashlib.sha256(key.encode()).digest()
+
+
 def presented_key(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("authorization")
     if authorization:
@@ -27,7 +32,7 @@ def key_accepted(headers: Mapping[str, str], key_hashes: Sequence[bytes]) -> boo
     key = presented_key(headers)
     if key is None:
         return False
-    digest = hashlib.sha256(key.encode()).digest()
+    digest = hash_key(key)
     accepted = False
     for expected in key_hashes:  # no early exit: the time taken does not say which key matched
         accepted |= hmac.compare_digest(digest, expected)

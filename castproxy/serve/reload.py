@@ -21,6 +21,7 @@ import anyio.to_thread
 from watchfiles import Change, awatch
 
 from castproxy.config.problems import ConfigError
+from castproxy.openapi.loader import is_url
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import Snapshot
 from castproxy.serve.state import ServeState
@@ -31,10 +32,6 @@ CONFIGMAP_LINK = "..data"
 # Group the bursts of events one save produces; short enough that an edit is served within ~0.3 s.
 STEP_MS = 50
 DEBOUNCE_MS = 300
-
-
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
 
 
 class Reloader:
@@ -84,7 +81,7 @@ class Reloader:
         folder = str(self.config_path.parent)
         targets = {(folder, self.config_path.name), (folder, CONFIGMAP_LINK)}
         for workspace in self.state.snapshot.loaded.config.workspaces.values():
-            if not _is_url(workspace.openapi):
+            if not is_url(workspace.openapi):
                 spec = Path(os.path.abspath(self.config_path.parent / workspace.openapi))
                 targets.add((str(spec.parent), spec.name))
         return frozenset(targets)

@@ -9,7 +9,6 @@ layer swaps a finished snapshot in with one assignment; a call keeps the snapsho
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from castproxy.config.model import OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.workspace import WorkspaceError, compile_workspace
+from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
@@ -87,10 +87,6 @@ class BridgeCredentials:
         if self._bridge is None:
             raise CredentialsUnavailable("upstream OAuth is not available on this proxy (server.secret_key not set)")
         await self._bridge.credentials_for(self._workspace).apply(headers, grant_id, refused=refused)
-
-
-def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
 
 
 def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
 from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
-from castproxy.auth.server.state import AuthServer
+from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
 from castproxy.store.crypto import hash_token
 
 log = logging.getLogger("castproxy.auth")
@@ -296,7 +296,7 @@ async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest, r
         key = pending.state
     else:  # an upstream configured without state: find the request again by a cookie instead
         key = secrets.token_urlsafe(32)
-        _set_cookie(server, response, SIGN_IN_COOKIE, key, path="/oauth/callback", max_age=int(SIGN_IN_TTL))
+        _set_cookie(server, response, SIGN_IN_COOKIE, key, path=UPSTREAM_CALLBACK_PATH, max_age=int(SIGN_IN_TTL))
         wanted = dataclasses.replace(wanted, upstream_state=pending.state)
     await server.store.put(NS_SIGN_IN, hash_token(key), wanted.encode(), ttl=SIGN_IN_TTL)
     return response

@@ -20,7 +20,7 @@ from castproxy.auth.server.authorize import CALLBACK_COOKIE, SIGN_IN_COOKIE, red
 from castproxy.auth.server.errors import error_page
 from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
 from castproxy.auth.server.redirects import with_params
-from castproxy.auth.server.state import AuthServer
+from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
 from castproxy.auth.upstream_oauth import SignInError
 from castproxy.store.crypto import hash_token
 
@@ -88,5 +88,5 @@ async def callback(server: AuthServer, request: Request) -> Response:
     location = with_params(wanted.redirect_uri, {"code": code, "state": wanted.state, "iss": server.issuer})
     response = RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
     if not params.get("state"):
-        response.delete_cookie(SIGN_IN_COOKIE, path=server.base_path + "/oauth/callback")
+        response.delete_cookie(SIGN_IN_COOKIE, path=server.base_path + UPSTREAM_CALLBACK_PATH)
     return response

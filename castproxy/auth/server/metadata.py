@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.auth.server.errors import no_sign_in
 from castproxy.auth.server.state import AuthServer
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*", "Access-Control-Allow-Methods": "*"}
@@ -44,11 +45,7 @@ async def protected_resource(server: AuthServer, request: Request) -> Response:
     name = request.path_params["workspace"]
     entry = server.sign_in_workspace(name)
     if entry is None:
-        return JSONResponse(
-            {"error": "not_found", "error_description": f"workspace {name[:64]!r} does not use OAuth sign-in"},
-            status_code=404,
-            headers=CORS,
-        )
+        return no_sign_in(name, CORS)
     return JSONResponse(
         {
             "resource": entry.resource,

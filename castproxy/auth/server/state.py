@@ -14,12 +14,11 @@ from urllib.parse import urlsplit
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.records import canonical_resource
 from castproxy.auth.server.tokens import TokenService
+from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import Store
 
-__all__ = ["AuthServer", "UpstreamSignIn", "WorkspaceEntry", "canonical_resource"]
-
-UPSTREAM_CALLBACK_PATH = "/oauth/callback"
+__all__ = ["UPSTREAM_CALLBACK_PATH", "AuthServer", "UpstreamSignIn", "WorkspaceEntry", "canonical_resource"]
 
 
 class SignInOutcome(Protocol):

@@ -7,8 +7,6 @@ is how reuse of a code or of a rotated refresh token (RFC 9700 §2.2.2, §4.14) 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
 import secrets
@@ -16,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.records import (
     NS_ACCESS,
@@ -63,10 +62,6 @@ class IssuedTokens:
 
 class InvalidToken(Exception):
     """The presented access token is not valid here; the message is safe to send to the client."""
-
-
-def s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
 
 
 class TokenService:
@@ -139,7 +134,7 @@ class TokenService:
             raise OAuthError("invalid_grant", "redirect_uri differs from the one in the authorization request")
         if not _VERIFIER.match(code_verifier):
             raise OAuthError("invalid_grant", "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]")
-        if not secrets.compare_digest(s256(code_verifier), record.code_challenge):
+        if not secrets.compare_digest(s256_challenge(code_verifier), record.code_challenge):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
         if resource is not None and resource != canonical_resource(record.resource):
             raise OAuthError("invalid_target", f"resource differs from the one authorized ({record.resource})")
