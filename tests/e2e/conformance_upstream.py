@@ -1,78 +1,17 @@
-"""Shared parts of the conformance and Inspector tests (this module holds no tests).
+"""The upstream of the conformance and Inspector tests, and their cast.yaml.
 
-- Locating the Node tools scripts/fetch-node-tools installs into .cache/node-tools (a Node 22 binary,
-  `@modelcontextprotocol/conformance`, `@modelcontextprotocol/inspector`); without them the tests skip
-  with the reason, or fail when CI=true (CI fetches them first, so absence there is a defect).
-- Running `python -m castproxy serve` as a subprocess on a free loopback port.
-- A small REST upstream whose operations are named after the conformance suite's test tools, so the
-  suite's tools/call scenarios exercise castproxy's response mapping instead of an unknown tool.
+A small REST upstream whose operations are named after the conformance suite's test tools, so the
+suite's tools/call scenarios exercise castproxy's response mapping instead of an unknown tool.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx2
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-
-REPO = Path(__file__).parents[2]
-NODE_TOOLS = REPO / ".cache" / "node-tools" / "node_modules"
-FETCH_HINT = "run scripts/fetch-node-tools"
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail under CI=true: there scripts/fetch-node-tools ran, so a missing tool is a defect."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the node tools must be present; {FETCH_HINT})")
-    pytest.skip(f"{reason} ({FETCH_HINT})")
-
-
-def _node_major(node: str) -> int:
-    try:
-        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout
-    except OSError:
-        return 0
-    match = re.match(r"v(\d+)\.", version.strip())
-    return int(match.group(1)) if match else 0
-
-
-def node22() -> str:
-    """The Node 22+ binary: the one fetched into .cache/node-tools, else the system's when new enough."""
-    fetched = [str(NODE_TOOLS / f"node-linux-{arch}" / "bin" / "node") for arch in ("x64", "arm64")]
-    for candidate in (*fetched, shutil.which("node")):
-        if candidate and os.access(candidate, os.X_OK) and _node_major(candidate) >= 22:
-            return candidate
-    unavailable("Node.js 22 or newer is not available (the system Node is older and .cache/node-tools has none)")
-    raise AssertionError("unreachable")
-
-
-def package_bin(package: str, command: str) -> Path:
-    """The script behind one `bin` entry of a package installed under .cache/node-tools."""
-    manifest = NODE_TOOLS / package / "package.json"
-    if not manifest.exists():
-        unavailable(f"{package} is not installed under .cache/node-tools")
-    bins = json.loads(manifest.read_text())["bin"]
-    script = bins if isinstance(bins, str) else bins[command]
-    return manifest.parent / script
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(folder: Path, workspaces: str) -> Path:
@@ -80,41 +19,6 @@ def write_config(folder: Path, workspaces: str) -> Path:
     path = folder / "cast.yaml"
     path.write_text(f"version: 1\nserver:\n  host: 127.0.0.1\nstore:\n  path: state.db\nworkspaces:\n{workspaces}")
     return path
-
-
-def start_serve(config: Path, env: dict[str, str], port: int | None = None) -> tuple[subprocess.Popen[str], str]:
-    """`python -m castproxy serve -c CONFIG --no-reload --port PORT` (a free one by default), once /healthz answers."""
-    port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--no-reload", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"castproxy serve exited {process.returncode}: {process.stderr.read()}")
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return process, url
-        except httpx2.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("castproxy serve did not answer /healthz within 30 s")
-
-
-def stop_serve(process: subprocess.Popen[str]) -> str:
-    """Stops the proxy and returns its log (stderr)."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate()
-    return stderr
 
 
 # --- the conformance upstream -------------------------------------------------------------------

@@ -27,16 +27,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from test_conformance_support import (
-    SIMPLE_TEXT,
-    TOOL_NAMES,
-    conformance_upstream,
-    node22,
-    package_bin,
-    start_serve,
-    stop_serve,
-    write_config,
-)
+from conformance_upstream import SIMPLE_TEXT, TOOL_NAMES, conformance_upstream, write_config
+from support.node import node22, package_bin
+from support.serve_process import start_serve, stop_serve
 
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread

@@ -12,7 +12,6 @@ test skips, or fails under CI=true). The clone has the committed tree (HEAD), no
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -21,26 +20,22 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from test_demo import free_port, mcp_url, port_is_free, run_tutorial, start_demo
+from demo_support import mcp_url, run_tutorial, start_demo
+from support.net import free_port, port_is_free
+from support.skips import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def _prepared_clone(tmp_path: Path) -> Path:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
-        _skip_or_fail("needs git and a git checkout")
+        skip_or_fail("needs git and a git checkout")
     clone = tmp_path / "castproxy"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
     base_python = Path(sys.base_prefix) / "bin" / "python3"
     if not base_python.exists():
-        _skip_or_fail(f"no base interpreter at {base_python}")
+        skip_or_fail(f"no base interpreter at {base_python}")
     subprocess.run([str(base_python), "-m", "venv", "--without-pip", str(clone / ".venv")], check=True, timeout=120)
     site = Path(subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c",
                                 "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -61,7 +56,7 @@ async def test_scripts_demo_from_a_fresh_clone(tmp_path: Path) -> None:
             log = (tmp_path / "demo.log").read_text()
             offline_signs = ("connection", "network", "name resolution", "could not find a version")
             if demo.process.poll() is not None and any(sign in log.lower() for sign in offline_signs):
-                _skip_or_fail(f"scripts/demo could not install (PyPI unreachable?):\n{log[-2000:]}")
+                skip_or_fail(f"scripts/demo could not install (PyPI unreachable?):\n{log[-2000:]}")
             raise AssertionError(f"scripts/demo did not come up:\n{log[-4000:]}") from None
         installed = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c",
                                     "import castproxy; print(castproxy.__file__)"],

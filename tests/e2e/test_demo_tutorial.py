@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_demo import free_port, run_tutorial
+from demo_support import run_tutorial
+from support.net import free_port
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 SECRET_PLACEHOLDER = "cs_PASTE_FROM_THE_BANNER"

@@ -18,19 +18,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from conformance_upstream import DRIFT_BODY, conformance_upstream, write_config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from test_conformance_support import (
-    DRIFT_BODY,
-    conformance_upstream,
-    node22,
-    package_bin,
-    start_serve,
-    stop_serve,
-    write_config,
-)
+from support.node import node22, package_bin
+from support.serve_process import start_serve, stop_serve
 
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread

@@ -4,7 +4,7 @@ A second, independent OAuth client implementation (the Inspector's, on the offic
 castproxy's sign-in: RFC 9728/8414 discovery from the 401, dynamic client registration, authorize with
 PKCE and `resource`, consent, the upstream sign-in (test upstream in mode `oauth`, auto-approved) and the
 token exchange. The Inspector prints the sign-in URL (no browser here); the browser stand-in of
-oauth_e2e_support approves consent and delivers the code to the Inspector's loopback callback. A second
+support.oauth_client approves consent and delivers the code to the Inspector's loopback callback. A second
 run reuses the stored token with `--stored-auth-only` in the 2026-07-28 era and calls a tool.
 Needs scripts/fetch-node-tools; skips without (fails on CI=true).
 """
@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from oauth_e2e_support import SECRET_KEY, BearerRecorder, Browser, write_config
-from test_conformance_support import free_port, node22, package_bin, start_serve, stop_serve
-
-from castproxy.testserver.app import create_app as create_testserver
-from castproxy.testserver.runner import run_in_thread
+from oauth_e2e_support import SECRET_KEY, start_oauth_upstream, write_config
+from support.net import free_port
+from support.node import node22, package_bin
+from support.oauth_client import Browser
+from support.serve_process import start_serve, stop_serve
 
 pytestmark = pytest.mark.node
 
@@ -73,11 +73,8 @@ async def test_inspector_signs_in_and_calls_tools(tmp_path: Path) -> None:
     cli = package_bin("@modelcontextprotocol/inspector", "mcp-inspector")
     port = free_port()
     proxy_url = f"http://127.0.0.1:{port}"
-    upstream_app = create_testserver(
-        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
-    )
-    recorder = BearerRecorder(upstream_app)
-    upstream = run_in_thread(recorder)
+    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
+    recorder = upstream.recorder
     config = write_config(tmp_path, proxy_url, upstream.url)
     process, _ = start_serve(config, {"E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY}, port)
     callback = f"http://127.0.0.1:{free_port()}/oauth/callback"

@@ -15,10 +15,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from oauth_e2e_support import SECRET_KEY, Browser, UpstreamRecorder, free_socket, run, write_config
+from oauth_e2e_support import SECRET_KEY, start_oauth_upstream, write_config
+from support.net import free_port, free_socket
+from support.oauth_client import Browser
+from support.servers import run
+from support.skips import skip_or_fail
 
 from castproxy.serve.app import create_app
-from castproxy.testserver.app import create_app as create_testserver
 
 pytestmark = pytest.mark.node
 
@@ -29,12 +32,11 @@ AUTHORIZE_URL = re.compile(r"(http://\S+/authorize\?\S+)")
 
 def node_or_skip() -> str:
     """Skip on a laptop without the Node parts; in CI (CI=true) their absence is a failure."""
-    give_up = pytest.fail if os.environ.get("CI") == "true" else pytest.skip
     node = shutil.which("node")
     if node is None:
-        give_up("Node.js is not installed")
+        skip_or_fail("Node.js is not installed")
     if not MCP_REMOTE_CLIENT.exists():
-        give_up("mcp-remote is not under .cache/testdata (run scripts/fetch-test-data)")
+        skip_or_fail("mcp-remote is not under .cache/testdata (run scripts/fetch-test-data)")
     return node
 
 
@@ -44,15 +46,10 @@ async def test_mcp_remote_signs_in_and_lists_tools(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
     proxy_socket = free_socket()
     proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream_app = create_testserver(
-        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
-    )
-    recorder = UpstreamRecorder(upstream_app)
-    upstream = run(recorder)
+    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
+    recorder = upstream.recorder
     proxy = run(create_app(write_config(tmp_path, proxy_url, upstream.url), reload=False), proxy_socket)
-    callback_socket = free_socket()
-    callback_port = callback_socket.getsockname()[1]
-    callback_socket.close()
+    callback_port = free_port()
     browser = Browser(client_redirect=f"http://127.0.0.1:{callback_port}/", deliver=True)
     process = await asyncio.create_subprocess_exec(
         node,

@@ -5,37 +5,25 @@ and the `mcp` SDK client's OAuthClientProvider driving a browser stand-in throug
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
-from mcp.client import Client
-from mcp.client.streamable_http import streamable_http_client
-from oauth_e2e_support import (
-    SECRET_KEY,
-    Browser,
-    MemoryStorage,
-    Running,
-    UpstreamRecorder,
-    call_concurrently,
-    free_socket,
-    provider,
-    run,
-    write_config,
-)
+from oauth_e2e_support import SECRET_KEY, call_concurrently, start_oauth_upstream, write_config
+from support.net import free_port, free_socket
+from support.oauth_client import Browser, MemoryStorage, mcp_session
+from support.recording import UpstreamRecorder
+from support.redis import require_redis
+from support.serve_process import start_serve, stop_serve
+from support.servers import Running, run
 
 from castproxy.serve.app import create_app
-from castproxy.testserver.app import create_app as create_testserver
 
 CLIENT_SECRET = "e2e-upstream-client-secret-0123456789"
+SERVE_ENV = {"E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY}
 
 
 @dataclass
@@ -59,30 +47,13 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtu
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
     proxy_socket = free_socket()
     proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream_app = create_testserver(
-        "oauth",
-        auto_approve=True,
-        redirect_uris=[f"{proxy_url}/oauth/callback"],
-        client_secret=CLIENT_SECRET,
-        token_lifetime=getattr(request, "param", 3600),
-    )
-    recorder = UpstreamRecorder(upstream_app)
-    upstream = run(recorder)
+    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET, token_lifetime=getattr(request, "param", 3600))
     config = write_config(tmp_path, proxy_url, upstream.url)
     proxy = run(create_app(config, reload=False), proxy_socket)
-    stack = Stack(proxy, upstream, recorder, upstream_app, config)
+    stack = Stack(proxy, upstream.server, upstream.recorder, upstream.app, config)
     yield stack
     stack.proxy.stop()
     upstream.stop()
-
-
-@asynccontextmanager
-async def mcp_session(url: str, storage: MemoryStorage, browser: Browser, mode: str) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(auth=provider(url, storage, browser), timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
-    ):
-        yield client
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
@@ -206,37 +177,14 @@ async def test_concurrent_calls_after_expiry_refresh_once(stack: Stack) -> None:
     await browser.aclose()
 
 
-def redis_or_skip() -> None:
-    import os
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return
-    except OSError:
-        pass
-    if os.environ.get("CI") == "true":
-        pytest.fail("Redis is not answering on 127.0.0.1:6379 and CI=true: Redis tests must run in CI")
-    pytest.skip("Redis is not answering on 127.0.0.1:6379 (start redis-server to run these tests)")
-
-
 async def test_two_proxies_sharing_redis_refresh_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    redis_or_skip()
+    require_redis()
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
     sockets = [free_socket(), free_socket()]
     urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
-    upstream_app = create_testserver(
-        "oauth",
-        auto_approve=True,
-        redirect_uris=[f"{url}/oauth/callback" for url in urls],
-        client_secret=CLIENT_SECRET,
-        token_lifetime=2,
-    )
-    recorder = UpstreamRecorder(upstream_app)
-    upstream = run(recorder)
+    upstream = start_oauth_upstream(urls, CLIENT_SECRET, token_lifetime=2)
+    recorder = upstream.recorder
     store = "{backend: redis, url: redis://127.0.0.1:6379/0}"
     proxies = [
         run(
@@ -308,62 +256,27 @@ async def test_secrets_never_reach_logs_or_results(stack: Stack, caplog: pytest.
     await browser.aclose()
 
 
-def serve_process(config: Path, port: int) -> subprocess.Popen[str]:
-    """`python -m castproxy serve` as an operator runs it, up when /healthz answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--port", str(port), "--no-reload"],
-        env={**os.environ, "E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"serve exited {process.returncode}: {process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            if httpx2.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return process
-        except httpx2.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("serve did not come up")
-
-
-def stop_process(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=20)
-    return stderr
-
-
 async def test_castproxy_serve_restart_keeps_the_sign_in(tmp_path: Path) -> None:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     proxy_url = f"http://127.0.0.1:{port}"
-    upstream_app = create_testserver(
-        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
-    )
-    recorder = UpstreamRecorder(upstream_app)
-    upstream = run(recorder)
+    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
+    recorder = upstream.recorder
     config = write_config(tmp_path, proxy_url, upstream.url)
     storage, browser = MemoryStorage(), Browser()
     logs = ""
     try:
-        process = serve_process(config, port)
+        process, _ = start_serve(config, SERVE_ENV, port)
         try:
             async with mcp_session(f"{proxy_url}/mcp/items", storage, browser, "2026-07-28") as client:
                 assert not (await client.call_tool("listItems", {})).is_error
         finally:
-            logs += stop_process(process)
-        process = serve_process(config, port)
+            logs += stop_serve(process)
+        process, _ = start_serve(config, SERVE_ENV, port)
         try:
             async with mcp_session(f"{proxy_url}/mcp/items", storage, browser, "2026-07-28") as client:
                 assert not (await client.call_tool("listItems", {})).is_error
         finally:
-            logs += stop_process(process)
+            logs += stop_serve(process)
     finally:
         upstream.stop()
         await browser.aclose()
@@ -377,16 +290,13 @@ async def test_castproxy_serve_restart_keeps_the_sign_in(tmp_path: Path) -> None
 
 async def test_restart_keeps_the_sign_in_on_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Redis store holds grants and castproxy tokens: a new proxy process on the same Redis serves the client."""
-    redis_or_skip()
+    require_redis()
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
     proxy_socket = free_socket()
     port = proxy_socket.getsockname()[1]
     proxy_url = f"http://127.0.0.1:{port}"
-    upstream_app = create_testserver(
-        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
-    )
-    upstream = run(UpstreamRecorder(upstream_app))
+    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
     config = write_config(tmp_path, proxy_url, upstream.url, store="{backend: redis, url: redis://127.0.0.1:6379/0}")
     proxy = run(create_app(config, reload=False), proxy_socket)
     try:

@@ -8,8 +8,7 @@ SDK client signs in again). A `grant: client_credentials` workspace re-fetches i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,15 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from oauth_e2e_support import (
-    SECRET_KEY,
-    Browser,
-    MemoryStorage,
-    Running,
-    UpstreamRecorder,
-    call_concurrently,
-    free_socket,
-    provider,
-    run,
-    write_config,
-)
+from oauth_e2e_support import SECRET_KEY, call_concurrently, start_oauth_upstream, write_config
+from support.net import free_socket
+from support.oauth_client import Browser, MemoryStorage, mcp_session
+from support.recording import UpstreamRecorder, revoke
+from support.servers import Running, run
 
 from castproxy.serve.app import create_app
-from castproxy.testserver.app import create_app as create_testserver
 
 CLIENT_SECRET = "e2e-revoked-client-secret-0123456789"
-CLIENT_ID = "test-client-id"
 
 SERVICE_WORKSPACE = """  service:
     openapi: {upstream}/openapi.json
@@ -51,42 +41,11 @@ SERVICE_WORKSPACE = """  service:
 """
 
 
-class GrantRecorder(UpstreamRecorder):
-    """Also counts the client_credentials grants the upstream's token endpoint receives."""
-
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.service_fetches = 0
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/auth/token":
-            await super().__call__(scope, receive, send)
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        if b"grant_type=client_credentials" in body:
-            self.service_fetches += 1
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await super().__call__(scope, replay, send)
-
-
 @dataclass
 class Stack:
     proxy: Running
     upstream: Running
-    recorder: GrantRecorder
+    recorder: UpstreamRecorder
     upstream_app: Any
 
     @property
@@ -98,13 +57,7 @@ class Stack:
 
     async def revoke_access_token(self, token: str) -> None:
         """What an upstream admin (or a key rotation) does: this access token is dead, the grant lives on."""
-        async with httpx2.AsyncClient() as http:
-            response = await http.post(
-                f"{self.upstream.url}/auth/revoke",
-                data={"token": token, "token_type_hint": "access_token"},
-                auth=httpx2.BasicAuth(CLIENT_ID, CLIENT_SECRET),
-            )
-        assert response.status_code == 200
+        await revoke(self.upstream.url, token, CLIENT_SECRET)
 
 
 @pytest.fixture
@@ -113,26 +66,13 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
     proxy_socket = free_socket()
     proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream_app = create_testserver(
-        "oauth", auto_approve=True, redirect_uris=[f"{proxy_url}/oauth/callback"], client_secret=CLIENT_SECRET
-    )
-    recorder = GrantRecorder(upstream_app)
-    upstream = run(recorder)
+    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
     config = write_config(tmp_path, proxy_url, upstream.url)
     config.write_text(config.read_text() + SERVICE_WORKSPACE.format(upstream=upstream.url))
     proxy = run(create_app(config, reload=False), proxy_socket)
-    yield Stack(proxy, upstream, recorder, upstream_app)
+    yield Stack(proxy, upstream.server, upstream.recorder, upstream.app)
     proxy.stop()
     upstream.stop()
-
-
-@asynccontextmanager
-async def mcp_session(url: str, storage: MemoryStorage, browser: Browser) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(auth=provider(url, storage, browser), timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http), mode="legacy", cache=None) as client,
-    ):
-        yield client
 
 
 def text(result: Any) -> str:

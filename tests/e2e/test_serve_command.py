@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,13 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from support.serve_process import start_serve, stop_serve
 
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread
 
 API_KEY = "e2e-upstream-key-0123456789"
 INBOUND_KEY = "e2e-inbound-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,30 +60,8 @@ workspaces:
     return folder / "cast.yaml"
 
 
-def start(config: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    env = {**os.environ, "E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--port", str(port), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited {process.returncode}: {process.stderr.read()}")
-        try:
-            if httpx2.get(f"{url}/healthz").status_code == 200:
-                return process, url
-        except httpx2.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("serve did not come up")
-
-
 def stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=15)
+    stderr = stop_serve(process)
     # uvicorn shuts down gracefully, then re-raises the signal so the parent sees how the process ended.
     assert process.returncode in (0, -signal.SIGTERM), stderr
     assert "Application shutdown complete" in stderr
@@ -127,7 +99,7 @@ def test_missing_operation_at_start_is_a_positioned_error(tmp_path, testserver):
 
 async def test_serves_calls_and_reloads_on_sighup(tmp_path, testserver):
     config = write_config(tmp_path, testserver, "listItems, getItem")
-    process, url = start(config, "--no-reload")
+    process, url = start_serve(config, {"E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
     try:
         assert await tool_names(url, "legacy") == ["listItems", "getItem"]
         headers = {"Authorization": f"Bearer {INBOUND_KEY}"}
