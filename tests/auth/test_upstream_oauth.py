@@ -254,13 +254,6 @@ def oauth_config(upstream: FakeUpstream, **overrides) -> OAuth2Auth:
 
 
 @pytest.fixture
-async def store(tmp_path) -> AsyncIterator[SQLiteStore]:
-    backend = SQLiteStore(tmp_path / "state.db")
-    yield backend
-    await backend.close()
-
-
-@pytest.fixture
 def cipher() -> Cipher:
     return Cipher.from_secret(SECRET_KEY)
 

@@ -19,7 +19,6 @@ from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import UpstreamOAuth
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.crypto import Cipher
-from castproxy.store.sqlite import SQLiteStore
 from castproxy.testserver.app import create_app
 from castproxy.testserver.runner import RunningServer, run_in_thread
 
@@ -44,13 +43,6 @@ def bundled_dcr() -> Iterator[tuple[RunningServer, object]]:
     server, app = _start("oauth-dcr", lifetime=1)
     yield server, app
     server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path):
-    backend = SQLiteStore(tmp_path / "state.db")
-    yield backend
-    await backend.close()
 
 
 async def browser(url: str) -> dict[str, str]:

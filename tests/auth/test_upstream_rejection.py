@@ -8,14 +8,14 @@ grant type, so "one refresh however many calls were refused" is counted at the u
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
 import pytest
 from pydantic import SecretStr
+from support.recording import UpstreamRecorder, revoke
 from support.redis import REDIS_URL
 
 from castproxy.auth.credentials import SignInRequired
@@ -37,40 +37,10 @@ SECRET = "cs-canary-rejection-5521"
 CLIENT_ID = "test-client-id"
 
 
-class TokenCounter:
-    """ASGI wrapper: counts the upstream token endpoint's requests by grant_type."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.grants: Counter[str] = Counter()
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/auth/token":
-            await self.app(scope, receive, send)
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        self.grants[parse_qs(body.decode()).get("grant_type", ["?"])[0]] += 1
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-
 class Upstream:
     def __init__(self) -> None:
         self.app = create_app("oauth", auto_approve=True, redirect_uris=[CALLBACK], client_secret=SECRET)
-        self.counter = TokenCounter(self.app)
+        self.counter = UpstreamRecorder(self.app)
         self.server: RunningServer = run_in_thread(self.counter)
         self.url = self.server.url
 
@@ -80,11 +50,7 @@ class Upstream:
 
     async def revoke(self, token: str) -> None:
         """RFC 7009 revocation of one access token: the grant (its refresh token) stays valid."""
-        async with httpx2.AsyncClient() as http:
-            response = await http.post(
-                f"{self.url}/auth/revoke", data={"token": token}, auth=httpx2.BasicAuth(CLIENT_ID, SECRET)
-            )
-        assert response.status_code == 200
+        await revoke(self.url, token, SECRET)
 
     async def api_status(self, token: str) -> int:
         async with httpx2.AsyncClient() as http:
@@ -97,13 +63,6 @@ def upstream() -> Iterator[Upstream]:
     running = Upstream()
     yield running
     running.server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path) -> AsyncIterator[SQLiteStore]:
-    backend = SQLiteStore(tmp_path / "state.db")
-    yield backend
-    await backend.close()
 
 
 def config(upstream: Upstream, **overrides: Any) -> OAuth2Auth:

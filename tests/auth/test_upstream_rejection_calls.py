@@ -8,16 +8,14 @@ once; a 403 and a static credential's 401 go back as they are; nothing is ever s
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qs
 
-import httpx2
 import pytest
 from pydantic import SecretStr
+from support.recording import UpstreamRecorder, revoke
 
 from castproxy.auth.static import static_credentials
 from castproxy.auth.upstream_oauth import UpstreamOAuth
@@ -39,54 +37,9 @@ CLIENT_ID = "test-client-id"
 
 
 @dataclass
-class Sent:
-    method: str
-    path: str
-    authorization: str
-    body: bytes
-
-
-@dataclass
-class Recorder:
-    """ASGI wrapper: every API request as received, and the token requests by grant_type."""
-
-    app: Any
-    sent: list[Sent] = field(default_factory=list)
-    grants: Counter[str] = field(default_factory=Counter)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not (scope["path"].startswith("/api/") or scope["path"] == "/auth/token"):
-            await self.app(scope, receive, send)
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        if scope["path"] == "/auth/token":
-            self.grants[parse_qs(body.decode()).get("grant_type", ["?"])[0]] += 1
-        else:
-            headers = dict(scope["headers"])
-            self.sent.append(
-                Sent(scope["method"], scope["path"], headers.get(b"authorization", b"").decode(), body)
-            )
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-
-@dataclass
 class Upstream:
     app: Any
-    recorder: Recorder
+    recorder: UpstreamRecorder
     server: RunningServer
 
     @property
@@ -95,11 +48,7 @@ class Upstream:
 
     async def revoke(self, token: str) -> None:
         """RFC 7009 revocation of one access token at the upstream."""
-        async with httpx2.AsyncClient() as http:
-            response = await http.post(
-                f"{self.url}/auth/revoke", data={"token": token}, auth=httpx2.BasicAuth(CLIENT_ID, SECRET)
-            )
-        assert response.status_code == 200
+        await revoke(self.url, token, SECRET)
 
     def last_token(self) -> str:
         return self.recorder.sent[-1].authorization.split(" ", 1)[1]
@@ -111,7 +60,7 @@ def start_upstream() -> Iterator[Callable[..., Upstream]]:
 
     def start(token_lifetime: int = 3600) -> Upstream:
         app = create_app("oauth", client_secret=SECRET, token_lifetime=token_lifetime)
-        recorder = Recorder(app)
+        recorder = UpstreamRecorder(app)
         running.append(Upstream(app, recorder, run_in_thread(recorder)))
         return running[-1]
 
