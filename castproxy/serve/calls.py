@@ -31,7 +31,7 @@ from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
-from castproxy.upstream.request import ArgumentError, build_request
+from castproxy.upstream.request import ArgumentError
 from castproxy.upstream.response import to_tool_result
 
 call_log = logging.getLogger(CALLS_LOGGER)
@@ -104,13 +104,7 @@ class ToolCaller:
         if problems:
             return _invalid(name, problems), "invalid_arguments", None
         try:
-            request = build_request(
-                tool.definition,
-                arguments,
-                base_url=workspace.base_url,
-                extra_headers=workspace.extra_headers,
-                protected_headers=workspace.protected_headers,
-            )
+            request = workspace.target.build(tool.definition, arguments)
         except ArgumentError as exc:
             return _invalid(name, exc.messages), "invalid_arguments", None
         await workspace.credentials.apply(request.headers, grant_id)

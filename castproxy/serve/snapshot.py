@@ -1,10 +1,11 @@
 """One immutable compiled config: everything a tool call needs, built completely before it is served.
 
 `build_snapshot` runs off the event loop (it may read files and fetch specs). It compiles every
-workspace, builds one argument validator per tool (and an output validator per tool that publishes an
-output schema), resolves static credentials and prebuilds the
-`tools/list` answer, or raises `ConfigError` naming FILE:LINE:COL for every problem. The serving
-layer swaps a finished snapshot in with one assignment; a call keeps the snapshot it started with.
+workspace, builds one argument validator per tool (and an output validator per tool that publishes
+an output schema), resolves static credentials, derives each workspace's request target (base URL,
+pinned query, headers) and prebuilds the `tools/list` answer, or raises `ConfigError` naming
+FILE:LINE:COL for every problem. The serving layer swaps a finished snapshot in with one
+assignment; a call keeps the snapshot it started with.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
+from castproxy.upstream.request import RequestTarget
 
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig
@@ -53,6 +55,11 @@ class WorkspaceRuntime:
     inbound_key_hashes: tuple[bytes, ...] = ()  # sha256 digests of inbound.api_keys
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
+    # Derived from base_url, extra_headers and protected_headers once, not on every call.
+    target: RequestTarget = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", RequestTarget.of(self.base_url, self.extra_headers, self.protected_headers))
 
 
 @dataclass(frozen=True, slots=True)

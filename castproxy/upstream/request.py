@@ -9,13 +9,18 @@ The guarantees, whatever the arguments contain:
 - arguments never repeat a query parameter the base URL pins, or a cookie the workspace's `headers` send;
 - header and cookie values with CR, LF, NUL or other control characters, or oversized, are refused;
 - TRACE and CONNECT operations are never sent (TRACE would echo the credentials into the result).
+
+What a workspace's config fixes (base URL, its pinned query names, the workspace's headers and the
+names arguments may not set) is a `RequestTarget`, derived once per config snapshot; each call
+then only serialises its arguments (`target.build`). `build_request` does both, for one-off use.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
@@ -25,7 +30,7 @@ from castproxy.upstream.body import encode_body
 from castproxy.upstream.exchange import ArgumentError, UpstreamRequest
 from castproxy.upstream.params import cookie_items, header_text, path_text, pieces, query_pairs
 
-__all__ = ["ArgumentError", "UpstreamRequest", "build_request"]
+__all__ = ["ArgumentError", "RequestTarget", "UpstreamRequest", "build_request"]
 
 MAX_URL_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 8 * 1024
@@ -56,18 +61,6 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _SEPARATORS = re.compile(r"[/\\]")
-
-
-@lru_cache(maxsize=256)
-def _split_base(base_url: str) -> tuple[str, str, str]:
-    """(scheme://host:port, path without trailing slash, query) of a workspace base URL."""
-    base = urlsplit(base_url)
-    return f"{base.scheme}://{base.netloc}", base.path.rstrip("/"), base.query
-
-
-@lru_cache(maxsize=256)
-def _lower(names: frozenset[str], more: tuple[str, ...] = ()) -> frozenset[str]:
-    return frozenset(name.lower() for name in (*names, *more))
 
 
 @lru_cache(maxsize=4096)
@@ -103,86 +96,117 @@ def _forbidden_header(lower: str, protected: frozenset[str]) -> bool:
     return lower in RESERVED_HEADERS or lower.startswith("proxy-") or lower in protected
 
 
+@dataclass(frozen=True, slots=True)
+class RequestTarget:
+    """Where a workspace's calls go and what its config fixes there, derived once per config snapshot."""
+
+    origin: str  # scheme://host:port of the base URL
+    base_path: str  # without a trailing slash
+    base_query: str  # sent first on every call
+    pinned_query: frozenset[str]  # the base query's parameter names (lower case): arguments cannot repeat them
+    pinned_cookies: frozenset[str]  # cookie names the workspace's Cookie header sends (lower case)
+    protected: frozenset[str]  # header names (lower case) the credentials or the workspace's `headers` set
+    headers: tuple[tuple[str, str], ...]  # the workspace's headers as sent: none the transport or credentials own
+
+    @classmethod
+    def of(
+        cls, base_url: str, extra_headers: Mapping[str, str] = {}, protected_headers: Iterable[str] = ()
+    ) -> RequestTarget:
+        base = urlsplit(base_url)
+        auth_names = frozenset(name.lower() for name in protected_headers)
+        sent: list[tuple[str, str]] = []
+        for name, value in extra_headers.items():
+            lower = name.lower()
+            # The config's headers never replace what the transport or the credentials set (a Cookie they may add).
+            if lower in auth_names or (lower in RESERVED_HEADERS and lower != "cookie") or lower.startswith("proxy-"):
+                continue
+            sent.append((name, value))
+        query_names = (item.partition("=")[0] for item in base.query.split("&") if item)
+        cookie = next((value for name, value in extra_headers.items() if name.lower() == "cookie"), "")
+        cookie_names = (part.split("=", 1)[0] for part in cookie.split(";") if "=" in part)
+        return cls(
+            origin=f"{base.scheme}://{base.netloc}",
+            base_path=base.path.rstrip("/"),
+            base_query=base.query,
+            pinned_query=frozenset(unquote_plus(name).lower() for name in query_names),
+            pinned_cookies=frozenset(name.strip().lower() for name in cookie_names),
+            protected=auth_names | {name.lower() for name in extra_headers},
+            headers=tuple(sent),
+        )
+
+    def build(self, tool: ToolDefinition, arguments: dict[str, Any]) -> UpstreamRequest:
+        """The request for `tool` called with (already schema-checked) `arguments`; raises ArgumentError."""
+        operation = tool.operation
+        if operation.method.upper() in REFUSED_METHODS:
+            raise ArgumentError([f"{operation.method.upper()} requests are not forwarded (they can echo credentials)"])
+        problems: list[str] = []
+        path_values: dict[str, str] = {}
+        query: list[str] = [self.base_query] if self.base_query else []
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+
+        for spec in operation.parameters:
+            if spec.argument not in arguments or arguments[spec.argument] is None:
+                if spec.required or spec.location == "path":
+                    problems.append(f"missing required argument '{spec.argument}'")
+                continue
+            value = arguments[spec.argument]
+            if spec.location == "path":
+                text = _path_value(spec, value, problems)
+                if text is not None:
+                    path_values[spec.name] = text
+            elif spec.location == "query":
+                query.extend(query_pairs(spec, value))
+            elif spec.location == "header":
+                _header(spec, value, headers, self.protected, problems)
+            elif spec.location == "cookie":
+                _cookies(spec, value, cookies, problems)
+
+        path = _expand(operation.path, path_values, operation.parameters, problems)
+        if self.pinned_query and len(query) > 1:
+            _refuse_pinned_query(query[1:], self.pinned_query, problems)
+        if cookies and self.pinned_cookies:
+            _refuse_pinned_cookies(cookies, self.pinned_cookies, problems)
+
+        body = None
+        if operation.body is not None:
+            try:
+                encoded = encode_body(operation.body, arguments)
+            except ArgumentError as error:
+                problems.extend(error.messages)
+            else:
+                if encoded is not None:
+                    body, headers["Content-Type"] = encoded
+        if problems:
+            raise ArgumentError(problems)
+
+        url = f"{self.origin}{self.base_path}{path}"
+        _check_stays_under_base(url, f"{self.origin}{self.base_path}/")
+        if query:
+            url += "?" + "&".join(query)
+        if len(url) > MAX_URL_BYTES:
+            raise ArgumentError([f"the request URL would be {len(url)} characters, over the {MAX_URL_BYTES} limit"])
+
+        headers.update(self.headers)
+        if cookies:
+            existing = next((k for k in headers if k.lower() == "cookie"), None)
+            joined = "; ".join(cookies)
+            headers[existing or "Cookie"] = f"{headers[existing]}; {joined}" if existing else joined
+        if not any(name.lower() == "accept" for name in headers):
+            headers["Accept"] = DEFAULT_ACCEPT
+        return UpstreamRequest(method=operation.method.upper(), url=url, headers=headers, body=body)
+
+
 def build_request(
     tool: ToolDefinition,
     arguments: dict[str, Any],
     *,
     base_url: str,
     extra_headers: Mapping[str, str] = {},
-    protected_headers: frozenset[str] = frozenset(),
+    protected_headers: Iterable[str] = frozenset(),
 ) -> UpstreamRequest:
-    """The request for `tool` called with (already schema-checked) `arguments`; raises ArgumentError."""
-    operation = tool.operation
-    if operation.method.upper() in REFUSED_METHODS:
-        raise ArgumentError([f"{operation.method.upper()} requests are not forwarded (they can echo credentials)"])
-    problems: list[str] = []
-    origin, base_path, base_query = _split_base(base_url)
-    # Names the workspace config or the credentials set: arguments may not touch them.
-    if not isinstance(protected_headers, frozenset):  # the caches below need a hashable set
-        protected_headers = frozenset(protected_headers)
-    auth_names = _lower(protected_headers)
-    protected = _lower(protected_headers, tuple(extra_headers)) if extra_headers else auth_names
-
-    path_values: dict[str, str] = {}
-    query: list[str] = [base_query] if base_query else []
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-
-    for spec in operation.parameters:
-        if spec.argument not in arguments or arguments[spec.argument] is None:
-            if spec.required or spec.location == "path":
-                problems.append(f"missing required argument '{spec.argument}'")
-            continue
-        value = arguments[spec.argument]
-        if spec.location == "path":
-            text = _path_value(spec, value, problems)
-            if text is not None:
-                path_values[spec.name] = text
-        elif spec.location == "query":
-            query.extend(query_pairs(spec, value))
-        elif spec.location == "header":
-            _header(spec, value, headers, protected, problems)
-        elif spec.location == "cookie":
-            _cookies(spec, value, cookies, problems)
-
-    path = _expand(operation.path, path_values, operation.parameters, problems)
-    if base_query and len(query) > 1:
-        _refuse_pinned_query(query[1:], _pinned_query_names(base_query), problems)
-    if cookies and extra_headers:
-        _refuse_pinned_cookies(cookies, extra_headers, problems)
-
-    body = None
-    if operation.body is not None:
-        try:
-            encoded = encode_body(operation.body, arguments)
-        except ArgumentError as error:
-            problems.extend(error.messages)
-        else:
-            if encoded is not None:
-                body, headers["Content-Type"] = encoded
-    if problems:
-        raise ArgumentError(problems)
-
-    url = f"{origin}{base_path}{path}"
-    _check_stays_under_base(url, f"{origin}{base_path}/")
-    if query:
-        url += "?" + "&".join(query)
-    if len(url) > MAX_URL_BYTES:
-        raise ArgumentError([f"the request URL would be {len(url)} characters, over the {MAX_URL_BYTES} limit"])
-
-    for name, value in extra_headers.items():
-        lower = name.lower()
-        # The config's headers never replace what the transport or the credentials set.
-        if lower in auth_names or lower in RESERVED_HEADERS - {"cookie"} or lower.startswith("proxy-"):
-            continue
-        headers[name] = value
-    if cookies:
-        existing = next((k for k in headers if k.lower() == "cookie"), None)
-        joined = "; ".join(cookies)
-        headers[existing or "Cookie"] = f"{headers[existing]}; {joined}" if existing else joined
-    if not any(name.lower() == "accept" for name in headers):
-        headers["Accept"] = DEFAULT_ACCEPT
-    return UpstreamRequest(method=operation.method.upper(), url=url, headers=headers, body=body)
+    """`RequestTarget.of(...).build(tool, arguments)`: for one-off requests (the serving layer keeps the target)."""
+    return RequestTarget.of(base_url, extra_headers, protected_headers).build(tool, arguments)
 
 
 def _path_value(spec: ParameterSpec, value: Any, problems: list[str]) -> str | None:
@@ -253,11 +277,6 @@ def _cookies(spec: ParameterSpec, value: Any, cookies: list[str], problems: list
     cookies.extend(items)
 
 
-@lru_cache(maxsize=256)
-def _pinned_query_names(base_query: str) -> frozenset[str]:
-    return frozenset(unquote_plus(item.partition("=")[0]).lower() for item in base_query.split("&") if item)
-
-
 def _refuse_pinned_query(items: list[str], pinned: frozenset[str], problems: list[str]) -> None:
     """A query parameter the base URL sets (a tenant, sometimes a key) is the config's, not the caller's."""
     for item in items:
@@ -269,10 +288,8 @@ def _refuse_pinned_query(items: list[str], pinned: frozenset[str], problems: lis
             return
 
 
-def _refuse_pinned_cookies(cookies: list[str], extra_headers: Mapping[str, str], problems: list[str]) -> None:
+def _refuse_pinned_cookies(cookies: list[str], pinned: frozenset[str], problems: list[str]) -> None:
     """A cookie the workspace's `headers` send (often a session) cannot be repeated by an argument."""
-    configured = next((value for name, value in extra_headers.items() if name.lower() == "cookie"), "")
-    pinned = {part.split("=", 1)[0].strip().lower() for part in configured.split(";") if "=" in part}
     for item in cookies:
         name = item.split("=", 1)[0]
         if name.lower() in pinned:
