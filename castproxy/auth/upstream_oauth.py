@@ -1,10 +1,11 @@
 """castproxy as an OAuth client of the upstream API: sign-in, token storage, refresh, service tokens.
 
-One `UpstreamOAuth` per oauth2 workspace. For `grant: authorization_code` the authorization server
-side (castproxy.auth.bridge) calls `begin_sign_in` when a user must sign in, sends the browser to
-the returned URL, and passes the parameters of the fixed callback to `complete_sign_in`, which
-gives a grant id; tool calls then get a fresh upstream access token from `access_token(grant_id)`.
-For `grant: client_credentials` there is one shared `service_token()`.
+One `UpstreamOAuth` per oauth2 workspace, kept by castproxy.auth.bridge across reloads. For
+`grant: authorization_code` castproxy's authorization server calls `start_sign_in` once the user
+approved (auth/server/authorize.py), sends the browser to the returned URL, and passes the
+parameters of the fixed callback to `complete_sign_in` (auth/server/callback.py), which gives a
+grant id; tool calls then get a fresh upstream access token from `access_token(grant_id)`, through
+the bridge's credentials. For `grant: client_credentials` there is one shared `service_token()`.
 
 Security notes: `state` is random, single-use (a store `take`), expiring and bound to the pending
 sign-in (workspace, PKCE verifier, caller context); `iss` is checked when the upstream sends it
