@@ -9,13 +9,12 @@ once; a 403 and a static credential's 401 go back as they are; nothing is ever s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from support.recording import UpstreamRecorder, revoke
+from support.recording import RecordedUpstream, start_recorded
 
 from castproxy.auth.static import static_credentials
 from castproxy.auth.upstream_oauth import UpstreamOAuth
@@ -26,9 +25,7 @@ from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import ToolRuntime, WorkspaceRuntime
 from castproxy.store.crypto import Cipher
 from castproxy.store.sqlite import SQLiteStore
-from castproxy.testserver.app import create_app
 from castproxy.testserver.document import openapi_document
-from castproxy.testserver.runner import RunningServer, run_in_thread
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.forwarder import Forwarder
 
@@ -36,37 +33,17 @@ SECRET = "cs-canary-rejection-calls-8812"
 CLIENT_ID = "test-client-id"
 
 
-@dataclass
-class Upstream:
-    app: Any
-    recorder: UpstreamRecorder
-    server: RunningServer
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    async def revoke(self, token: str) -> None:
-        """RFC 7009 revocation of one access token at the upstream."""
-        await revoke(self.url, token, SECRET)
-
-    def last_token(self) -> str:
-        return self.recorder.sent[-1].authorization.split(" ", 1)[1]
-
-
 @pytest.fixture
-def start_upstream() -> Iterator[Callable[..., Upstream]]:
-    running: list[Upstream] = []
+def start_upstream() -> Iterator[Callable[..., RecordedUpstream]]:
+    running: list[RecordedUpstream] = []
 
-    def start(token_lifetime: int = 3600) -> Upstream:
-        app = create_app("oauth", client_secret=SECRET, token_lifetime=token_lifetime)
-        recorder = UpstreamRecorder(app)
-        running.append(Upstream(app, recorder, run_in_thread(recorder)))
+    def start(token_lifetime: int = 3600) -> RecordedUpstream:
+        running.append(start_recorded("oauth", SECRET, token_lifetime=token_lifetime))
         return running[-1]
 
     yield start
     for upstream in running:
-        upstream.server.stop()
+        upstream.stop()
 
 
 @pytest.fixture
@@ -82,7 +59,7 @@ async def make_oauth(tmp_path: Any) -> AsyncIterator[Callable[..., UpstreamOAuth
     store = SQLiteStore(tmp_path / "state.db")
     made: list[UpstreamOAuth] = []
 
-    def make(upstream: Upstream, scopes: list[str]) -> UpstreamOAuth:
+    def make(upstream: RecordedUpstream, scopes: list[str]) -> UpstreamOAuth:
         auth = OAuth2Auth(
             type="oauth2",
             grant="client_credentials",
@@ -101,7 +78,7 @@ async def make_oauth(tmp_path: Any) -> AsyncIterator[Callable[..., UpstreamOAuth
     await store.close()
 
 
-def workspace(upstream: Upstream, credentials: Any, oauth: OAuth2Auth | None) -> WorkspaceRuntime:
+def workspace(upstream: RecordedUpstream, credentials: Any, oauth: OAuth2Auth | None) -> WorkspaceRuntime:
     compiled = compile_spec(openapi_document("oauth", upstream.url))
     tools = {tool.name: ToolRuntime(tool, ArgumentValidator(tool.input_schema)) for tool in compiled.tools}
     return WorkspaceRuntime(
@@ -118,7 +95,7 @@ def workspace(upstream: Upstream, credentials: Any, oauth: OAuth2Auth | None) ->
     )
 
 
-def oauth_workspace(upstream: Upstream, oauth: UpstreamOAuth) -> WorkspaceRuntime:
+def oauth_workspace(upstream: RecordedUpstream, oauth: UpstreamOAuth) -> WorkspaceRuntime:
     return workspace(upstream, oauth.credentials(), oauth.auth)
 
 
@@ -127,7 +104,7 @@ def text(result: Any) -> str:
 
 
 async def test_401_renews_the_token_and_sends_the_call_once_more(
-    start_upstream: Callable[..., Upstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
+    start_upstream: Callable[..., RecordedUpstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
 ) -> None:
     upstream = start_upstream()
     ws = oauth_workspace(upstream, make_oauth(upstream, ["read:items"]))
@@ -147,7 +124,7 @@ async def test_401_renews_the_token_and_sends_the_call_once_more(
 
 
 async def test_a_post_is_sent_again_with_the_same_body_and_runs_once(
-    start_upstream: Callable[..., Upstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
+    start_upstream: Callable[..., RecordedUpstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
 ) -> None:
     upstream = start_upstream()
     ws = oauth_workspace(upstream, make_oauth(upstream, ["read:items", "write:items"]))
@@ -167,7 +144,7 @@ async def test_a_post_is_sent_again_with_the_same_body_and_runs_once(
 
 
 async def test_403_goes_back_to_the_model_as_is(
-    start_upstream: Callable[..., Upstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
+    start_upstream: Callable[..., RecordedUpstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
 ) -> None:
     upstream = start_upstream()
     ws = oauth_workspace(upstream, make_oauth(upstream, ["read:items"]))  # no write:items
@@ -179,7 +156,7 @@ async def test_403_goes_back_to_the_model_as_is(
 
 
 async def test_a_token_refused_again_after_renewal_is_not_retried_twice(
-    start_upstream: Callable[..., Upstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
+    start_upstream: Callable[..., RecordedUpstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
 ) -> None:
     # Every token this upstream issues is already expired when it arrives (think of a skewed clock),
     # while its answer has no expires_in castproxy could go by: each one is refused.
@@ -195,7 +172,7 @@ async def test_a_token_refused_again_after_renewal_is_not_retried_twice(
 
 
 async def test_a_static_credential_refused_with_401_is_not_retried(
-    start_upstream: Callable[..., Upstream], caller: ToolCaller
+    start_upstream: Callable[..., RecordedUpstream], caller: ToolCaller
 ) -> None:
     upstream = start_upstream()
     credentials = static_credentials(BearerAuth(type="bearer", token=SecretStr("not-a-token-of-this-upstream")))
@@ -205,7 +182,7 @@ async def test_a_static_credential_refused_with_401_is_not_retried(
 
 
 async def test_a_failed_renewal_says_so_next_to_the_401(
-    start_upstream: Callable[..., Upstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
+    start_upstream: Callable[..., RecordedUpstream], make_oauth: Callable[..., UpstreamOAuth], caller: ToolCaller
 ) -> None:
     upstream = start_upstream()
     ws = oauth_workspace(upstream, make_oauth(upstream, ["read:items"]))

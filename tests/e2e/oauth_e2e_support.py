@@ -7,44 +7,19 @@ The browser stand-in and token storage for the `mcp` SDK client are in support.o
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
-from support.recording import UpstreamRecorder
-from support.servers import Running, run
-
-from castproxy.testserver.app import create_app as create_testserver
+from support.recording import RecordedUpstream, start_recorded
 
 SECRET_KEY = "e2e-secret-key-0123456789abcdef-0123456789"
 
 
-@dataclass
-class OAuthUpstream:
-    app: Any
-    recorder: UpstreamRecorder
-    server: Running
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-def start_oauth_upstream(proxy_urls: list[str], client_secret: str, **options: Any) -> OAuthUpstream:
+def start_oauth_upstream(proxy_urls: list[str], client_secret: str, **options: Any) -> RecordedUpstream:
     """The test server in mode `oauth` (auto-approving), accepting each proxy's callback, behind a recorder."""
-    app = create_testserver(
-        "oauth",
-        auto_approve=True,
-        redirect_uris=[f"{url}/oauth/callback" for url in proxy_urls],
-        client_secret=client_secret,
-        **options,
-    )
-    recorder = UpstreamRecorder(app)
-    return OAuthUpstream(app, recorder, run(recorder))
+    redirect_uris = [f"{url}/oauth/callback" for url in proxy_urls]
+    return start_recorded("oauth", client_secret, auto_approve=True, redirect_uris=redirect_uris, **options)
 
 
 def write_config(

@@ -14,6 +14,9 @@ from urllib.parse import parse_qs
 
 import httpx2
 
+from castproxy.testserver.app import create_app as create_testserver
+from support.servers import Running, run
+
 Receive = Callable[[], Awaitable[dict]]
 
 
@@ -94,3 +97,38 @@ async def revoke(upstream_url: str, token: str, client_secret: str, client_id: s
             auth=httpx2.BasicAuth(client_id, client_secret),
         )
     assert response.status_code == 200
+
+
+@dataclass
+class RecordedUpstream:
+    """The bundled test server running on loopback behind an UpstreamRecorder."""
+
+    app: Any
+    recorder: UpstreamRecorder
+    server: Running
+    client_secret: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def oauth(self) -> Any:
+        return self.app.state.oauth
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    async def revoke(self, token: str) -> None:
+        await revoke(self.url, token, self.client_secret)
+
+    def last_token(self) -> str:
+        """The access token of the last request that carried one."""
+        return self.recorder.seen[-1].split(" ", 1)[1]
+
+
+def start_recorded(mode: str, client_secret: str, **options: Any) -> RecordedUpstream:
+    """`castproxy.testserver.app.create_app(mode, client_secret=..., **options)`, recorded and running."""
+    app = create_testserver(mode, client_secret=client_secret, **options)
+    recorder = UpstreamRecorder(app)
+    return RecordedUpstream(app, recorder, run(recorder), client_secret)
