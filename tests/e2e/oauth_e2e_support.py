@@ -1,5 +1,5 @@
 """End-to-end OAuth parts: the bundled test upstream in mode `oauth` behind a recorder, the cast.yaml of
-two per-user OAuth workspaces on it, and many tools/call requests at once.
+two per-user OAuth workspaces on it, castproxy serving them, and many tools/call requests at once.
 
 The browser stand-in and token storage for the `mcp` SDK client are in support.oauth_client.
 """
@@ -7,11 +7,16 @@ The browser stand-in and token storage for the `mcp` SDK client are in support.o
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
-from support.recording import RecordedUpstream, start_recorded
+from support.net import free_socket
+from support.recording import RecordedUpstream, UpstreamRecorder, start_recorded
+from support.servers import Running, run
+
+from castproxy.serve.app import create_app
 
 SECRET_KEY = "e2e-secret-key-0123456789abcdef-0123456789"
 
@@ -58,6 +63,58 @@ workspaces:
 """
     )
     return path
+
+
+@dataclass
+class OAuthStack:
+    """castproxy in-process on loopback, in front of the recorded test upstream, from one cast.yaml."""
+
+    proxy: Running
+    upstream: RecordedUpstream
+    config: Path
+
+    @property
+    def recorder(self) -> UpstreamRecorder:
+        return self.upstream.recorder
+
+    @property
+    def upstream_app(self) -> Any:
+        return self.upstream.app
+
+    @property
+    def oauth(self) -> Any:
+        return self.upstream.oauth
+
+    def last_upstream_token(self) -> str:
+        return self.upstream.last_token()
+
+    async def revoke_access_token(self, token: str) -> None:
+        """What an upstream admin (or a key rotation) does: this access token is dead, the grant lives on."""
+        await self.upstream.revoke(token)
+
+    def restart_proxy(self) -> None:
+        """Stop the proxy and start a new one on the same port, config and state file."""
+        port = int(self.proxy.url.rsplit(":", 1)[1])
+        self.proxy.stop()
+        self.proxy = run(create_app(self.config, reload=False), free_socket(port))
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.upstream.stop()
+
+
+def start_oauth_stack(
+    folder: Path, client_secret: str, *, store: str = "path: state.db", more_workspaces: str = "", **options: Any
+) -> OAuthStack:
+    """write_config's two workspaces (plus `more_workspaces`, with {upstream} filled in) served by castproxy;
+    `options` go to the test server. Needs E2E_CLIENT_SECRET and E2E_SECRET_KEY in the environment."""
+    proxy_socket = free_socket()
+    proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
+    upstream = start_oauth_upstream([proxy_url], client_secret, **options)
+    config = write_config(folder, proxy_url, upstream.url, store=store)
+    config.write_text(config.read_text() + more_workspaces.format(upstream=upstream.url))
+    proxy = run(create_app(config, reload=False), proxy_socket)
+    return OAuthStack(proxy, upstream, config)
 
 
 async def call_concurrently(urls: list[str], token: str, count: int) -> list[httpx2.Response]:

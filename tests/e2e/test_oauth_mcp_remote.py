@@ -15,13 +15,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from oauth_e2e_support import SECRET_KEY, start_oauth_upstream, write_config
-from support.net import free_port, free_socket
+from oauth_e2e_support import SECRET_KEY, start_oauth_stack
+from support.net import free_port
 from support.oauth_client import Browser
-from support.servers import run
 from support.skips import skip_or_fail
-
-from castproxy.serve.app import create_app
 
 pytestmark = pytest.mark.node
 
@@ -44,17 +41,13 @@ async def test_mcp_remote_signs_in_and_lists_tools(tmp_path: Path, monkeypatch: 
     node = node_or_skip()
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
-    proxy_socket = free_socket()
-    proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
-    recorder = upstream.recorder
-    proxy = run(create_app(write_config(tmp_path, proxy_url, upstream.url), reload=False), proxy_socket)
+    stack = start_oauth_stack(tmp_path, CLIENT_SECRET)
     callback_port = free_port()
     browser = Browser(client_redirect=f"http://127.0.0.1:{callback_port}/", deliver=True)
     process = await asyncio.create_subprocess_exec(
         node,
         str(MCP_REMOTE_CLIENT),
-        f"{proxy_url}/mcp/items",
+        f"{stack.proxy.url}/mcp/items",
         str(callback_port),
         "--host",
         "127.0.0.1",
@@ -85,11 +78,10 @@ async def test_mcp_remote_signs_in_and_lists_tools(tmp_path: Path, monkeypatch: 
             process.kill()
             await process.wait()
         await browser.aclose()
-        proxy.stop()
-        upstream.stop()
+        stack.stop()
     text = "".join(output)
     assert browser.consent_pages == 1, text[-3000:]
     assert "Connected successfully!" in text, text[-3000:]
     for tool in ("listItems", "getItem", "createItem"):
         assert f'"name": "{tool}"' in text
-    assert all("cpat_" not in header for header in recorder.seen)
+    assert all("cpat_" not in header for header in stack.recorder.seen)

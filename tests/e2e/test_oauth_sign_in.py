@@ -7,18 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
-from oauth_e2e_support import SECRET_KEY, call_concurrently, start_oauth_upstream, write_config
+from oauth_e2e_support import (
+    SECRET_KEY,
+    OAuthStack,
+    call_concurrently,
+    start_oauth_stack,
+    start_oauth_upstream,
+    write_config,
+)
 from support.net import free_port, free_socket
 from support.oauth_client import Browser, MemoryStorage, mcp_session
-from support.recording import UpstreamRecorder
 from support.redis import require_redis
 from support.serve_process import start_serve, stop_serve
-from support.servers import Running, run
+from support.servers import run
 
 from castproxy.serve.app import create_app
 
@@ -26,38 +31,17 @@ CLIENT_SECRET = "e2e-upstream-client-secret-0123456789"
 SERVE_ENV = {"E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY}
 
 
-@dataclass
-class Stack:
-    proxy: Running
-    upstream: Running
-    recorder: UpstreamRecorder
-    upstream_app: object
-    config: Path
-
-    def restart_proxy(self) -> None:
-        """Stop the proxy and start a new one on the same port, config and state file."""
-        port = int(self.proxy.url.rsplit(":", 1)[1])
-        self.proxy.stop()
-        self.proxy = run(create_app(self.config, reload=False), free_socket(port))
-
-
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[OAuthStack]:
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
-    proxy_socket = free_socket()
-    proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET, token_lifetime=getattr(request, "param", 3600))
-    config = write_config(tmp_path, proxy_url, upstream.url)
-    proxy = run(create_app(config, reload=False), proxy_socket)
-    stack = Stack(proxy, upstream.server, upstream.recorder, upstream.app, config)
+    stack = start_oauth_stack(tmp_path, CLIENT_SECRET, token_lifetime=getattr(request, "param", 3600))
     yield stack
-    stack.proxy.stop()
-    upstream.stop()
+    stack.stop()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_sign_in_then_tools_list_and_call(stack: Stack, mode: str) -> None:
+async def test_sign_in_then_tools_list_and_call(stack: OAuthStack, mode: str) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser, mode) as client:
@@ -82,7 +66,7 @@ async def test_sign_in_then_tools_list_and_call(stack: Stack, mode: str) -> None
     await browser.aclose()
 
 
-async def test_second_sign_in_in_the_same_browser_skips_consent(stack: Stack) -> None:
+async def test_second_sign_in_in_the_same_browser_skips_consent(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     browser = Browser()
     for _ in range(2):  # two MCP clients (each registers itself), one browser
@@ -100,7 +84,7 @@ async def test_second_sign_in_in_the_same_browser_skips_consent(stack: Stack) ->
     await browser.aclose()
 
 
-async def test_token_for_one_workspace_is_refused_on_another(stack: Stack) -> None:
+async def test_token_for_one_workspace_is_refused_on_another(stack: OAuthStack) -> None:
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(f"{stack.proxy.url}/mcp/items", storage, browser, "legacy") as client:
         assert not (await client.call_tool("listItems", {})).is_error
@@ -125,7 +109,7 @@ async def test_token_for_one_workspace_is_refused_on_another(stack: Stack) -> No
     await browser.aclose()
 
 
-async def test_restart_keeps_the_sign_in(stack: Stack) -> None:
+async def test_restart_keeps_the_sign_in(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser, "legacy") as client:
@@ -138,7 +122,7 @@ async def test_restart_keeps_the_sign_in(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
-async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: Stack) -> None:
+async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser, "legacy") as client:
@@ -158,7 +142,7 @@ async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: Stac
 
 
 @pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
-async def test_concurrent_calls_after_expiry_refresh_once(stack: Stack) -> None:
+async def test_concurrent_calls_after_expiry_refresh_once(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser, "legacy") as client:
@@ -218,7 +202,7 @@ async def test_two_proxies_sharing_redis_refresh_once(tmp_path: Path, monkeypatc
 
 
 async def test_wrong_secret_key_after_restart_asks_to_sign_in_again(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: OAuthStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
@@ -237,7 +221,7 @@ async def test_wrong_secret_key_after_restart_asks_to_sign_in_again(
     await browser.aclose()
 
 
-async def test_secrets_never_reach_logs_or_results(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_never_reach_logs_or_results(stack: OAuthStack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
@@ -293,23 +277,16 @@ async def test_restart_keeps_the_sign_in_on_redis(tmp_path: Path, monkeypatch: p
     require_redis()
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
-    proxy_socket = free_socket()
-    port = proxy_socket.getsockname()[1]
-    proxy_url = f"http://127.0.0.1:{port}"
-    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
-    config = write_config(tmp_path, proxy_url, upstream.url, store="{backend: redis, url: redis://127.0.0.1:6379/0}")
-    proxy = run(create_app(config, reload=False), proxy_socket)
+    stack = start_oauth_stack(tmp_path, CLIENT_SECRET, store="{backend: redis, url: redis://127.0.0.1:6379/0}")
     try:
-        url = f"{proxy_url}/mcp/items"
+        url = f"{stack.proxy.url}/mcp/items"
         storage, browser = MemoryStorage(), Browser()
         async with mcp_session(url, storage, browser, "legacy") as client:
             assert not (await client.call_tool("listItems", {})).is_error
-        proxy.stop()
-        proxy = run(create_app(config, reload=False), free_socket(port))
+        stack.restart_proxy()
         async with mcp_session(url, storage, browser, "legacy") as client:
             assert not (await client.call_tool("listItems", {})).is_error
         assert browser.sign_ins == 1
         await browser.aclose()
     finally:
-        proxy.stop()
-        upstream.stop()
+        stack.stop()

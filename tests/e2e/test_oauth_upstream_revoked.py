@@ -9,7 +9,6 @@ SDK client signs in again). A `grant: client_credentials` workspace re-fetches i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,8 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from oauth_e2e_support import SECRET_KEY, call_concurrently, start_oauth_upstream, write_config
-from support.net import free_socket
+from oauth_e2e_support import SECRET_KEY, OAuthStack, call_concurrently, start_oauth_stack
 from support.oauth_client import Browser, MemoryStorage, mcp_session
-from support.recording import UpstreamRecorder, revoke
-from support.servers import Running, run
-
-from castproxy.serve.app import create_app
 
 CLIENT_SECRET = "e2e-revoked-client-secret-0123456789"
 
@@ -41,38 +35,13 @@ SERVICE_WORKSPACE = """  service:
 """
 
 
-@dataclass
-class Stack:
-    proxy: Running
-    upstream: Running
-    recorder: UpstreamRecorder
-    upstream_app: Any
-
-    @property
-    def oauth(self) -> Any:
-        return self.upstream_app.state.oauth
-
-    def last_upstream_token(self) -> str:
-        return self.recorder.seen[-1].split(" ", 1)[1]
-
-    async def revoke_access_token(self, token: str) -> None:
-        """What an upstream admin (or a key rotation) does: this access token is dead, the grant lives on."""
-        await revoke(self.upstream.url, token, CLIENT_SECRET)
-
-
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OAuthStack]:
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
-    proxy_socket = free_socket()
-    proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream = start_oauth_upstream([proxy_url], CLIENT_SECRET)
-    config = write_config(tmp_path, proxy_url, upstream.url)
-    config.write_text(config.read_text() + SERVICE_WORKSPACE.format(upstream=upstream.url))
-    proxy = run(create_app(config, reload=False), proxy_socket)
-    yield Stack(proxy, upstream.server, upstream.recorder, upstream.app)
-    proxy.stop()
-    upstream.stop()
+    stack = start_oauth_stack(tmp_path, CLIENT_SECRET, more_workspaces=SERVICE_WORKSPACE)
+    yield stack
+    stack.stop()
 
 
 def text(result: Any) -> str:
@@ -80,7 +49,7 @@ def text(result: Any) -> str:
 
 
 async def test_revoked_access_token_is_refreshed_and_the_call_succeeds(
-    stack: Stack, caplog: pytest.LogCaptureFixture
+    stack: OAuthStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     url = f"{stack.proxy.url}/mcp/items"
@@ -107,7 +76,7 @@ async def test_revoked_access_token_is_refreshed_and_the_call_succeeds(
     await browser.aclose()
 
 
-async def test_revoked_access_token_with_a_post_sends_the_same_request_again(stack: Stack) -> None:
+async def test_revoked_access_token_with_a_post_sends_the_same_request_again(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser) as client:
@@ -122,7 +91,7 @@ async def test_revoked_access_token_with_a_post_sends_the_same_request_again(sta
     await browser.aclose()
 
 
-async def test_twenty_concurrent_calls_after_a_revocation_refresh_once(stack: Stack) -> None:
+async def test_twenty_concurrent_calls_after_a_revocation_refresh_once(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser) as client:
@@ -138,7 +107,7 @@ async def test_twenty_concurrent_calls_after_a_revocation_refresh_once(stack: St
     await browser.aclose()
 
 
-async def test_revoked_grant_ends_the_sign_in_and_the_client_signs_in_again(stack: Stack) -> None:
+async def test_revoked_grant_ends_the_sign_in_and_the_client_signs_in_again(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser) as client:
@@ -175,7 +144,7 @@ async def test_revoked_grant_ends_the_sign_in_and_the_client_signs_in_again(stac
     await browser.aclose()
 
 
-async def test_service_token_revoked_is_fetched_again_once(stack: Stack) -> None:
+async def test_service_token_revoked_is_fetched_again_once(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/service"
     async with Client(streamable_http_client(url), mode="legacy", cache=None) as client:
         assert not (await client.call_tool("listItems", {})).is_error
@@ -189,7 +158,7 @@ async def test_service_token_revoked_is_fetched_again_once(stack: Stack) -> None
         assert stack.last_upstream_token() != refused
 
 
-async def test_403_is_answered_as_is_without_renewal(stack: Stack) -> None:
+async def test_403_is_answered_as_is_without_renewal(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/service"
     async with Client(streamable_http_client(url), mode="legacy", cache=None) as client:
         result = await client.call_tool("createItem", {"name": "lamp"})  # the service has only read:items
