@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import no_sign_in
@@ -103,9 +103,8 @@ class AuthBridge:
                 "send the access token in the Authorization header, not the URL",
                 status=400,
             )
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = parse_bearer(request.headers.get("authorization"))
+        if token is None:
             return self.challenge(workspace)
         try:
             record = await self.tokens.authenticate(token, workspace)
@@ -187,9 +186,7 @@ class _UpstreamTokenCredentials:
                 # MCP client signs in again.
                 await self._tokens.revoke_grant(grant_id, upstream=False, reason="the upstream grant is gone")
                 raise
-        for name in [name for name in headers if name.lower() == "authorization"]:
-            del headers[name]
-        headers["Authorization"] = f"Bearer {token}"
+        set_bearer(headers, token)
 
 
 class _Gone:

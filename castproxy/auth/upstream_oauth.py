@@ -29,7 +29,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
-from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, set_bearer
+from castproxy.auth.credentials import bearer_token as bearer_token  # re-exported: it used to live here
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.upstream_metadata import (
     MetadataError,
@@ -597,17 +598,4 @@ class _OAuthCredentials:
             raise SignInRequired(f"workspace {self._oauth.workspace} needs a signed-in user")
         else:
             token = await self._oauth.access_token(grant_id, rejected=rejected)
-        for name in [name for name in headers if name.lower() == "authorization"]:
-            del headers[name]
-        headers["Authorization"] = f"Bearer {token}"
-
-
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The Bearer token in an Authorization header (None when there is none)."""
-    for name, value in headers.items():
-        if name.lower() == "authorization":
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            return None
-    return None
+        set_bearer(headers, token)

@@ -24,8 +24,8 @@ import mcp_types
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from castproxy.auth.credentials import SignInRequired
-from castproxy.auth.upstream_oauth import UpstreamAuthError, bearer_token
+from castproxy.auth.credentials import SignInRequired, bearer_token
+from castproxy.auth.upstream_oauth import UpstreamAuthError
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime

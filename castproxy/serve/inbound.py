@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from starlette.responses import JSONResponse
 
+from castproxy.auth.credentials import parse_bearer
+
 
 def hash_key(key: str) -> bytes:
     """The sha256 digest kept for a configured key and compared with a presented one's."""
@@ -19,11 +21,9 @@ def hash_key(key: str) -> bytes:
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
-    authorization = headers.get("authorization")
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+    bearer = parse_bearer(headers.get("authorization"))
+    if bearer is not None:
+        return bearer
     key = headers.get("x-api-key")
     return key.strip() if key else None
 
