@@ -92,17 +92,22 @@ class PendingSignIn:
     state: str = field(repr=False)
 
 
-async def pending_workspace(store: Store, cipher: Cipher, state: str) -> str | None:
-    """Which workspace a callback's `state` belongs to, without using it up (for the one fixed callback)."""
-    key = hash_token(state)
-    blob = await store.get(NS_PENDING, key)
+def _pending_record(cipher: Cipher, key: str, blob: bytes | None) -> dict | None:
+    """A pending sign-in as stored under `key` (the state's hash); None when absent or unreadable."""
     if blob is None:
         return None
     try:
         record = json.loads(cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)))
     except (InvalidCiphertext, ValueError):
         return None
-    return record.get("workspace") if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+async def pending_workspace(store: Store, cipher: Cipher, state: str) -> str | None:
+    """Which workspace a callback's `state` belongs to, without using it up (for the one fixed callback)."""
+    key = hash_token(state)
+    record = _pending_record(cipher, key, await store.get(NS_PENDING, key))
+    return record.get("workspace") if record is not None else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -323,14 +328,8 @@ class UpstreamOAuth:
         if not state:
             raise SignInError("The sign-in answer carries no state. Start the sign-in again.")
         key = hash_token(state)
-        blob = await self.store.take(NS_PENDING, key)
-        record = None
-        if blob is not None:
-            try:
-                record = json.loads(self.cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)))
-            except (InvalidCiphertext, ValueError):
-                record = None
-        if not isinstance(record, dict) or float(record.get("expires_at", 0)) <= time.time():
+        record = _pending_record(self.cipher, key, await self.store.take(NS_PENDING, key))
+        if record is None or float(record.get("expires_at", 0)) <= time.time():
             raise SignInError("The sign-in state is unknown, already used or expired. Start the sign-in again.")
         if record.get("workspace") != self.workspace:
             raise SignInError("The sign-in state belongs to another workspace. Start the sign-in again.")
