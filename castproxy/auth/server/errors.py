@@ -44,12 +44,11 @@ class OAuthError(Exception):
         )
 
 
-def no_sign_in(workspace: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def no_sign_in(workspace: str) -> JSONResponse:
     """404 for a workspace that does not exist or does not use per-user sign-in."""
     return JSONResponse(
         {"error": "not_found", "error_description": f"workspace {workspace[:64]!r} does not use OAuth sign-in"},
         status_code=404,
-        headers=headers,
     )
 
 

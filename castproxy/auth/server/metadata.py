@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from castproxy.auth.server.errors import no_sign_in
 from castproxy.auth.server.state import AuthServer
 
+# Added by the routes to every answer of the endpoints MCP clients call from code (these included).
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*", "Access-Control-Allow-Methods": "*"}
-CACHE = {"Cache-Control": "public, max-age=60", **CORS}
+CACHE = {"Cache-Control": "public, max-age=60"}
 
 
 def authorization_server_metadata(server: AuthServer) -> dict[str, object]:
@@ -45,7 +46,7 @@ async def protected_resource(server: AuthServer, request: Request) -> Response:
     name = request.path_params["workspace"]
     entry = server.sign_in_workspace(name)
     if entry is None:
-        return no_sign_in(name, CORS)
+        return no_sign_in(name)
     return JSONResponse(
         {
             "resource": entry.resource,
@@ -66,5 +67,4 @@ async def no_openid_configuration(server: AuthServer, request: Request) -> Respo
             "see /.well-known/oauth-authorization-server",
         },
         status_code=404,
-        headers=CORS,
     )

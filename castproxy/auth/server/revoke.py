@@ -5,19 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from castproxy.auth.server.errors import NO_STORE, OAuthError
-from castproxy.auth.server.metadata import CORS
+from castproxy.auth.server.errors import NO_STORE
 from castproxy.auth.server.state import AuthServer
 from castproxy.auth.server.token import form_value, read_form
 
 
 async def revoke(server: AuthServer, request: Request) -> Response:
-    try:
-        form = await read_form(request)
-        token = form_value(form, "token", required=True) or ""
-        await server.tokens.revoke_token(token, client_id=form_value(form, "client_id"))
-    except OAuthError as exc:
-        response = exc.response()
-        response.headers.update(CORS)
-        return response
-    return Response(status_code=200, headers={**NO_STORE, **CORS})
+    form = await read_form(request)
+    token = form_value(form, "token", required=True) or ""
+    await server.tokens.revoke_token(token, client_id=form_value(form, "client_id"))
+    return Response(status_code=200, headers=NO_STORE)

@@ -1,4 +1,11 @@
-"""The authorization server's URL layout, as Starlette routes bound to one AuthServer."""
+"""The authorization server's URL layout, as Starlette routes bound to one AuthServer.
+
+The endpoints clients call from code (metadata, /register, /token, /revoke) are `api` endpoints:
+browser-based MCP clients may call them cross-origin, so a preflight is answered, every answer
+carries the CORS headers, and an `OAuthError` a handler raises becomes its RFC 6749 JSON answer.
+The browser endpoints (/authorize, the consent POST, the upstream callback) answer with pages and
+redirects of their own, without CORS.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +16,54 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from castproxy.auth.server import authorize, callback, metadata, registration, revoke, token
+from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.metadata import CORS
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
 
 Handler = Callable[[AuthServer, Request], Awaitable[Response]]
 
 
-def _bind(server: AuthServer, handler: Handler, *, cors: bool = False) -> Callable[[Request], Awaitable[Response]]:
+def _bind(server: AuthServer, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        if cors and request.method == "OPTIONS":  # browser-based MCP clients preflight these endpoints
-            return Response(status_code=204, headers={**CORS, "Access-Control-Max-Age": "600"})
         return await handler(server, request)
 
     return endpoint
 
 
+def _api(server: AuthServer, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":  # browser-based MCP clients preflight these endpoints
+            return Response(status_code=204, headers={**CORS, "Access-Control-Max-Age": "600"})
+        try:
+            response = await handler(server, request)
+        except OAuthError as exc:
+            response = exc.response()
+        response.headers.update(CORS)
+        return response
+
+    return endpoint
+
+
 def build_routes(server: AuthServer) -> list[BaseRoute]:
-    as_metadata = _bind(server, metadata.authorization_server, cors=True)
-    no_oidc = _bind(server, metadata.no_openid_configuration, cors=True)
+    as_metadata = _api(server, metadata.authorization_server)
+    no_oidc = _api(server, metadata.no_openid_configuration)
     routes: list[BaseRoute] = [
         Route("/.well-known/oauth-authorization-server", as_metadata, methods=["GET", "OPTIONS"]),
         # Clients that treat the MCP URL as the issuer probe the path-suffixed form (RFC 8414 §3.1).
         Route("/.well-known/oauth-authorization-server/mcp/{workspace}", as_metadata, methods=["GET", "OPTIONS"]),
         Route(
             "/.well-known/oauth-protected-resource/mcp/{workspace}",
-            _bind(server, metadata.protected_resource, cors=True),
+            _api(server, metadata.protected_resource),
             methods=["GET", "OPTIONS"],
         ),
         Route("/.well-known/openid-configuration", no_oidc, methods=["GET", "OPTIONS"]),
         Route("/.well-known/openid-configuration/{path:path}", no_oidc, methods=["GET", "OPTIONS"]),
-        Route("/register", _bind(server, registration.register, cors=True), methods=["POST", "OPTIONS"]),
+        Route("/register", _api(server, registration.register), methods=["POST", "OPTIONS"]),
         Route("/authorize", _bind(server, authorize.authorize), methods=["GET"]),
         Route("/authorize/consent", _bind(server, authorize.consent), methods=["POST"]),
         Route(UPSTREAM_CALLBACK_PATH, _bind(server, callback.callback), methods=["GET"]),
-        Route("/token", _bind(server, token.token, cors=True), methods=["POST", "OPTIONS"]),
-        Route("/revoke", _bind(server, revoke.revoke, cors=True), methods=["POST", "OPTIONS"]),
+        Route("/token", _api(server, token.token), methods=["POST", "OPTIONS"]),
+        Route("/revoke", _api(server, revoke.revoke), methods=["POST", "OPTIONS"]),
     ]
     if server.base_path:  # an issuer with a path publishes its metadata under that path too (RFC 8414 §3.1)
         routes.append(

@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, Response
 
 from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.errors import NO_STORE, OAuthError
-from castproxy.auth.server.metadata import CORS
 from castproxy.auth.server.state import AuthServer, canonical_resource
 
 
@@ -48,32 +47,27 @@ def client_id_of(request: Request, form: FormData) -> str:
 
 
 async def token(server: AuthServer, request: Request) -> Response:
-    try:
-        form = await read_form(request)
-        client_id = client_id_of(request, form)
-        grant_type = form_value(form, "grant_type", required=True)
-        resource = form_value(form, "resource")
-        wanted_resource = canonical_resource(resource) if resource else None
-        if grant_type == "authorization_code":
-            issued = await server.tokens.redeem_code(
-                form_value(form, "code", required=True) or "",
-                client_id=client_id,
-                redirect_uri=form_value(form, "redirect_uri", required=True) or "",
-                code_verifier=form_value(form, "code_verifier", required=True, why=" (PKCE)") or "",
-                resource=wanted_resource,
-            )
-        elif grant_type == "refresh_token":
-            scope = form_value(form, "scope")
-            issued = await server.tokens.refresh(
-                form_value(form, "refresh_token", required=True) or "",
-                client_id=client_id,
-                scopes=tuple(scope.split()) if scope else None,
-                resource=wanted_resource,
-            )
-        else:
-            raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
-    except OAuthError as exc:
-        response = exc.response()
-        response.headers.update(CORS)
-        return response
-    return JSONResponse(issued.body(), headers={**NO_STORE, **CORS})
+    form = await read_form(request)
+    client_id = client_id_of(request, form)
+    grant_type = form_value(form, "grant_type", required=True)
+    resource = form_value(form, "resource")
+    wanted_resource = canonical_resource(resource) if resource else None
+    if grant_type == "authorization_code":
+        issued = await server.tokens.redeem_code(
+            form_value(form, "code", required=True) or "",
+            client_id=client_id,
+            redirect_uri=form_value(form, "redirect_uri", required=True) or "",
+            code_verifier=form_value(form, "code_verifier", required=True, why=" (PKCE)") or "",
+            resource=wanted_resource,
+        )
+    elif grant_type == "refresh_token":
+        scope = form_value(form, "scope")
+        issued = await server.tokens.refresh(
+            form_value(form, "refresh_token", required=True) or "",
+            client_id=client_id,
+            scopes=tuple(scope.split()) if scope else None,
+            resource=wanted_resource,
+        )
+    else:
+        raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+    return JSONResponse(issued.body(), headers=NO_STORE)
