@@ -6,7 +6,7 @@
 - `redis`: is Redis up, and dropping a test's keys.
 - `node`: the Node tools fetched into .cache/node-tools.
 - `serve_process`: `python -m castproxy serve` as a subprocess.
-- `recording`: an ASGI wrapper recording what the bundled test server received.
+- `recording`: the bundled test server behind an ASGI recorder (what it received; revoking a token).
 - `oauth_client`: what the `mcp` SDK's OAuthClientProvider needs (token storage, a browser stand-in).
 - `auth_server`: castproxy's authorization server driven in-process with stand-in upstreams.
 - `tool_definitions`: hand-built ToolDefinitions for the request-building tests.
