@@ -78,6 +78,3 @@ class CompiledSpec:
     servers: tuple[str, ...]  # server URLs from the spec, in order
     tools: tuple[ToolDefinition, ...]
     warnings: tuple[str, ...] = ()  # what the compiler could not represent, naming the operation
-
-    def by_operation_id(self) -> dict[str, ToolDefinition]:
-        return {tool.operation_id: tool for tool in self.tools if tool.operation_id}
