@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 import pytest
-from support.auth_server import CLIENT_REDIRECT, PUBLIC_URL, Harness, pkce, query_of
+from support.auth_server import CLIENT_REDIRECT, PUBLIC_URL, Harness, form_fields, harness_for, pkce, query_of
 
 
 def redirected_error(response) -> dict[str, str]:
@@ -167,6 +167,23 @@ async def test_consent_post_from_another_origin_is_refused(harness: Harness) -> 
     assert page.status_code == 200
     assert response.status_code == 403
     assert "submitted from another site" in response.text
+
+
+async def test_consent_origin_matches_a_public_url_written_with_capitals_and_default_port(store) -> None:
+    """Browsers send `Origin: http://proxy.test`; public_url may be written `http://Proxy.TEST:80`."""
+    harness = harness_for(store, public_url="http://Proxy.TEST:80")
+    try:
+        client_id = await harness.register()
+        params = harness.authorize_params(client_id, pkce()[1], resource="http://Proxy.TEST:80/mcp/alpha")
+        page = await harness.http.get("/authorize", params=params)
+        assert page.status_code == 200, page.text
+        fields = form_fields(page.text)
+        response = await harness.http.post(
+            "/authorize/consent", data={**fields, "decision": "approve"}, headers={"Origin": "http://proxy.test"}
+        )
+        assert response.status_code == 303, response.text
+    finally:
+        await harness.aclose()
 
 
 async def test_deny_redirects_access_denied(harness: Harness) -> None:

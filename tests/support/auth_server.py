@@ -240,12 +240,7 @@ def harness_for(store: Store, **bridge_options: Any) -> Harness:
         upstreams[name] = FakeUpstream(name, auth, callback_url)
         return upstreams[name]
 
-    bridge = AuthBridge(
-        store=store,
-        cipher=Cipher.from_secret("s" * 32),
-        public_url=PUBLIC_URL,
-        upstream_factory=factory,
-        **bridge_options,
-    )
+    bridge_options.setdefault("public_url", PUBLIC_URL)
+    bridge = AuthBridge(store=store, cipher=Cipher.from_secret("s" * 32), upstream_factory=factory, **bridge_options)
     bridge.update(WORKSPACES)
     return Harness(bridge, upstreams)

@@ -28,6 +28,7 @@ from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, t
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
 from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
+from castproxy.serve.origins import normalize_origin
 from castproxy.store.crypto import hash_token
 
 log = logging.getLogger("castproxy.auth")
@@ -224,7 +225,7 @@ def _impersonation_warning(client: Client, redirect_uri: str) -> str:
 
 def _same_origin(server: AuthServer, request: Request) -> bool:
     origin = request.headers.get("origin")
-    return origin is None or origin == server.origin
+    return origin is None or normalize_origin(origin) == server.origin
 
 
 async def consent(server: AuthServer, request: Request) -> Response:

@@ -16,6 +16,7 @@ from castproxy.auth.server.records import canonical_resource
 from castproxy.auth.server.tokens import TokenService
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.config.model import OAuth2Auth
+from castproxy.serve.origins import normalize_origin
 from castproxy.store.base import Store
 
 __all__ = ["UPSTREAM_CALLBACK_PATH", "AuthServer", "UpstreamSignIn", "WorkspaceEntry", "canonical_resource"]
@@ -72,7 +73,8 @@ class AuthServer:
         self.workspaces: Mapping[str, WorkspaceEntry] = {}
         self.secure_cookies = self.issuer.startswith("https://")
         parts = urlsplit(self.issuer)
-        self.origin = f"{parts.scheme}://{parts.netloc}"
+        # Normalised (lower case, default port dropped) as browsers send it in `Origin`.
+        self.origin = normalize_origin(self.issuer) or f"{parts.scheme}://{parts.netloc}"
         self.base_path = parts.path  # non-empty when the proxy is published under a path prefix
 
     def url(self, path: str) -> str:
