@@ -38,6 +38,11 @@ class ServerSettings(_Strict):
         description="At least 32 random characters; encryption keys are derived from it. "
         "Required once any workspace uses oauth2.",
     )
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier secret keys, kept while rotating: records they encrypted stay readable; "
+        "everything new is written with secret_key.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Extra browser origins allowed to call /mcp (loopback and public_url always are).",

@@ -68,6 +68,11 @@ def _secret_key(server: dict[str, Any], origins: SecretOrigins) -> Iterator[Find
         source = origins.environment.get(("server", "secret_key"))
         named = f"`secret_key` (from {source})" if source else "`secret_key`"
         yield Finding(Located(("server", "secret_key"), f"{named} must be at least 32 characters; {SECRET_KEY_HINT}"))
+    previous = server.get("previous_secret_keys")
+    for index, old in enumerate(previous if isinstance(previous, list) else []):
+        if isinstance(old, str) and len(old) < MIN_SECRET_KEY_LENGTH:
+            yield Finding(Located(("server", "previous_secret_keys", index),
+                                  "a previous secret key must be at least 32 characters, like `secret_key`"))
 
 
 def _store(store: dict[str, Any]) -> Iterator[Finding]:
@@ -184,6 +189,10 @@ def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
     server = _mapping(data.get("server"))
     if isinstance(server.get("secret_key"), str):
         yield ("server", "secret_key"), "`secret_key`"
+    previous = server.get("previous_secret_keys")
+    for index, old in enumerate(previous if isinstance(previous, list) else []):
+        if isinstance(old, str):
+            yield ("server", "previous_secret_keys", index), "a previous secret key"
     for name, workspace in _mapping(data.get("workspaces")).items():
         auth = _mapping(_mapping(workspace).get("auth"))
         at: Path = ("workspaces", name, "auth")

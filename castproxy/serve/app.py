@@ -56,7 +56,8 @@ def _make_bridge(loaded: LoadedConfig, store: Store) -> AuthBridge | None:
     secret_key = loaded.config.server.secret_key
     if secret_key is None:
         return None
-    cipher = Cipher.from_secret(secret_key.get_secret_value())
+    previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
+    cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
     return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
 
 
@@ -70,6 +71,7 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.port", before.server.port, after.server.port),
             ("server.public_url", first.public_url, fresh.public_url),
             ("server.secret_key", before.server.secret_key, after.server.secret_key),
+            ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
             ("store", before.store, after.store),
         )
         if old != new

@@ -150,7 +150,7 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, allowed_origins)",
+        "secret_key, previous_secret_keys, allowed_origins)",
     ),
     case(
         "port_not_a_number",
@@ -205,6 +205,22 @@ CASES = [
         "3:15: `secret_key` must be at least 32 characters; generate one with: python3 -c"
         " 'import secrets; print(secrets.token_urlsafe(32))'",
         env={"KEY": "short"},
+    ),
+    case(
+        "previous_secret_key_too_short",
+        """\
+        version: 1
+        server:
+          secret_key: ${env:KEY}
+          previous_secret_keys:
+            - ${env:OLD}
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "5:7: a previous secret key must be at least 32 characters, like `secret_key`",
+        env={"KEY": "k" * 40, "OLD": "short"},
     ),
     case(
         "unknown_store_backend",

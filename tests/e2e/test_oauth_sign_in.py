@@ -290,3 +290,26 @@ async def test_restart_keeps_the_sign_in_on_redis(tmp_path: Path, monkeypatch: p
         await browser.aclose()
     finally:
         stack.stop()
+
+
+async def test_rotated_secret_key_keeps_the_sign_in_through_previous_secret_keys(
+    stack: OAuthStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new secret_key with the old one under previous_secret_keys: stored grants still decrypt."""
+    url = f"{stack.proxy.url}/mcp/items"
+    storage, browser = MemoryStorage(), Browser()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    monkeypatch.setenv("E2E_OLD_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("E2E_SECRET_KEY", "a-different-secret-key-0123456789abcdef")
+    text = stack.config.read_text()
+    stack.config.write_text(
+        text.replace("  secret_key: ${env:E2E_SECRET_KEY}\n",
+                     "  secret_key: ${env:E2E_SECRET_KEY}\n  previous_secret_keys: ['${env:E2E_OLD_SECRET_KEY}']\n")
+    )
+    assert "previous_secret_keys" in stack.config.read_text()
+    stack.restart_proxy()
+    async with mcp_session(url, storage, browser, "legacy") as client:
+        assert not (await client.call_tool("listItems", {})).is_error
+    assert browser.sign_ins == 1
+    await browser.aclose()
