@@ -51,9 +51,10 @@ _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 
 class _PageError(Exception):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, retry_after: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after  # set for a rate limit: the page is a 429
 
 
 def redirect_error(server: AuthServer, redirect_uri: str, state: str | None, error: str, description: str) -> Response:
@@ -78,7 +79,7 @@ async def _client_and_redirect_uri(server: AuthServer, params: QueryParams) -> t
     try:
         client = await server.clients.get(client_id)
     except ClientLookupError as exc:
-        raise _PageError(f"The application could not be identified: {exc}") from None
+        raise _PageError(f"The application could not be identified: {exc}", exc.retry_after) from None
     if not redirect_uri:
         raise _PageError("The request has no redirect_uri.")
     if not is_registered(client.redirect_uris, redirect_uri):
@@ -144,6 +145,8 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     try:
         client, redirect_uri = await _client_and_redirect_uri(server, params)
     except _PageError as exc:
+        if exc.retry_after is not None:
+            return error_page("Sign-in request refused", exc.message, status=429, retry_after=exc.retry_after)
         return error_page("Sign-in request refused", exc.message)
     state = params.get("state")
     try:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from castproxy.auth.server.documents import DocumentError, DocumentFetcher, client_id_url_problem
+from castproxy.auth.server.documents import DocumentError, DocumentFetcher, DocumentRateLimited, client_id_url_problem
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.records import NS_CLIENT, NS_CLIENT_DOCUMENT, Record
 from castproxy.auth.server.redirects import redirect_uri_problem
@@ -40,7 +40,14 @@ class Client(Record):
 
 
 class ClientLookupError(Exception):
-    """The client_id names no usable client; the message is safe to show on an error page."""
+    """The client_id names no usable client; the message is safe to show on an error page.
+
+    `retry_after` is set when the lookup was only refused for now (a rate limit): the answer is a 429.
+    """
+
+    def __init__(self, message: str, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _redirect_uris(value: object, error: str) -> tuple[str, ...]:
@@ -123,6 +130,8 @@ class ClientRegistry:
             return cached
         try:
             document = await self._fetcher.fetch(url)
+        except DocumentRateLimited as exc:
+            raise ClientLookupError(str(exc), retry_after=exc.retry_after) from None
         except DocumentError as exc:
             raise ClientLookupError(str(exc)) from None
         client = _client_from_document(url, document)

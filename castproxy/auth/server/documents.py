@@ -5,7 +5,8 @@ metadata-document). That URL is attacker-chosen, so the fetch resolves the host 
 address that is not globally routable (loopback, private, link-local, CGNAT, multicast, reserved,
 IPv4-mapped, IPv4-compatible, NAT64 and 6to4 forms of those), then connects to that very address
 (no second DNS lookup to rebind), with TLS still verified against the host name. No redirects, a
-short deadline for the whole fetch, a size cap.
+short deadline for the whole fetch, a size cap. And only so many fetches per host a minute
+(limits.py), so a stream of /authorize requests cannot make castproxy hammer one host.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx2
 
+from castproxy.auth.server.limits import DOCUMENT_FETCHES, RateLimiter, retry_after
+
 MAX_DOCUMENT_BYTES = 16 * 1024
 FETCH_TIMEOUT = 5.0
 MAX_URL_LENGTH = 2048
@@ -32,6 +35,14 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 class DocumentError(Exception):
     """The client's metadata document could not be used; the message is safe to show."""
+
+
+class DocumentRateLimited(DocumentError):
+    """Too many fetches from this document's host lately; `retry_after` is the Retry-After value."""
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 async def resolve_host(host: str, port: int) -> list[str]:
@@ -87,7 +98,7 @@ def address_problem(address: str) -> str | None:
 
 
 class DocumentFetcher:
-    """Fetches one document per URL; `resolve` and `transport` are replaceable for tests."""
+    """Fetches one document per URL; `resolve`, `transport` and `limiter` are replaceable for tests."""
 
     def __init__(
         self,
@@ -96,8 +107,10 @@ class DocumentFetcher:
         transport: httpx2.AsyncBaseTransport | None = None,
         timeout: float = FETCH_TIMEOUT,
         max_bytes: int = MAX_DOCUMENT_BYTES,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._resolve = resolve
+        self.limiter = RateLimiter(DOCUMENT_FETCHES) if limiter is None else limiter  # per client_id host
         self._max_bytes = max_bytes
         self._deadline = timeout  # for the whole fetch: httpx's timeout is per read, a drip would outlast it
         self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
@@ -108,6 +121,12 @@ class DocumentFetcher:
     async def fetch(self, url: str) -> dict[str, Any]:
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port or 443
+        wait = self.limiter.take(host)  # before resolving: a refused fetch sends nothing out
+        if wait:
+            seconds = retry_after(wait)
+            raise DocumentRateLimited(
+                f"too many client metadata document fetches from {host} lately; retry in {seconds} s", seconds
+            )
         try:
             addresses = await self._resolve(host, port)
         except OSError:

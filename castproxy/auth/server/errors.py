@@ -29,16 +29,19 @@ PAGE_HEADERS = {
 class OAuthError(Exception):
     """An RFC 6749 error: `error` is the registered code, `description` says what to fix."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, *, retry_after: str | None = None) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.retry_after = retry_after  # seconds, sent as Retry-After (a 429)
 
     def response(self) -> JSONResponse:
         headers = dict(NO_STORE)
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
+        if self.retry_after is not None:
+            headers["Retry-After"] = self.retry_after
         return JSONResponse(
             {"error": self.error, "error_description": self.description}, status_code=self.status, headers=headers
         )
@@ -56,6 +59,7 @@ def template(name: str) -> Template:
     return Template(resources.files(__package__).joinpath("templates", name).read_text("utf-8"))
 
 
-def error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
+def error_page(title: str, message: str, status: int = 400, *, retry_after: str | None = None) -> HTMLResponse:
     body = template("error.html").substitute(title=html.escape(title), message=html.escape(message))
-    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+    headers = PAGE_HEADERS if retry_after is None else {**PAGE_HEADERS, "Retry-After": retry_after}
+    return HTMLResponse(body, status_code=status, headers=headers)

@@ -14,7 +14,13 @@ from castproxy.auth.server.errors import no_sign_in
 from castproxy.auth.server.state import AuthServer
 
 # Added by the routes to every answer of the endpoints MCP clients call from code (these included).
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*", "Access-Control-Allow-Methods": "*"}
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Allow-Methods": "*",
+    # so a browser-based client can read how long a 429 asks it to wait
+    "Access-Control-Expose-Headers": "Retry-After",
+}
 CACHE = {"Cache-Control": "public, max-age=60"}
 
 

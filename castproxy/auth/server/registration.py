@@ -1,4 +1,11 @@
-"""POST /register: RFC 7591 dynamic client registration for public MCP clients."""
+"""POST /register: RFC 7591 dynamic client registration for public MCP clients.
+
+Each registration is stored for a day, so a caller address may only register so fast (limits.py).
+Beyond that the answer is 429 with Retry-After and `temporarily_unavailable`: RFC 7591 §3.2.2 lets
+the server use codes beyond its own four, and RFC 6749's "temporarily unable to handle the request,
+retry later" is the one that fits. `slow_down` (RFC 8628) is not used: it belongs to device-flow
+polling at /token, where it tells the client to add 5 seconds to its polling interval.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,23 @@ from starlette.responses import JSONResponse, Response
 
 from castproxy.auth.server.bodies import capped_body
 from castproxy.auth.server.errors import NO_STORE, OAuthError
+from castproxy.auth.server.limits import caller_key, retry_after
 from castproxy.auth.server.state import AuthServer
 
 MAX_BODY_BYTES = 64 * 1024
 
 
 async def register(server: AuthServer, request: Request) -> Response:
+    # Counted before the body is read: a refused request costs as little as possible.
+    wait = server.registrations.take(caller_key(request.client.host if request.client else None))
+    if wait:
+        seconds = retry_after(wait)
+        raise OAuthError(
+            "temporarily_unavailable",
+            f"too many client registrations from this address; retry in {seconds} s",
+            status=429,
+            retry_after=seconds,
+        )
     body = await capped_body(request, MAX_BODY_BYTES, error="invalid_client_metadata")
     try:
         metadata = json.loads(body)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from castproxy.auth.server.clients import ClientRegistry
+from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter
 from castproxy.auth.server.records import canonical_resource
 from castproxy.auth.server.tokens import TokenService
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
@@ -65,8 +66,18 @@ class WorkspaceEntry:
 
 
 class AuthServer:
-    def __init__(self, *, store: Store, public_url: str, clients: ClientRegistry, tokens: TokenService) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        public_url: str,
+        clients: ClientRegistry,
+        tokens: TokenService,
+        registration_limiter: RateLimiter | None = None,
+    ) -> None:
         self.store = store
+        # POST /register per caller address; URL client_id document fetches are limited by the DocumentFetcher.
+        self.registrations = RateLimiter(REGISTRATIONS) if registration_limiter is None else registration_limiter
         self.issuer = public_url.rstrip("/")
         self.clients = clients
         self.tokens = tokens

@@ -1,0 +1,107 @@
+"""How fast one caller may make castproxy do work it keeps or sends out: a token bucket per key.
+
+Two things are limited: client registrations (`POST /register`, each stored for a day) per caller
+address, and client ID metadata document fetches (each an outbound HTTPS request) per client_id host.
+
+The counts live in this process's memory: each replica counts on its own, so behind N replicas a
+caller gets up to N times the rate, and a restart forgets every count. That is enough to stop one
+caller from flooding the store or turning castproxy into a request cannon, which is the point.
+
+The caller address is the ASGI client address. Behind a reverse proxy that is the proxy's, and every
+caller shares one bucket, unless uvicorn takes the caller from X-Forwarded-For: it does for a proxy
+on loopback, and for the proxy addresses listed in the FORWARDED_ALLOW_IPS environment. Document hosts are counted by exact host name: one party with a wildcard
+DNS name gets a bucket per subdomain, but can only aim those fetches at its own servers.
+
+A limiter tracks at most `max_keys` keys, so a caller cycling through addresses cannot grow it
+without bound: a new key beyond the cap evicts the least recently seen one. That key has had the
+longest to refill, so it was most likely full already; if not, it merely gets a fresh burst.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_KEYS = 10_000
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`per_minute` requests on average, with up to `burst` at once after a quiet spell."""
+
+    per_minute: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.per_minute <= 0 or self.burst < 1:
+            raise ValueError("a rate limit needs per_minute > 0 and burst >= 1")
+
+
+REGISTRATIONS = RateLimit(per_minute=20, burst=10)  # per caller address
+DOCUMENT_FETCHES = RateLimit(per_minute=30, burst=10)  # per client_id URL host
+
+
+class RateLimiter:
+    """One token bucket per key; `clock` (monotonic seconds) is replaceable for tests."""
+
+    def __init__(
+        self, limit: RateLimit, *, max_keys: int = MAX_KEYS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self.limit = limit
+        self.max_keys = max_keys
+        self._clock = clock
+        self._per_second = limit.per_minute / 60.0
+        # key -> [tokens, time of last update], least recently seen first
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+
+    @property
+    def tracked(self) -> int:
+        """How many keys have a bucket now (at most `max_keys`)."""
+        return len(self._buckets)
+
+    def take(self, key: str) -> float:
+        """Spend one token for `key`: 0.0 when allowed, else the seconds until one will be there."""
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[key] = [float(self.limit.burst), now]
+        else:
+            self._buckets.move_to_end(key)
+            bucket[0] = min(float(self.limit.burst), bucket[0] + max(0.0, now - bucket[1]) * self._per_second)
+            bucket[1] = now
+        if bucket[0] >= 1.0 - 1e-9:  # a caller that waited exactly Retry-After is let in despite float rounding
+            bucket[0] = max(0.0, bucket[0] - 1.0)
+            return 0.0
+        return (1.0 - bucket[0]) / self._per_second
+
+
+def retry_after(wait: float) -> str:
+    """The Retry-After value (whole seconds, never 0) for a wait `take` returned."""
+    return str(max(1, math.ceil(wait)))
+
+
+def caller_key(host: str | None) -> str:
+    """The key a caller address is counted under: the address itself, or its /64 for IPv6.
+
+    One IPv6 subscriber is usually given a whole /64, so counting single addresses would hand a
+    caller 2**64 fresh buckets.
+    """
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host  # not an IP (a test client, a unix socket): count it as it is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # a dual-stack socket's view of an IPv4 caller
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
