@@ -9,8 +9,10 @@ caller from flooding the store or turning castproxy into a request cannon, which
 
 The caller address is the ASGI client address. Behind a reverse proxy that is the proxy's, and every
 caller shares one bucket, unless uvicorn takes the caller from X-Forwarded-For: it does for a proxy
-on loopback, and for the proxy addresses listed in the FORWARDED_ALLOW_IPS environment. Document hosts are counted by exact host name: one party with a wildcard
-DNS name gets a bucket per subdomain, but can only aim those fetches at its own servers.
+on loopback, and for the proxy addresses listed in the FORWARDED_ALLOW_IPS environment.
+
+Document hosts are counted by exact host name: one party with a wildcard DNS name gets a bucket per
+subdomain, but can only aim those fetches at its own servers.
 
 A limiter tracks at most `max_keys` keys, so a caller cycling through addresses cannot grow it
 without bound: a new key beyond the cap evicts the least recently seen one. That key has had the
