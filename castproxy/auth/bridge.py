@@ -19,6 +19,7 @@ from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, pars
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import no_sign_in
+from castproxy.auth.server.limits import RateLimiter
 from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
@@ -46,6 +47,7 @@ class AuthBridge:
         public_url: str,
         upstream_factory: UpstreamFactory | None = None,
         document_fetcher: DocumentFetcher | None = None,
+        registration_limiter: RateLimiter | None = None,
     ) -> None:
         self._store = store
         self._cipher = cipher
@@ -54,7 +56,11 @@ class AuthBridge:
         self._factory = upstream_factory or self._real_upstream
         self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream)
         self.server = AuthServer(
-            store=store, public_url=public_url, clients=ClientRegistry(store, self._fetcher), tokens=self.tokens
+            store=store,
+            public_url=public_url,
+            clients=ClientRegistry(store, self._fetcher),
+            tokens=self.tokens,
+            registration_limiter=registration_limiter,
         )
         self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
 

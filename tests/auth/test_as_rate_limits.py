@@ -227,3 +227,13 @@ def test_waits_and_caller_keys(clock: Clock) -> None:
     assert caller_key(None) == "unknown"
     with pytest.raises(ValueError, match="burst >= 1"):
         RateLimit(per_minute=10, burst=0)
+
+
+async def test_the_bridge_takes_a_registration_limiter(store: SQLiteStore) -> None:
+    harness = harness_for(store, registration_limiter=RateLimiter(RateLimit(per_minute=1, burst=1)))
+    try:
+        first = await harness.http.post("/register", json={"redirect_uris": ["http://127.0.0.1:3000/cb"]})
+        second = await harness.http.post("/register", json={"redirect_uris": ["http://127.0.0.1:3000/cb"]})
+        assert (first.status_code, second.status_code) == (201, 429)
+    finally:
+        await harness.aclose()
