@@ -7,6 +7,7 @@ them into FILE:LINE:COL; an unknown operationId gets a "did you mean".
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -37,15 +38,21 @@ class WorkspaceTools:
 
 
 def compile_workspace(
-    workspace: Workspace, base_dir: Path, *, offline: bool = False, name: str | None = None
+    workspace: Workspace,
+    base_dir: Path,
+    *,
+    offline: bool = False,
+    name: str | None = None,
+    fetcher: Callable[[str], bytes] | None = None,
 ) -> WorkspaceTools:
     """Load and compile the workspace's spec and pick its tools.
 
     `name` is the workspace's key in the config; problem locations start with
-    `("workspaces", name)` when it is given, else at the workspace itself (`("openapi",)`)."""
+    `("workspaces", name)` when it is given, else at the workspace itself (`("openapi",)`).
+    `fetcher` supplies a remote spec's bytes (see `load_document`)."""
     prefix: Loc = ("workspaces", name) if name is not None else ()
     try:
-        document = load_document(workspace.openapi, base_dir, offline=offline)
+        document = load_document(workspace.openapi, base_dir, offline=offline, fetcher=fetcher)
         compiled = compile_spec(document, output_schema=workspace.output_schema)
     except SpecError as exc:
         raise WorkspaceError([((*prefix, "openapi"), exc.message)], offline_skipped=exc.offline_skipped) from None

@@ -1,8 +1,9 @@
 """Assemble the Starlette app: MCP endpoints, health, metrics, the authorization server and hot reload.
 
-`create_app` loads and compiles the config before returning (a bad config raises ConfigError here,
-so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port). Everything with a
-connection (forwarder session, session manager, watcher) starts and stops in the lifespan.
+`create_app` loads and compiles the config before returning (a config invalid as a whole raises
+ConfigError here, so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port; a
+workspace that does not build is only degraded). Everything with a connection (forwarder session,
+session manager, watcher, background retries) starts and stops in the lifespan.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from starlette.routing import BaseRoute, Route
 from castproxy.auth.bridge import AuthBridge
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
+from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
 from castproxy.serve.metrics import Metrics, metrics_endpoint
+from castproxy.serve.recovery import Backoff
 from castproxy.serve.reload import Reloader
-from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
 from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
@@ -61,47 +63,26 @@ def _make_bridge(loaded: LoadedConfig, store: Store) -> AuthBridge | None:
     return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
 
 
-def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
-    """Listen address, public URL, secret key and store are bound at start; say so when an edit changes them."""
-    before, after = first.config, fresh.config
-    changed = [
-        name
-        for name, old, new in (
-            ("server.host", before.server.host, after.server.host),
-            ("server.port", before.server.port, after.server.port),
-            ("server.public_url", first.public_url, fresh.public_url),
-            ("server.secret_key", before.server.secret_key, after.server.secret_key),
-            ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
-            ("store", before.store, after.store),
-        )
-        if old != new
-    ]
-    if changed:
-        log.warning("these settings take effect at the next restart", extra={"fields": {"settings": changed}})
-
-
 def create_app(
     config_path: Path,
     *,
     reload: bool = True,
     host_override: str | None = None,
     port_override: int | None = None,
+    retry: Backoff | None = None,
 ) -> Starlette:
+    """`retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s)."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
     bridge = _make_bridge(loaded, store)
-    snapshot = build_snapshot(loaded, bridge=bridge)
-
-    def rebuild() -> Snapshot:  # runs in a worker thread on every reload
-        fresh = load_config(config_path, environ)
-        _warn_fixed_settings(loaded, fresh)
-        return build_snapshot(fresh, bridge=bridge)
+    builds = Builds(config_path, environ, loaded, bridge)
+    snapshot = builds.first()
 
     metrics = Metrics()
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
-    reloader = Reloader(config_path, state, rebuild, metrics)
+    reloader = Reloader(config_path, state, builds, metrics, retry)
     manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, metrics)), stateless=True,
                                            json_response=True)
 
@@ -112,7 +93,7 @@ def create_app(
             async with manager.run():
                 reloader.start(watch=reload)
                 log.info("serving", extra={"fields": {"config": str(loaded.path),
-                                                      "workspaces": sorted(state.snapshot.workspaces)}})
+                                                      "workspaces": state.snapshot.serving()}})
                 try:
                     yield
                 finally:
@@ -124,9 +105,10 @@ def create_app(
             await store.close()
 
     routes: list[BaseRoute] = [
-        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)),
+        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge,
+                                              retry_in=reloader.scheduler.retry_in)),
         Route("/healthz", healthz),
-        Route("/readyz", readyz(state)),
+        Route("/readyz", readyz(state, reloader.scheduler.retry_in)),
         Route("/metrics", metrics_endpoint(metrics)),
     ]
     if bridge is not None:

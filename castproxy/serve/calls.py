@@ -55,6 +55,10 @@ class ToolCaller:
         """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
         status: int | None = None
+        if workspace.unavailable is not None:  # a degraded workspace's placeholder (snapshot.py)
+            self._record(workspace, name, "workspace_unavailable", None, started)
+            return error_result(f"Workspace '{workspace.name}' is not available: {workspace.unavailable}. "
+                                "castproxy retries it in the background; try again shortly.")
         tool = workspace.tools.get(name)
         if tool is None:
             self._record(workspace, name, "unknown_tool", None, started)
@@ -87,7 +91,7 @@ class ToolCaller:
     ) -> None:
         """The call's metrics observation and log line (names not in the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
-        label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
+        label = UNKNOWN_TOOL if outcome in ("unknown_tool", "workspace_unavailable") else name
         self.metrics.record_call(workspace.name, label, outcome, seconds)
         if call_log.isEnabledFor(logging.INFO):  # a line per call: build nothing when nobody reads it
             call_log.info(

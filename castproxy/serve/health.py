@@ -1,7 +1,10 @@
 """Liveness and readiness, as JSON: /healthz says the process answers, /readyz that it can serve.
 
-Readiness needs a loaded config and a reachable store. A rejected reload does not make the proxy
-unready (the last good config still serves), but /readyz shows the problems and when the last good
+Readiness needs a loaded config, a reachable store and at least one workspace that serves: one
+degraded API out of twenty must not take the pod out of its Service, so /readyz stays 200 with
+`"status": "degraded"` and lists each workspace's state, problems and next retry; only when no
+workspace serves (or the store is down) is it 503. A rejected reload does not make the proxy unready
+either (the last good config still serves), but /readyz shows the problems and when the last good
 config was loaded, so an operator sees why an edit did not take effect.
 """
 
@@ -14,7 +17,10 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from castproxy.serve.snapshot import WorkspaceStatus
 from castproxy.serve.state import ServeState
+
+RetryIn = Callable[[str], float | None]
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +43,35 @@ async def _store_ok(state: ServeState) -> bool:
         return False
 
 
-def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
+def _workspace(name: str, status: WorkspaceStatus, retry_in: RetryIn) -> dict[str, object]:
+    entry: dict[str, object] = {"state": status.state}
+    if status.cached_at is not None:
+        entry["spec"] = {"from": "cache", "cached_at": _iso(status.cached_at)}
+    if status.problems:
+        entry["problems"] = [str(problem) for problem in status.problems]
+    if status.state != "serving":
+        entry["since"] = _iso(status.since)
+    seconds = retry_in(name)
+    if seconds is not None:
+        entry["next_retry_in_s"] = round(seconds, 1)
+    return entry
+
+
+def readyz(state: ServeState, retry_in: RetryIn = lambda name: None) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         snapshot = state.snapshot
         store_ok = await _store_ok(state)
+        serving = snapshot.serving()
+        healthy = all(not status.needs_retry for status in snapshot.status.values())
+        status = "unready" if not (store_ok and serving) else "ready" if healthy else "degraded"
         body: dict[str, object] = {
-            "status": "ready" if store_ok else "unready",
+            "status": status,
             "config": {
                 "path": str(snapshot.loaded.path),
                 "loaded_at": _iso(state.last_good_at),
                 "workspaces": sorted(snapshot.workspaces),
             },
+            "workspaces": {name: _workspace(name, snapshot.status[name], retry_in) for name in sorted(snapshot.status)},
             "store": {"backend": snapshot.loaded.config.store.backend, "reachable": store_ok}
             if state.store is not None else {"backend": None, "reachable": None},
         }
@@ -58,6 +82,6 @@ def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
                 "errors": list(state.last_error),
                 "serving": f"the config loaded at {_iso(state.last_good_at)}",
             }
-        return JSONResponse(body, status_code=200 if store_ok else 503)
+        return JSONResponse(body, status_code=503 if status == "unready" else 200)
 
     return endpoint

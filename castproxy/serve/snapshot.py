@@ -3,27 +3,35 @@
 `build_snapshot` runs off the event loop (it may read files and fetch specs). It compiles every
 workspace, builds one argument validator per tool (and an output validator per tool that publishes
 an output schema), resolves static credentials, derives each workspace's request target (base URL,
-pinned query, headers) and prebuilds the `tools/list` answer, or raises `ConfigError` naming
-FILE:LINE:COL for every problem. The serving layer swaps a finished snapshot in with one
-assignment; a call keeps the snapshot it started with.
+pinned query, headers) and prebuilds the `tools/list` answer. The serving layer swaps a finished
+snapshot in with one assignment; a call keeps the snapshot it started with.
+
+Workspaces are isolated: one whose spec cannot be fetched or compiled, or whose upstream OAuth
+metadata cannot be found, does not stop the others. It serves the spec's last good copy from the
+disk cache if that compiles, else its previous version from `previous` ("stale"), else nothing
+("degraded": a placeholder runtime that answers 503 with the reason). `WorkspaceStatus` says which,
+and why, with FILE:LINE:COL problems; the serving layer retries such workspaces in the background.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import mcp_types
 
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.static import static_credentials
-from castproxy.config.model import OAuth2Auth, Workspace
+from castproxy.config.model import NoAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
+from castproxy.openapi.loader import is_url
 from castproxy.openapi.model import ToolDefinition
-from castproxy.openapi.workspace import WorkspaceError, compile_workspace
+from castproxy.openapi.spec_cache import SpecFetcher
+from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
+from castproxy.serve.discovery import IssuerCheck
 from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
@@ -55,6 +63,7 @@ class WorkspaceRuntime:
     inbound_key_hashes: tuple[bytes, ...] = ()  # sha256 digests of inbound.api_keys
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
+    unavailable: str | None = None  # a degraded workspace's placeholder: why it cannot serve (no tools)
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -62,15 +71,45 @@ class WorkspaceRuntime:
         object.__setattr__(self, "target", RequestTarget.of(self.base_url, self.extra_headers, self.protected_headers))
 
 
+WorkspaceState = Literal["serving", "stale", "degraded"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceStatus:
+    """How one workspace of the config fares in this snapshot (for /readyz, the logs and the retries).
+
+    serving: built from this config (its spec maybe from the disk cache: `cached_at`); stale: this
+    config's version failed, the previous one keeps serving; degraded: nothing serves. `problems` say
+    why (also for a serving workspace whose spec came from the cache)."""
+
+    state: WorkspaceState
+    config: Workspace  # the config this status is about (an edit of the workspace is a new attempt)
+    problems: tuple[Problem, ...] = ()
+    since: float = field(default_factory=time.time)  # when it entered this state
+    spec_url: str | None = None  # the remote spec URL (None for a spec file)
+    spec_digest: str | None = None  # digest of the remote bytes the serving version was built from
+    cached_at: float | None = None  # the spec came from the disk cache, stored then
+
+    @property
+    def needs_retry(self) -> bool:
+        """Not serving its config from a spec fetched now: retried in the background."""
+        return self.state != "serving" or self.cached_at is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     loaded: LoadedConfig
-    workspaces: Mapping[str, WorkspaceRuntime]
+    workspaces: Mapping[str, WorkspaceRuntime]  # every configured workspace; a degraded one is a placeholder
     origins: OriginPolicy
     loaded_at: float = field(default_factory=time.time)
+    status: Mapping[str, WorkspaceStatus] = field(default_factory=lambda: MappingProxyType({}))
 
     def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
         return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
+
+    def serving(self) -> list[str]:
+        """Names of the workspaces that answer tool calls (serving or stale)."""
+        return sorted(name for name, ws in self.workspaces.items() if ws.unavailable is None)
 
 
 class CredentialsUnavailable(Exception):
@@ -145,28 +184,140 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     )
 
 
+def _placeholder(name: str, workspace: Workspace, problems: tuple[Problem, ...]) -> WorkspaceRuntime:
+    """A degraded workspace: no tools, nothing sent upstream; its inbound keys still gate the 503."""
+    reason = problems[0].message if problems else "it could not be built"
+    if len(problems) > 1:
+        reason += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    keys = workspace.inbound.api_keys if workspace.inbound else []
+    return WorkspaceRuntime(
+        name=name,
+        tools=MappingProxyType({}),
+        listing=MappingProxyType(_listing(())),
+        base_url="",
+        credentials=static_credentials(NoAuth(type="none")),
+        timeout=workspace.timeout,
+        max_response_bytes=workspace.max_response_bytes,
+        extra_headers=MappingProxyType({}),
+        protected_headers=frozenset(),
+        inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
+        unavailable=reason,
+    )
+
+
 def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return loc if loc[:1] == ("workspaces",) else ("workspaces", name, *loc)
 
 
-def build_snapshot(loaded: LoadedConfig, *, bridge: Any = None, offline: bool = False) -> Snapshot:
-    """Compile the whole config or raise ConfigError with every problem found (nothing half-built)."""
-    problems: list[Problem] = []
-    workspaces: dict[str, WorkspaceRuntime] = {}
-    for name, workspace in loaded.config.workspaces.items():
+class _Builder:
+    """One build: shared spec fetches and issuer lookups, the previous snapshot to fall back on."""
+
+    def __init__(
+        self, loaded: LoadedConfig, bridge: Any, offline: bool, previous: Snapshot | None, fetcher: SpecFetcher
+    ) -> None:
+        self.loaded = loaded
+        self.bridge = bridge
+        self.offline = offline
+        self.previous = previous
+        self.fetcher = fetcher
+        self.issuers = IssuerCheck()
+
+    def build(self, name: str, workspace: Workspace) -> tuple[WorkspaceRuntime, WorkspaceStatus]:
+        url = workspace.openapi if is_url(workspace.openapi) else None
+        runtime, problems = self._attempt(name, workspace, self.fetcher)
+        outcome = self.fetcher.outcome(url) if url else None
+        if runtime is not None:
+            if url:
+                self.fetcher.commit(url)
+            cached_at = outcome.cached_at if outcome is not None and outcome.source == "cache" else None
+            notes = (self._problem(name, ("openapi",), f"{outcome.error}; serving the copy cached at "
+                                                        f"{_iso(cached_at)}"),) if outcome and cached_at else ()
+            digest = outcome.digest if outcome else None
+            return runtime, self._status("serving", name, workspace, notes, url, digest, cached_at)
+        # This config's version does not build. Try, in order: the last good copy of the spec on disk,
+        # the previous version of the workspace, nothing.
+        copy = self.fetcher.cached_copy(url) if url else None
+        if copy is not None:
+            runtime, _ = self._attempt(name, workspace, lambda _: copy)
+            if runtime is not None:
+                cached = self.fetcher.cache.get(url) if self.fetcher.cache and url else None
+                cached_at = cached.stored_at if cached else time.time()
+                notes = (*problems, self._problem(name, ("openapi",), "serving the copy of the spec cached at "
+                                                                      f"{_iso(cached_at)}"))
+                digest = cached.digest if cached else None
+                return runtime, self._status("serving", name, workspace, notes, url, digest, cached_at)
+        before = self.previous.workspaces.get(name) if self.previous is not None else None
+        if before is not None and before.unavailable is None:
+            old = self.previous.status.get(name) if self.previous is not None else None
+            return before, self._status("stale", name, workspace, problems, url, old.spec_digest if old else None,
+                                        old.cached_at if old else None)
+        return _placeholder(name, workspace, problems), self._status("degraded", name, workspace, problems, url)
+
+    def _attempt(self, name: str, workspace: Workspace, fetcher: Any) -> tuple[WorkspaceRuntime | None,
+                                                                               tuple[Problem, ...]]:
+        loaded = self.loaded
         try:
-            compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            workspaces[name] = _build_workspace(name, workspace, compiled, bridge)
+            compiled: WorkspaceTools = compile_workspace(
+                workspace, loaded.base_dir, offline=self.offline, name=name, fetcher=fetcher
+            )
+            if isinstance(workspace.auth, OAuth2Auth) and not self.offline:
+                found = self.issuers.problems(workspace.auth, ("workspaces", name))
+                if found:
+                    return None, tuple(loaded.problem(loc, message) for loc, message in found)
+            return _build_workspace(name, workspace, compiled, self.bridge), ()
         except WorkspaceError as exc:
-            problems.extend(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
+            return None, tuple(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:
-            problems.extend(exc.problems)
-        except Exception as exc:  # a part we call failed unexpectedly: still a rejected config, not a crash
-            problems.append(loaded.problem(("workspaces", name), f"cannot build this workspace: {exc}"))
-    if problems:
-        raise ConfigError(problems)
+            return None, tuple(exc.problems)
+        except Exception as exc:  # a part we call failed unexpectedly: this workspace's problem, not a crash
+            return None, (loaded.problem(("workspaces", name), f"cannot build this workspace: {exc}"),)
+
+    def _problem(self, name: str, loc: tuple[str | int, ...], message: str) -> Problem:
+        return self.loaded.problem(("workspaces", name, *loc), message)
+
+    def _status(
+        self,
+        state: WorkspaceState,
+        name: str,
+        workspace: Workspace,
+        problems: tuple[Problem, ...],
+        url: str | None,
+        digest: str | None = None,
+        cached_at: float | None = None,
+    ) -> WorkspaceStatus:
+        old = self.previous.status.get(name) if self.previous is not None else None
+        since = old.since if old is not None and old.state == state and state != "serving" else time.time()
+        return WorkspaceStatus(state, workspace, problems, since, url, digest, cached_at)
+
+
+def _iso(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp or 0))
+
+
+def build_snapshot(
+    loaded: LoadedConfig,
+    *,
+    bridge: Any = None,
+    offline: bool = False,
+    previous: Snapshot | None = None,
+    fetcher: SpecFetcher | None = None,
+    only: Collection[str] | None = None,
+) -> Snapshot:
+    """Compile the config's workspaces, each on its own (see the module docstring); never half-built.
+
+    With `only`, the other workspaces keep their runtime and status from `previous` (a retry or a
+    spec refresh of some workspaces). `fetcher` gets remote specs (default: plain fetches, no cache)."""
+    builder = _Builder(loaded, bridge, offline, previous, fetcher or SpecFetcher(None))
+    workspaces: dict[str, WorkspaceRuntime] = {}
+    status: dict[str, WorkspaceStatus] = {}
+    for name, workspace in loaded.config.workspaces.items():
+        if only is not None and name not in only and previous is not None and name in previous.status:
+            workspaces[name], status[name] = previous.workspaces[name], previous.status[name]
+            continue
+        workspaces[name], status[name] = builder.build(name, workspace)
     return Snapshot(
         loaded=loaded,
         workspaces=MappingProxyType(workspaces),
         origins=OriginPolicy.from_settings(loaded.public_url, loaded.config.server.allowed_origins),
+        status=MappingProxyType(status),
     )
