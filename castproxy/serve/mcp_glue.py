@@ -48,6 +48,7 @@ from castproxy.serve.inbound import key_accepted, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 
 SCOPE_KEY = "castproxy.call"
+WORKSPACE_UNAVAILABLE = -32000  # JSON-RPC's implementation-defined server error range
 log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _WHITESPACE = b" \t\r\n"
@@ -238,16 +239,18 @@ class McpEndpoint:
             return None, replay(messages, receive)
         seconds = self.retry_in(workspace.name)
         retry_after = max(1, math.ceil(seconds)) if seconds is not None else 5
-        response = JSONResponse(
-            {
-                "error": "workspace_unavailable",
-                "message": f"workspace '{workspace.name}' is not available: {workspace.unavailable}; castproxy "
-                           f"retries it in the background (next attempt in about {retry_after} s)",
-                "reason": workspace.unavailable,
-            },
-            status_code=503,
-            headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
-        )
+        message = (f"workspace '{workspace.name}' is not available: {workspace.unavailable}; castproxy retries it "
+                   f"in the background (next attempt in about {retry_after} s)")
+        details = {"error": "workspace_unavailable", "reason": workspace.unavailable, "retry_after": retry_after}
+        headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
+        if isinstance(decoded, dict) and decoded.get("jsonrpc") == "2.0":
+            # A JSON-RPC error body: MCP clients show its message instead of a bare "HTTP 503".
+            request_id = decoded.get("id") if isinstance(decoded.get("id"), int | str) else None
+            error = {"code": WORKSPACE_UNAVAILABLE, "message": message, "data": details}
+            response: Response = JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error},
+                                              status_code=503, headers=headers)
+        else:
+            response = JSONResponse({**details, "message": message}, status_code=503, headers=headers)
         return response, replay(messages, receive)
 
     async def _admit(self, request: Request, snapshot: Snapshot) -> tuple[Response | None, CallScope | None]:

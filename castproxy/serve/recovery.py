@@ -56,6 +56,7 @@ class Scheduler:
         self._attempts: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._refresh_at: dict[str, float] = {}
+        self._retrying: set[str] = set()  # being rebuilt right now
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -93,6 +94,8 @@ class Scheduler:
 
     def retry_in(self, name: str) -> float | None:
         """Seconds until `name` is tried again (None when no retry is planned)."""
+        if name in self._retrying:
+            return 0.0
         due = self._retry_at.get(name)
         return None if due is None else max(0.0, due - self._clock())
 
@@ -119,6 +122,7 @@ class Scheduler:
             refresh = sorted(name for name, due in self._refresh_at.items() if due <= now)
             for name in retry:
                 del self._retry_at[name]  # re-planned by `installed`, or on the next failure
+            self._retrying = set(retry)
             for name in refresh:
                 del self._refresh_at[name]
             try:
@@ -134,3 +138,5 @@ class Scheduler:
                     "workspaces": retry + refresh, "error_type": type(exc).__name__}})
                 for name in retry:
                     self._retry_at.setdefault(name, self._clock() + self.backoff.maximum)
+            finally:
+                self._retrying = set()

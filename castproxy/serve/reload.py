@@ -146,7 +146,7 @@ class Reloader:
                               "the background", extra={"fields": fields})
             elif status.cached_at is not None:
                 if not same:
-                    log.warning("spec not fetched; serving the last good copy from the spec cache",
+                    log.warning("spec unreachable or unusable; serving its last good copy from the spec cache",
                                 extra={"fields": fields})
             elif old is not None and old.needs_retry:
                 log.info("workspace recovered", extra={"fields": {"workspace": name, "was": old.state}})
