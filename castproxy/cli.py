@@ -39,6 +39,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(run '{self.prog} --help' for help)\n")
 
 
+def _worker_count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of processes, 1 or more (got {text!r})")
+    return int(text)
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
@@ -63,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
+    serve.add_argument("--workers", type=_worker_count, metavar="N",
+                       help="worker processes sharing the port (default: $CASTPROXY_WORKERS, else 1)")
 
     validate = sub.add_parser("validate", help="check a config fully",
                               description="Check the config: YAML, schema, secret references, specs and "

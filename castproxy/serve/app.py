@@ -70,8 +70,10 @@ def create_app(
     host_override: str | None = None,
     port_override: int | None = None,
     retry: Backoff | None = None,
+    worker: bool = False,
 ) -> Starlette:
-    """`retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s)."""
+    """`retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
+    `worker`: one of several processes serving the port (`serve --workers N`): metrics carry a pid label."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
@@ -79,7 +81,7 @@ def create_app(
     builds = Builds(config_path, environ, loaded, bridge)
     snapshot = builds.first()
 
-    metrics = Metrics()
+    metrics = Metrics(pid=os.getpid() if worker else None)
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
     reloader = Reloader(config_path, state, builds, metrics, retry)
