@@ -170,6 +170,7 @@ _SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**
 
 DurationText = Annotated[str, StringConstraints(pattern=_DURATION.pattern)]
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_REFRESH = 7 * 24 * 3600
 
 
 def _seconds(text: str) -> float:
@@ -198,7 +199,7 @@ class Workspace(_Strict):
     headers: dict[HeaderName, str] = Field(default_factory=dict, description="Extra non-secret upstream headers.")
     # --- issue 12 (deployments): background spec refresh ---
     refresh: float | None = Field(
-        None, ge=1, le=7 * 24 * 3600,
+        None, ge=1, le=_MAX_REFRESH,
         description="Re-fetch a remote spec this often ('10m', '1h', or seconds) and serve it when it changed; "
         "default: only at start, on a config change or SIGHUP.",
     )
@@ -210,7 +211,10 @@ class Workspace(_Strict):
             return None
         if isinstance(value, bool) or (isinstance(value, str) and not _DURATION.match(value)):
             raise ValueError("a duration like '10m', '1h', '30s' or 600 (seconds)")
-        return _seconds(value) if isinstance(value, str) else value
+        seconds = _seconds(value) if isinstance(value, str) else value
+        if isinstance(seconds, int | float) and not 1 <= seconds <= _MAX_REFRESH:
+            raise ValueError("a duration from 1 second to 7 days, like '10m' or '1h'")
+        return seconds
 
     @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod
