@@ -15,6 +15,7 @@ and why, with FILE:LINE:COL problems; the serving layer retries such workspaces 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.static import static_credentials
 from castproxy.config.model import NoAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
-from castproxy.openapi.loader import is_url
+from castproxy.openapi.loader import SpecError, is_url
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.spec_cache import SpecFetcher
 from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
@@ -224,16 +225,17 @@ class _Builder:
 
     def build(self, name: str, workspace: Workspace) -> tuple[WorkspaceRuntime, WorkspaceStatus]:
         url = workspace.openapi if is_url(workspace.openapi) else None
+        if url:
+            with contextlib.suppress(SpecError):  # fetched once here; compiling reads the same result
+                self.fetcher(url)
+            same = self._unchanged(name, workspace, url)
+            if same is not None:
+                return same
         runtime, problems = self._attempt(name, workspace, self.fetcher)
-        outcome = self.fetcher.outcome(url) if url else None
         if runtime is not None:
             if url:
                 self.fetcher.commit(url)
-            cached_at = outcome.cached_at if outcome is not None and outcome.source == "cache" else None
-            notes = (self._problem(name, ("openapi",), f"{outcome.error}; serving the copy cached at "
-                                                        f"{_iso(cached_at)}"),) if outcome and cached_at else ()
-            digest = outcome.digest if outcome else None
-            return runtime, self._status("serving", name, workspace, notes, url, digest, cached_at)
+            return runtime, self._serving(name, workspace, url)
         # This config's version does not build. Try, in order: the last good copy of the spec on disk,
         # the previous version of the workspace, nothing.
         copy = self.fetcher.cached_copy(url) if url else None
@@ -252,6 +254,26 @@ class _Builder:
             return before, self._status("stale", name, workspace, problems, url, old.spec_digest if old else None,
                                         old.cached_at if old else None)
         return _placeholder(name, workspace, problems), self._status("degraded", name, workspace, problems, url)
+
+    def _serving(self, name: str, workspace: Workspace, url: str | None) -> WorkspaceStatus:
+        outcome = self.fetcher.outcome(url) if url else None
+        cached_at = outcome.cached_at if outcome is not None and outcome.source == "cache" else None
+        notes = (self._problem(name, ("openapi",), f"{outcome.error}; serving the copy cached at "
+                                                    f"{_iso(cached_at)}"),) if outcome and cached_at else ()
+        return self._status("serving", name, workspace, notes, url, outcome.digest if outcome else None, cached_at)
+
+    def _unchanged(self, name: str, workspace: Workspace, url: str) -> tuple[WorkspaceRuntime, WorkspaceStatus] | None:
+        """The previous runtime, when neither the workspace's config nor its spec bytes changed: a reload,
+        retry or refresh then costs a conditional fetch, not a rebuild of every tool's validators."""
+        if self.previous is None:
+            return None
+        old, before = self.previous.status.get(name), self.previous.workspaces.get(name)
+        outcome = self.fetcher.outcome(url)
+        if (old is None or before is None or before.unavailable is not None or old.state != "serving"
+                or old.config != workspace or outcome is None or outcome.digest != old.spec_digest):
+            return None
+        self.fetcher.commit(url)
+        return before, self._serving(name, workspace, url)
 
     def _attempt(self, name: str, workspace: Workspace, fetcher: Any) -> tuple[WorkspaceRuntime | None,
                                                                                tuple[Problem, ...]]:

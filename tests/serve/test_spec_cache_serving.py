@@ -103,8 +103,10 @@ async def test_reload_fetches_each_url_once_and_conditionally(
         config = write_config(tmp_path, spec_server.url + "/openapi.json", upstream[1], names=("a", "b", "c"))
         url, app = proxies.start(config)
         assert (host.full_fetches, host.not_modified) == (1, 0)  # three workspaces, one fetch
+        before = app.state.serve.snapshot.workspaces["a"]
         assert await app.state.reloader.reload("test")
         assert (host.full_fetches, host.not_modified) == (1, 1)  # 304: the cached copy is reused
+        assert app.state.serve.snapshot.workspaces["a"] is before  # same config, same bytes: nothing rebuilt
         assert host.seen[-1].if_none_match is not None
         for name in ("a", "b", "c"):
             assert list(await descriptions(f"{url}/mcp/{name}")) == ["listItems", "getItem"]
