@@ -110,7 +110,7 @@ def create_app(
         Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge,
                                               retry_in=reloader.scheduler.retry_in)),
         Route("/healthz", healthz),
-        Route("/readyz", readyz(state, reloader.scheduler.retry_in)),
+        Route("/readyz", readyz(state, reloader.scheduler)),
         Route("/metrics", metrics_endpoint(metrics)),
     ]
     if bridge is not None:

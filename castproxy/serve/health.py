@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,7 +21,11 @@ from starlette.responses import JSONResponse
 from castproxy.serve.snapshot import WorkspaceStatus
 from castproxy.serve.state import ServeState
 
-RetryIn = Callable[[str], float | None]
+
+class Planner(Protocol):
+    def retry_in(self, name: str) -> float | None: ...
+
+    def refresh_in(self, name: str) -> float | None: ...
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ async def _store_ok(state: ServeState) -> bool:
         return False
 
 
-def _workspace(name: str, status: WorkspaceStatus, retry_in: RetryIn) -> dict[str, object]:
+def _workspace(name: str, status: WorkspaceStatus, planner: Planner | None) -> dict[str, object]:
     entry: dict[str, object] = {"state": status.state}
     if status.cached_at is not None:
         entry["spec"] = {"from": "cache", "cached_at": _iso(status.cached_at)}
@@ -51,13 +56,16 @@ def _workspace(name: str, status: WorkspaceStatus, retry_in: RetryIn) -> dict[st
         entry["problems"] = [str(problem) for problem in status.problems]
     if status.state != "serving":
         entry["since"] = _iso(status.since)
-    seconds = retry_in(name)
-    if seconds is not None:
-        entry["next_retry_in_s"] = round(seconds, 1)
+    retry = planner.retry_in(name) if planner is not None else None
+    if retry is not None:
+        entry["next_retry_in_s"] = round(retry, 1)
+    refresh = planner.refresh_in(name) if planner is not None else None
+    if refresh is not None:
+        entry["next_refresh_in_s"] = round(refresh, 1)
     return entry
 
 
-def readyz(state: ServeState, retry_in: RetryIn = lambda name: None) -> Callable[[Request], Awaitable[JSONResponse]]:
+def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         snapshot = state.snapshot
         store_ok = await _store_ok(state)
@@ -71,7 +79,7 @@ def readyz(state: ServeState, retry_in: RetryIn = lambda name: None) -> Callable
                 "loaded_at": _iso(state.last_good_at),
                 "workspaces": sorted(snapshot.workspaces),
             },
-            "workspaces": {name: _workspace(name, snapshot.status[name], retry_in) for name in sorted(snapshot.status)},
+            "workspaces": {name: _workspace(name, snapshot.status[name], planner) for name in sorted(snapshot.status)},
             "store": {"backend": snapshot.loaded.config.store.backend, "reachable": store_ok}
             if state.store is not None else {"backend": None, "reachable": None},
         }

@@ -225,10 +225,10 @@ class McpEndpoint:
         messages: list[Message] = []
         size = 0
         while scope["method"] == "POST":
-            message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if message["type"] != "http.request" or not message.get("more_body", False) or size > self.max_body_size:
+            chunk = await receive()
+            messages.append(chunk)
+            size += len(chunk.get("body", b""))
+            if chunk["type"] != "http.request" or not chunk.get("more_body", False) or size > self.max_body_size:
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         try:

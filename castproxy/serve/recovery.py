@@ -30,7 +30,8 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds before retry number `attempt` (0-based): doubling, capped, jittered down by up to half."""
-        return min(self.maximum, self.initial * 2 ** min(attempt, 32)) * rng.uniform(0.5, 1.0)
+        base: float = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
+        return base * rng.uniform(0.5, 1.0)
 
 
 Rebuild = Callable[[Collection[str]], Awaitable[None]]
@@ -97,6 +98,11 @@ class Scheduler:
         if name in self._retrying:
             return 0.0
         due = self._retry_at.get(name)
+        return None if due is None else max(0.0, due - self._clock())
+
+    def refresh_in(self, name: str) -> float | None:
+        """Seconds until `name`'s spec is fetched again (None without `refresh:`)."""
+        due = self._refresh_at.get(name)
         return None if due is None else max(0.0, due - self._clock())
 
     def start(self) -> None:

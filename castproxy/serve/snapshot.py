@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -275,8 +275,9 @@ class _Builder:
         self.fetcher.commit(url)
         return before, self._serving(name, workspace, url)
 
-    def _attempt(self, name: str, workspace: Workspace, fetcher: Any) -> tuple[WorkspaceRuntime | None,
-                                                                               tuple[Problem, ...]]:
+    def _attempt(
+        self, name: str, workspace: Workspace, fetcher: Callable[[str], bytes]
+    ) -> tuple[WorkspaceRuntime | None, tuple[Problem, ...]]:
         loaded = self.loaded
         try:
             compiled: WorkspaceTools = compile_workspace(

@@ -30,7 +30,9 @@ def host() -> Iterator[tuple[SpecHost, Running]]:
     running.stop()
 
 
-def test_a_copy_is_kept_only_once_committed_and_then_revalidated(host: tuple[SpecHost, Running], tmp_path: Path) -> None:
+def test_a_copy_is_kept_only_once_committed_and_then_revalidated(
+    host: tuple[SpecHost, Running], tmp_path: Path
+) -> None:
     spec_host, running = host
     url = running.url + "/openapi.json"
     cache = SpecCache(tmp_path / "spec-cache")

@@ -251,3 +251,21 @@ async def test_mcp_clients_see_the_reason(
 
     error = next(exc for exc in flat(raised.value) if isinstance(exc, MCPError))
     assert "workspace 'gone' is not available" in str(error) and "cannot fetch the spec" in str(error)
+
+
+async def test_a_reload_adding_a_broken_workspace_applies_the_rest(
+    tmp_path: Path, upstream: tuple[Any, str], serve: Callable[..., tuple[str, Any]], hosts: Any
+) -> None:
+    write_spec(tmp_path)
+    config = write_config(tmp_path, workspace("healthy", "spec.json", upstream[1]))
+    url, app = serve(config)
+    port = free_port()
+    write_config(tmp_path, workspace("healthy", "spec.json", upstream[1]),
+                 workspace("added", "spec.json", upstream[1]),
+                 workspace("late", f"http://127.0.0.1:{port}/openapi.json", upstream[1]))
+    assert await app.state.reloader.reload("test")  # valid as a whole: applied, with `late` degraded
+    assert await tool_names(f"{url}/mcp/added") == ["listItems", "getItem"]
+    assert httpx2.post(f"{url}/mcp/late", json=INITIALIZE, headers=ACCEPT).status_code == 503
+    assert httpx2.get(f"{url}/readyz").json()["workspaces"]["late"]["state"] == "degraded"
+    hosts(SpecHost(SPEC), port)
+    await wait_until(lambda: serves(f"{url}/mcp/late"), timeout=10)

@@ -62,7 +62,8 @@ class SpecHost:
             asked_etag = request.headers.get("if-none-match")
             asked_since = request.headers.get("if-modified-since")
             status = self.status
-            if status == 200 and ((self.etag and asked_etag == etag) or (asked_etag is None and asked_since == modified)):
+            matches = (self.etag and asked_etag == etag) or (asked_etag is None and asked_since == modified)
+            if status == 200 and matches:
                 status = 304
             self.seen.append(Seen(request.url.path, asked_etag, asked_since, status))
             headers = {"ETag": etag, "Last-Modified": modified} if self.etag else {"Last-Modified": modified}
