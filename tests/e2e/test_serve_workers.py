@@ -84,9 +84,16 @@ class Stack:
             assert time.monotonic() < deadline, "castproxy serve did not answer /healthz within 60 s"
             try:
                 if httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
+                    break
             except httpx2.TransportError:
                 time.sleep(0.05)
+        workers = int(dict(zip(args[::2], args[1::2], strict=False)).get("--workers")
+                      or (env or {}).get("CASTPROXY_WORKERS", "1"))
+        seen: set[str] = set()
+        while len(seen) < workers:  # every worker listens (one answered /healthz so far)
+            assert time.monotonic() < deadline, f"only workers {seen} answered"
+            seen |= pids_seen(self.url, r"castproxy_config_reloads_total")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.process is not None:
