@@ -113,7 +113,7 @@ class Reloader:
 
     def _install(self, previous: Snapshot, snapshot: Snapshot, built: Collection[str] | None) -> None:
         old_targets = self.targets()
-        self.state.install(snapshot)
+        self.state.install(snapshot, partial=built is not None)
         self.scheduler.installed(snapshot, built)
         self._log_changes(previous, snapshot, built)
         if self.targets() != old_targets:

@@ -8,6 +8,7 @@ listens until the test starts a server there, the `mcp` SDK client. Retries use 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,10 +184,11 @@ async def test_remote_spec_that_breaks_on_reload_keeps_the_last_good_copy(
     host = SpecHost(SPEC)
     spec_url = hosts(host).url + "/openapi.json"
     config = write_config(tmp_path, workspace("remote", spec_url, upstream[1]))
-    url, app = serve(config)
+    url, _ = serve(config)
     assert await tool_names(f"{url}/mcp/remote") == ["listItems", "getItem"]
     host.change(raw=b"<html>maintenance</html>")
-    assert await app.state.reloader.reload("test")
+    config.write_text(config.read_text() + "\n")  # any edit reloads (and re-fetches the spec)
+    await wait_until(lambda: "spec" in httpx2.get(f"{url}/readyz").json()["workspaces"]["remote"], timeout=10)
     assert await tool_names(f"{url}/mcp/remote") == ["listItems", "getItem"]
     state = httpx2.get(f"{url}/readyz").json()["workspaces"]["remote"]
     assert state["state"] == "serving" and state["spec"]["from"] == "cache"
@@ -258,14 +260,34 @@ async def test_a_reload_adding_a_broken_workspace_applies_the_rest(
 ) -> None:
     write_spec(tmp_path)
     config = write_config(tmp_path, workspace("healthy", "spec.json", upstream[1]))
-    url, app = serve(config)
+    url, _ = serve(config)
     port = free_port()
     write_config(tmp_path, workspace("healthy", "spec.json", upstream[1]),
                  workspace("added", "spec.json", upstream[1]),
                  workspace("late", f"http://127.0.0.1:{port}/openapi.json", upstream[1]))
-    assert await app.state.reloader.reload("test")  # valid as a whole: applied, with `late` degraded
-    assert await tool_names(f"{url}/mcp/added") == ["listItems", "getItem"]
+    # Valid as a whole: applied, with `late` degraded.
+    await wait_until(lambda: serves(f"{url}/mcp/added"), timeout=10)
     assert httpx2.post(f"{url}/mcp/late", json=INITIALIZE, headers=ACCEPT).status_code == 503
     assert httpx2.get(f"{url}/readyz").json()["workspaces"]["late"]["state"] == "degraded"
     hosts(SpecHost(SPEC), port)
     await wait_until(lambda: serves(f"{url}/mcp/late"), timeout=10)
+
+
+async def test_a_background_retry_does_not_hide_a_rejected_edit(
+    tmp_path: Path, upstream: tuple[Any, str], serve: Callable[..., tuple[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_spec(tmp_path)
+    gone = workspace("gone", f"http://127.0.0.1:{free_port()}/openapi.json", upstream[1])
+    config = write_config(tmp_path, workspace("healthy", "spec.json", upstream[1]), gone)
+    url, _ = serve(config)
+    loaded_at = httpx2.get(f"{url}/readyz").json()["config"]["loaded_at"]
+    config.write_text(config.read_text().replace("version: 1", "version: 7"))
+    await wait_until(lambda: "last_reload" in httpx2.get(f"{url}/readyz").json(), timeout=10)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="castproxy.serve.reload"):
+        # Background retries of `gone` keep installing snapshots meanwhile.
+        await wait_until(lambda: sum(r.getMessage() == "workspace still degraded" for r in caplog.records) >= 2,
+                         timeout=10)
+    body = httpx2.get(f"{url}/readyz").json()
+    assert "version" in " ".join(body["last_reload"]["errors"])  # the rejected edit is still reported
+    assert body["config"]["loaded_at"] == loaded_at

@@ -104,7 +104,8 @@ async def test_reload_fetches_each_url_once_and_conditionally(
         url, app = proxies.start(config)
         assert (host.full_fetches, host.not_modified) == (1, 0)  # three workspaces, one fetch
         before = app.state.serve.snapshot.workspaces["a"]
-        assert await app.state.reloader.reload("test")
+        config.write_text(config.read_text() + "\n")  # any edit reloads
+        await wait_until(lambda: 'reloads_total{result="ok"} 1' in httpx2.get(f"{url}/metrics").text, timeout=10)
         assert (host.full_fetches, host.not_modified) == (1, 1)  # 304: the cached copy is reused
         assert app.state.serve.snapshot.workspaces["a"] is before  # same config, same bytes: nothing rebuilt
         assert host.seen[-1].if_none_match is not None
