@@ -26,6 +26,7 @@ AUTH_TYPES: dict[str, type[BaseModel]] = {
     "api_key": model.ApiKeyAuth,
     "headers": model.HeadersAuth,
     "oauth2": model.OAuth2Auth,
+    "login": model.LoginAuth,
 }
 TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection"})
 _URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
@@ -210,6 +211,8 @@ def _pattern_message(pattern: str, name: str, shown: str) -> str:
         return f"{name} must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'{shown}"
     if pattern == model.HEADER_NAME_PATTERN:
         return f"{name} must be a valid HTTP header name{shown}"
+    if pattern == model.AnswerLocation.__metadata__[0].pattern:
+        return f"{name} must be a field name or a JSON pointer such as /data/token (~0 for '~', ~1 for '/'){shown}"
     return f"{name} has the wrong format{shown}"
 
 
