@@ -18,6 +18,7 @@ EXIT_USAGE = 2
 
 CLIENT_NAMES = ("claude-desktop", "cursor", "windsurf", "cline", "claude-code", "vscode")
 TESTSERVER_MODES = ("none", "apikey", "oauth", "oauth-dcr", "jwt")
+DEMO_MODES = ("oauth", "jwt")
 
 # subcommand -> "module:function"; the function takes the parsed namespace and returns an exit code.
 HANDLERS = {
@@ -101,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="oauth and jwt modes: access token lifetime (default 3600; jwt: 300)")
 
     demo = sub.add_parser("demo", help="test server (oauth) + proxy on a generated config",
-                          description="Start the test server in oauth mode and the proxy in front of it.")
+                          description="Start the test server in oauth mode (or --mode jwt) and the proxy in "
+                          "front of it.")
+    demo.add_argument("--mode", choices=DEMO_MODES, default="oauth",
+                      help="oauth: each user signs in (default) | jwt: the proxy logs in at the upstream")
     demo.add_argument("--port", type=int, default=8080, help="proxy port (default 8080)")
     demo.add_argument("--upstream-port", type=int, default=3456, help="test server port (default 3456)")
     return parser

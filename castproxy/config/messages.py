@@ -176,7 +176,10 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
               "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
     if kind in bounds:
         words, key = bounds[kind]
-        return Located(path, f"{name} must be {words} {ctx.get(key)}{shown}")
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "at least 1", not "at least 1.0", for a float field
+        return Located(path, f"{name} must be {words} {bound}{shown}")
     return Located(path, f"{name}: {error['msg']}")
 
 

@@ -156,7 +156,7 @@ class LoginAuth(_Strict):
     )
     token_lifetime: float | None = Field(
         None,
-        gt=0,
+        ge=1,
         description="Lifetime to assume when the answer gives none and the token is not a JWT with `exp` "
         "(seconds, or '15m').",
     )

@@ -136,8 +136,11 @@ def _login(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[F
     if send_as == "bearer":
         for key in ("header", "prefix"):
             if key in auth:
-                yield Finding(Located((*at, key), f"`{key}` conflicts with send_as bearer (the token goes in "
-                                      "`Authorization: Bearer TOKEN`): add `send_as: header`, or remove it", key=True))
+                message = (f"`{key}` conflicts with send_as bearer (the token goes in `Authorization: Bearer "
+                           "TOKEN`): use `send_as: header`, or remove it") if "send_as" in auth else (
+                           f"`{key}` needs `send_as: header` (without it the token goes in `Authorization: "
+                           "Bearer TOKEN`)")
+                yield Finding(Located((*at, key), message, key=True))
     if not auth.get("refresh_url"):
         for key in _REFRESH_KEYS:
             if key in auth:
