@@ -235,3 +235,18 @@ def test_literal_credentials_and_plain_http_warn(tmp_path: Path) -> None:
         "11:19: login credential 'username' is written literally in the config: use ${env:NAME} or ${file:PATH} "
         "so the secret stays out of the file (and out of git); a non-secret body field belongs in `fields`",
     ]
+
+
+def test_the_commented_login_example_in_cast_yaml_example_validates(tmp_path: Path) -> None:
+    lines = (Path(__file__).resolve().parents[2] / "cast.yaml.example").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "#     type: login") - 1
+    block = []
+    for line in lines[start:]:
+        if line.strip() == "#":
+            break
+        block.append(" " + line[3:])  # "  #   auth:" -> "    auth:", under the workspace
+    path = tmp_path / "cast.yaml"
+    path.write_text(HEAD.split("    auth:")[0] + "\n".join(block) + "\n", encoding="utf-8")
+    loaded = load_config(path, {**ENV, "CASTPROXY_SECRET_KEY": "s" * 40})
+    assert isinstance(loaded.config.workspaces["api"].auth, LoginAuth)
+    assert loaded.warnings == []
