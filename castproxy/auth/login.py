@@ -151,6 +151,7 @@ class UpstreamLogin:
         self._local = KeyedLocks()
         self._aad = record_aad(NS_LOGIN, f"{workspace}\x00{_fingerprint(auth)}")
         self._refused: tuple[float, LoginError] | None = None  # (until, error) after refused credentials
+        self._cached: TokenSet | None = None
 
     # ---- the token -----------------------------------------------------------------------------------
 
@@ -161,8 +162,14 @@ class UpstreamLogin:
         now (once, however many calls were refused with it); a call whose token was already replaced
         gets the replacement.
         """
+        # The hot path: the token this process last read or wrote, while it is not due. The store is
+        # read when it is due or refused: another replica may have renewed it already.
+        cached = self._cached
+        if cached is not None and not self._must_renew(cached, rejected):
+            return cached.access_token
         tokens = await self._read()
         if tokens is not None and not self._must_renew(tokens, rejected):
+            self._cached = tokens
             return tokens.access_token
         try:
             async with (
@@ -171,10 +178,11 @@ class UpstreamLogin:
             ):
                 # Whoever held the lock before us may have renewed already.
                 tokens = await self._read()
-                if tokens is not None and not self._must_renew(tokens, rejected):
-                    return tokens.access_token
-                refused = tokens is not None and tokens.access_token == rejected
-                return (await self._renew(tokens, refused=refused)).access_token
+                if tokens is None or self._must_renew(tokens, rejected):
+                    refused = tokens is not None and tokens.access_token == rejected
+                    tokens = await self._renew(tokens, refused=refused)
+                self._cached = tokens
+                return tokens.access_token
         except LockTimeout:
             if tokens is not None and tokens.access_token != rejected and not tokens.expired(self._clock()):
                 return tokens.access_token
