@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx2
 from joserfc import jws
@@ -80,7 +80,7 @@ def jwt_expiry(token: str) -> float | None:
     return float(exp) if _number(exp) else None
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -134,10 +134,10 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     oauth = auth if isinstance(auth, OAuth2Auth) else None
     login = auth if isinstance(auth, LoginAuth) else None
     credentials: UpstreamCredentials
-    if oauth is not None:
+    if isinstance(auth, OAuth2Auth):
         credentials = BridgeCredentials(bridge, name)
-    elif login is not None:
-        credentials = BridgeCredentials(bridge, name, login_protected_headers(login))
+    elif isinstance(auth, LoginAuth):
+        credentials = BridgeCredentials(bridge, name, login_protected_headers(auth))
     else:
         credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
