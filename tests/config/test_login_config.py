@@ -250,3 +250,14 @@ def test_the_commented_login_example_in_cast_yaml_example_validates(tmp_path: Pa
     loaded = load_config(path, {**ENV, "CASTPROXY_SECRET_KEY": "s" * 40})
     assert isinstance(loaded.config.workspaces["api"].auth, LoginAuth)
     assert loaded.warnings == []
+
+
+def test_a_login_workspace_on_a_public_address_without_inbound_keys_warns(tmp_path: Path) -> None:
+    path = tmp_path / "cast.yaml"
+    path.write_text(HEAD.replace('server: {secret_key: "${env:KEY}"}', 'server: {secret_key: "${env:KEY}", '
+                                 'host: 0.0.0.0}') + textwrap.indent(GOOD, " " * 6), encoding="utf-8")
+    warnings = [f"{w.line}:{w.column}: {w.message}" for w in load_config(path, ENV).warnings]
+    assert warnings == [
+        "4:3: workspace 'api' uses a shared upstream credential (login) and server.host 0.0.0.0 is not loopback: "
+        "anyone who reaches the proxy can call this API; add `inbound.api_keys`"
+    ]

@@ -36,8 +36,9 @@ LIFETIME = 120
 
 
 def config_text(port: int, upstream: str, *, workspace: str = "items", store: str = "path: state.db",
-                refresh: bool = True) -> str:
+                refresh: bool = True, inbound: bool = False) -> str:
     refresh_line = f"      refresh_url: {upstream}/auth/refresh\n" if refresh else ""
+    inbound_lines = "    inbound:\n      api_keys: [\"${env:E2E_MCP_KEY}\"]\n" if inbound else ""
     return f"""version: 1
 server:
   host: 127.0.0.1
@@ -55,7 +56,7 @@ workspaces:
       credentials:
         username: ${{env:E2E_API_USER}}
         password: ${{env:E2E_API_PASSWORD}}
-{refresh_line}    tools: [listItems, createItem, getCurrentUser]
+{refresh_line}{inbound_lines}    tools: [listItems, createItem, getCurrentUser]
 """
 
 
@@ -85,7 +86,7 @@ class Stack:
 
 
 def start_stack(folder: Path, *, proxies: int = 1, store: str = "path: state.db", workspace: str = "items",
-                refresh: bool = True) -> Stack:
+                refresh: bool = True, inbound: bool = False) -> Stack:
     clock = FakeClock()
     app = create_testserver("jwt", password=PASSWORD, token_lifetime=LIFETIME, clock=clock)
     recorder = UpstreamRecorder(app)
@@ -95,7 +96,7 @@ def start_stack(folder: Path, *, proxies: int = 1, store: str = "path: state.db"
         sock = free_socket()
         config = folder / f"cast{index}.yaml"
         config.write_text(config_text(sock.getsockname()[1], upstream.url, workspace=workspace, store=store,
-                                      refresh=refresh))
+                                      refresh=refresh, inbound=inbound))
         running.append(run(create_app(config, reload=False, clock=clock), sock))
     return Stack(running, upstream, app, recorder, clock, workspace)
 
@@ -236,6 +237,26 @@ async def test_two_proxies_on_one_redis_share_one_login_and_one_refresh(tmp_path
     finally:
         stack.stop()
         await drop_prefix(f"castproxy:upstream-login:{workspace}")
+
+
+async def test_inbound_keys_guard_the_shared_login(tmp_path: Path, credentials: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("E2E_MCP_KEY", "mcp-key-for-the-login-workspace-0123")
+    stack = start_stack(tmp_path, inbound=True)
+    try:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "listItems", "arguments": {}}}
+        headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            refused = await http.post(stack.url(), headers=headers, json=body)
+            assert refused.status_code == 401 and "needs an API key" in refused.text
+            assert not stack.jwt.logins  # nobody logged in on behalf of an unknown caller
+            keyed = {**headers, "X-API-Key": "mcp-key-for-the-login-workspace-0123"}
+            answer = await http.post(stack.url(), headers=keyed, json=body)
+        assert answer.status_code == 200 and answer.json()["result"]["isError"] is False
+        # The caller's key went no further than castproxy: the upstream saw the login's JWT only.
+        assert stack.recorder.seen == [f"Bearer {stack.last_token()}"] and stack.jwt.logins == {"ok": 1}
+    finally:
+        stack.stop()
 
 
 async def test_wrong_credentials_give_a_clear_error_naming_the_workspace_and_no_secret(tmp_path: Path) -> None:
