@@ -132,6 +132,8 @@ def _fingerprint(auth: LoginAuth) -> str:
 
 
 class UpstreamLogin:
+    """The login of one workspace: `token()` is all the serving side calls (through LoginCredentials)."""
+
     def __init__(
         self,
         workspace: str,
@@ -150,7 +152,7 @@ class UpstreamLogin:
         self._clock = clock
         self._local = KeyedLocks()
         self._aad = record_aad(NS_LOGIN, f"{workspace}\x00{_fingerprint(auth)}")
-        self._refused: tuple[float, LoginError] | None = None  # (until, error) after refused credentials
+        self._refused: tuple[float, str] | None = None  # (until, message) after refused credentials
         self._cached: TokenSet | None = None
 
     # ---- the token -----------------------------------------------------------------------------------
@@ -242,19 +244,20 @@ class UpstreamLogin:
     async def _login(self) -> TokenSet:
         now = self._clock()
         if self._refused is not None and now < self._refused[0]:
-            raise self._refused[1]  # do not hammer the endpoint (and lock the account) with refused credentials
+            # Do not hammer the endpoint (and lock the account) with credentials it refused.
+            raise LoginError(self._refused[1])
         body: dict[str, str] = dict(self.auth.fields)
         body.update((name, value.get_secret_value()) for name, value in self.auth.credentials.items())
         try:
             return await self._post(self.auth.login_url, body, {}, what="login", previous_refresh=None)
         except _Refused as refused:
-            error = LoginError(
+            message = (
                 f"workspace {self.workspace}: the upstream login endpoint refused castproxy's credentials "
                 f"({refused.detail}); check the workspace's auth.credentials"
             )
-            self._refused = (now + REFUSED_PAUSE, error)
+            self._refused = (now + REFUSED_PAUSE, message)
             log.warning("workspace %s: upstream login refused (%s)", self.workspace, refused.detail)
-            raise error from None
+            raise LoginError(message) from None
 
     async def _refresh(self, refresh_token: str) -> TokenSet:
         assert self.auth.refresh_url is not None

@@ -224,7 +224,8 @@ def _quote(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    text = str(value)
+    # A FILE:LINE:COL problem is one line: control characters are shown escaped (\r, \n, \x00).
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(value))
     if len(text) > 60:
         text = text[:57] + "..."
     return f"'{text}'"

@@ -183,6 +183,13 @@ class LoginAuth(_Strict):
     def _parse_lifetime(cls, value: object) -> object:
         return Workspace._parse_duration(value)
 
+    @field_validator("prefix")
+    @classmethod
+    def _one_header_line(cls, value: str) -> str:
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("text without control characters (it goes in a header)")
+        return value
+
 
 Auth = Annotated[
     NoAuth | BearerAuth | ApiKeyAuth | HeadersAuth | OAuth2Auth | LoginAuth,

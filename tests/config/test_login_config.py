@@ -173,6 +173,16 @@ CASES = [
         "refresh_body_field, send_as, header, prefix); did you mean 'refresh_url'?",
     ),
     case(
+        "prefix_with_a_line_break",
+        GOOD + textwrap.dedent("""\
+              send_as: header
+              header: X-Auth-Token
+              prefix: "Token\\r\\nX-Evil: 1 "
+        """),
+        "15:15: `prefix` must be text without control characters (it goes in a header) (got "
+        "'Token\\r\\nX-Evil: 1 ')",
+    ),
+    case(
         "bad_header_name",
         GOOD + textwrap.dedent("""\
               send_as: header
