@@ -17,7 +17,8 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 CLIENT_NAMES = ("claude-desktop", "cursor", "windsurf", "cline", "claude-code", "vscode")
-TESTSERVER_MODES = ("none", "apikey", "oauth", "oauth-dcr")
+TESTSERVER_MODES = ("none", "apikey", "oauth", "oauth-dcr", "jwt")
+DEMO_MODES = ("oauth", "jwt")
 
 # subcommand -> "module:function"; the function takes the parsed namespace and returns an exit code.
 HANDLERS = {
@@ -97,11 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     testserver.add_argument("--redirect-uri", action="append", metavar="URI",
                             help="oauth modes: an allowed redirect URI (repeatable; default: the proxy's "
                             "callback on port 8080)")
-    testserver.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS",
-                            help="oauth modes: access token lifetime")
+    testserver.add_argument("--token-lifetime", type=int, metavar="SECONDS",
+                            help="oauth and jwt modes: access token lifetime (default 3600; jwt: 300)")
 
     demo = sub.add_parser("demo", help="test server (oauth) + proxy on a generated config",
-                          description="Start the test server in oauth mode and the proxy in front of it.")
+                          description="Start the test server in oauth mode (or --mode jwt) and the proxy in "
+                          "front of it.")
+    demo.add_argument("--mode", choices=DEMO_MODES, default="oauth",
+                      help="oauth: each user signs in (default) | jwt: the proxy logs in at the upstream")
     demo.add_argument("--port", type=int, default=8080, help="proxy port (default 8080)")
     demo.add_argument("--upstream-port", type=int, default=3456, help="test server port (default 3456)")
     return parser

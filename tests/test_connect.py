@@ -130,3 +130,26 @@ def test_mcp_remote_gets_allow_http_only_off_localhost():
     remote = render("claude-desktop", "w", "http://10.0.0.5:8080/mcp/w")
     assert json.loads(remote.text)["mcpServers"]["w"]["args"][-1] == "--allow-http"
     assert any("https" in note for note in remote.notes)
+
+
+def test_a_login_workspace_says_who_logs_in_and_never_the_credentials(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CONNECT_TEST_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("CONNECT_TEST_PASSWORD", "pw-connect-canary")
+    (tmp_path / "spec.json").write_text('{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {}}')
+    path = tmp_path / "cast.yaml"
+    path.write_text("""\
+version: 1
+server: {secret_key: "${env:CONNECT_TEST_SECRET_KEY}"}
+workspaces:
+  jwt:
+    openapi: ./spec.json
+    auth:
+      type: login
+      login_url: https://api.example.com/login?tenant=${env:CONNECT_TEST_PASSWORD}
+      credentials: {password: "${env:CONNECT_TEST_PASSWORD}"}
+    tools: [listItems]
+""")
+    code, out, err = run(capsys, "jwt", "-c", str(path))
+    assert code == 0 and "mcp-remote" in out
+    assert "castproxy logs in at api.example.com with the workspace's credentials" in err
+    assert "pw-connect-canary" not in out + err

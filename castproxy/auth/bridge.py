@@ -8,6 +8,7 @@ across config reloads, turns an MCP request's castproxy token into the caller's 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 import httpx2
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
+from castproxy.auth.login import LoginClients
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import no_sign_in
@@ -24,7 +26,7 @@ from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
-from castproxy.config.model import OAuth2Auth
+from castproxy.config.model import LoginAuth, OAuth2Auth
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher
 
@@ -48,6 +50,7 @@ class AuthBridge:
         upstream_factory: UpstreamFactory | None = None,
         document_fetcher: DocumentFetcher | None = None,
         registration_limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._cipher = cipher
@@ -63,14 +66,18 @@ class AuthBridge:
             registration_limiter=registration_limiter,
         )
         self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
+        # `auth.type: login` workspaces: no sign-in, but their tokens live in the same store and cipher.
+        self.logins = LoginClients(store=store, cipher=cipher, http=self._http, clock=clock)
 
     # --- wiring -------------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
         return build_routes(self.server)
 
-    def update(self, workspaces: Mapping[str, OAuth2Auth]) -> None:
-        """Take the oauth2 workspaces of a new config snapshot; unchanged ones keep their upstream client."""
+    def update(self, workspaces: Mapping[str, OAuth2Auth], logins: Mapping[str, LoginAuth] | None = None) -> None:
+        """Take the oauth2 and login workspaces of a new config snapshot; unchanged ones keep their upstream client."""
+        if logins is not None:
+            self.logins.update(logins)
         current = self.server.workspaces
         fresh: dict[str, WorkspaceEntry] = {}
         for name, auth in workspaces.items():
@@ -135,6 +142,9 @@ class AuthBridge:
         )
 
     def credentials_for(self, workspace: str) -> UpstreamCredentials:
+        login = self.logins.credentials_for(workspace)
+        if login is not None:
+            return login
         entry = self.server.workspaces.get(workspace)
         if entry is None:  # removed by a reload while a call was in flight
             return _Gone(workspace)

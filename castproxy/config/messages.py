@@ -26,6 +26,7 @@ AUTH_TYPES: dict[str, type[BaseModel]] = {
     "api_key": model.ApiKeyAuth,
     "headers": model.HeadersAuth,
     "oauth2": model.OAuth2Auth,
+    "login": model.LoginAuth,
 }
 TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection"})
 _URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
@@ -175,7 +176,10 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
               "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
     if kind in bounds:
         words, key = bounds[kind]
-        return Located(path, f"{name} must be {words} {ctx.get(key)}{shown}")
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "at least 1", not "at least 1.0", for a float field
+        return Located(path, f"{name} must be {words} {bound}{shown}")
     return Located(path, f"{name}: {error['msg']}")
 
 
@@ -210,6 +214,8 @@ def _pattern_message(pattern: str, name: str, shown: str) -> str:
         return f"{name} must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'{shown}"
     if pattern == model.HEADER_NAME_PATTERN:
         return f"{name} must be a valid HTTP header name{shown}"
+    if pattern == model.AnswerLocation.__metadata__[0].pattern:
+        return f"{name} must be a field name or a JSON pointer such as /data/token (~0 for '~', ~1 for '/'){shown}"
     return f"{name} has the wrong format{shown}"
 
 
@@ -218,7 +224,8 @@ def _quote(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    text = str(value)
+    # A FILE:LINE:COL problem is one line: control characters are shown escaped (\r, \n, \x00).
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(value))
     if len(text) > 60:
         text = text[:57] + "..."
     return f"'{text}'"

@@ -123,8 +123,76 @@ class OAuth2Auth(_Strict):
     audience: str | None = Field(None, description="Optional `resource`/`audience` sent to the upstream.")
 
 
+# ---- auth type `login` (issue 16) ---------------------------------------------------------------------
+# Where a value sits in a JSON answer: a top-level field name, or an RFC 6901 JSON pointer ("/data/token").
+AnswerLocation = Annotated[str, StringConstraints(pattern=r"^(?:[^/].*|(?:/(?:[^~/]|~[01])*)+)$")]
+# The same text form as Workspace.timeout (defined further down, with the Workspace it belongs to).
+LifetimeText = Annotated[str, StringConstraints(pattern=r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")]
+
+
+class LoginAuth(_Strict):
+    """A login endpoint that trades credentials for a short-lived token (often a JWT), with optional refresh."""
+
+    type: Literal["login"] = Field(description="Log in at the upstream's login endpoint and send the token it gives.")
+    login_url: HttpUrlText = Field(description="The login endpoint (POST).")
+    format: Literal["json", "form"] = Field(
+        "json", description="Body of the login and refresh requests: json | form (application/x-www-form-urlencoded)."
+    )
+    credentials: dict[str, SecretStr] = Field(
+        min_length=1,
+        description="Body fields sent to login_url (e.g. username, password); values are secrets "
+        "(use ${env:NAME} or ${file:PATH}).",
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret body fields of the login request (e.g. grant_type)."
+    )
+    token_field: AnswerLocation | None = Field(
+        None,
+        description="Where the token is in the login answer: a field name or a JSON pointer (/data/token). "
+        "Default: access_token, else token.",
+    )
+    expires_in_field: AnswerLocation = Field(
+        "expires_in", description="Where the answer gives the token's lifetime in seconds (field or JSON pointer)."
+    )
+    token_lifetime: float | None = Field(
+        None,
+        ge=1,
+        description="Lifetime to assume when the answer gives none and the token is not a JWT with `exp` "
+        "(seconds, or '15m').",
+    )
+    refresh_url: HttpUrlText | None = Field(
+        None, description="Optional refresh endpoint (POST); without it castproxy logs in again before expiry."
+    )
+    refresh_token_field: AnswerLocation = Field(
+        "refresh_token", description="Where the login and refresh answers carry the refresh token."
+    )
+    refresh_send_as: Literal["body", "bearer"] = Field(
+        "body", description="How the refresh token is sent to refresh_url: body (field refresh_body_field) | bearer."
+    )
+    refresh_body_field: str = Field(
+        "refresh_token", min_length=1, description="refresh_send_as body: the body field carrying the refresh token."
+    )
+    send_as: Literal["bearer", "header"] = Field(
+        "bearer", description="How the token is sent upstream: bearer (Authorization: Bearer TOKEN) | header."
+    )
+    header: HeaderName | None = Field(None, description="send_as header: the header that carries the token.")
+    prefix: str = Field("", description="send_as header: text before the token (e.g. 'Token ').")
+
+    @field_validator("token_lifetime", mode="before", json_schema_input_type=float | LifetimeText)
+    @classmethod
+    def _parse_lifetime(cls, value: object) -> object:
+        return Workspace._parse_duration(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _one_header_line(cls, value: str) -> str:
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("text without control characters (it goes in a header)")
+        return value
+
+
 Auth = Annotated[
-    NoAuth | BearerAuth | ApiKeyAuth | HeadersAuth | OAuth2Auth,
+    NoAuth | BearerAuth | ApiKeyAuth | HeadersAuth | OAuth2Auth | LoginAuth,
     Field(discriminator="type"),
 ]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -51,14 +52,14 @@ def _open_store(loaded: LoadedConfig) -> Store:
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
 
 
-def _make_bridge(loaded: LoadedConfig, store: Store) -> AuthBridge | None:
+def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float]) -> AuthBridge | None:
     """The authorization server for oauth2 workspaces, when a secret key is set (else they answer 503)."""
     secret_key = loaded.config.server.secret_key
     if secret_key is None:
         return None
     previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
     cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
-    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
+    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock)
 
 
 def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
@@ -86,11 +87,13 @@ def create_app(
     reload: bool = True,
     host_override: str | None = None,
     port_override: int | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    """`clock` is what upstream login tokens' expiry is read against (tests advance their own)."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
-    bridge = _make_bridge(loaded, store)
+    bridge = _make_bridge(loaded, store, clock)
     snapshot = build_snapshot(loaded, bridge=bridge)
 
     def rebuild() -> Snapshot:  # runs in a worker thread on every reload

@@ -6,7 +6,7 @@ JSON-RPC error. Every other failure, invalid arguments included (the model can c
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
 ends with one structured log line and one metrics observation.
 
-A 401 from the upstream of an oauth2 workspace means the token castproxy sent was refused before
+A 401 from the upstream of an oauth2 (or login) workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
 calls were refused) and the same request, same body bytes, is sent once more. 401 means the
 upstream did not process the request, so re-sending even a POST is safe; there is never a second
@@ -25,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from castproxy.auth.credentials import SignInRequired, bearer_token
+from castproxy.auth.login import sent_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
@@ -111,7 +112,8 @@ class ToolCaller:
         outcome = await self.forwarder.send(
             request, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes
         )
-        if workspace.oauth is not None and isinstance(outcome, UpstreamResponse) and outcome.status == 401:
+        renewable = workspace.oauth is not None or workspace.login is not None
+        if renewable and isinstance(outcome, UpstreamResponse) and outcome.status == 401:
             try:
                 outcome = await self._resend_with_renewed_token(workspace, name, request, outcome, grant_id)
             except UpstreamAuthError as exc:  # e.g. the token endpoint is down: say so next to the 401
@@ -143,14 +145,20 @@ class ToolCaller:
         fails). Without a different token there is nothing to retry, and the 401 stands.
         """
         retry = UpstreamRequest(request.method, request.url, dict(request.headers), request.body)
-        await workspace.credentials.apply(retry.headers, grant_id, refused=bearer_token(request.headers))
-        if bearer_token(retry.headers) == bearer_token(request.headers):
+        refused_token = _sent_token(workspace, request.headers)
+        await workspace.credentials.apply(retry.headers, grant_id, refused=refused_token)
+        if _sent_token(workspace, retry.headers) == refused_token:
             return refused
         log.info(
             "upstream refused the access token; renewed it and sending the call again",
             extra={"fields": {"workspace": workspace.name, "tool": name}},
         )
         return await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+
+
+def _sent_token(workspace: WorkspaceRuntime, headers: dict[str, str]) -> str | None:
+    """The upstream token a request carries: a Bearer token, or where a login workspace sends its token."""
+    return sent_token(workspace.login, headers) if workspace.login is not None else bearer_token(headers)
 
 
 def _off_schema(tool: str, mismatch: str, result: mcp_types.CallToolResult) -> mcp_types.CallToolResult:

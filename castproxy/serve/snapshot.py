@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import mcp_types
 
 from castproxy.auth.credentials import UpstreamCredentials
+from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
-from castproxy.config.model import OAuth2Auth, Workspace
+from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.workspace import WorkspaceError, compile_workspace
@@ -55,6 +56,7 @@ class WorkspaceRuntime:
     inbound_key_hashes: tuple[bytes, ...] = ()  # sha256 digests of inbound.api_keys
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
+    login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -72,6 +74,9 @@ class Snapshot:
     def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
         return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
 
+    def login_workspaces(self) -> dict[str, LoginAuth]:
+        return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+
 
 class CredentialsUnavailable(Exception):
     """An oauth2 workspace while the proxy has no OAuth support (no secret key, or the bridge is missing)."""
@@ -86,9 +91,11 @@ class BridgeCredentials:
 
     protected_headers = frozenset({"authorization"})
 
-    def __init__(self, bridge: Any, workspace: str) -> None:
+    def __init__(self, bridge: Any, workspace: str, protected_headers: frozenset[str] | None = None) -> None:
         self._bridge = bridge
         self._workspace = workspace
+        if protected_headers is not None:  # login workspaces may send their token in another header
+            self.protected_headers = protected_headers
 
     async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         if self._bridge is None:
@@ -125,9 +132,14 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     }
     auth = workspace.auth
     oauth = auth if isinstance(auth, OAuth2Auth) else None
-    credentials: UpstreamCredentials = (
-        BridgeCredentials(bridge, name) if oauth is not None else static_credentials(auth)
-    )
+    login = auth if isinstance(auth, LoginAuth) else None
+    credentials: UpstreamCredentials
+    if isinstance(auth, OAuth2Auth):
+        credentials = BridgeCredentials(bridge, name)
+    elif isinstance(auth, LoginAuth):
+        credentials = BridgeCredentials(bridge, name, login_protected_headers(auth))
+    else:
+        credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
     return WorkspaceRuntime(
         name=name,
@@ -142,6 +154,7 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
         inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
         sign_in=oauth is not None and oauth.grant == "authorization_code",
         oauth=oauth,
+        login=login,
     )
 
 

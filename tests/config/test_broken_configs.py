@@ -424,7 +424,7 @@ CASES = [
             auth: {type: oauth}
             tools: [listItems]
         """,
-        "5:18: unknown auth type 'oauth' (expected one of: none, bearer, api_key, headers, oauth2)",
+        "5:18: unknown auth type 'oauth' (expected one of: none, bearer, api_key, headers, oauth2, login)",
     ),
     case(
         "auth_without_type",
@@ -437,7 +437,7 @@ CASES = [
               token: abc
             tools: [listItems]
         """,
-        "5:5: `auth` needs a `type`: one of none, bearer, api_key, headers, oauth2",
+        "5:5: `auth` needs a `type`: one of none, bearer, api_key, headers, oauth2, login",
     ),
     case(
         "unknown_auth_field",

@@ -79,7 +79,7 @@ def test_validate_errors_exit_1_with_file_line_col(write_config: WriteConfig, tm
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "cast.yaml:5:5: `tools` is empty: list at least one operationId to expose",
-        "cast.yaml:6:18: unknown auth type 'magic' (expected one of: none, bearer, api_key, headers, oauth2)",
+        "cast.yaml:6:18: unknown auth type 'magic' (expected one of: none, bearer, api_key, headers, oauth2, login)",
     ]
 
 
