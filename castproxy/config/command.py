@@ -46,6 +46,7 @@ def validate(args: argparse.Namespace) -> int:
         problems += _spec_check()(loaded, offline=args.offline)
     except ConfigError as exc:
         problems += exc.problems
+    problems += _lock_check(loaded)
     valid = not any(problem.severity == "error" for problem in problems)
     _report(output, problems, loaded if valid else None, path, offline=args.offline)
     return EXIT_OK if valid else EXIT_INVALID
@@ -85,6 +86,13 @@ def _spec_check() -> SpecCheck:
     from castproxy.openapi.check import check_config
 
     return check_config
+
+
+def _lock_check(loaded: LoadedConfig) -> list[Problem]:
+    """server.lock: enforce needs a readable lock file (castproxy.gitops.drift; imported here like the spec check)."""
+    from castproxy.gitops.drift import lock_problems
+
+    return lock_problems(loaded)
 
 
 def _shown_problems(problems: list[Problem], path: Path) -> list[Problem]:

@@ -23,7 +23,7 @@ EXIT_CHANGES = 1
 EXIT_BREAKING = 3
 
 _SCHEMAS: tuple[tuple[str, Direction], ...] = (("inputSchema", "input"), ("outputSchema", "output"))
-_ANNOTATION_WORDS = {
+_ANNOTATION_WORDS: dict[tuple[str, Any], str] = {
     ("destructiveHint", True): "now marked destructive",
     ("destructiveHint", False): "no longer marked destructive",
     ("readOnlyHint", True): "now marked read-only",

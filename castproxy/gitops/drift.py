@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from castproxy.config.model import Workspace
-from castproxy.config.problems import ConfigError
+from castproxy.config.problems import ConfigError, Problem
 from castproxy.gitops.changes import compare
 from castproxy.gitops.lockfile import (
     DIGEST_PREFIX,
@@ -99,6 +99,23 @@ def runtime_record(name: str, workspace: Workspace, runtime: WorkspaceRuntime) -
     return WorkspaceRecord(name, source, "", server, records)
 
 
+def _missing_lock(loaded: LoadedConfig, path: Path) -> Problem:
+    return loaded.problem(("server", "lock"), f"server.lock is enforce, but there is no lock file {path.name} "
+                          "beside the config; review the tools and write it with `castproxy lock`")
+
+
+def lock_problems(loaded: LoadedConfig) -> list[Problem]:
+    """What would stop `serve` under `server.lock: enforce` (so `validate` says it before a deploy)."""
+    if loaded.config.server.lock != "enforce":
+        return []
+    path = lock_path(loaded.path)
+    try:
+        present = read_lock(path) is not None
+    except LockError as exc:
+        return list(exc.problems)
+    return [] if present else [_missing_lock(loaded, path)]
+
+
 def _same(locked: WorkspaceRecord, served: WorkspaceRecord) -> bool:
     return locked.tools == served.tools and locked.server == served.server
 
@@ -132,9 +149,7 @@ class LockGuard:
             return cls(mode, path, None, problem="; ".join(str(p) for p in exc.problems))
         if locked is None:
             if mode == "enforce":
-                raise ConfigError([loaded.problem(("server", "lock"), f"server.lock is enforce, but there is no "
-                                                  f"lock file {path.name} beside the config; review the tools and "
-                                                  "write it with `castproxy lock`")])
+                raise ConfigError([_missing_lock(loaded, path)])
             return None
         return cls(mode, path, locked)
 

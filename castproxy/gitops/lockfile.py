@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from castproxy.config.problems import ConfigError, Problem
-from castproxy.config.source import parse_yaml
+from castproxy.config.source import SourceMap, parse_yaml
 from castproxy.openapi.model import ToolDefinition
 
 LOCK_VERSION = 1
@@ -28,6 +30,9 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Written without quotes: letters, digits and URL/path punctuation, never a YAML keyword or number.
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./{}:@+=~*-]*$")
 _YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "y", "n"})
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class LockError(ConfigError):
@@ -176,12 +181,21 @@ def read_lock(path: Path) -> Inventory | None:
 
 
 def parse_lock(text: str, path: Path) -> Inventory:
-    parsed = parse_yaml(text)
+    """The lock's inventory; raises LockError naming FILE:LINE:COL for each problem.
+
+    Read with libyaml (PyYAML's C loader: a lock of GitHub's 1,223 tools is 6,000 lines, which a
+    pure-Python parser takes seconds over, on every reload); only when something is wrong is it
+    parsed again with positions, to say where."""
     hint = "; run `castproxy lock` to write it again"
-    if parsed.problems:
-        raise LockError([Problem(str(path), p.line, p.column, p.message + hint) for p in parsed.problems])
-    reader = _LockReader(path, parsed.positions)
-    inventory = reader.inventory(parsed.data)
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)  # a safe loader (C when libyaml is there)
+    except yaml.YAMLError:
+        data = None
+    positioned = None if data is not None else parse_yaml(text)
+    if positioned is not None and positioned.problems:
+        raise LockError([Problem(str(path), p.line, p.column, p.message + hint) for p in positioned.problems])
+    reader = _LockReader(path, lambda: (positioned or parse_yaml(text)).positions)
+    inventory = reader.inventory(data if positioned is None else positioned.data)
     if reader.problems:
         raise LockError([replace(p, message=p.message + hint) for p in reader.problems])
     return inventory
@@ -190,13 +204,16 @@ def parse_lock(text: str, path: Path) -> Inventory:
 class _LockReader:
     """Checks the lock's shape while reading it; collects every problem with its position."""
 
-    def __init__(self, path: Path, positions: Any) -> None:
+    def __init__(self, path: Path, positions: Callable[[], SourceMap]) -> None:
         self.path = path
-        self.positions = positions
+        self._positions = positions  # parsed only when there is a problem to place
+        self._map: SourceMap | None = None
         self.problems: list[Problem] = []
 
     def _problem(self, loc: tuple[str | int, ...], message: str) -> None:
-        line, column = self.positions.locate(loc)
+        if self._map is None:
+            self._map = self._positions()
+        line, column = self._map.locate(loc)
         self.problems.append(Problem(str(self.path), line, column, message))
 
     def _text(self, node: Mapping[str, Any], loc: tuple[str | int, ...], key: str, *, optional: bool = False) -> str:

@@ -194,6 +194,7 @@ class _Walk:
         if before == after or (before is not None and after is not None and _within(before, after)
                                 and _within(after, before)):
             return
+        effect: Effect
         if after is not None and (before is None or _within(after, before)):
             kind, effect = "type-narrowed", "narrower"
         elif before is not None and (after is None or _within(before, after)):
@@ -297,8 +298,8 @@ class _Walk:
             self._add(path, "deprecated-changed", "words", text, old.get("deprecated"), new.get("deprecated"))
 
     def _properties(self, path: str, old: dict[str, Any], new: dict[str, Any], depth: int) -> None:
-        before = old.get("properties") if isinstance(old.get("properties"), dict) else {}
-        after = new.get("properties") if isinstance(new.get("properties"), dict) else {}
+        before: dict[str, Any] = old["properties"] if isinstance(old.get("properties"), dict) else {}
+        after: dict[str, Any] = new["properties"] if isinstance(new.get("properties"), dict) else {}
         old_required = {name for name in old.get("required", ()) if isinstance(name, str)}
         new_required = {name for name in new.get("required", ()) if isinstance(name, str)}
         names = [*before, *(name for name in after if name not in before)]

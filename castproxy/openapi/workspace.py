@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from castproxy.config.model import ToolSelection, Workspace
@@ -43,7 +44,7 @@ def compile_workspace(
     *,
     offline: bool = False,
     name: str | None = None,
-    document: dict | None = None,
+    document: dict[str, Any] | None = None,
 ) -> WorkspaceTools:
     """Load and compile the workspace's spec and pick its tools.
 

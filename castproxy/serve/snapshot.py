@@ -153,7 +153,9 @@ def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...
     return loc if loc[:1] == ("workspaces",) else ("workspaces", name, *loc)
 
 
-def _rebuild(loaded: LoadedConfig, name: str, workspace: Workspace, bridge: Any, document: dict) -> WorkspaceRuntime:
+def _rebuild(
+    loaded: LoadedConfig, name: str, workspace: Workspace, bridge: Any, document: dict[str, Any]
+) -> WorkspaceRuntime:
     """The workspace built from a given spec document (the lock guard's reviewed copy)."""
     compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
     return _build_workspace(name, workspace, compiled, bridge)
@@ -172,12 +174,13 @@ def build_snapshot(
     for name, workspace in loaded.config.workspaces.items():
         try:
             compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            runtime: WorkspaceRuntime | None = _build_workspace(name, workspace, compiled, bridge)
+            runtime = _build_workspace(name, workspace, compiled, bridge)
+            served: WorkspaceRuntime | None = runtime
             if guard is not None:  # the lock file's review (castproxy.gitops.drift) may hold the workspace back
                 rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge)
-                runtime = guard.review(name, workspace, runtime, previous, rebuild)
-            if runtime is not None:
-                workspaces[name] = runtime
+                served = guard.review(name, workspace, runtime, previous, rebuild)
+            if served is not None:
+                workspaces[name] = served
         except WorkspaceError as exc:
             problems.extend(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:

@@ -155,3 +155,14 @@ def test_new_commands_have_help(command: str, capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, command, "--help")
     assert code == 0 and out.startswith(f"usage: castproxy {command}")
     assert command in run(capsys, "--help")[1]
+
+
+def test_validate_says_when_enforce_has_no_lock(project: Project, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PETS_TOKEN", "t")
+    project.write(server="  lock: enforce\n")
+    code, out, _ = run(capsys, "validate", "-c", str(project.config))
+    assert code == 1
+    assert out.startswith(f"{project.config}:3:9: server.lock is enforce, but there is no lock file cast.lock")
+    assert run(capsys, "lock", "-c", str(project.config))[0] == 0
+    assert run(capsys, "validate", "-c", str(project.config))[0] == 0
