@@ -165,10 +165,10 @@ class LockGuard:
         if self.problem is not None:
             self.drift[name] = WorkspaceDrift("drifted", "compiled", (f"the lock cannot be read: {self.problem}",))
             return runtime
-        served = runtime_record(name, workspace, runtime)
         locked = self.locked.get(name)
         if locked is None:
             return self._not_locked(name, runtime)
+        served = runtime_record(name, workspace, runtime)
         if _same(locked, served):
             self.drift[name] = WorkspaceDrift("in-sync", "compiled")
             return runtime

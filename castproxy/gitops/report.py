@@ -17,6 +17,7 @@ from castproxy.gitops.changes import Change, Comparison
 
 FORMATS = ("text", "markdown", "json")
 COMMENT_MARKER = "<!-- castproxy-diff -->"  # lets a workflow find and update its earlier comment
+MAX_MARKDOWN_ROWS = 200  # GitHub refuses comments over 65,536 characters
 _RESULT = {0: "no-changes", 1: "changes", 3: "breaking"}
 _SHOWN_BEFORE_AFTER = frozenset({"description-changed", "title-changed"})
 
@@ -99,18 +100,32 @@ def markdown(comparison: Comparison) -> str:
         "",
         f"{_code(comparison.old_label)} → {_code(comparison.new_label)}",
     ]
-    for workspace, changes in groupby(comparison.changes, key=lambda c: c.workspace):
+    shown = _rows_shown(comparison.changes)
+    for workspace, changes in groupby((c for i, c in enumerate(comparison.changes) if i in shown),
+                                      key=lambda c: c.workspace):
         lines += ["", f"#### Workspace {_code(workspace)}", "", "| class | tool | change |", "|---|---|---|"]
         for change in changes:
             shown_class = f"**{change.change_class}**" if change.change_class == "breaking" else change.change_class
             tool = _code(change.tool) if change.tool else "—"
             lines.append(f"| {shown_class} | {tool} | {_md(sentence(change, arrow='→'))} |")
+    hidden = len(comparison.changes) - len(shown)
+    if hidden:
+        lines += ["", f"{_count(hidden, 'more change')} not shown (a comment has a size limit; breaking changes are "
+                  "shown first): run `castproxy diff` for the full list."]
     if comparison.notes:
         lines.append("")
         lines += [f"> {_md(note)}" for note in comparison.notes]
     if breaking:
         lines += ["", "Breaking: a client or model that used these tools as they were may now fail."]
     return "\n".join(lines) + "\n"
+
+
+def _rows_shown(changes: tuple[Change, ...]) -> set[int]:
+    """Which changes fit in a comment: all of them, or the breaking ones first, up to MAX_MARKDOWN_ROWS."""
+    if len(changes) <= MAX_MARKDOWN_ROWS:
+        return set(range(len(changes)))
+    ranked = sorted(range(len(changes)), key=lambda i: (changes[i].change_class != "breaking", i))
+    return set(ranked[:MAX_MARKDOWN_ROWS])
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -284,3 +284,16 @@ def test_markdown_disarms_what_a_spec_writes(tmp_path: Path, capsys: pytest.Capt
     assert "@admins" not in row and "<img" not in row and "[click](" not in row
     assert row.count(" | ") == 2  # the spec's `|` did not add a column
     assert "&#64;admins &lt;img src=x&gt; \\[click\\](https://evil.example) \\| x" in row
+
+
+def test_a_large_diff_fits_in_a_comment_with_breaking_changes_first() -> None:
+    from castproxy.gitops.changes import Change, Comparison
+    from castproxy.gitops.report import markdown
+
+    added = [Change("w", f"tool{i:03}", "tool-added", "non-breaking", "tool added (GET /x)") for i in range(300)]
+    changes = (*added, Change("w", "zzz", "tool-removed", "breaking", "tool removed (GET /y)"))
+    out = markdown(Comparison("old", "new", changes))
+    assert len(out) < 65536
+    assert "| **breaking** | `zzz` |" in out
+    assert out.count("\n| non-breaking |") == 199
+    assert "101 more changes not shown" in out
