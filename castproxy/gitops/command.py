@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import tempfile
 from dataclasses import replace
@@ -56,14 +57,21 @@ def _inventory(path: Path) -> Inventory:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Readers (a running serve) see the old lock or the new one, never half of it."""
+    temporary: Path | None = None
     try:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        temporary = Path(name)
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
+        # mkstemp makes the file private; a lock is no secret, and keeps the mode it had.
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        print(f"castproxy lock: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        raise _Failed from None
 
 
 def lock(args: argparse.Namespace) -> int:
@@ -79,9 +87,14 @@ def _lock(args: argparse.Namespace) -> int:
     target = lock_path(path)
     text = render_lock(current, path.name)
     try:
-        existing = target.read_text(encoding="utf-8")
+        existing: str | None = target.read_text(encoding="utf-8")
     except FileNotFoundError:
         existing = None
+    except (OSError, UnicodeDecodeError) as exc:
+        if args.check:
+            print(f"castproxy lock: cannot read {target}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            return EXIT_INVALID
+        existing = None  # written anew below (or the write says why it cannot be)
     tools = sum(len(workspace.tools) for workspace in current.workspaces)
     summary = f"{len(current.workspaces)} workspace{'s' if len(current.workspaces) != 1 else ''}, " \
               f"{tools} tool{'s' if tools != 1 else ''}"

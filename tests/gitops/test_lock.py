@@ -211,3 +211,16 @@ def test_real_process_exit_codes(project: Project) -> None:
     assert result.returncode == 1 and "createPet: tool removed (POST /pets)" in result.stdout
     assert castproxy("diff", "-c", str(project.config)).returncode == 3
     assert castproxy("diff", "one.yaml").returncode == 2
+
+
+def test_the_lock_is_readable_by_others_and_a_failed_write_is_an_error(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "lock", "-c", str(project.config))
+    assert project.lock.stat().st_mode & 0o777 == 0o644
+    project.lock.unlink()
+    project.lock.mkdir()  # something in the way that no rename can replace
+    code, out, err = run(capsys, "lock", "-c", str(project.config))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"castproxy lock: cannot write {project.lock}: ")
+    assert [p.name for p in project.folder.iterdir() if p.name.startswith(".cast.lock")] == []
