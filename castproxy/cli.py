@@ -1,6 +1,7 @@
 """Command-line parsing only: each subcommand hands its parsed arguments to the package that owns it.
 
-Exit codes (the product contract): 0 ok, 1 invalid input or failed check, 2 usage error.
+Exit codes (the product contract): 0 ok, 1 invalid input or failed check, 2 usage error; `diff` adds
+3 for breaking changes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ HANDLERS = {
     "connect": "castproxy.connect:connect",
     "testserver": "castproxy.testserver.command:testserver",
     "demo": "castproxy.demo:demo",
+    "lock": "castproxy.gitops.command:lock",
+    "diff": "castproxy.gitops.command:diff",
 }
+VALIDATE_FORMATS = ("text", "github", "json")
+DIFF_FORMATS = ("text", "markdown", "json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="castproxy",
         description="Turn REST APIs into MCP servers from one YAML file.",
-        epilog="Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error.",
+        epilog="Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error (diff: 3 breaking changes).",
     )
     parser.add_argument("--version", action="version", version=f"castproxy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -70,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "operationIds. Prints FILE:LINE:COL: message per problem; exit 1 if any.")
     _add_config_option(validate)
     validate.add_argument("--offline", action="store_true", help="skip network fetches (remote specs)")
+    validate.add_argument("--format", choices=VALIDATE_FORMATS, default="text",
+                          help="text (FILE:LINE:COL lines, default) | github (workflow commands that annotate "
+                          "the PR) | json")
 
     tools = sub.add_parser("tools", help="list the MCP tools a workspace or a spec exposes",
                            description="Show the tools as MCP clients will see them.")
@@ -108,7 +116,31 @@ def build_parser() -> argparse.ArgumentParser:
                       help="oauth: each user signs in (default) | jwt: the proxy logs in at the upstream")
     demo.add_argument("--port", type=int, default=8080, help="proxy port (default 8080)")
     demo.add_argument("--upstream-port", type=int, default=3456, help="test server port (default 3456)")
+    _add_review_commands(sub)
     return parser
+
+
+def _add_review_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`lock` and `diff`: reviewing the tools a config exposes (castproxy.gitops)."""
+    lock = sub.add_parser("lock", help="write cast.lock, the exposed tools as reviewed",
+                          description="Write the lock file beside the config (cast.lock for cast.yaml): per "
+                          "workspace the spec's digest, per tool its operation and the digest of its definition. "
+                          "Commit it with the config.")
+    _add_config_option(lock)
+    lock.add_argument("--check", action="store_true",
+                      help="do not write: exit 1, printing the changes, when the lock is out of date")
+
+    diff = sub.add_parser("diff", help="what changed in the exposed tools, breaking or not",
+                          description="Compare the tools a config exposes: the lock against now (no arguments), "
+                          "two configs (OLD NEW, each with its own specs), or a git revision against the work "
+                          "tree (--git REV). Each change is classed breaking or not.",
+                          epilog="Exit codes: 0 no change, 1 changes (or the comparison failed), 2 usage error, "
+                          "3 breaking changes.")
+    diff.add_argument("configs", nargs="*", metavar="CONFIG", help="OLD.yaml NEW.yaml: compare two configs")
+    diff.add_argument("--git", metavar="REV", help="compare the config as of git revision REV with the work tree")
+    _add_config_option(diff)
+    diff.add_argument("--format", choices=DIFF_FORMATS, default="text",
+                      help="text (default) | markdown (a pull request comment) | json")
 
 
 def _load_handler(spec: str) -> Callable[[argparse.Namespace], int] | None:
@@ -122,6 +154,13 @@ def _load_handler(spec: str) -> Callable[[argparse.Namespace], int] | None:
     return getattr(module, function_name, None)
 
 
+def _check_diff_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.configs and len(args.configs) != 2:
+        parser.error("diff takes two configs (OLD NEW), or none")
+    if args.configs and (args.git or args.config):
+        parser.error("diff takes OLD NEW, or -c FILE [--git REV], not both")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -132,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("tools needs a WORKSPACE or --spec PATH_OR_URL")
     if args.command == "tools" and args.workspace and args.spec:
         parser.error("tools takes a WORKSPACE or --spec, not both")
+    if args.command == "diff":
+        _check_diff_arguments(parser, args)
     handler = _load_handler(HANDLERS[args.command])
     if handler is None:
         print(f"castproxy {args.command}: not implemented yet", file=sys.stderr)

@@ -19,13 +19,15 @@ from castproxy.config.model import Config
 from castproxy.config.overrides import ServerOverrides, variable_for
 from castproxy.config.problems import ConfigError, Problem, Severity
 from castproxy.config.references import ReferenceProblem, resolve
-from castproxy.config.rules import SecretOrigins, check
+from castproxy.config.rules import SecretOrigins, check, secret_paths
 from castproxy.config.source import SourceMap, parse_yaml
 
 CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"
 MAX_CONFIG_BYTES = 4 * 2**20
+# Stands in for a secret that `need_secrets=False` did not resolve; long enough for the secret_key rule.
+UNRESOLVED_SECRET = "unresolved-secret-placeholder-not-a-real-value"
 
 Loc = tuple[str | int, ...]
 
@@ -60,20 +62,28 @@ class LoadedConfig:
         return Problem(str(self.path), line, column, message, severity)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load and check a config file; raises ConfigError listing every error found."""
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, need_secrets: bool = True
+) -> LoadedConfig:
+    """Load and check a config file; raises ConfigError listing every error found.
+
+    `need_secrets=False` is for commands that never use a credential (`lock`, `diff`): a secret
+    (a value in a secret position) whose reference cannot be resolved gets a placeholder instead of
+    an error, so CI can run them without the production secrets. Other references must resolve."""
     environ = os.environ if environ is None else environ
     path = Path(path).absolute()
-    return _Loading(path, environ).run()
+    return _Loading(path, environ, need_secrets=need_secrets).run()
 
 
 class _Loading:
     """One load: the steps share the file's positions and the problems found so far."""
 
-    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, environ: Mapping[str, str], *, need_secrets: bool = True) -> None:
         self.path = path
         self.base_dir = path.parent
         self.environ = environ
+        self.need_secrets = need_secrets
+        self.secret_paths: set[Loc] = set()
         self.positions = SourceMap()
         self.origins = SecretOrigins()
         self.problems: list[Problem] = []
@@ -87,6 +97,8 @@ class _Loading:
             raise ConfigError(self.problems)
         if parsed.data is None:
             raise ConfigError([self._at(1, 1, "the config file is empty: it needs `version: 1` and `workspaces:`")])
+        if not self.need_secrets and isinstance(parsed.data, dict):
+            self.secret_paths = secret_paths(parsed.data)
         data = self._resolve_references(parsed.data, ())
         self._apply_overrides(data)
         config = self._validate(data)
@@ -126,6 +138,9 @@ class _Loading:
         try:
             resolved = resolve(node, self.environ, self.base_dir)
         except ReferenceProblem as exc:
+            if path in self.secret_paths:
+                self.origins.referenced.add(path)
+                return UNRESOLVED_SECRET
             self._add(Located(path, str(exc)))
             self.origins.referenced.add(path)  # never quote this value in later messages
             return ""

@@ -55,6 +55,14 @@ class ServerSettings(_Strict):
             raise ValueError("a port number from 1 to 65535")
         return value
 
+    # The reviewed tools (castproxy/gitops): what serve does when they drift.
+    lock: Literal["warn", "enforce", "off"] = Field(
+        "warn",
+        description="When a workspace's tools differ from the lock file beside this config (cast.lock for "
+        "cast.yaml): warn (log it, serve them) | enforce (keep serving the reviewed tools, else refuse "
+        "the workspace) | off.",
+    )
+
 
 class StoreSettings(_Strict):
     """Where pending sign-ins, registered clients and encrypted upstream tokens are kept."""

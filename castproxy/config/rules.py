@@ -280,3 +280,8 @@ def _literal_secrets(data: dict[str, Any], origins: SecretOrigins) -> Iterator[F
                      else "")
             yield Finding(Located(path, f"{label} is written literally in the config: {_LITERAL_HINT}{extra}"),
                           "warning")
+
+
+def secret_paths(data: dict[str, Any]) -> set[Path]:
+    """Where secrets sit in `data` (what `load_config(need_secrets=False)` may leave unresolved)."""
+    return {path for path, _ in _secret_fields(data)} | {("store", "url")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from castproxy.config.model import ToolSelection, Workspace
@@ -34,18 +35,26 @@ class WorkspaceTools:
     base_url: str  # no trailing slash
     warnings: tuple[str, ...] = ()
     spec: CompiledSpec | None = None  # the whole compiled spec (for `tools` and diagnostics)
+    spec_digest: str = ""  # sha256 of the loaded document's bytes (cast.lock records it)
 
 
 def compile_workspace(
-    workspace: Workspace, base_dir: Path, *, offline: bool = False, name: str | None = None
+    workspace: Workspace,
+    base_dir: Path,
+    *,
+    offline: bool = False,
+    name: str | None = None,
+    document: dict[str, Any] | None = None,
 ) -> WorkspaceTools:
     """Load and compile the workspace's spec and pick its tools.
 
     `name` is the workspace's key in the config; problem locations start with
-    `("workspaces", name)` when it is given, else at the workspace itself (`("openapi",)`)."""
+    `("workspaces", name)` when it is given, else at the workspace itself (`("openapi",)`).
+    `document`, when given, is used instead of loading the spec (a reviewed copy kept by castproxy)."""
     prefix: Loc = ("workspaces", name) if name is not None else ()
     try:
-        document = load_document(workspace.openapi, base_dir, offline=offline)
+        if document is None:
+            document = load_document(workspace.openapi, base_dir, offline=offline)
         compiled = compile_spec(document, output_schema=workspace.output_schema)
     except SpecError as exc:
         raise WorkspaceError([((*prefix, "openapi"), exc.message)], offline_skipped=exc.offline_skipped) from None
@@ -60,7 +69,8 @@ def compile_workspace(
     tools, warnings = select_tools(workspace, compiled, prefix, problems)
     if problems:
         raise WorkspaceError(problems)
-    return WorkspaceTools(tools=tools, base_url=base_url or "", warnings=warnings, spec=compiled)
+    return WorkspaceTools(tools=tools, base_url=base_url or "", warnings=warnings, spec=compiled,
+                          spec_digest=getattr(document, "digest", ""))
 
 
 def select_tools(

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from castproxy.auth.bridge import AuthBridge
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
+from castproxy.gitops.drift import metric_lines
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
@@ -99,9 +100,9 @@ def create_app(
     def rebuild() -> Snapshot:  # runs in a worker thread on every reload
         fresh = load_config(config_path, environ)
         _warn_fixed_settings(loaded, fresh)
-        return build_snapshot(fresh, bridge=bridge)
+        return build_snapshot(fresh, bridge=bridge, previous=state.snapshot)
 
-    metrics = Metrics()
+    metrics = Metrics(gauges=lambda: metric_lines(state.snapshot.drift))
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
     reloader = Reloader(config_path, state, rebuild, metrics)

@@ -2,7 +2,8 @@
 
 Readiness needs a loaded config and a reachable store. A rejected reload does not make the proxy
 unready (the last good config still serves), but /readyz shows the problems and when the last good
-config was loaded, so an operator sees why an edit did not take effect.
+config was loaded, so an operator sees why an edit did not take effect. With a lock file, `lock`
+says which workspaces drifted from it and what they serve; `unavailable` names refused workspaces.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
             "store": {"backend": snapshot.loaded.config.store.backend, "reachable": store_ok}
             if state.store is not None else {"backend": None, "reachable": None},
         }
+        if snapshot.drift is not None:
+            body["lock"] = snapshot.drift.as_json()
+        if snapshot.unavailable:
+            body["unavailable"] = dict(sorted(snapshot.unavailable.items()))
         if state.last_error:
             body["last_reload"] = {
                 "ok": False,

@@ -212,6 +212,9 @@ class McpEndpoint:
         name = request.path_params.get("workspace", "")
         workspace = snapshot.workspaces.get(name)
         if workspace is None:
+            reason = snapshot.unavailable.get(name)
+            if reason is not None:  # e.g. its tools drifted from the lock under server.lock: enforce
+                return json_error(503, "workspace_unavailable", reason), None
             return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
         if workspace.inbound_key_hashes and not key_accepted(request.headers, workspace.inbound_key_hashes):
             return unauthorized(name), None

@@ -42,7 +42,8 @@ class _Histogram:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, gauges: Callable[[], list[str]] | None = None) -> None:
+        self.gauges = gauges  # more lines, read from the serving state at each scrape (lock drift)
         self.calls: dict[tuple[str, str, str], int] = defaultdict(int)
         self.durations: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
         self.reloads: dict[str, int] = {"ok": 0, "failed": 0}
@@ -83,6 +84,8 @@ class Metrics:
         ]
         for result, count in self.reloads.items():
             lines.append(f"castproxy_config_reloads_total{_labels(result=result)} {count}")
+        if self.gauges is not None:
+            lines += self.gauges()
         return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ assignment; a call keeps the snapshot it started with.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
 from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
+from castproxy.gitops.drift import DriftReport, LockGuard
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.workspace import WorkspaceError, compile_workspace
 from castproxy.serve.inbound import hash_key
@@ -70,6 +72,8 @@ class Snapshot:
     workspaces: Mapping[str, WorkspaceRuntime]
     origins: OriginPolicy
     loaded_at: float = field(default_factory=time.time)
+    drift: DriftReport | None = None  # the workspaces against the lock file (None: no lock, or server.lock off)
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # refused workspace -> why (answered with 503)
 
     def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
         return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
@@ -162,14 +166,34 @@ def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...
     return loc if loc[:1] == ("workspaces",) else ("workspaces", name, *loc)
 
 
-def build_snapshot(loaded: LoadedConfig, *, bridge: Any = None, offline: bool = False) -> Snapshot:
-    """Compile the whole config or raise ConfigError with every problem found (nothing half-built)."""
+def _rebuild(
+    loaded: LoadedConfig, name: str, workspace: Workspace, bridge: Any, document: dict[str, Any]
+) -> WorkspaceRuntime:
+    """The workspace built from a given spec document (the lock guard's reviewed copy)."""
+    compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
+    return _build_workspace(name, workspace, compiled, bridge)
+
+
+def build_snapshot(
+    loaded: LoadedConfig, *, bridge: Any = None, offline: bool = False, previous: Snapshot | None = None
+) -> Snapshot:
+    """Compile the whole config or raise ConfigError with every problem found (nothing half-built).
+
+    `previous` is the snapshot being served, if any: under `server.lock: enforce` a workspace whose
+    tools drifted from the lock keeps the previous snapshot's reviewed tools."""
     problems: list[Problem] = []
     workspaces: dict[str, WorkspaceRuntime] = {}
+    guard = LockGuard.for_config(loaded)
     for name, workspace in loaded.config.workspaces.items():
         try:
             compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            workspaces[name] = _build_workspace(name, workspace, compiled, bridge)
+            runtime = _build_workspace(name, workspace, compiled, bridge)
+            served: WorkspaceRuntime | None = runtime
+            if guard is not None:  # the lock file's review (castproxy.gitops.drift) may hold the workspace back
+                rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge)
+                served = guard.review(name, workspace, runtime, previous, rebuild)
+            if served is not None:
+                workspaces[name] = served
         except WorkspaceError as exc:
             problems.extend(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:
@@ -182,4 +206,6 @@ def build_snapshot(loaded: LoadedConfig, *, bridge: Any = None, offline: bool = 
         loaded=loaded,
         workspaces=MappingProxyType(workspaces),
         origins=OriginPolicy.from_settings(loaded.public_url, loaded.config.server.allowed_origins),
+        drift=guard.report() if guard is not None else None,
+        unavailable=MappingProxyType(dict(guard.unavailable) if guard is not None else {}),
     )

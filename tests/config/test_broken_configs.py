@@ -150,7 +150,7 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins)",
+        "secret_key, previous_secret_keys, allowed_origins, lock)",
     ),
     case(
         "port_not_a_number",
