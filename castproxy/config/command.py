@@ -37,14 +37,15 @@ def validate(args: argparse.Namespace) -> int:
         _print_problems(exc.problems, path)
         return EXIT_INVALID
     problems = list(loaded.warnings)
+    counts: dict[str, int] = {}  # tools per workspace, once its spec compiled
     try:
-        problems += _spec_check()(loaded, offline=args.offline)
+        problems += _spec_check()(loaded, offline=args.offline, counts=counts)
     except ConfigError as exc:
         problems += exc.problems
     _print_problems(problems, path)
     if any(problem.severity == "error" for problem in problems):
         return EXIT_INVALID
-    _print_summary(loaded, path, offline=args.offline)
+    _print_summary(loaded, path, counts, offline=args.offline)
     return EXIT_OK
 
 
@@ -68,10 +69,12 @@ def _print_problems(problems: list[Problem], path: Path) -> None:
         print(problem)
 
 
-def _print_summary(loaded: LoadedConfig, path: Path, *, offline: bool) -> None:
+def _print_summary(loaded: LoadedConfig, path: Path, counts: dict[str, int], *, offline: bool) -> None:
     for name, workspace in loaded.config.workspaces.items():
-        print(f"ok: workspace '{name}' ({_describe_auth(workspace)}, {_count(len(workspace.tools), 'tool')}) "
-              f"at {loaded.public_url}/mcp/{name}")
+        # A spec not fetched (--offline) has no count: then the tools entries are counted.
+        tools = _count(counts.get(name, len(workspace.tools)), "tool")
+        mode = ", discovery search" if workspace.discovery == "search" else ""
+        print(f"ok: workspace '{name}' ({_describe_auth(workspace)}, {tools}{mode}) at {loaded.public_url}/mcp/{name}")
     redirect_uri_needed = any(
         isinstance(w.auth, OAuth2Auth) and w.auth.grant == "authorization_code"
         for w in loaded.config.workspaces.values()

@@ -310,7 +310,8 @@ CASES = [
             openapi: ./spec.json
             tools: []
         """,
-        "5:5: `tools` is empty: list at least one operationId to expose",
+        "5:5: `tools` is empty: list at least one operationId or selector, or write `tools: \"*\"` for every "
+        "operation",
     ),
     case(
         "tools_as_mapping",
@@ -322,7 +323,8 @@ CASES = [
             tools:
               listItems: {}
         """,
-        "5:5: `tools` must be a list of operationIds (one '- name' per line), not a mapping",
+        "5:5: `tools` must be a list of operationIds or selectors (one '- entry' per line) or '*' for every "
+        "operation, not a mapping",
     ),
     case(
         "tool_entry_unknown_key",
@@ -838,8 +840,8 @@ CASES = [
             openapi: ./spec.json
             tools: [[listItems]]
         """,
-        "5:13: each tools entry must be an operationId, or a mapping with `operation` and optionally `name` and "
-        "`description`",
+        "5:13: each tools entry must be an operationId, '*', a mapping with `operation` (and optional `name`, "
+        "`description`), or a selector with `tag`, `path` and/or `method`",
     ),
     case(
         "tools_is_one_word",
@@ -850,7 +852,8 @@ CASES = [
             openapi: ./spec.json
             tools: listItems
         """,
-        "5:12: `tools` must be a list of operationIds (one '- name' per line), not a single value",
+        "5:12: `tools` must be a list of operationIds or selectors (one '- entry' per line) or '*' for every "
+        "operation, not a single value",
     ),
     case(
         "aliases_multiplying",

@@ -1,0 +1,178 @@
+"""An in-memory full-text index of a workspace's operations, ranked for tasks phrased in words.
+
+SQLite FTS5 (porter stemmer, bm25 with per-field weights) finds the candidates; they are then
+re-ranked with what bm25 cannot see: the HTTP methods the task's verbs imply, first-person tasks
+(the caller's own account), and how much of the task the operation's name and summary cover.
+Built once per snapshot, off the event loop; a search takes a lock and a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from castproxy.catalog.words import Query, analyse, identifier_words, text_words, with_aliases
+from castproxy.openapi.model import ToolDefinition
+
+# bm25 weights of the columns, in table order: what an operation is called counts most, prose least.
+COLUMNS = ("name", "summary", "tags", "path", "description")
+WEIGHTS = (5.0, 3.0, 1.0, 1.5, 0.6)
+CANDIDATES = 300  # bm25's best, re-ranked
+MAX_DESCRIPTION_CHARS = 600  # the start of a description says what it does; the rest mostly dilutes
+PRIMARY_METHOD_BONUS = 0.35  # the first verb's method
+OTHER_METHOD_BONUS = 0.15
+SELF_BONUS = 0.2
+COVERAGE_BONUS = 0.5  # times the share of the task's term groups found in the name or summary
+_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    name: str  # the tool's name
+    score: float
+
+
+def summary_of(tool: ToolDefinition) -> str:
+    """One line saying what the operation does: its title, else the first line of its description."""
+    if tool.title:
+        return tool.title
+    first = tool.description.strip().split("\n", 1)[0].strip()
+    return first if len(first) <= 160 else first[:159].rstrip() + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    name: str
+    method: str
+    about_self: bool
+    headline: frozenset[str]  # rough stems of the name and summary words, for coverage
+
+
+class SearchIndex:
+    """The operations of one workspace in an FTS5 table; `search` answers best first, by tool name."""
+
+    def __init__(self, tools: Sequence[ToolDefinition]) -> None:
+        self._lock = threading.Lock()
+        # One private in-memory database; searches come from the event loop, building from a worker thread.
+        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._db.execute(f"CREATE VIRTUAL TABLE ops USING fts5({', '.join(COLUMNS)}, tokenize='porter unicode61')")
+        documents = [_document(tool) for tool in tools]
+        self._db.executemany(f"INSERT INTO ops({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?)", documents)
+        self._db.execute("INSERT INTO ops(ops) VALUES ('optimize')")  # one b-tree per column: faster queries
+        self._rows = tuple(
+            _Row(tool.name, tool.operation.method, _is_about_self(tool), frozenset(_stems(doc[0] + " " + doc[1])))
+            for tool, doc in zip(tools, documents, strict=True)
+        )
+        self._exact: dict[str, str] = {}
+        for tool in tools:
+            self._exact.setdefault(tool.name.lower(), tool.name)
+            if tool.operation_id:
+                self._exact.setdefault(tool.operation_id.lower(), tool.name)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def search(self, text: str, limit: int = 10) -> list[Hit]:
+        """The operations that best fit a task phrased in words, best first (at most `limit`).
+
+        A query that is exactly a tool name or operationId puts that tool first."""
+        if limit < 1:
+            return []
+        query = analyse(text)
+        hits: list[Hit] = []
+        if query.groups or query.about_self:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT rowid, bm25(ops, {', '.join(map(str, WEIGHTS))}) FROM ops WHERE ops MATCH ? "
+                    "ORDER BY 2 LIMIT ?",
+                    (query.fts(), CANDIDATES),
+                ).fetchall()
+            ranked = sorted(((self._rerank(rowid - 1, -bm25, query), rowid - 1) for rowid, bm25 in rows),
+                            key=lambda item: (-item[0], item[1]))
+            hits = [Hit(self._rows[index].name, score) for score, index in ranked]
+        exact = self._exact.get(text.strip().lower())
+        if exact is not None:
+            hits = [Hit(exact, float("inf")), *(hit for hit in hits if hit.name != exact)]
+        return hits[:limit]
+
+    def _rerank(self, index: int, relevance: float, query: Query) -> float:
+        row = self._rows[index]
+        factor = 1.0
+        if query.methods:
+            if row.method == query.methods[0]:
+                factor += PRIMARY_METHOD_BONUS
+            elif row.method in query.methods:
+                factor += OTHER_METHOD_BONUS
+        if query.about_self and row.about_self:
+            factor += SELF_BONUS
+        if query.groups:
+            covered = sum(1 for group in query.groups if any(_stem(word) in row.headline for word in group))
+            factor += COVERAGE_BONUS * covered / len(query.groups)
+        return relevance * factor
+
+
+def _is_about_self(tool: ToolDefinition) -> bool:
+    words = set(identifier_words(tool.operation_id or tool.name)) | set(text_words(tool.operation.path))
+    return "authenticated" in words or "me" in words or tool.operation.path.startswith("/user/")
+
+
+def _document(tool: ToolDefinition) -> tuple[str, str, str, str, str]:
+    names = identifier_words(tool.name)
+    if tool.operation_id and tool.operation_id != tool.name:
+        names += identifier_words(tool.operation_id)
+    summary = summary_of(tool)
+    description = tool.description
+    if description.startswith(summary):
+        description = description[len(summary):]
+    tags = [word for tag in tool.tags for word in text_words(tag)]
+    return (
+        " ".join(with_aliases(names)),
+        " ".join(with_aliases(text_words(summary))),
+        " ".join(with_aliases(tags)),
+        " ".join(with_aliases(text_words(tool.operation.path))),
+        " ".join(with_aliases(text_words(description[:MAX_DESCRIPTION_CHARS]))),
+    )
+
+
+def _stem(word: str) -> str:
+    """A rough stem for the coverage check (FTS5's porter stemmer does the matching itself)."""
+    for suffix in ("ies", "es", "s", "ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _stems(text: str) -> list[str]:
+    return [_stem(word) for word in text.split()]
+
+
+_cache: OrderedDict[str, SearchIndex] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def index_for(tools: Sequence[ToolDefinition]) -> SearchIndex:
+    """The index of these tools, shared with earlier snapshots whose tools read the same: a reload of an
+    unchanged spec costs a fingerprint of the indexed text, not a rebuild."""
+    digest = hashlib.sha256()
+    for tool in tools:
+        for part in (tool.name, tool.operation_id or "", tool.operation.method, tool.operation.path,
+                     tool.title or "", tool.description, *tool.tags):
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    key = digest.hexdigest()
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    built = SearchIndex(tools)
+    with _cache_lock:
+        _cache[key] = built
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return built
