@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from castproxy.catalog.index import COLUMNS, SearchIndex, _document  # noqa: E402
+from castproxy.catalog.index import COLUMNS, SearchIndex  # noqa: E402
 from castproxy.openapi.compiler import compile_spec  # noqa: E402
 from castproxy.openapi.loader import load_document  # noqa: E402
 from castproxy.openapi.model import ToolDefinition  # noqa: E402
@@ -54,7 +54,6 @@ class PlainBm25:
 
 
 def _plain_document(tool: ToolDefinition) -> tuple[str, ...]:
-    name, summary, tags, path, description = _document(tool)
     return (" ".join(re.findall(r"[a-z0-9]+", (tool.operation_id or tool.name).lower())), tool.title or "",
             " ".join(tool.tags), tool.operation.path, tool.description)
 

@@ -12,21 +12,26 @@ import hashlib
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from castproxy.catalog.words import Query, analyse, identifier_words, text_words, with_aliases
+from castproxy.catalog.words import STOPWORDS, VERBS, Query, analyse, identifier_words, text_words, with_aliases
 from castproxy.openapi.model import ToolDefinition
 
 # bm25 weights of the columns, in table order: what an operation is called counts most, prose least.
 COLUMNS = ("name", "summary", "tags", "path", "description")
 WEIGHTS = (5.0, 3.0, 1.0, 1.5, 0.6)
-CANDIDATES = 300  # bm25's best, re-ranked
+CANDIDATES = 100  # bm25's best, re-ranked
+LEXICAL_WEIGHT = 1.0  # bm25 relative to the best candidate's, next to the bonuses below
 MAX_DESCRIPTION_CHARS = 600  # the start of a description says what it does; the rest mostly dilutes
-PRIMARY_METHOD_BONUS = 0.35  # the first verb's method
-OTHER_METHOD_BONUS = 0.15
-SELF_BONUS = 0.2
-COVERAGE_BONUS = 0.5  # times the share of the task's term groups found in the name or summary
+PRIMARY_METHOD_BONUS = 0.35  # the method the task's first verb implies
+OTHER_METHOD_BONUS = 0.15  # another method it may mean (add: POST, also PUT)
+WRITE_BONUS = 0.15  # a task led by a verb of no known class (merge, fork, lock) changes something
+LEAD_BONUS = 0.4  # the task's leading word is in the operation's name
+SELF_BONUS = 0.15
+COLLECTION_BONUS = 0.15  # plural noun, read task: a path ending in a collection, not in {id}
+COVERAGE_BONUS = 0.6  # times the share of the task's words found in the name or summary
+PRECISION_BONUS = 0.4  # times the share of the name's words (its verb aside) that the task asks for
 _CACHE_SIZE = 8
 
 
@@ -49,6 +54,10 @@ class _Row:
     name: str
     method: str
     about_self: bool
+    collection: bool  # the path ends in a literal segment, not a {parameter}
+    verb: str  # the first word of the name's last part: create in repos/create-fork, list in ListUsers
+    named: frozenset[str]  # rough stems of the name's words
+    subject: frozenset[str]  # rough stems of the name's words but its verb and stopwords: what it acts on
     headline: frozenset[str]  # rough stems of the name and summary words, for coverage
 
 
@@ -64,9 +73,11 @@ class SearchIndex:
         self._db.executemany(f"INSERT INTO ops({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?)", documents)
         self._db.execute("INSERT INTO ops(ops) VALUES ('optimize')")  # one b-tree per column: faster queries
         self._rows = tuple(
-            _Row(tool.name, tool.operation.method, _is_about_self(tool), frozenset(_stems(doc[0] + " " + doc[1])))
+            _Row(tool.name, tool.operation.method, _is_about_self(tool), not tool.operation.path.endswith("}"),
+                 _verb(tool), frozenset(_stems(doc[0])), _subject(tool), frozenset(_stems(doc[0] + " " + doc[1])))
             for tool, doc in zip(tools, documents, strict=True)
         )
+        self._verbs = frozenset(row.verb for row in self._rows)  # the API's own verbs (merge, fork, follow...)
         self._exact: dict[str, str] = {}
         for tool in tools:
             self._exact.setdefault(tool.name.lower(), tool.name)
@@ -84,20 +95,38 @@ class SearchIndex:
             return []
         query = analyse(text)
         hits: list[Hit] = []
-        if query.groups or query.about_self:
+        if query.terms:
             with self._lock:
                 rows = self._db.execute(
                     f"SELECT rowid, bm25(ops, {', '.join(map(str, WEIGHTS))}) FROM ops WHERE ops MATCH ? "
                     "ORDER BY 2 LIMIT ?",
                     (query.fts(), CANDIDATES),
                 ).fetchall()
-            ranked = sorted(((self._rerank(rowid - 1, -bm25, query), rowid - 1) for rowid, bm25 in rows),
+            best = -rows[0][1] if rows else 1.0
+            ranked = sorted(((self._rerank(rowid - 1, -bm25 / best, query), rowid - 1) for rowid, bm25 in rows),
                             key=lambda item: (-item[0], item[1]))
             hits = [Hit(self._rows[index].name, score) for score, index in ranked]
         exact = self._exact.get(text.strip().lower())
         if exact is not None:
             hits = [Hit(exact, float("inf")), *(hit for hit in hits if hit.name != exact)]
         return hits[:limit]
+
+    def _lead(self, row: _Row, lead: str | None) -> float:
+        """The bonus for fitting the task's leading word, when that word is a verb (a known one, or the API's)."""
+        if lead is None:
+            return 0.0
+        verb = VERBS.get(lead)
+        if verb is not None:
+            return LEAD_BONUS if row.verb == lead or row.verb in verb.canonical else 0.0
+        if lead not in self._verbs:
+            return 0.0  # a noun first ("dependabot alerts"): nothing to say about the action
+        bonus = WRITE_BONUS if row.method != "GET" else 0.0  # merge, fork, lock...: verbs that change things
+        stem = _stem(lead)
+        if row.verb == lead:
+            return bonus + LEAD_BONUS
+        if any(word.startswith(stem) for word in row.named):
+            return bonus + LEAD_BONUS / 2
+        return bonus
 
     def _rerank(self, index: int, relevance: float, query: Query) -> float:
         row = self._rows[index]
@@ -107,12 +136,31 @@ class SearchIndex:
                 factor += PRIMARY_METHOD_BONUS
             elif row.method in query.methods:
                 factor += OTHER_METHOD_BONUS
+        factor += self._lead(row, query.lead)
         if query.about_self and row.about_self:
             factor += SELF_BONUS
+        if query.plural and row.collection and query.methods[:1] == ("GET",):
+            factor += COLLECTION_BONUS
         if query.groups:
-            covered = sum(1 for group in query.groups if any(_stem(word) in row.headline for word in group))
+            wanted = {_stem(word) for group in query.groups for word in group}
+            covered = sum(1 for group in query.groups if any(_covers(_stem(word), row.headline) for word in group))
             factor += COVERAGE_BONUS * covered / len(query.groups)
-        return relevance * factor
+            if row.subject:
+                asked = sum(1 for word in row.subject if any(_covers(stem, (word,)) for stem in wanted))
+                factor += PRECISION_BONUS * asked / len(row.subject)
+        return relevance * LEXICAL_WEIGHT + factor - 1.0
+
+
+def _verb(tool: ToolDefinition) -> str:
+    last = (tool.operation_id or tool.name).replace(".", "/").rsplit("/", 1)[-1]
+    words = identifier_words(last)
+    return words[0] if words else ""
+
+
+def _subject(tool: ToolDefinition) -> frozenset[str]:
+    words = identifier_words(tool.operation_id or tool.name)
+    verb = _verb(tool)
+    return frozenset(_stem(word) for word in words if word != verb and word not in STOPWORDS and len(word) > 1)
 
 
 def _is_about_self(tool: ToolDefinition) -> bool:
@@ -122,7 +170,7 @@ def _is_about_self(tool: ToolDefinition) -> bool:
 
 def _document(tool: ToolDefinition) -> tuple[str, str, str, str, str]:
     names = identifier_words(tool.name)
-    if tool.operation_id and tool.operation_id != tool.name:
+    if tool.operation_id and identifier_words(tool.operation_id) != names:  # a rename: both names find it
         names += identifier_words(tool.operation_id)
     summary = summary_of(tool)
     description = tool.description
@@ -139,11 +187,22 @@ def _document(tool: ToolDefinition) -> tuple[str, str, str, str, str]:
 
 
 def _stem(word: str) -> str:
-    """A rough stem for the coverage check (FTS5's porter stemmer does the matching itself)."""
-    for suffix in ("ies", "es", "s", "ing", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    """A rough stem for the re-ranking checks (FTS5's porter stemmer does the matching itself)."""
+    for suffix in ("ies", "sses", "ches", "shes", "xes", "s", "ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            stem = word[: -len(suffix)] + {"ies": "y", "sses": "ss", "ches": "ch", "shes": "sh", "xes": "x"}.get(
+                suffix, "")
+            if suffix in ("ing", "ed") and len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
+                stem = stem[:-1]  # starred -> star, running -> run
+            return stem
     return word
+
+
+def _covers(stem: str, words: Iterable[str]) -> bool:
+    """The stem is one of the words, or (4 letters or more) starts one: review -> reviewers, assign -> assignees."""
+    if len(stem) < 4:
+        return stem in words
+    return any(word.startswith(stem) for word in words)
 
 
 def _stems(text: str) -> list[str]:

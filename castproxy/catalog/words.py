@@ -13,29 +13,44 @@ from dataclasses import dataclass
 _IDENTIFIER_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
 
-# Abbreviations and synonyms: word -> words added next to it (documents and queries alike).
-ALIASES: dict[str, tuple[str, ...]] = {
+# Abbreviations: word -> what it stands for, added next to it with the same weight (documents and queries).
+ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "repo": ("repository",), "repos": ("repository",),
     "org": ("organization",), "orgs": ("organization",), "organisation": ("organization",),
-    "pr": ("pull",), "prs": ("pull",), "mr": ("merge", "request"),
-    "config": ("configuration",), "configs": ("configuration",), "settings": ("configuration",),
+    "pr": ("pull", "request"), "prs": ("pull", "request"), "pulls": ("pull", "request"),
+    "mr": ("merge", "request"), "mrs": ("merge", "request"),
+    "config": ("configuration",), "configs": ("configuration",),
     "env": ("environment",), "envs": ("environment",),
     "auth": ("authentication", "authorization"), "authn": ("authentication",), "authz": ("authorization",),
     "app": ("application",), "apps": ("application",),
     "info": ("information",), "admin": ("administrator",), "admins": ("administrator",),
-    "msg": ("message",), "msgs": ("message",), "dm": ("message",), "mail": ("message", "email"),
-    "email": ("mail",), "emails": ("mail",),
-    "dir": ("directory",), "dirs": ("directory",), "folder": ("directory",), "folders": ("directory",),
+    "msg": ("message",), "msgs": ("message",), "dm": ("message",),
+    "dir": ("directory",), "dirs": ("directory",),
     "doc": ("document",), "docs": ("document",), "db": ("database",), "dbs": ("database",),
     "pkg": ("package",), "pkgs": ("package",), "ver": ("version",), "perm": ("permission",),
     "perms": ("permission",), "sub": ("subscription",), "subs": ("subscription",),
-    "notif": ("notification",), "notifs": ("notification",), "img": ("image",), "pic": ("photo", "picture"),
-    "photo": ("picture",), "picture": ("photo",), "vm": ("virtual", "machine"), "vms": ("virtual", "machine"),
+    "notif": ("notification",), "notifs": ("notification",), "img": ("image",), "pic": ("picture",),
+    "vm": ("virtual", "machine"), "vms": ("virtual", "machine"),
     "k8s": ("kubernetes",), "ns": ("namespace",), "svc": ("service",), "stats": ("statistics",),
-    "ci": ("workflow", "pipeline", "build", "check"), "cd": ("deployment",),
-    "sha": ("commit",), "log": ("logs",), "logs": ("log",),
-    "people": ("user", "member"), "person": ("user", "member"), "someone": ("user",), "somebody": ("user",),
     "men": ("man",), "women": ("woman",), "children": ("child",), "indices": ("index",), "data": ("datum",),
+}
+
+# Synonyms: general API and English vocabulary, not one API's; added next to the word with less weight.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "settings": ("configuration",), "login": ("authenticated", "sign"), "logged": ("authenticated",),
+    "signed": ("authenticated",), "mail": ("message", "email"), "email": ("mail",), "emails": ("mail",),
+    "folder": ("directory",), "folders": ("directory",), "file": ("content",), "files": ("content",),
+    "access": ("permission",), "photo": ("picture",), "picture": ("photo",),
+    "ci": ("workflow", "pipeline", "build", "check"), "cd": ("deployment",),
+    "sha": ("commit",), "history": ("log",), "log": ("logs",), "logs": ("log",),
+    "people": ("user", "member"), "person": ("user", "member"), "someone": ("user",), "somebody": ("user",),
+    "who": ("user", "member"), "find": ("search",), "look": ("search",), "ask": ("request",),
+    "move": ("transfer",), "transfer": ("move",), "thumbs": ("reaction",), "upvote": ("reaction",),
+    "emoji": ("reaction",), "quota": ("limit",), "newest": ("latest",), "recent": ("latest",),
+    "current": ("latest",),
+}
+ALIASES: dict[str, tuple[str, ...]] = {
+    word: (*ABBREVIATIONS.get(word, ()), *SYNONYMS.get(word, ())) for word in {*ABBREVIATIONS, *SYNONYMS}
 }
 
 # First-person words: the task is about the caller's own account (`/me`, "for the authenticated user").
@@ -46,7 +61,7 @@ SELF_TERMS = ("authenticated", "me")
 @dataclass(frozen=True)
 class VerbClass:
     methods: tuple[str, ...]  # the implied HTTP methods, best first
-    canonical: tuple[str, ...]  # added to the query next to the task's own verb
+    canonical: tuple[str, ...]  # the verbs operations are named with for this class (create, add)
 
 
 CREATE = VerbClass(("POST", "PUT"), ("create", "add"))
@@ -54,8 +69,9 @@ DELETE = VerbClass(("DELETE",), ("delete", "remove"))
 READ = VerbClass(("GET",), ())
 UPDATE = VerbClass(("PATCH", "PUT"), ("update", "set"))
 VERBS: dict[str, VerbClass] = {
-    **dict.fromkeys(("create", "add", "new", "open", "make", "post", "submit", "publish", "file", "raise",
-                     "insert", "register", "upload", "send", "write", "generate", "invite", "start"), CREATE),
+    **dict.fromkeys(("create", "add", "new", "open", "make", "post", "submit", "publish", "raise", "leave",
+                     "insert", "register", "upload", "send", "write", "generate", "invite", "start", "give",
+                     "grant", "put"), CREATE),
     **dict.fromkeys(("delete", "remove", "drop", "destroy", "erase", "purge", "unset", "discard", "revoke",
                      "deregister", "unregister", "clear"), DELETE),
     **dict.fromkeys(("get", "list", "show", "fetch", "read", "view", "see", "display", "retrieve", "look",
@@ -102,41 +118,77 @@ def with_aliases(words: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Term:
+    word: str
+    weight: int  # how many times the phrase enters the bm25 sum
+    prefix: bool = False  # also match words starting with it (assign -> assignees)
+
+
+@dataclass(frozen=True)
 class Query:
-    """A task phrased in words, analysed: FTS5 term groups (any word of a group may match) and intents."""
+    """A task phrased in words, analysed: weighted FTS5 terms per word of the task, and its intents."""
 
     groups: tuple[tuple[str, ...], ...]  # each group: a word of the task and its expansions
-    methods: tuple[str, ...]  # HTTP methods the task's verbs imply, best first (empty: no verb)
+    terms: tuple[Term, ...]
+    methods: tuple[str, ...]  # HTTP methods the task's first verb implies, best first (empty: none)
+    lead: str | None  # the task's first word that is not a stopword: usually what to do
     about_self: bool  # first-person words: the caller's own account
-    text: str  # the query as typed (for exact name matches)
+    plural: bool  # a plural noun: likely a collection (list) rather than one item
 
     def fts(self) -> str:
-        """An FTS5 MATCH expression: the groups OR-ed, every word quoted (no query syntax gets through)."""
-        parts = []
-        for group in (*self.groups, SELF_TERMS) if self.about_self else self.groups:
-            quoted = [f'"{word}"' for word in group]
-            parts.append(quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")")
+        """An FTS5 MATCH expression: the terms OR-ed, each repeated by its weight, every word quoted."""
+        parts: list[str] = []
+        for term in (*self.terms, *(Term(word, 1) for word in SELF_TERMS)) if self.about_self else self.terms:
+            phrase = f'"{term.word}"'
+            parts.extend([phrase] * term.weight)
+            if term.prefix:
+                parts.append(phrase + "*")
         return " OR ".join(parts)
 
 
+ORIGINAL_WEIGHT = 2  # a word of the task (and what its abbreviation stands for) counts twice a synonym
+PHRASE_WEIGHT = 1  # two neighbouring words of the task, found next to each other ("pull requests")
+MIN_PREFIX = 4
+
+
 def analyse(text: str) -> Query:
-    words = text_words(text)
+    words = [word for word in text_words(text) if not word.isdigit()]  # numbers are argument values
     groups: list[tuple[str, ...]] = []
-    methods: list[str] = []
-    about_self = False
+    terms: list[Term] = []
+    methods: tuple[str, ...] = ()
+    lead: str | None = None
+    about_self = plural = False
     seen: set[str] = set()
+    previous: str | None = None
     for word in words:
         if word in SELF_WORDS:
             about_self = True
+            previous = None
             continue
-        verb = VERBS.get(word)
+        verb = VERBS.get(word) if not methods else None  # the first verb says what to do; later ones are words
         if verb is not None:
-            methods.extend(m for m in verb.methods if m not in methods)
+            methods = verb.methods
+        if lead is None and word not in STOPWORDS:
+            lead = word
         if word in STOPWORDS or word in seen:
+            previous = None
             continue
         seen.add(word)
-        expansions = (*ALIASES.get(word, ()), *(verb.canonical if verb else ()))
-        if verb is READ and word not in ("get", "list", "download", "check", "count", "find"):
-            continue  # question words and "show": the method says it all, the word would match everything
-        groups.append(tuple(dict.fromkeys((word, *expansions))))
-    return Query(tuple(groups), tuple(methods), about_self, text)
+        same, similar = ABBREVIATIONS.get(word, ()), SYNONYMS.get(word, ())
+        if verb is READ and word not in ("get", "list", "download", "check", "count", "find", "search"):
+            # Question words and "show": the method says it all; only their synonyms (who -> user) are words.
+            if similar:
+                groups.append(similar)
+                terms.extend(Term(alias, 1) for alias in similar)
+            previous = None
+            continue
+        if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+            plural = True
+        groups.append(tuple(dict.fromkeys((word, *same, *similar))))
+        terms.append(Term(word, ORIGINAL_WEIGHT, prefix=len(word) >= MIN_PREFIX))
+        terms.extend(Term(alias, ORIGINAL_WEIGHT) for alias in same)
+        terms.extend(Term(alias, 1) for alias in similar)
+        if previous is not None:
+            terms.append(Term(f"{previous} {word}", PHRASE_WEIGHT))
+        previous = word
+    return Query(tuple(groups), tuple(terms), methods, lead, about_self, plural)
