@@ -4,7 +4,9 @@ A tool name the workspace does not have is a protocol error (MCP server/tools, E
 caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the fast path answer as a
 JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
-ends with one structured log line and one metrics observation.
+ends with one structured log line and one metrics observation. In a `discovery: search` workspace the
+three meta-tools are answered here too; `call_operation` runs the named operation through `call` itself,
+and an unknown operation name there is an `isError` result (the model picked a name, not a tool).
 
 A 401 from the upstream of an oauth2 workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
@@ -26,9 +28,13 @@ from mcp_types import INVALID_PARAMS
 
 from castproxy.auth.credentials import SignInRequired, bearer_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
+from castproxy.catalog import meta
+from castproxy.catalog.index import SearchIndex
+from castproxy.openapi.model import ToolDefinition
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
+from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
 from castproxy.upstream.request import ArgumentError
@@ -54,6 +60,8 @@ class ToolCaller:
     ) -> mcp_types.CallToolResult:
         """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
+        if workspace.search is not None and name in meta.NAMES:
+            return await self._meta(workspace, workspace.search, name, arguments, grant_id, started)
         status: int | None = None
         tool = workspace.tools.get(name)
         if tool is None:
@@ -80,6 +88,34 @@ class ToolCaller:
             )
             result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
         self._record(workspace, name, outcome, status, started)
+        return result
+
+    async def _meta(
+        self, workspace: WorkspaceRuntime, index: SearchIndex, name: str, arguments: dict[str, Any],
+        grant_id: str | None, started: float,
+    ) -> mcp_types.CallToolResult:
+        """A meta-tool of a `discovery: search` workspace (castproxy/catalog/meta.py). call_operation hands the
+        named operation to `call`, so it is validated, sent, logged and measured like a direct call."""
+        problems = _META_VALIDATORS[name].errors(arguments)
+        if problems:
+            self._record(workspace, name, "invalid_arguments", None, started)
+            return _invalid(name, problems)
+        if name == meta.CALL:
+            operation = arguments["name"]
+            if operation in workspace.tools and operation not in meta.NAMES:
+                return await self.call(workspace, operation, arguments.get("arguments") or {}, grant_id)
+            result, outcome = meta.unknown_operation(operation, index), "unknown_operation"
+        elif name == meta.DESCRIBE:
+            tool = workspace.tools.get(arguments["name"])
+            if tool is None:
+                result, outcome = meta.unknown_operation(arguments["name"], index), "unknown_operation"
+            else:
+                result, outcome = meta.describe(tool.definition), "ok"
+        else:
+            lookup = _definitions(workspace)
+            result = meta.search(index, lookup, arguments["query"], arguments.get("limit", meta.DEFAULT_LIMIT))
+            outcome = "ok"
+        self._record(workspace, name, outcome, None, started)
         return result
 
     def _record(
@@ -151,6 +187,21 @@ class ToolCaller:
             extra={"fields": {"workspace": workspace.name, "tool": name}},
         )
         return await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+
+
+_META_VALIDATORS = {
+    meta.SEARCH: ArgumentValidator(meta.SEARCH_SCHEMA),
+    meta.DESCRIBE: ArgumentValidator(meta.DESCRIBE_SCHEMA),
+    meta.CALL: ArgumentValidator(meta.CALL_SCHEMA),
+}
+
+
+def _definitions(workspace: WorkspaceRuntime) -> meta.Lookup:
+    def lookup(name: str) -> ToolDefinition | None:
+        tool = workspace.tools.get(name)
+        return tool.definition if tool is not None else None
+
+    return lookup
 
 
 def _off_schema(tool: str, mismatch: str, result: mcp_types.CallToolResult) -> mcp_types.CallToolResult:
