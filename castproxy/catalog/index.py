@@ -8,6 +8,8 @@ Built once per snapshot, off the event loop; a search takes a lock and a few mil
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import hashlib
 import sqlite3
 import threading
@@ -78,6 +80,7 @@ class SearchIndex:
             for tool, doc in zip(tools, documents, strict=True)
         )
         self._verbs = frozenset(row.verb for row in self._rows)  # the API's own verbs (merge, fork, follow...)
+        self._sorted = sorted((tool.name.lower(), tool.name) for tool in tools)
         self._exact: dict[str, str] = {}
         for tool in tools:
             self._exact.setdefault(tool.name.lower(), tool.name)
@@ -86,6 +89,20 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def similar_names(self, name: str, limit: int = 3) -> list[str]:
+        """Tool names close to a mistyped one: among the search hits for it and the names sharing its start."""
+        wanted = name.strip().lower()
+        start = bisect.bisect_left(self._sorted, (wanted[:4], ""))
+        nearby = [real for low, real in self._sorted[start:start + 50] if low.startswith(wanted[:4])]
+        candidates = dict.fromkeys([*nearby, *(hit.name for hit in self.search(name, 20))])
+        matcher = difflib.SequenceMatcher(b=wanted)
+        scored = []
+        for candidate in candidates:
+            matcher.set_seq1(candidate.lower())
+            scored.append((matcher.ratio(), candidate))
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        return [candidate for ratio, candidate in scored[:limit] if ratio >= 0.6]
 
     def search(self, text: str, limit: int = 10) -> list[Hit]:
         """The operations that best fit a task phrased in words, best first (at most `limit`).

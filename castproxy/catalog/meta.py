@@ -137,7 +137,7 @@ def describe(tool: ToolDefinition) -> mcp_types.CallToolResult:
 def unknown_operation(name: str, index: SearchIndex) -> mcp_types.CallToolResult:
     """An error result for a name the workspace has no operation for, with the closest names."""
     shown = name[:64]
-    close = [hit.name for hit in index.search(name, SUGGESTIONS)]
+    close = index.similar_names(name, SUGGESTIONS)
     text = f"Unknown operation '{shown}'."
     if close:
         text += " Did you mean: " + ", ".join(close) + "?"

@@ -139,7 +139,7 @@ def test_validate_includes_spec_check_problems(
     """The seam to castproxy.openapi.check: its problems print with the others and decide the exit code."""
     calls: list[bool] = []
 
-    def check_config(loaded: LoadedConfig, *, offline: bool) -> list[Problem]:
+    def check_config(loaded: LoadedConfig, *, offline: bool, counts: dict[str, int]) -> list[Problem]:
         calls.append(offline)
         return [loaded.problem(("workspaces", "api", "tools", 0), "no operation 'lstItems'; did you mean 'listItems'?")]
 
