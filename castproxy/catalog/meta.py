@@ -70,7 +70,7 @@ def listing_tools(api: str, count: int) -> list[mcp_types.Tool]:
             title="Search operations",
             description=(
                 f"Find operations of this API ({api}; {count:,} operations) by what you want to do, in plain words "
-                "(e.g. 'create an issue', 'who starred this repository'). Returns the best matches first, each "
+                "(e.g. 'create an issue', 'list the members of a team'). Returns the best matches first, each "
                 f"with its name, a one-line summary, HTTP method and path. Next, call {DESCRIBE} with a name to "
                 f"see its arguments, then {CALL} to run it. Search again with other words if nothing fits."
             ),
