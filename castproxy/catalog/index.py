@@ -13,9 +13,10 @@ import difflib
 import hashlib
 import sqlite3
 import threading
-from collections import OrderedDict
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from castproxy.catalog.words import STOPWORDS, VERBS, Query, analyse, identifier_words, text_words, with_aliases
 from castproxy.openapi.model import ToolDefinition
@@ -34,7 +35,8 @@ SELF_BONUS = 0.15
 COLLECTION_BONUS = 0.15  # plural noun, read task: a path ending in a collection, not in {id}
 COVERAGE_BONUS = 0.6  # times the share of the task's words found in the name or summary
 PRECISION_BONUS = 0.4  # times the share of the name's words (its verb aside) that the task asks for
-_CACHE_SIZE = 8
+COMMON_SHARE = 0.4  # a query term in more operations than this share is left to the re-ranking
+MIN_ROWS_FOR_PRUNING = 2000  # small APIs are fast anyway, and every term counts there
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,18 @@ class SearchIndex:
         # One private in-memory database; searches come from the event loop, building from a worker thread.
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._db.execute(f"CREATE VIRTUAL TABLE ops USING fts5({', '.join(COLUMNS)}, tokenize='porter unicode61')")
-        documents = [_document(tool) for tool in tools]
+        rows: list[_Row] = []
+        documents: list[tuple[str, str, str, str, str]] = []
+        for tool in tools:
+            row, document = _analysed(tool)
+            rows.append(row)
+            documents.append(document)
+        self._db.execute("BEGIN")
         self._db.executemany(f"INSERT INTO ops({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?)", documents)
+        self._db.execute("COMMIT")
         self._db.execute("INSERT INTO ops(ops) VALUES ('optimize')")  # one b-tree per column: faster queries
-        self._rows = tuple(
-            _Row(tool.name, tool.operation.method, _is_about_self(tool), not tool.operation.path.endswith("}"),
-                 _verb(tool), frozenset(_stems(doc[0])), _subject(tool), frozenset(_stems(doc[0] + " " + doc[1])))
-            for tool, doc in zip(tools, documents, strict=True)
-        )
+        self._rows = tuple(rows)
+        self._common: dict[str, bool] = {}  # FTS5 term -> in so many operations that it cannot tell them apart
         self._verbs = frozenset(row.verb for row in self._rows)  # the API's own verbs (merge, fork, follow...)
         self._sorted = sorted((tool.name.lower(), tool.name) for tool in tools)
         self._exact: dict[str, str] = {}
@@ -114,11 +120,12 @@ class SearchIndex:
         hits: list[Hit] = []
         if query.terms:
             with self._lock:
+                expression = query.fts(self._is_common)
                 rows = self._db.execute(
                     f"SELECT rowid, bm25(ops, {', '.join(map(str, WEIGHTS))}) FROM ops WHERE ops MATCH ? "
                     "ORDER BY 2 LIMIT ?",
-                    (query.fts(), CANDIDATES),
-                ).fetchall()
+                    (expression, CANDIDATES),
+                ).fetchall() if expression else []
             best = -rows[0][1] if rows else 1.0
             ranked = sorted(((self._rerank(rowid - 1, -bm25 / best, query), rowid - 1) for rowid, bm25 in rows),
                             key=lambda item: (-item[0], item[1]))
@@ -127,6 +134,22 @@ class SearchIndex:
         if exact is not None:
             hits = [Hit(exact, float("inf")), *(hit for hit in hits if hit.name != exact)]
         return hits[:limit]
+
+    def _is_common(self, phrase: str) -> bool:
+        """True for a query phrase found in more than COMMON_SHARE of the operations (called under the lock).
+
+        bm25 gives such a term next to no weight, yet scoring every operation it matches is most of a
+        query's time on a big API ("user" in Microsoft Graph); the re-ranking still sees the word."""
+        common = self._common.get(phrase)
+        if common is None:
+            limit = int(len(self._rows) * COMMON_SHARE)
+            found = self._db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM ops WHERE ops MATCH ? LIMIT ?)", (phrase, limit + 1)
+            ).fetchone()[0]
+            common = len(self._rows) >= MIN_ROWS_FOR_PRUNING and found > limit
+            if len(self._common) < 100_000:
+                self._common[phrase] = common
+        return common
 
     def _lead(self, row: _Row, lead: str | None) -> float:
         """The bonus for fitting the task's leading word, when that word is a verb (a known one, or the API's)."""
@@ -168,41 +191,45 @@ class SearchIndex:
         return relevance * LEXICAL_WEIGHT + factor - 1.0
 
 
-def _verb(tool: ToolDefinition) -> str:
-    last = (tool.operation_id or tool.name).replace(".", "/").rsplit("/", 1)[-1]
-    words = identifier_words(last)
-    return words[0] if words else ""
-
-
-def _subject(tool: ToolDefinition) -> frozenset[str]:
-    words = identifier_words(tool.operation_id or tool.name)
-    verb = _verb(tool)
-    return frozenset(_stem(word) for word in words if word != verb and word not in STOPWORDS and len(word) > 1)
-
-
-def _is_about_self(tool: ToolDefinition) -> bool:
-    words = set(identifier_words(tool.operation_id or tool.name)) | set(text_words(tool.operation.path))
-    return "authenticated" in words or "me" in words or tool.operation.path.startswith("/user/")
-
-
-def _document(tool: ToolDefinition) -> tuple[str, str, str, str, str]:
+def _analysed(tool: ToolDefinition) -> tuple[_Row, tuple[str, str, str, str, str]]:
+    """The operation's re-ranking features and its FTS5 columns, from one pass over its words."""
     names = identifier_words(tool.name)
-    if tool.operation_id and identifier_words(tool.operation_id) != names:  # a rename: both names find it
-        names += identifier_words(tool.operation_id)
+    own = identifier_words(tool.operation_id) if tool.operation_id else names
+    if own != names:  # a rename: both names find it
+        names = names + own
+    last = (tool.operation_id or tool.name).replace(".", "/").rsplit("/", 1)[-1]
+    verb_words = identifier_words(last)
+    verb = verb_words[0] if verb_words else ""
     summary = summary_of(tool)
     description = tool.description
     if description.startswith(summary):
         description = description[len(summary):]
-    tags = [word for tag in tool.tags for word in text_words(tag)]
-    return (
-        " ".join(with_aliases(names)),
-        " ".join(with_aliases(text_words(summary))),
-        " ".join(with_aliases(tags)),
-        " ".join(with_aliases(text_words(tool.operation.path))),
-        " ".join(with_aliases(text_words(description[:MAX_DESCRIPTION_CHARS]))),
+    path_words = text_words(tool.operation.path)
+    name_text = " ".join(with_aliases(names))
+    summary_text = " ".join(with_aliases(text_words(summary)))
+    named = frozenset(_stem(word) for word in name_text.split())
+    row = _Row(
+        name=tool.name,
+        method=tool.operation.method,
+        about_self="authenticated" in own or "me" in own or "me" in path_words
+        or tool.operation.path.startswith("/user/"),
+        collection=not tool.operation.path.endswith("}"),
+        verb=verb,
+        named=named,
+        subject=frozenset(_stem(word) for word in own if word != verb and word not in STOPWORDS and len(word) > 1),
+        headline=named | frozenset(_stem(word) for word in summary_text.split()),
     )
+    document = (
+        name_text,
+        summary_text,
+        " ".join(with_aliases([word for tag in tool.tags for word in text_words(tag)])),
+        " ".join(with_aliases(path_words)),
+        description[:MAX_DESCRIPTION_CHARS],  # prose: FTS5's own tokenizer splits it, no aliases needed
+    )
+    return row, document
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """A rough stem for the re-ranking checks (FTS5's porter stemmer does the matching itself)."""
     for suffix in ("ies", "sses", "ches", "shes", "xes", "s", "ing", "ed"):
@@ -222,16 +249,14 @@ def _covers(stem: str, words: Iterable[str]) -> bool:
     return any(word.startswith(stem) for word in words)
 
 
-def _stems(text: str) -> list[str]:
-    return [_stem(word) for word in text.split()]
-
-
-_cache: OrderedDict[str, SearchIndex] = OrderedDict()
-_cache_lock = threading.Lock()
+# Indexes still held by a snapshot, by fingerprint: while a reload builds the next snapshot the current
+# one still holds its index, so an unchanged catalog is found here; once no snapshot holds it, it goes.
+_live: weakref.WeakValueDictionary[str, SearchIndex] = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
 
 
 def index_for(tools: Sequence[ToolDefinition]) -> SearchIndex:
-    """The index of these tools, shared with earlier snapshots whose tools read the same: a reload of an
+    """The index of these tools, shared with a live snapshot's whose tools read the same: a reload of an
     unchanged spec costs a fingerprint of the indexed text, not a rebuild."""
     digest = hashlib.sha256()
     for tool in tools:
@@ -241,14 +266,10 @@ def index_for(tools: Sequence[ToolDefinition]) -> SearchIndex:
             digest.update(b"\x1f")
         digest.update(b"\x1e")
     key = digest.hexdigest()
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None:
-            _cache.move_to_end(key)
-            return cached
+    with _live_lock:
+        live = _live.get(key)
+    if live is not None:
+        return live
     built = SearchIndex(tools)
-    with _cache_lock:
-        _cache[key] = built
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return built
+    with _live_lock:
+        return _live.setdefault(key, built)

@@ -8,10 +8,10 @@ regular ones), and the verbs of a task, which say which HTTP methods fit (create
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _IDENTIFIER_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
 
 # Abbreviations: word -> what it stands for, added next to it with the same weight (documents and queries).
 ABBREVIATIONS: dict[str, tuple[str, ...]] = {
@@ -102,19 +102,13 @@ def identifier_words(text: str) -> list[str]:
 
 def text_words(text: str) -> list[str]:
     """The words of prose or a path, camelCase split, lower case."""
-    words: list[str] = []
-    for word in _WORD.findall(text):
-        words.extend(identifier_words(word) if not word.islower() and not word.isupper() else [word.lower()])
-    return words
+    return [part.lower() for part in _IDENTIFIER_PART.findall(text)]
 
 
 def with_aliases(words: list[str]) -> list[str]:
-    """The words plus their abbreviation and synonym expansions (for indexing a document)."""
-    out: list[str] = []
-    for word in words:
-        out.append(word)
-        out.extend(ALIASES.get(word, ()))
-    return out
+    """The words, then the abbreviation and synonym expansions of those that have some (for indexing)."""
+    extra = [alias for word in dict.fromkeys(words) if word in ALIASES for alias in ALIASES[word]]
+    return words + extra if extra else words
 
 
 @dataclass(frozen=True)
@@ -135,13 +129,17 @@ class Query:
     about_self: bool  # first-person words: the caller's own account
     plural: bool  # a plural noun: likely a collection (list) rather than one item
 
-    def fts(self) -> str:
-        """An FTS5 MATCH expression: the terms OR-ed, each repeated by its weight, every word quoted."""
+    def fts(self, is_common: Callable[[str], bool] | None = None) -> str:
+        """An FTS5 MATCH expression: the terms OR-ed, each repeated by its weight, every word quoted.
+
+        `is_common(phrase)` may leave out terms too common to rank by (they stay in the re-ranking)."""
         parts: list[str] = []
         for term in (*self.terms, *(Term(word, 1) for word in SELF_TERMS)) if self.about_self else self.terms:
             phrase = f'"{term.word}"'
+            if is_common is not None and is_common(phrase):
+                continue
             parts.extend([phrase] * term.weight)
-            if term.prefix:
+            if term.prefix and (is_common is None or not is_common(phrase + "*")):
                 parts.append(phrase + "*")
         return " OR ".join(parts)
 

@@ -22,6 +22,7 @@ import time
 import traceback
 from typing import Any
 
+import anyio.to_thread
 import mcp_types
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
@@ -100,20 +101,25 @@ class ToolCaller:
         if problems:
             self._record(workspace, name, "invalid_arguments", None, started)
             return _invalid(name, problems)
+        # Searching a big catalog takes milliseconds of SQLite, which releases the GIL: a worker thread keeps
+        # the event loop serving other requests meanwhile.
         if name == meta.CALL:
             operation = arguments["name"]
             if operation in workspace.tools and operation not in meta.NAMES:
                 return await self.call(workspace, operation, arguments.get("arguments") or {}, grant_id)
-            result, outcome = meta.unknown_operation(operation, index), "unknown_operation"
+            result = await anyio.to_thread.run_sync(meta.unknown_operation, operation, index)
+            outcome = "unknown_operation"
         elif name == meta.DESCRIBE:
             tool = workspace.tools.get(arguments["name"])
             if tool is None:
-                result, outcome = meta.unknown_operation(arguments["name"], index), "unknown_operation"
+                result = await anyio.to_thread.run_sync(meta.unknown_operation, arguments["name"], index)
+                outcome = "unknown_operation"
             else:
                 result, outcome = meta.describe(tool.definition), "ok"
         else:
-            lookup = _definitions(workspace)
-            result = meta.search(index, lookup, arguments["query"], arguments.get("limit", meta.DEFAULT_LIMIT))
+            limit = arguments.get("limit", meta.DEFAULT_LIMIT)
+            result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace), arguments["query"],
+                                                    limit)
             outcome = "ok"
         self._record(workspace, name, outcome, None, started)
         return result

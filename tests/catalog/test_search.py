@@ -71,10 +71,17 @@ def test_search_edges(github_index: SearchIndex) -> None:
     assert github_index.similar_names("pulls_creat")[0] == "pulls_create"
 
 
-def test_index_is_reused_when_the_tools_read_the_same(github: tuple[ToolDefinition, ...]) -> None:
+def test_index_is_reused_while_a_snapshot_holds_it(github: tuple[ToolDefinition, ...]) -> None:
+    import gc
+    import weakref
+
     first = index_for(github[:50])
-    assert index_for(tuple(github[:50])) is first
+    assert index_for(tuple(github[:50])) is first  # a reload with the same operations
     assert index_for(github[:51]) is not first
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None  # no snapshot holds it any more: not kept
 
 
 def test_cli_search_on_a_spec(capsys: pytest.CaptureFixture[str]) -> None:
