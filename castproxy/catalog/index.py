@@ -18,7 +18,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from castproxy.catalog.words import STOPWORDS, VERBS, Query, analyse, identifier_words, text_words, with_aliases
+from castproxy.catalog.words import (
+    ALIASES,
+    STOPWORDS,
+    VERBS,
+    Query,
+    analyse,
+    identifier_words,
+    text_words,
+    with_aliases,
+)
 from castproxy.openapi.model import ToolDefinition
 
 # bm25 weights of the columns, in table order: what an operation is called counts most, prose least.
@@ -61,7 +70,7 @@ class _Row:
     collection: bool  # the path ends in a literal segment, not a {parameter}
     verb: str  # the first word of the name's last part: create in repos/create-fork, list in ListUsers
     named: frozenset[str]  # rough stems of the name's words
-    subject: frozenset[str]  # rough stems of the name's words but its verb and stopwords: what it acts on
+    subject: tuple[frozenset[str], ...]  # the name's words but its verb and stopwords (each with its aliases)
     headline: frozenset[str]  # rough stems of the name and summary words, for coverage
 
 
@@ -186,7 +195,7 @@ class SearchIndex:
             covered = sum(1 for group in query.groups if any(_covers(_stem(word), row.headline) for word in group))
             factor += COVERAGE_BONUS * covered / len(query.groups)
             if row.subject:
-                asked = sum(1 for word in row.subject if any(_covers(stem, (word,)) for stem in wanted))
+                asked = sum(1 for group in row.subject if any(_covers(stem, group) for stem in wanted))
                 factor += PRECISION_BONUS * asked / len(row.subject)
         return relevance * LEXICAL_WEIGHT + factor - 1.0
 
@@ -216,7 +225,8 @@ def _analysed(tool: ToolDefinition) -> tuple[_Row, tuple[str, str, str, str, str
         collection=not tool.operation.path.endswith("}"),
         verb=verb,
         named=named,
-        subject=frozenset(_stem(word) for word in own if word != verb and word not in STOPWORDS and len(word) > 1),
+        subject=tuple(frozenset(_stem(alias) for alias in (word, *ALIASES.get(word, ())))
+                      for word in dict.fromkeys(own) if word != verb and word not in STOPWORDS and len(word) > 1),
         headline=named | frozenset(_stem(word) for word in summary_text.split()),
     )
     document = (

@@ -42,7 +42,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "folder": ("directory",), "folders": ("directory",), "file": ("content",), "files": ("content",),
     "access": ("permission",), "photo": ("picture",), "picture": ("photo",),
     "ci": ("workflow", "pipeline", "build", "check"), "cd": ("deployment",),
-    "sha": ("commit",), "history": ("log",), "log": ("logs",), "logs": ("log",),
+    "sha": ("commit",), "log": ("logs",), "logs": ("log",),
     "people": ("user", "member"), "person": ("user", "member"), "someone": ("user",), "somebody": ("user",),
     "who": ("user", "member"), "find": ("search",), "look": ("search",), "ask": ("request",),
     "move": ("transfer",), "transfer": ("move",), "thumbs": ("reaction",), "upvote": ("reaction",),
@@ -68,10 +68,12 @@ CREATE = VerbClass(("POST", "PUT"), ("create", "add"))
 DELETE = VerbClass(("DELETE",), ("delete", "remove"))
 READ = VerbClass(("GET",), ())
 UPDATE = VerbClass(("PATCH", "PUT"), ("update", "set"))
+RUN = VerbClass(("POST",), ("run", "dispatch", "trigger", "start", "create"))
 VERBS: dict[str, VerbClass] = {
     **dict.fromkeys(("create", "add", "new", "open", "make", "post", "submit", "publish", "raise", "leave",
                      "insert", "register", "upload", "send", "write", "generate", "invite", "start", "give",
-                     "grant", "put"), CREATE),
+                     "grant", "put", "share"), CREATE),
+    **dict.fromkeys(("run", "rerun", "trigger", "launch", "execute", "dispatch", "fire", "kick"), RUN),
     **dict.fromkeys(("delete", "remove", "drop", "destroy", "erase", "purge", "unset", "discard", "revoke",
                      "deregister", "unregister", "clear"), DELETE),
     **dict.fromkeys(("get", "list", "show", "fetch", "read", "view", "see", "display", "retrieve", "look",
@@ -149,8 +151,28 @@ PHRASE_WEIGHT = 1  # two neighbouring words of the task, found next to each othe
 MIN_PREFIX = 4
 
 
+# Idioms whose words mislead a word index ("logged" is not about logs): replaced before the analysis.
+IDIOMS: dict[tuple[str, str], str] = {
+    ("logged", "in"): "authenticated", ("signed", "in"): "authenticated", ("log", "in"): "login",
+    ("sign", "in"): "login", ("kick", "off"): "start", ("look", "up"): "get", ("thumbs", "up"): "reaction",
+    ("set", "up"): "create",
+}
+# Words that ask for a collection (a list) rather than one item, like a plural noun does.
+COLLECTION_WORDS = frozenset({"all", "every", "history"})
+
+
+def _without_idioms(words: list[str]) -> list[str]:
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        replaced = IDIOMS.get((words[index], words[index + 1])) if index + 1 < len(words) else None
+        out.append(replaced or words[index])
+        index += 2 if replaced else 1
+    return out
+
+
 def analyse(text: str) -> Query:
-    words = [word for word in text_words(text) if not word.isdigit()]  # numbers are argument values
+    words = _without_idioms([word for word in text_words(text) if not word.isdigit()])  # numbers: argument values
     groups: list[tuple[str, ...]] = []
     terms: list[Term] = []
     methods: tuple[str, ...] = ()
@@ -163,6 +185,8 @@ def analyse(text: str) -> Query:
             about_self = True
             previous = None
             continue
+        if word in COLLECTION_WORDS:
+            plural = True
         verb = VERBS.get(word) if not methods else None  # the first verb says what to do; later ones are words
         if verb is not None:
             methods = verb.methods
