@@ -17,6 +17,7 @@ from castproxy.openapi.loader import SpecError, is_url, load_document
 from castproxy.openapi.model import CompiledSpec, ToolDefinition
 
 Loc = tuple[str | int, ...]
+LONG_LIST = 300  # tools in a list-mode workspace beyond which `validate` suggests discovery: search
 
 
 class WorkspaceError(Exception):
@@ -74,11 +75,15 @@ def select_tools(
     positioned selection warnings; errors are appended to `problems`."""
     selection = select(workspace.tools, workspace.exclude, compiled.tools, prefix=prefix, spec=workspace.openapi)
     problems.extend(selection.errors)
+    notes = selection.warnings
+    if workspace.discovery == "list" and len(selection.picked) > LONG_LIST:
+        notes += (((*prefix, "tools"), f"{len(selection.picked):,} tools in tools/list: many MCP clients cut or refuse "
+                   "long tool lists, and each schema costs the model context; consider `discovery: search`"),)
     per_tool = {warning for tool in compiled.tools for warning in tool.warnings}
     warnings: list[str] = [w for w in compiled.warnings if w not in per_tool]
     for tool in selection.tools:
         warnings.extend(tool.warnings)
-    return selection.tools, tuple(warnings), selection.warnings
+    return selection.tools, tuple(warnings), notes
 
 
 def _base_url(workspace: Workspace, compiled: CompiledSpec) -> str | None:

@@ -5,7 +5,7 @@ caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the
 JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
 ends with one structured log line and one metrics observation. In a `discovery: search` workspace the
-three meta-tools are answered here too; `call_operation` runs the named operation through `call` itself,
+three meta-tools are answered here too; `call_operation` runs the named operation on the direct path,
 and an unknown operation name there is an `isError` result (the model picked a name, not a tool).
 
 A 401 from the upstream of an oauth2 workspace means the token castproxy sent was refused before
@@ -63,6 +63,12 @@ class ToolCaller:
         started = time.perf_counter()
         if workspace.search is not None and name in meta.NAMES:
             return await self._meta(workspace, workspace.search, name, arguments, grant_id, started)
+        return await self._operation(workspace, name, arguments, grant_id, started)
+
+    async def _operation(
+        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None, started: float
+    ) -> mcp_types.CallToolResult:
+        """The call of one of the workspace's operations, by its tool name."""
         status: int | None = None
         tool = workspace.tools.get(name)
         if tool is None:
@@ -96,7 +102,7 @@ class ToolCaller:
         grant_id: str | None, started: float,
     ) -> mcp_types.CallToolResult:
         """A meta-tool of a `discovery: search` workspace (castproxy/catalog/meta.py). call_operation hands the
-        named operation to `call`, so it is validated, sent, logged and measured like a direct call."""
+        named operation to `_operation`, so it is validated, sent, logged and measured like a direct call."""
         problems = _META_VALIDATORS[name].errors(arguments)
         if problems:
             self._record(workspace, name, "invalid_arguments", None, started)
@@ -105,8 +111,9 @@ class ToolCaller:
         # the event loop serving other requests meanwhile.
         if name == meta.CALL:
             operation = arguments["name"]
-            if operation in workspace.tools and operation not in meta.NAMES:
-                return await self.call(workspace, operation, arguments.get("arguments") or {}, grant_id)
+            if operation in workspace.tools:  # even one named like a meta-tool: the operation is meant here
+                return await self._operation(workspace, operation, arguments.get("arguments") or {}, grant_id,
+                                             started)
             result = await anyio.to_thread.run_sync(meta.unknown_operation, operation, index)
             outcome = "unknown_operation"
         elif name == meta.DESCRIBE:
