@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from castproxy.catalog.index import COLUMNS, SearchIndex  # noqa: E402
+from castproxy.catalog.index import SearchIndex  # noqa: E402
 from castproxy.openapi.compiler import compile_spec  # noqa: E402
 from castproxy.openapi.loader import load_document  # noqa: E402
 from castproxy.openapi.model import ToolDefinition  # noqa: E402
@@ -41,7 +41,8 @@ class PlainBm25:
     def __init__(self, tools: tuple[ToolDefinition, ...]) -> None:
         self.tools = tools
         self.db = sqlite3.connect(":memory:")
-        self.db.execute(f"CREATE VIRTUAL TABLE ops USING fts5({', '.join(COLUMNS)}, tokenize='porter unicode61')")
+        self.db.execute("CREATE VIRTUAL TABLE ops USING fts5(name, summary, tags, path, description, "
+                        "tokenize='porter unicode61')")
         self.db.executemany("INSERT INTO ops VALUES (?, ?, ?, ?, ?)",
                             [_plain_document(tool) for tool in tools])
 

@@ -31,8 +31,11 @@ from castproxy.catalog.words import (
 from castproxy.openapi.model import ToolDefinition
 
 # bm25 weights of the columns, in table order: what an operation is called counts most, prose least.
-COLUMNS = ("name", "summary", "tags", "path", "description")
-WEIGHTS = (5.0, 3.0, 1.0, 1.5, 0.6)
+# `action` is the name's last part (CreateUser in users.user.CreateUser, create-fork in repos/create-fork): what
+# the operation does, without the resource path a big API repeats in thousands of names.
+COLUMNS = ("action", "name", "summary", "tags", "path", "description")
+WEIGHTS = (0.0, 5.0, 3.0, 1.0, 1.5, 0.6)  # the action counts in the second query only (see `search`)
+ACTION_WEIGHTS = (5.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 CANDIDATES = 100  # bm25's best, re-ranked
 LEXICAL_WEIGHT = 1.0  # bm25 relative to the best candidate's, next to the bonuses below
 MAX_DESCRIPTION_CHARS = 600  # the start of a description says what it does; the rest mostly dilutes
@@ -45,7 +48,7 @@ COLLECTION_BONUS = 0.15  # plural noun, read task: a path ending in a collection
 COVERAGE_BONUS = 0.6  # times the share of the task's words found in the name or summary
 PRECISION_BONUS = 0.4  # times the share of the name's words (its verb aside) that the task asks for
 COMMON_SHARE = 0.4  # a query term in more operations than this share is left to the re-ranking
-MIN_ROWS_FOR_PRUNING = 2000  # small APIs are fast anyway, and every term counts there
+MIN_ROWS_FOR_PRUNING = 2000  # a big catalog: common terms pruned, actions searched alone too (see `search`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +86,14 @@ class SearchIndex:
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._db.execute(f"CREATE VIRTUAL TABLE ops USING fts5({', '.join(COLUMNS)}, tokenize='porter unicode61')")
         rows: list[_Row] = []
-        documents: list[tuple[str, str, str, str, str]] = []
+        documents: list[tuple[str, ...]] = []
         for tool in tools:
             row, document = _analysed(tool)
             rows.append(row)
             documents.append(document)
         self._db.execute("BEGIN")
-        self._db.executemany(f"INSERT INTO ops({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?)", documents)
+        placeholders = ", ".join("?" * len(COLUMNS))
+        self._db.executemany(f"INSERT INTO ops({', '.join(COLUMNS)}) VALUES ({placeholders})", documents)
         self._db.execute("COMMIT")
         self._db.execute("INSERT INTO ops(ops) VALUES ('optimize')")  # one b-tree per column: faster queries
         self._rows = tuple(rows)
@@ -130,19 +134,31 @@ class SearchIndex:
         if query.terms:
             with self._lock:
                 expression = query.fts(self._is_common)
-                rows = self._db.execute(
-                    f"SELECT rowid, bm25(ops, {', '.join(map(str, WEIGHTS))}) FROM ops WHERE ops MATCH ? "
-                    "ORDER BY 2 LIMIT ?",
-                    (expression, CANDIDATES),
-                ).fetchall() if expression else []
-            best = -rows[0][1] if rows else 1.0
-            ranked = sorted(((self._rerank(rowid - 1, -bm25 / best, query), rowid - 1) for rowid, bm25 in rows),
+                scores = self._candidates(expression, "", WEIGHTS) if expression else {}
+                if expression and len(self._rows) >= MIN_ROWS_FOR_PRUNING:
+                    # What the operation does, alone: in a big API, bm25 over whole documents can bury a short,
+                    # exact action (CreateUser) under thousands that repeat the words in names and summaries
+                    # (users.CreateApprovals: "Create new navigation property to approvals for users").
+                    plain = query.fts(self._is_common, plain=True)
+                    for index, score in self._candidates(plain, "{action} : ", ACTION_WEIGHTS).items():
+                        scores.setdefault(index, score)
+            best = max(scores.values(), default=1.0) or 1.0
+            relevance = {index: score / best for index, score in scores.items()}
+            ranked = sorted(((self._rerank(index, value, query), index) for index, value in relevance.items()),
                             key=lambda item: (-item[0], item[1]))
             hits = [Hit(self._rows[index].name, score) for score, index in ranked]
         exact = self._exact.get(text.strip().lower())
         if exact is not None:
             hits = [Hit(exact, float("inf")), *(hit for hit in hits if hit.name != exact)]
         return hits[:limit]
+
+    def _candidates(self, expression: str, columns: str, weights: tuple[float, ...]) -> dict[int, float]:
+        """bm25's best CANDIDATES for the expression, in `columns` only if given (row index -> score, higher better)."""
+        rows = self._db.execute(
+            f"SELECT rowid, bm25(ops, {', '.join(map(str, weights))}) FROM ops WHERE ops MATCH ? ORDER BY 2 LIMIT ?",
+            (f"{columns}({expression})" if columns else expression, CANDIDATES),
+        ).fetchall()
+        return {rowid - 1: -bm25 for rowid, bm25 in rows}
 
     def _is_common(self, phrase: str) -> bool:
         """True for a query phrase found in more than COMMON_SHARE of the operations (called under the lock).
@@ -200,7 +216,7 @@ class SearchIndex:
         return relevance * LEXICAL_WEIGHT + factor - 1.0
 
 
-def _analysed(tool: ToolDefinition) -> tuple[_Row, tuple[str, str, str, str, str]]:
+def _analysed(tool: ToolDefinition) -> tuple[_Row, tuple[str, ...]]:
     """The operation's re-ranking features and its FTS5 columns, from one pass over its words."""
     names = identifier_words(tool.name)
     own = identifier_words(tool.operation_id) if tool.operation_id else names
@@ -230,6 +246,7 @@ def _analysed(tool: ToolDefinition) -> tuple[_Row, tuple[str, str, str, str, str
         headline=named | frozenset(_stem(word) for word in summary_text.split()),
     )
     document = (
+        " ".join(with_aliases(verb_words)),
         name_text,
         summary_text,
         " ".join(with_aliases([word for tag in tool.tags for word in text_words(tag)])),

@@ -131,19 +131,30 @@ class Query:
     about_self: bool  # first-person words: the caller's own account
     plural: bool  # a plural noun: likely a collection (list) rather than one item
 
-    def fts(self, is_common: Callable[[str], bool] | None = None) -> str:
-        """An FTS5 MATCH expression: the terms OR-ed, each repeated by its weight, every word quoted.
-
-        `is_common(phrase)` may leave out terms too common to rank by (they stay in the re-ranking)."""
+    def fts(self, is_common: Callable[[str], bool] | None = None, *, plain: bool = False) -> str:
+        """An FTS5 MATCH expression: the terms OR-ed, each as often as its weight (bm25 sums over the phrases
+        of the query), plus a prefix form of long words (assign -> assignees), every word quoted. `plain`:
+        each word once, no prefixes or phrases (a cheap query). `is_common(phrase)` marks terms too common to
+        score every operation they match: such a term only counts next to a rarer one (`"user" AND (...)`),
+        which keeps it in the ranking at a fraction of the cost."""
         parts: list[str] = []
+        common: list[str] = []
         for term in (*self.terms, *(Term(word, 1) for word in SELF_TERMS)) if self.about_self else self.terms:
+            if plain and " " in term.word:
+                continue
             phrase = f'"{term.word}"'
             if is_common is not None and is_common(phrase):
+                common.append(phrase)
                 continue
-            parts.extend([phrase] * term.weight)
-            if term.prefix and (is_common is None or not is_common(phrase + "*")):
+            parts.extend([phrase] * (1 if plain else term.weight))
+            if term.prefix and not plain and (is_common is None or not is_common(phrase + "*")):
                 parts.append(phrase + "*")
-        return " OR ".join(parts)
+        if plain:
+            parts = list(dict.fromkeys(parts))
+        if parts and common:
+            rarer = " OR ".join(dict.fromkeys(parts))
+            parts += [f"({phrase} AND ({rarer}))" for phrase in dict.fromkeys(common)]
+        return " OR ".join(parts or list(dict.fromkeys(common)))
 
 
 ORIGINAL_WEIGHT = 2  # a word of the task (and what its abbreviation stands for) counts twice a synonym
@@ -176,6 +187,7 @@ def analyse(text: str) -> Query:
     groups: list[tuple[str, ...]] = []
     terms: list[Term] = []
     methods: tuple[str, ...] = ()
+    intent: VerbClass | None = None
     lead: str | None = None
     about_self = plural = False
     seen: set[str] = set()
@@ -189,7 +201,9 @@ def analyse(text: str) -> Query:
             plural = True
         verb = VERBS.get(word) if not methods else None  # the first verb says what to do; later ones are words
         if verb is not None:
-            methods = verb.methods
+            methods, intent = verb.methods, verb
+        # "create a NEW user": the intent said again, a weak word (boilerplate like "Create new ..." is everywhere)
+        repeated = verb is None and intent is not None and intent is not READ and VERBS.get(word) is intent
         if lead is None and word not in STOPWORDS:
             lead = word
         if word in STOPWORDS or word in seen:
@@ -207,7 +221,7 @@ def analyse(text: str) -> Query:
         if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
             plural = True
         groups.append(tuple(dict.fromkeys((word, *same, *similar))))
-        terms.append(Term(word, ORIGINAL_WEIGHT, prefix=len(word) >= MIN_PREFIX))
+        terms.append(Term(word, 1) if repeated else Term(word, ORIGINAL_WEIGHT, prefix=len(word) >= MIN_PREFIX))
         terms.extend(Term(alias, ORIGINAL_WEIGHT) for alias in same)
         terms.extend(Term(alias, 1) for alias in similar)
         if previous is not None:
