@@ -1,9 +1,10 @@
 """An in-memory full-text index of a workspace's operations, ranked for tasks phrased in words.
 
 SQLite FTS5 (porter stemmer, bm25 with per-field weights) finds the candidates; they are then
-re-ranked with what bm25 cannot see: the HTTP methods the task's verbs imply, first-person tasks
-(the caller's own account), and how much of the task the operation's name and summary cover.
-Built once per snapshot, off the event loop; a search takes a lock and a few milliseconds.
+re-ranked with what bm25 cannot see: the HTTP methods the task's verbs imply, the task's leading
+verb, first-person tasks (the caller's own account), how much of the task the operation's name and
+summary cover and how much of the name the task asks for. Built once per snapshot, off the event
+loop; a search takes a lock and milliseconds. docs/config.md (`discovery`) describes it for users.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ SELF_BONUS = 0.15
 COLLECTION_BONUS = 0.15  # plural noun, read task: a path ending in a collection, not in {id}
 COVERAGE_BONUS = 0.6  # times the share of the task's words found in the name or summary
 PRECISION_BONUS = 0.4  # times the share of the name's words (its verb aside) that the task asks for
-COMMON_SHARE = 0.4  # a query term in more operations than this share is left to the re-ranking
+COMMON_SHARE = 0.4  # a query term in more operations than this share counts only next to a rarer one
 MIN_ROWS_FOR_PRUNING = 2000  # a big catalog: common terms pruned, actions searched alone too (see `search`)
 
 
@@ -164,14 +165,17 @@ class SearchIndex:
         """True for a query phrase found in more than COMMON_SHARE of the operations (called under the lock).
 
         bm25 gives such a term next to no weight, yet scoring every operation it matches is most of a
-        query's time on a big API ("user" in Microsoft Graph); the re-ranking still sees the word."""
+        query's time on a big API ("user" in Microsoft Graph); it then counts only next to a rarer term,
+        and the re-ranking still sees the word. Small catalogs are fast anyway: every term counts there."""
+        if len(self._rows) < MIN_ROWS_FOR_PRUNING:
+            return False
         common = self._common.get(phrase)
         if common is None:
             limit = int(len(self._rows) * COMMON_SHARE)
             found = self._db.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM ops WHERE ops MATCH ? LIMIT ?)", (phrase, limit + 1)
             ).fetchone()[0]
-            common = len(self._rows) >= MIN_ROWS_FOR_PRUNING and found > limit
+            common = found > limit
             if len(self._common) < 100_000:
                 self._common[phrase] = common
         return common
@@ -194,26 +198,26 @@ class SearchIndex:
         return bonus
 
     def _rerank(self, index: int, relevance: float, query: Query) -> float:
+        """bm25 relative to the best candidate's, plus a bonus for each sign bm25 cannot see."""
         row = self._rows[index]
-        factor = 1.0
+        bonus = self._lead(row, query.lead)
         if query.methods:
             if row.method == query.methods[0]:
-                factor += PRIMARY_METHOD_BONUS
+                bonus += PRIMARY_METHOD_BONUS
             elif row.method in query.methods:
-                factor += OTHER_METHOD_BONUS
-        factor += self._lead(row, query.lead)
+                bonus += OTHER_METHOD_BONUS
         if query.about_self and row.about_self:
-            factor += SELF_BONUS
+            bonus += SELF_BONUS
         if query.plural and row.collection and query.methods[:1] == ("GET",):
-            factor += COLLECTION_BONUS
+            bonus += COLLECTION_BONUS
         if query.groups:
             wanted = {_stem(word) for group in query.groups for word in group}
             covered = sum(1 for group in query.groups if any(_covers(_stem(word), row.headline) for word in group))
-            factor += COVERAGE_BONUS * covered / len(query.groups)
+            bonus += COVERAGE_BONUS * covered / len(query.groups)
             if row.subject:
                 asked = sum(1 for group in row.subject if any(_covers(stem, group) for stem in wanted))
-                factor += PRECISION_BONUS * asked / len(row.subject)
-        return relevance * LEXICAL_WEIGHT + factor - 1.0
+                bonus += PRECISION_BONUS * asked / len(row.subject)
+        return relevance * LEXICAL_WEIGHT + bonus
 
 
 def _analysed(tool: ToolDefinition) -> tuple[_Row, tuple[str, ...]]:
