@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from castproxy.config.loader import CONFIG_ENV, LoadedConfig, load_config, resolve_config_path
-from castproxy.config.model import OAuth2Auth, Workspace
+from castproxy.config.model import ALL_OPERATIONS, OAuth2Auth, ToolSelector, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.schema import schema_text
 
@@ -71,8 +71,10 @@ def _print_problems(problems: list[Problem], path: Path) -> None:
 
 def _print_summary(loaded: LoadedConfig, path: Path, counts: dict[str, int], *, offline: bool) -> None:
     for name, workspace in loaded.config.workspaces.items():
-        # A spec not fetched (--offline) has no count: then the tools entries are counted.
-        tools = _count(counts.get(name, len(workspace.tools)), "tool")
+        # A spec not fetched (--offline) has no count: then the entries are counted, if they are all operationIds.
+        explicit = all(not isinstance(entry, ToolSelector) and entry != ALL_OPERATIONS for entry in workspace.tools)
+        known = counts.get(name, len(workspace.tools) if explicit else None)
+        tools = _count(known, "tool") if known is not None else "tools by selector, not counted"
         mode = ", discovery search" if workspace.discovery == "search" else ""
         print(f"ok: workspace '{name}' ({_describe_auth(workspace)}, {tools}{mode}) at {loaded.public_url}/mcp/{name}")
     redirect_uri_needed = any(

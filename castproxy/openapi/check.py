@@ -22,7 +22,8 @@ def check_config(loaded: LoadedConfig, *, offline: bool, counts: dict[str, int] 
         except WorkspaceError as exc:
             if exc.offline_skipped:
                 problems.append(loaded.problem(
-                    spec_loc, f"spec {workspace.openapi} not fetched (--offline): its operationIds were not checked",
+                    spec_loc, f"spec {workspace.openapi} not fetched (--offline): its operationIds and selectors "
+                    "were not checked",
                     severity="warning",
                 ))
                 continue
