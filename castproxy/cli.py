@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--spec", metavar="PATH_OR_URL", help="compile one OpenAPI document alone")
     _add_config_option(tools)
     tools.add_argument("--json", action="store_true", help="stable machine-readable output")
+    tools.add_argument("--search", metavar="QUERY",
+                       help="only the tools that best fit a task in plain words, best first")
+    tools.add_argument("--limit", type=int, metavar="N", help="with --search: how many tools (default 10)")
 
     sub.add_parser("schema", help="print the config's JSON Schema",
                    description="Print the JSON Schema of cast.yaml (same as schemas/cast.schema.json).")
@@ -173,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("tools takes a WORKSPACE or --spec, not both")
     if args.command == "diff":
         _check_diff_arguments(parser, args)
+    if args.command == "tools" and args.limit is not None and (args.search is None or args.limit < 1):
+        parser.error("--limit N goes with --search, and N is at least 1")
+    if args.command == "tools" and args.search is not None and not args.search.strip():
+        parser.error("--search needs a QUERY: the task in plain words")
     handler = _load_handler(HANDLERS[args.command])
     if handler is None:
         print(f"castproxy {args.command}: not implemented yet", file=sys.stderr)

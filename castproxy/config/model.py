@@ -213,6 +213,15 @@ class Inbound(_Strict):
     )
 
 
+# --- Which operations become tools (resolved against the spec by castproxy/catalog/select.py) ---------------------
+
+ALL_OPERATIONS = "*"  # a tools entry, or the whole `tools` value: every operation of the spec
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+SELECTOR_KEYS = ("tag", "path", "method")
+HttpMethod = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"]
+_MethodInAnyCase = Literal[HttpMethod, "get", "put", "post", "delete", "options", "head", "patch", "trace"]
+
+
 class ToolSelection(_Strict):
     """One operation, optionally renamed or re-described."""
 
@@ -223,15 +232,54 @@ class ToolSelection(_Strict):
     description: str | None = Field(None, description="Tool description clients see (default: from the spec).")
 
 
+class ToolSelector(_Strict):
+    """Every operation that matches all the criteria given (at least one): a tag, a path glob, a method."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    tag: str | None = Field(None, description="An OpenAPI tag of the operation (any case).")
+    path: str | None = Field(
+        None, description="A path glob: `*` is one path segment (or part of one), `**` any number of segments, "
+        "e.g. /repos/** or /users/*/repos.", json_schema_extra={"pattern": "^/"},
+    )
+    method: HttpMethod | None = Field(None, description="An HTTP method: GET, POST, PUT, PATCH, DELETE, ...")
+
+    @field_validator("method", mode="before", json_schema_input_type=_MethodInAnyCase | None)
+    @classmethod
+    def _method_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _path_glob(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("a path glob starting with '/', e.g. /repos/**")
+        return value
+
+
 def _tool_entry_kind(value: object) -> str:
     # Choose the member by shape, so a bad mapping reports the mapping's problem, not "should be a string".
+    if isinstance(value, ToolSelector):
+        return "selector"
+    if isinstance(value, dict) and "operation" not in value and any(key in value for key in SELECTOR_KEYS):
+        return "selector"
     return "selection" if isinstance(value, dict | ToolSelection) else "operation"
 
 
+def _exclude_entry_kind(value: object) -> str:
+    return "selector" if isinstance(value, dict | ToolSelector) else "operation"
+
+
 ToolEntry = Annotated[
-    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")],
+    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")]
+    | Annotated[ToolSelector, Tag("selector")],
     Discriminator(_tool_entry_kind),
 ]
+ExcludeEntry = Annotated[
+    Annotated[str, Tag("operation")] | Annotated[ToolSelector, Tag("selector")],
+    Discriminator(_exclude_entry_kind),
+]
+Discovery = Literal["list", "search"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
@@ -254,11 +302,36 @@ class Workspace(_Strict):
     inbound: Inbound | None = Field(
         None, description="Keys callers must present (for workspaces whose upstream credential is shared)."
     )
-    tools: list[ToolEntry] = Field(min_length=1, description="operationIds to expose; a mapping may rename one.")
+    tools: list[ToolEntry] = Field(
+        min_length=1,
+        description="Operations to expose: operationIds (a mapping may rename one), selectors (tag, path glob, "
+        "method), or '*' for all of them.",
+    )
+    exclude: list[ExcludeEntry] = Field(
+        default_factory=list,
+        description="Operations the selectors in `tools` must leave out: operationIds or selectors.",
+    )
+    discovery: Discovery = Field(
+        "list", description="list: tools/list shows every tool | search: three meta-tools to search, describe and call."
+    )
     timeout: float = Field(30.0, gt=0, le=3600, description="Seconds (or '500ms', '30s', '2m') per upstream call.")
     max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
     output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
     headers: dict[HeaderName, str] = Field(default_factory=dict, description="Extra non-secret upstream headers.")
+
+    @field_validator(
+        "tools", mode="before", json_schema_input_type=Annotated[list[ToolEntry], Field(min_length=1)] | Literal["*"]
+    )
+    @classmethod
+    def _all_operations_shorthand(cls, value: object) -> object:
+        return [ALL_OPERATIONS] if value == ALL_OPERATIONS else value  # `tools: "*"` means `tools: ["*"]`
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_names_operations(cls, value: list[str | ToolSelector]) -> list[str | ToolSelector]:
+        if ALL_OPERATIONS in value:
+            raise ValueError("operationIds or selectors; '*' would exclude every operation")
+        return value
 
     @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod

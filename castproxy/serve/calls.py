@@ -4,7 +4,9 @@ A tool name the workspace does not have is a protocol error (MCP server/tools, E
 caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the fast path answer as a
 JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
-ends with one structured log line and one metrics observation.
+ends with one structured log line and one metrics observation. In a `discovery: search` workspace the
+three meta-tools are answered here too; `call_operation` runs the named operation on the direct path,
+and an unknown operation name there is an `isError` result (the model picked a name, not a tool).
 
 A 401 from the upstream of an oauth2 (or login) workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
@@ -20,6 +22,7 @@ import time
 import traceback
 from typing import Any
 
+import anyio.to_thread
 import mcp_types
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
@@ -27,9 +30,13 @@ from mcp_types import INVALID_PARAMS
 from castproxy.auth.credentials import SignInRequired, bearer_token
 from castproxy.auth.login import sent_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
+from castproxy.catalog import meta
+from castproxy.catalog.index import SearchIndex
+from castproxy.openapi.model import ToolDefinition
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
+from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
 from castproxy.upstream.request import ArgumentError
@@ -55,6 +62,14 @@ class ToolCaller:
     ) -> mcp_types.CallToolResult:
         """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
+        if workspace.search is not None and name in meta.NAMES:
+            return await self._meta(workspace, workspace.search, name, arguments, grant_id, started)
+        return await self._operation(workspace, name, arguments, grant_id, started)
+
+    async def _operation(
+        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None, started: float
+    ) -> mcp_types.CallToolResult:
+        """The call of one of the workspace's operations, by its tool name."""
         status: int | None = None
         tool = workspace.tools.get(name)
         if tool is None:
@@ -81,6 +96,40 @@ class ToolCaller:
             )
             result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
         self._record(workspace, name, outcome, status, started)
+        return result
+
+    async def _meta(
+        self, workspace: WorkspaceRuntime, index: SearchIndex, name: str, arguments: dict[str, Any],
+        grant_id: str | None, started: float,
+    ) -> mcp_types.CallToolResult:
+        """A meta-tool of a `discovery: search` workspace (castproxy/catalog/meta.py). call_operation hands the
+        named operation to `_operation`, so it is validated, sent, logged and measured like a direct call."""
+        problems = _META_VALIDATORS[name].errors(arguments)
+        if problems:
+            self._record(workspace, name, "invalid_arguments", None, started)
+            return _invalid(name, problems)
+        # Searching a big catalog takes milliseconds of SQLite, which releases the GIL: a worker thread keeps
+        # the event loop serving other requests meanwhile.
+        if name == meta.CALL:
+            operation = arguments["name"]
+            if operation in workspace.tools:  # even one named like a meta-tool: the operation is meant here
+                return await self._operation(workspace, operation, arguments.get("arguments") or {}, grant_id,
+                                             started)
+            result = await anyio.to_thread.run_sync(meta.unknown_operation, operation, index)
+            outcome = "unknown_operation"
+        elif name == meta.DESCRIBE:
+            tool = workspace.tools.get(arguments["name"])
+            if tool is None:
+                result = await anyio.to_thread.run_sync(meta.unknown_operation, arguments["name"], index)
+                outcome = "unknown_operation"
+            else:
+                result, outcome = meta.describe(tool.definition), "ok"
+        else:
+            limit = arguments.get("limit", meta.DEFAULT_LIMIT)
+            result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace), arguments["query"],
+                                                    limit)
+            outcome = "ok"
+        self._record(workspace, name, outcome, None, started)
         return result
 
     def _record(
@@ -159,6 +208,21 @@ class ToolCaller:
 def _sent_token(workspace: WorkspaceRuntime, headers: dict[str, str]) -> str | None:
     """The upstream token a request carries: a Bearer token, or where a login workspace sends its token."""
     return sent_token(workspace.login, headers) if workspace.login is not None else bearer_token(headers)
+
+
+_META_VALIDATORS = {
+    meta.SEARCH: ArgumentValidator(meta.SEARCH_SCHEMA),
+    meta.DESCRIBE: ArgumentValidator(meta.DESCRIBE_SCHEMA),
+    meta.CALL: ArgumentValidator(meta.CALL_SCHEMA),
+}
+
+
+def _definitions(workspace: WorkspaceRuntime) -> meta.Lookup:
+    def lookup(name: str) -> ToolDefinition | None:
+        tool = workspace.tools.get(name)
+        return tool.definition if tool is not None else None
+
+    return lookup
 
 
 def _off_schema(tool: str, mismatch: str, result: mcp_types.CallToolResult) -> mcp_types.CallToolResult:

@@ -22,6 +22,8 @@ import mcp_types
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
+from castproxy.catalog import meta
+from castproxy.catalog.index import SearchIndex, index_for
 from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.gitops.drift import DriftReport, LockGuard
@@ -59,6 +61,7 @@ class WorkspaceRuntime:
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
     login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
+    search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -145,10 +148,11 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     else:
         credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
+    listing, search = _discovery(name, workspace, compiled)
     return WorkspaceRuntime(
         name=name,
         tools=MappingProxyType(tools),
-        listing=MappingProxyType(_listing(compiled.tools)),
+        listing=MappingProxyType(listing),
         base_url=compiled.base_url,
         credentials=credentials,
         timeout=workspace.timeout,
@@ -159,7 +163,19 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
         sign_in=oauth is not None and oauth.grant == "authorization_code",
         oauth=oauth,
         login=login,
+        search=search,
     )
+
+
+# -- discovery: search (castproxy/catalog) ---------------------------------------------------------
+
+def _discovery(name: str, workspace: Workspace, compiled: Any) -> tuple[dict[str, Any], SearchIndex | None]:
+    """The tools/list answer and, in search mode, the operations' index (built here, off the event loop)."""
+    if workspace.discovery != "search":
+        return _listing(compiled.tools), None
+    api = workspace.description or (compiled.spec.title if compiled.spec is not None else "") or name
+    result = mcp_types.ListToolsResult(tools=meta.listing_tools(api, len(compiled.tools)))
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True), index_for(compiled.tools)
 
 
 def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -78,7 +78,8 @@ def test_validate_errors_exit_1_with_file_line_col(write_config: WriteConfig, tm
     result = run("validate", "-c", "cast.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "cast.yaml:5:5: `tools` is empty: list at least one operationId to expose",
+        "cast.yaml:5:5: `tools` is empty: list at least one operationId or selector, or write `tools: \"*\"` for "
+        "every operation",
         "cast.yaml:6:18: unknown auth type 'magic' (expected one of: none, bearer, api_key, headers, oauth2, login)",
     ]
 
@@ -138,7 +139,7 @@ def test_validate_includes_spec_check_problems(
     """The seam to castproxy.openapi.check: its problems print with the others and decide the exit code."""
     calls: list[bool] = []
 
-    def check_config(loaded: LoadedConfig, *, offline: bool) -> list[Problem]:
+    def check_config(loaded: LoadedConfig, *, offline: bool, counts: dict[str, int]) -> list[Problem]:
         calls.append(offline)
         return [loaded.problem(("workspaces", "api", "tools", 0), "no operation 'lstItems'; did you mean 'listItems'?")]
 
