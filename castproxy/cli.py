@@ -48,6 +48,14 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=("json", "text"), type=str.lower,
+                        help="json lines (default) or text for people; env CASTPROXY_LOG_FORMAT")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error", "critical"), type=str.lower,
+                        help="least severe level written (default info; warning drops the line per tool call); "
+                        "env CASTPROXY_LOG_LEVEL")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="castproxy",
@@ -63,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
+    _add_log_options(serve)
 
     validate = sub.add_parser("validate", help="check a config fully",
                               description="Check the config: YAML, schema, secret references, specs and "
