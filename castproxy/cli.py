@@ -6,7 +6,9 @@ Exit codes (the product contract): 0 ok, 1 invalid input or failed check, 2 usag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -128,6 +130,16 @@ def _load_handler(spec: str) -> Callable[[argparse.Namespace], int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        _flush_or_silence()  # buffered output still to write: a reader that left fails here, quietly
+        return code
+    except BrokenPipeError:  # `castproxy tools --spec X | head`: the reader left; no traceback for that
+        _flush_or_silence()
+        return EXIT_INVALID
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -145,3 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _flush_or_silence() -> None:
+    """Flush stdout and stderr; one whose reader is gone is pointed at /dev/null, so the interpreter's own
+    flush at exit does not print "Exception ignored ... BrokenPipeError" either."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: a stream already closed
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
