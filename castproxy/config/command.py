@@ -3,7 +3,7 @@
 validate prints one `FILE:LINE:COL: message` line per problem (warnings as `... warning: ...`) and
 exits 1 when any is an error; on success, one OK line per workspace and the redirect URI to register
 at each upstream OAuth server. Spec checks (specs load, operationIds exist) come from
-castproxy.openapi.check.
+castproxy.openapi.check; online, each oauth2 `issuer`'s discovery metadata is checked (config/issuers.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def validate(args: argparse.Namespace) -> int:
         problems += _spec_check()(loaded, offline=args.offline)
     except ConfigError as exc:
         problems += exc.problems
+    if not args.offline:
+        problems += _issuer_check()(loaded)
     _print_problems(problems, path)
     if any(problem.severity == "error" for problem in problems):
         return EXIT_INVALID
@@ -58,6 +60,13 @@ def _spec_check() -> SpecCheck:
     from castproxy.openapi.check import check_config
 
     return check_config
+
+
+def _issuer_check() -> Callable[[LoadedConfig], list[Problem]]:
+    """castproxy.config.issuers.check_issuers (imported here: it uses the auth package, which builds on this one)."""
+    from castproxy.config.issuers import check_issuers
+
+    return check_issuers
 
 
 def _print_problems(problems: list[Problem], path: Path) -> None:
