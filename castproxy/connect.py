@@ -113,7 +113,7 @@ def workspace_notes(workspace: Workspace, callback_url: str) -> list[str]:
 def connect(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, secrets_optional=True)  # a snippet needs no upstream secret
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -26,6 +26,11 @@ CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"
 MAX_CONFIG_BYTES = 4 * 2**20
+# Stands in for a reference that could not be resolved: long and non-empty, so no rule reports the
+# value as missing or short on top of the error that names the reference (or, with secrets_optional,
+# so commands that never use secrets run). Never used for anything else: such a config is refused,
+# and connect/tools do not send secrets anywhere.
+UNRESOLVED = "castproxy-unresolved-reference-0000000000000000000000000000000000"
 
 Loc = tuple[str | int, ...]
 
@@ -60,23 +65,43 @@ class LoadedConfig:
         return Problem(str(self.path), line, column, message, severity)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load and check a config file; raises ConfigError listing every error found."""
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, secrets_optional: bool = False
+) -> LoadedConfig:
+    """Load and check a config file; raises ConfigError listing every error found.
+
+    `secrets_optional`: a secret (client_secret, token, api key value, auth header, inbound key,
+    secret_key, store URL) whose reference cannot be resolved is no error, for commands that never
+    use one (`connect`, `tools WORKSPACE`). Any other reference must still resolve.
+    """
     environ = os.environ if environ is None else environ
     path = Path(path).absolute()
-    return _Loading(path, environ).run()
+    return _Loading(path, environ, secrets_optional=secrets_optional).run()
+
+
+def is_secret_position(loc: Loc) -> bool:
+    """Whether the value at `loc` is a secret by its place in the file (before the model has read it)."""
+    if loc[:1] == ("server",):
+        return loc[1:2] == ("secret_key",) or loc[1:2] == ("previous_secret_keys",)
+    if loc == ("store", "url"):
+        return True
+    if len(loc) >= 4 and loc[0] == "workspaces" and loc[2] == "auth":
+        return loc[3] in ("client_secret", "token", "value") or (loc[3] == "headers" and len(loc) == 5)
+    return len(loc) == 5 and loc[0] == "workspaces" and loc[2:4] == ("inbound", "api_keys")
 
 
 class _Loading:
     """One load: the steps share the file's positions and the problems found so far."""
 
-    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, environ: Mapping[str, str], *, secrets_optional: bool = False) -> None:
         self.path = path
         self.base_dir = path.parent
         self.environ = environ
+        self.secrets_optional = secrets_optional
         self.positions = SourceMap()
         self.origins = SecretOrigins()
         self.problems: list[Problem] = []
+        self.unresolved: set[Loc] = set()  # references that failed: their error is the only one reported there
 
     def run(self) -> LoadedConfig:
         text = self._read()
@@ -126,9 +151,11 @@ class _Loading:
         try:
             resolved = resolve(node, self.environ, self.base_dir)
         except ReferenceProblem as exc:
-            self._add(Located(path, str(exc)))
             self.origins.referenced.add(path)  # never quote this value in later messages
-            return ""
+            if not (self.secrets_optional and is_secret_position(path)):
+                self._add(Located(path, str(exc)))
+                self.unresolved.add(path)
+            return UNRESOLVED
         if resolved.has_reference:
             self.origins.referenced.add(path)
         if resolved.defaults_used:
@@ -171,6 +198,8 @@ class _Loading:
         return path not in self.origins.referenced
 
     def _add(self, located: Located, severity: Severity = "error") -> None:
+        if located.path in self.unresolved:
+            return  # the reference's own error is there already; its stand-in value adds none
         line, column = self.positions.locate(located.path, key=located.key)
         message = located.message
         variable = self.origins.environment.get(located.path)
