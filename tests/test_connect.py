@@ -132,7 +132,9 @@ def test_mcp_remote_gets_allow_http_only_off_localhost():
     assert any("https" in note for note in remote.notes)
 
 
-SECRET_VARIABLES = ("CONNECT_TEST_SECRET_KEY", "CONNECT_TEST_CLIENT_SECRET", "CONNECT_TEST_TOKEN", "CONNECT_TEST_MCP_KEY")
+SECRET_VARIABLES = (
+    "CONNECT_TEST_SECRET_KEY", "CONNECT_TEST_CLIENT_SECRET", "CONNECT_TEST_TOKEN", "CONNECT_TEST_MCP_KEY",
+)
 
 
 @pytest.mark.parametrize("workspace", ["test-oauth", "keyed"])

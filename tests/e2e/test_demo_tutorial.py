@@ -130,6 +130,7 @@ def test_skipping_the_export_step_fails_validate_naming_each_variable(tmp_path: 
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "cast.yaml:7:15: environment variable CASTPROXY_SECRET_KEY is not set (referenced as ${env:CASTPROXY_SECRET_KEY})",
+        "cast.yaml:7:15: environment variable CASTPROXY_SECRET_KEY is not set "
+        "(referenced as ${env:CASTPROXY_SECRET_KEY})",
         "cast.yaml:23:22: environment variable TEST_CLIENT_SECRET is not set (referenced as ${env:TEST_CLIENT_SECRET})",
     ]
