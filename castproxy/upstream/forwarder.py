@@ -99,41 +99,33 @@ class Forwarder:
         assert self._session is not None
         started = time.perf_counter()
         url = URL(request.url, encoded=True)
-        try:
-            return await self._exchange(request, url, timeout, max_bytes, started)
-        except Exception as error:
-            if not _never_left(error):
-                return _failure(error, url, timeout, time.perf_counter() - started)
-        try:  # the pooled connection was closing before the request was written: a new one, once
-            return await self._exchange(request, url, timeout, max_bytes, started)
-        except Exception as error:
-            return _failure(error, url, timeout, time.perf_counter() - started)
-
-    async def _exchange(
-        self, request: UpstreamRequest, url: URL, timeout: float, max_bytes: int, started: float
-    ) -> UpstreamResponse:
-        assert self._session is not None
-        async with self._session.request(
-            request.method,
-            url,
-            headers=request.headers,
-            data=request.body,
-            allow_redirects=False,
-            timeout=self._timeout(timeout),
-            skip_auto_headers=_NO_AUTO_TYPE,  # no invented octet-stream type on body-less requests
-        ) as response:
-            body, truncated = await _read_capped(response, max_bytes)
-            if truncated:
-                response.close()  # the rest is unread: this connection cannot go back to the pool
-            return UpstreamResponse(
-                status=response.status,
-                reason=response.reason or "",
-                headers=_kept_headers(response),
-                body=body,
-                truncated=truncated,
-                url=request.url,
-                elapsed=time.perf_counter() - started,
-            )
+        for attempt in (1, 2):  # a second one only when the first provably never left (see _never_left)
+            try:
+                async with self._session.request(
+                    request.method,
+                    url,
+                    headers=request.headers,
+                    data=request.body,
+                    allow_redirects=False,
+                    timeout=self._timeout(timeout),
+                    skip_auto_headers=_NO_AUTO_TYPE,  # no invented octet-stream type on body-less requests
+                ) as response:
+                    body, truncated = await _read_capped(response, max_bytes)
+                    if truncated:
+                        response.close()  # the rest is unread: this connection cannot go back to the pool
+                    return UpstreamResponse(
+                        status=response.status,
+                        reason=response.reason or "",
+                        headers=_kept_headers(response),
+                        body=body,
+                        truncated=truncated,
+                        url=request.url,
+                        elapsed=time.perf_counter() - started,
+                    )
+            except Exception as error:
+                if attempt == 2 or not _never_left(error):
+                    return _failure(error, url, timeout, time.perf_counter() - started)
+        raise AssertionError("unreachable")
 
 
 # What aiohttp's writer raises when the transport is already closing: it checks before handing

@@ -98,3 +98,29 @@ async def test_only_a_write_refused_on_a_closing_connection_counts_as_never_sent
 async def test_the_session_has_the_hidden_resend_turned_off(forwarder: Forwarder):
     session = forwarder._session
     assert session is not None and session._retry_connection is False
+
+
+async def test_a_request_that_never_left_is_sent_once_on_a_new_connection(dropping, forwarder):
+    """The pooled connection is closing when the request is about to be written (closed right as the pool
+    hands it out, through aiohttp's own trace hook): nothing left, so the forwarder sends it, once, anew."""
+    first = await forwarder.send(UpstreamRequest("GET", f"{dropping.url}/ok"), timeout=5, max_bytes=CAP)
+    assert isinstance(first, UpstreamResponse)
+    session = forwarder._session
+    closed: list[bool] = []
+
+    async def close_the_pooled_connection(*_: object) -> None:
+        if not closed:
+            for protocol in list(session.connector._acquired):  # the connection just taken from the pool
+                protocol.transport.close()
+            closed.append(True)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(close_the_pooled_connection)
+    trace.freeze()
+    session._trace_configs.append(trace)
+
+    outcome = await forwarder.send(UpstreamRequest("DELETE", f"{dropping.url}/ok/items/4"), timeout=5, max_bytes=CAP)
+    assert closed == [True]
+    assert isinstance(outcome, UpstreamResponse) and outcome.status == 200
+    assert dropping.count("DELETE", "/ok/items/4") == 1
+    assert dropping.seen[-1].peer != dropping.seen[0].peer  # on a new connection
