@@ -47,6 +47,9 @@ def serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    except BaseException:
+        held.release()  # whatever was logged before it went wrong
+        raise
     snapshot = app.state.serve.snapshot
     server_settings = snapshot.loaded.config.server
     host, port = server_settings.host, server_settings.port  # --host/--port already applied by the loader

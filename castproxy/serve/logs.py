@@ -75,7 +75,7 @@ class TextFormatter(logging.Formatter):
 
 def _text_value(value: object) -> str:
     if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        value = ",".join(value)  # type: ignore[arg-type]
+        value = ",".join(value)
     text = value if isinstance(value, str) else _ENCODER.encode(value)
     return text if text and not any(c in text for c in ' "=\n') else json.dumps(text)
 
@@ -104,7 +104,7 @@ class RepeatLimitingHandler(logging.StreamHandler[TextIO]):
         self._seen: dict[tuple[object, ...], _Repeats] = {}
         self._next_sweep = float("inf")  # when a window with left-out lines ends
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         now = self._clock()
         if record.levelno < logging.WARNING:
             if now >= self._next_sweep:
