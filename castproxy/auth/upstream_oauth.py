@@ -80,6 +80,24 @@ class SignInError(UpstreamAuthError):
     """A sign-in cannot complete; the message is safe to show to the user."""
 
 
+class SignInRefused(SignInError):
+    """The upstream answered the sign-in with an OAuth error; `error` and `description` are its own, made safe."""
+
+    def __init__(self, error: str, description: str) -> None:
+        shown = f"{error}: {description}" if description else error
+        super().__init__(f"The upstream refused the sign-in ({shown}).")
+        self.error = error
+        self.description = description
+
+
+def safe_description(value: object, limit: int = 300) -> str:
+    """An upstream error_description as RFC 6749 allows it (printable ASCII but " and \\), cut to `limit`."""
+    if not isinstance(value, str):
+        return ""
+    text = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in value).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class SignInResult:
     grant_id: str
@@ -365,7 +383,7 @@ class UpstreamOAuth:
             code = safe_word(error)
             if code in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr":
                 await self._forget_client(ClientIdentity(str(record.get("client_id"))))
-            raise SignInError(f"The upstream refused the sign-in ({code}).")
+            raise SignInRefused(code, safe_description(params.get("error_description")))
         try:
             await self._check_issuer(params)
         except UpstreamAuthError as exc:

@@ -3,7 +3,8 @@
 validate prints one `FILE:LINE:COL: message` line per problem (warnings as `... warning: ...`) and
 exits 1 when any is an error; on success, one OK line per workspace and the redirect URI to register
 at each upstream OAuth server. `--format github|json` prints the same for CI (castproxy.gitops.ci).
-Spec checks (specs load, operationIds exist) come from castproxy.openapi.check.
+Spec checks (specs load, operationIds exist) come from castproxy.openapi.check; online, each oauth2
+`issuer`'s discovery metadata is checked (config/issuers.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def validate(args: argparse.Namespace) -> int:
         problems += _spec_check()(loaded, offline=args.offline, counts=counts)
     except ConfigError as exc:
         problems += exc.problems
+    if not args.offline:
+        problems += _issuer_check()(loaded)
     problems += _lock_check(loaded)
     valid = not any(problem.severity == "error" for problem in problems)
     _report(output, problems, loaded if valid else None, path, offline=args.offline, counts=counts)
@@ -102,6 +105,13 @@ def _lock_check(loaded: LoadedConfig) -> list[Problem]:
     from castproxy.gitops.drift import lock_problems
 
     return lock_problems(loaded)
+
+
+def _issuer_check() -> Callable[[LoadedConfig], list[Problem]]:
+    """castproxy.config.issuers.check_issuers (imported here: it uses the auth package, which builds on this one)."""
+    from castproxy.config.issuers import check_issuers
+
+    return check_issuers
 
 
 def _shown_problems(problems: list[Problem], path: Path) -> list[Problem]:

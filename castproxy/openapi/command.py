@@ -56,7 +56,7 @@ def _workspace_tools(args: argparse.Namespace) -> int:
         print(f"castproxy tools: config file not found: {path} (pass -c FILE)", file=sys.stderr)
         return EXIT_INVALID
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, need_secrets=False)  # listing tools uses no upstream secret
     except ConfigError as exc:
         for problem in exc.errors or exc.problems:
             print(problem, file=sys.stderr)

@@ -16,9 +16,12 @@ from pathlib import Path
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from castproxy.auth.bridge import AuthBridge
+from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
 from castproxy.gitops.drift import metric_lines
@@ -31,6 +34,7 @@ from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
 from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
+from castproxy.store.guard import GuardedStore, StoreUnavailable
 from castproxy.upstream.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
@@ -47,10 +51,13 @@ def _environ(host_override: str | None, port_override: int | None) -> Mapping[st
 
 
 def _open_store(loaded: LoadedConfig) -> Store:
+    settings = loaded.config.store
     try:
-        return open_store(loaded.config.store, loaded.base_dir)
+        store = open_store(settings, loaded.base_dir)
     except Exception as exc:
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
+    # Every operation bounded: a down or paused store gives callers one clear retryable error.
+    return GuardedStore(store, settings.backend)
 
 
 def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float]) -> AuthBridge | None:
@@ -80,6 +87,19 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
     ]
     if changed:
         log.warning("these settings take effect at the next restart", extra={"fields": {"settings": changed}})
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 + Retry-After wherever the store fails mid-request (sign-in pages, /token, /register...)."""
+    assert isinstance(exc, StoreUnavailable)
+    if "text/html" in request.headers.get("accept", ""):
+        return error_page("Try again shortly", f"Sign-in is unavailable right now: {exc}.", status=503,
+                          retry_after=str(exc.retry_after))
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
+    )
 
 
 def create_app(
@@ -135,7 +155,7 @@ def create_app(
     ]
     if bridge is not None:
         routes += bridge.routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreUnavailable: _store_unavailable})
     app.state.serve = state
     app.state.reloader = reloader
     return app

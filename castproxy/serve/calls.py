@@ -36,6 +36,7 @@ from castproxy.openapi.model import ToolDefinition
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
+from castproxy.store.guard import StoreUnavailable
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
@@ -85,6 +86,8 @@ class ToolCaller:
             outcome = "sign_in_required"
         except CredentialsUnavailable as exc:
             result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "credentials_unavailable"
+        except StoreUnavailable as exc:  # e.g. Redis down or paused while reading the caller's grant
+            result, outcome = error_result(f"Tool '{name}' cannot run right now: {exc}."), "store_unavailable"
         except UpstreamAuthError as exc:  # the upstream's OAuth server failed; its message is safe to show
             result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "upstream_auth_error"
         except Exception as exc:

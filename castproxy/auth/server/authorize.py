@@ -28,8 +28,10 @@ from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, t
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
 from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
+from castproxy.auth.upstream_oauth import UpstreamAuthError
 from castproxy.serve.origins import normalize_origin
 from castproxy.store.crypto import hash_token
+from castproxy.store.guard import StoreUnavailable
 
 log = logging.getLogger("castproxy.auth")
 
@@ -283,11 +285,15 @@ async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest, r
         raise OAuthError("invalid_target", f"workspace {wanted.workspace} no longer uses sign-in")
     try:
         pending = await entry.upstream.start_sign_in({"workspace": wanted.workspace, "client_id": wanted.client_id})
-    except Exception as exc:  # the upstream's metadata or registration endpoint failed: tell the client, log the kind
-        log.warning("upstream sign-in could not start for workspace %s: %s", wanted.workspace, type(exc).__name__)
-        raise OAuthError(
-            "temporarily_unavailable", "the upstream authorization server could not be reached; try again later"
-        ) from None
+    except Exception as exc:  # the upstream's metadata or registration endpoint failed, or the store
+        # Our own errors carry safe sentences (e.g. "auth.token_url is not set and the metadata of X could not
+        # be fetched"): log and pass those on; anything else only by its kind.
+        known = isinstance(exc, UpstreamAuthError | StoreUnavailable)
+        log.warning("upstream sign-in could not start for workspace %s: %s", wanted.workspace,
+                    str(exc) if known else type(exc).__name__)
+        reason = f"the upstream sign-in could not start: {exc}" if known else (
+            "the upstream authorization server could not be reached; try again later")
+        raise OAuthError("temporarily_unavailable", reason) from None
     response = RedirectResponse(pending.url, status_code=303, headers={"Cache-Control": "no-store"})
     binding = request.cookies.get(CALLBACK_COOKIE)
     if not (binding and _COOKIE_VALUE.match(binding)):
