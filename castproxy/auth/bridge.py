@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
-from castproxy.auth.server.errors import no_sign_in
+from castproxy.auth.server.errors import OAuthError, no_sign_in
 from castproxy.auth.server.limits import RateLimiter
 from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
@@ -54,7 +54,7 @@ class AuthBridge:
         self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
         self._fetcher = document_fetcher or DocumentFetcher()
         self._factory = upstream_factory or self._real_upstream
-        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream)
+        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, on_narrow=self._narrow_upstream)
         self.server = AuthServer(
             store=store,
             public_url=public_url,
@@ -157,6 +157,19 @@ class AuthBridge:
             await entry.upstream.revoke(grant.grant_id)
         except Exception as exc:  # the castproxy side is already revoked; the upstream grant is best effort
             log.warning("revoking the upstream grant of workspace %s failed: %s", grant.workspace, type(exc).__name__)
+
+
+    async def _narrow_upstream(self, grant: GrantRecord, scopes: tuple[str, ...]) -> None:
+        """A client narrowed its sign-in: the upstream grant behind it must not keep the wider scopes."""
+        entry = self.server.sign_in_workspace(grant.workspace)
+        if entry is None:
+            raise OAuthError("invalid_grant", f"workspace {grant.workspace} no longer uses sign-in")
+        try:
+            await entry.upstream.narrow(grant.grant_id, scopes)
+        except SignInRequired:
+            await self.tokens.revoke_grant(grant.grant_id, upstream=False, reason="the upstream grant is gone")
+            message = "the upstream sign-in behind this refresh token is gone; sign in again"
+            raise OAuthError("invalid_grant", message) from None
 
 
 class _UpstreamTokenCredentials:

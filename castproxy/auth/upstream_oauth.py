@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -62,6 +62,7 @@ SIGN_IN_TTL = 600.0
 LOCK_TIMEOUT = 30.0
 HTTP_TIMEOUT = 10.0
 GRANT_IDLE_TTL = 90 * 24 * 3600.0  # a grant unused (never refreshed) this long is dropped
+OFFLINE_ACCESS = "offline_access"  # asks the upstream for a refresh token: castproxy's need, not the client's
 
 # RFC 8414 metadata name -> the config field that can set it instead.
 _CONFIG_FIELD = {
@@ -287,12 +288,35 @@ class UpstreamOAuth:
 
     # ---- sign-in (authorization_code) --------------------------------------------------------------
 
-    async def begin_sign_in(self, context: dict) -> str:
+    async def begin_sign_in(self, context: dict, *, scopes: Sequence[str] | None = None) -> str:
         """Save a pending sign-in and return the upstream authorization URL to send the browser to."""
-        return (await self.start_sign_in(context)).url
+        return (await self.start_sign_in(context, scopes=scopes)).url
 
-    async def start_sign_in(self, context: dict) -> PendingSignIn:
-        """`begin_sign_in` that also returns the state (needed by callers when `state: false`)."""
+    def _upstream_scopes(self, granted: Sequence[str] | None) -> list[str]:
+        """The scopes to ask the upstream for: those castproxy granted its client (all configured ones when
+        None), plus `offline_access` when configured: that one gets castproxy its refresh token, whatever
+        the client asked for."""
+        if granted is None:
+            return list(self.auth.scopes)
+        wanted = [scope for scope in granted if scope in self.auth.scopes]
+        if OFFLINE_ACCESS in self.auth.scopes and OFFLINE_ACCESS not in wanted:
+            wanted.append(OFFLINE_ACCESS)
+        return wanted
+
+    def _warn_if_wider(self, tokens: TokenSet, asked: Sequence[str]) -> None:
+        # Only configured scopes count: upstreams add or rename others (openid, resource-prefixed names).
+        extra = sorted((set(tokens.scopes) & set(self.auth.scopes)) - set(asked))
+        if extra:
+            log.warning(
+                "workspace %s: the upstream granted more than castproxy asked for (%s)", self.workspace, " ".join(extra)
+            )
+
+    async def start_sign_in(self, context: dict, *, scopes: Sequence[str] | None = None) -> PendingSignIn:
+        """`begin_sign_in` that also returns the state (needed by callers when `state: false`).
+
+        `scopes`: what castproxy granted the MCP client (a subset of `auth.scopes`); the upstream is asked
+        for those only, so the upstream token can do no more than the client was allowed.
+        """
         if self.auth.grant != "authorization_code":
             raise SignInError(f"workspace {self.workspace} uses client_credentials: there is no user sign-in")
         try:
@@ -303,19 +327,21 @@ class UpstreamOAuth:
         assert authorization_url is not None
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48) if self.auth.pkce else None
+        asked = self._upstream_scopes(scopes)
         record = {
             "workspace": self.workspace,
             "verifier": verifier,
             "context": context,
             "client_id": client.client_id,
+            "scopes": asked,
             "expires_at": time.time() + self.sign_in_ttl,
         }
         key = hash_token(state)
         blob = self.cipher.encrypt(json.dumps(record).encode(), aad=record_aad(NS_PENDING, key))
         await self.store.put(NS_PENDING, key, blob, ttl=self.sign_in_ttl)
         params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": self.callback_url}
-        if self.auth.scopes:
-            params["scope"] = " ".join(self.auth.scopes)
+        if asked:
+            params["scope"] = " ".join(asked)
         if self.auth.state:
             params["state"] = state
         if verifier is not None:
@@ -384,13 +410,16 @@ class UpstreamOAuth:
         if record.get("verifier"):
             form["code_verifier"] = record["verifier"]
         form.update(self._resource_params())
+        asked = record.get("scopes")
+        asked = [str(scope) for scope in asked] if isinstance(asked, list) else list(self.auth.scopes)
         try:
-            tokens = await request_token(self._http, token_url, form, client, requested_scopes=self.auth.scopes)
+            tokens = await request_token(self._http, token_url, form, client, requested_scopes=asked)
         except TokenEndpointError as exc:
             if exc.error in ("invalid_client", "unauthorized_client"):
                 await self._forget_client(client)
             log.warning("workspace %s: code exchange failed: %s", self.workspace, exc)
             raise SignInError(f"The upstream did not accept the sign-in: {exc}. Start the sign-in again.") from None
+        self._warn_if_wider(tokens, asked)
         grant_id = secrets.token_urlsafe(32)
         await self._write_grant(grant_id, tokens)
         log.info("workspace %s: upstream sign-in complete (grant %s)", self.workspace, _grant_ref(grant_id))
@@ -459,8 +488,43 @@ class UpstreamOAuth:
                 return tokens.access_token
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
 
-    async def _refresh(self, grant_id: str, tokens: TokenSet, *, refused: bool = False) -> TokenSet:
-        """Refresh the grant; `refused`: the upstream already refused its access token, so it is never kept."""
+    async def narrow(self, grant_id: str, scopes: Sequence[str]) -> None:
+        """Make the upstream grant hold no configured scope beyond `scopes` (castproxy's client narrowed its
+        sign-in with a refresh): a refresh asking the upstream for those scopes only. Raises
+        UpstreamAuthError when the upstream cannot or will not narrow it, SignInRequired when it is gone."""
+        allowed = self._upstream_scopes(scopes)
+        try:
+            async with (
+                self._local.hold(f"grant:{grant_id}", LOCK_TIMEOUT),
+                self.store.lock(f"upstream-refresh:{self.workspace}:{grant_id}", LOCK_TIMEOUT),
+            ):
+                tokens = await self._read_grant(grant_id)
+                if tokens is None:
+                    raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
+                if not self._beyond(tokens, allowed):
+                    return
+                if tokens.refresh_token is None:
+                    raise UpstreamAuthError(
+                        f"workspace {self.workspace}: the upstream gave no refresh token, so its grant cannot be narrowed"
+                    )
+                fresh = await self._refresh(grant_id, tokens, scopes=allowed)
+        except LockTimeout:
+            raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
+        extra = self._beyond(fresh, allowed)
+        if extra:
+            raise UpstreamAuthError(
+                f"workspace {self.workspace}: the upstream did not narrow the grant (it still grants {' '.join(extra)})"
+            )
+
+    def _beyond(self, tokens: TokenSet, allowed: Sequence[str]) -> list[str]:
+        """The configured scopes `tokens` hold beyond `allowed` (scopes not in the config are the upstream's own)."""
+        return sorted((set(tokens.scopes) & set(self.auth.scopes)) - set(allowed))
+
+    async def _refresh(
+        self, grant_id: str, tokens: TokenSet, *, refused: bool = False, scopes: Sequence[str] | None = None
+    ) -> TokenSet:
+        """Refresh the grant; `refused`: the upstream already refused its access token, so it is never kept;
+        `scopes`: ask for these (narrower) scopes, and fail rather than keep the old tokens."""
         if refused:
             log.info(
                 "workspace %s: the upstream refused the access token of grant %s before its expiry; refreshing",
@@ -477,13 +541,15 @@ class UpstreamOAuth:
             return tokens
         client = await self._client()
         form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, **self._resource_params()}
+        if scopes is not None:
+            form["scope"] = " ".join(scopes)
         try:
             fresh = await request_token(
                 self._http,
                 await self._token_url(),
                 form,
                 client,
-                requested_scopes=tokens.scopes,
+                requested_scopes=tokens.scopes if scopes is None else tuple(scopes),
                 previous_refresh_token=tokens.refresh_token,
             )
         except TokenEndpointError as exc:
@@ -500,7 +566,7 @@ class UpstreamOAuth:
                 )
                 raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
             log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
-            if not refused and not tokens.expired(time.time()):
+            if scopes is None and not refused and not tokens.expired(time.time()):
                 return tokens  # still usable; the next call tries again
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         await self._write_grant(grant_id, fresh)

@@ -65,13 +65,19 @@ class FakeUpstream:
     grants: dict[str, str] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)
     fail_start: bool = False
+    requested_scopes: list[tuple[str, ...] | None] = field(default_factory=list)  # per start_sign_in
+    narrowed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (grant id, scopes) per narrow
+    fail_narrow: Exception | None = None
 
-    async def start_sign_in(self, context: dict[str, Any]) -> Pending:
+    async def start_sign_in(self, context: dict[str, Any], *, scopes: tuple[str, ...] | None = None) -> Pending:
         if self.fail_start:
             raise SignInError("upstream metadata could not be fetched")
+        self.requested_scopes.append(None if scopes is None else tuple(scopes))
         state = secrets.token_urlsafe(16)
         self.pending[state] = context
         query = {"client_id": "castproxy-at-upstream", "redirect_uri": self.callback_url}
+        if scopes:
+            query["scope"] = " ".join(scopes)
         if self.auth.state:
             query["state"] = state
         return Pending(f"https://upstream.test/authorize?{urlencode(query)}", state)
@@ -97,6 +103,11 @@ class FakeUpstream:
     async def revoke(self, grant_id: str) -> None:
         self.grants.pop(grant_id, None)
         self.revoked.append(grant_id)
+
+    async def narrow(self, grant_id: str, scopes: tuple[str, ...]) -> None:
+        if self.fail_narrow is not None:
+            raise self.fail_narrow
+        self.narrowed.append((grant_id, tuple(scopes)))
 
 
 def pkce() -> tuple[str, str]:

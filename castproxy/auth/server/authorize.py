@@ -119,25 +119,31 @@ def _validate(server: AuthServer, client: Client, redirect_uri: str, params: Que
         if len(candidates) != 1:
             raise OAuthError("invalid_target", "resource is required: name the workspace URL ({public_url}/mcp/NAME)")
         entry = candidates[0]
-    requested = params.get("scope")
-    if requested is None or not requested.strip():
-        scopes = entry.scopes
-    else:
-        wanted = [scope for scope in dict.fromkeys(requested.split()) if scope not in IGNORED_SCOPES]
-        unknown = [scope for scope in wanted if scope not in entry.scopes]
-        if unknown:
-            raise OAuthError("invalid_scope", f"scope not offered by workspace {entry.name}: {' '.join(unknown)}")
-        scopes = tuple(wanted) or entry.scopes
     return AuthorizationRequest(
         client_id=client.client_id,
-        client_name=client.client_name,
         redirect_uri=redirect_uri,
         state=state,
         code_challenge=challenge,
         workspace=entry.name,
         resource=entry.resource,
-        scopes=scopes,
+        scopes=granted_scopes(entry.name, entry.scopes, params.get("scope")),
     )
+
+
+def granted_scopes(workspace: str, offered: tuple[str, ...], requested: str | None) -> tuple[str, ...]:
+    """What a client asking for `requested` is granted: those of its scopes the workspace offers (RFC 6749 §3.3
+    lets the server grant less than asked), in the client's order. No scope, or only `offline_access`, means
+    every scope the workspace offers. A request of which nothing is offered is refused."""
+    wanted = [scope for scope in dict.fromkeys((requested or "").split()) if scope not in IGNORED_SCOPES]
+    if not wanted:
+        return offered
+    granted = tuple(scope for scope in wanted if scope in offered)
+    if not granted and offered:
+        raise OAuthError(
+            "invalid_scope",
+            f"none of the requested scopes is offered by workspace {workspace} (it offers: {' '.join(offered)})",
+        )
+    return granted
 
 
 async def authorize(server: AuthServer, request: Request) -> Response:
@@ -282,7 +288,9 @@ async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest, r
     if entry is None:
         raise OAuthError("invalid_target", f"workspace {wanted.workspace} no longer uses sign-in")
     try:
-        pending = await entry.upstream.start_sign_in({"workspace": wanted.workspace, "client_id": wanted.client_id})
+        pending = await entry.upstream.start_sign_in(
+            {"workspace": wanted.workspace, "client_id": wanted.client_id}, scopes=wanted.scopes
+        )
     except Exception as exc:  # the upstream's metadata or registration endpoint failed: tell the client, log the kind
         log.warning("upstream sign-in could not start for workspace %s: %s", wanted.workspace, type(exc).__name__)
         raise OAuthError(

@@ -6,7 +6,7 @@ old set or the new one, never a mix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -36,7 +36,9 @@ class PendingUpstream(Protocol):
 class UpstreamSignIn(Protocol):
     """The part of castproxy.auth.upstream_oauth.UpstreamOAuth the authorization server drives."""
 
-    async def start_sign_in(self, context: dict[str, Any]) -> PendingUpstream: ...
+    async def start_sign_in(
+        self, context: dict[str, Any], *, scopes: Sequence[str] | None = None
+    ) -> PendingUpstream: ...
 
     async def complete_sign_in(self, params: Mapping[str, str], *, state: str | None = None) -> SignInOutcome: ...
 
@@ -45,6 +47,8 @@ class UpstreamSignIn(Protocol):
     async def service_token(self) -> str: ...
 
     async def revoke(self, grant_id: str) -> None: ...
+
+    async def narrow(self, grant_id: str, scopes: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True)
