@@ -504,9 +504,8 @@ class UpstreamOAuth:
                 if not self._beyond(tokens, allowed):
                     return
                 if tokens.refresh_token is None:
-                    raise UpstreamAuthError(
-                        f"workspace {self.workspace}: the upstream gave no refresh token, so its grant cannot be narrowed"
-                    )
+                    reason = "the upstream gave no refresh token, so its grant cannot be narrowed"
+                    raise UpstreamAuthError(f"workspace {self.workspace}: {reason}")
                 fresh = await self._refresh(grant_id, tokens, scopes=allowed)
         except LockTimeout:
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None

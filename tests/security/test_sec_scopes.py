@@ -82,7 +82,10 @@ async def test_a_narrowing_refresh_narrows_the_upstream_grant_and_the_sign_in(as
     again = await as_harness.refresh(signed.client_id, narrowed.json()["refresh_token"])
     assert again.json()["scope"] == "read:items"
     wider = await as_harness.refresh(signed.client_id, again.json()["refresh_token"], scope="read:items write:items")
-    assert wider.json() == {"error": "invalid_scope", "error_description": "scope beyond the original grant: write:items"}
+    assert wider.json() == {
+        "error": "invalid_scope",
+        "error_description": "scope beyond the original grant: write:items",
+    }
 
 
 async def test_a_refresh_the_upstream_cannot_narrow_is_refused_and_keeps_the_refresh_token(
