@@ -7,8 +7,8 @@ and drf-spectacular's OpenAPI document at /api/openapi.json. The user `alice` is
 (no login page) and the registered client skips the approval page, so the browser stand-in of
 support.oauth_client goes straight through. Each start registers a new client and resets the items.
 
-Django's settings are per process: the first start configures them and migrates one SQLite database in
-a temporary folder (tables made from the models, well under a second); later starts in the same process reuse it and take milliseconds.
+Django's settings are per process: the first start configures them and makes one SQLite database in a
+temporary folder (tables straight from the models, well under a second); later starts reuse it (milliseconds).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import secrets
 import tempfile
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from support.servers import Running, run
@@ -40,8 +40,8 @@ def _configure(token_lifetime: int) -> None:
         if _ready:
             return
         import django
-        from django.conf import settings
         from django.apps import apps
+        from django.conf import settings
         from django.db import connection
 
         folder = Path(tempfile.mkdtemp(prefix="castproxy-django-upstream-"))
