@@ -54,6 +54,7 @@ class AuthBridge:
         self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
         self._fetcher = document_fetcher or DocumentFetcher()
         self._factory = upstream_factory or self._real_upstream
+        self._base_urls: dict[str, str] = {}  # workspace -> base URL, for the upstream clients update() makes
         self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, on_narrow=self._narrow_upstream)
         self.server = AuthServer(
             store=store,
@@ -69,21 +70,25 @@ class AuthBridge:
     def routes(self) -> list[BaseRoute]:
         return build_routes(self.server)
 
-    def update(self, workspaces: Mapping[str, OAuth2Auth]) -> None:
-        """Take the oauth2 workspaces of a new config snapshot; unchanged ones keep their upstream client."""
+    def update(self, workspaces: Mapping[str, OAuth2Auth], base_urls: Mapping[str, str] | None = None) -> None:
+        """Take the oauth2 workspaces of a new config snapshot (with the base URL each one's tokens go to);
+        unchanged ones keep their upstream client."""
         current = self.server.workspaces
         fresh: dict[str, WorkspaceEntry] = {}
         for name, auth in workspaces.items():
+            base_url = (base_urls or {}).get(name, "")
             old = current.get(name)
-            if old is not None and old.auth == auth:
+            if old is not None and old.auth == auth and old.base_url == base_url:
                 fresh[name] = old
                 continue
+            self._base_urls[name] = base_url
             fresh[name] = WorkspaceEntry(
                 name=name,
                 auth=auth,
                 upstream=self._factory(name, auth, self.callback_url),
                 resource=self.server.resource_url(name),
                 resource_metadata_url=self.server.resource_metadata_url(name),
+                base_url=base_url,
             )
         self.server.workspaces = fresh
 
@@ -146,7 +151,13 @@ class AuthBridge:
         from castproxy.auth.upstream_oauth import UpstreamOAuth
 
         return UpstreamOAuth(
-            name, auth, store=self._store, cipher=self._cipher, callback_url=callback_url, http=self._http
+            name,
+            auth,
+            store=self._store,
+            cipher=self._cipher,
+            callback_url=callback_url,
+            http=self._http,
+            base_url=self._base_urls.get(name) or None,
         )
 
     async def _revoke_upstream(self, grant: GrantRecord) -> None:

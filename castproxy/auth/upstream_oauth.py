@@ -19,6 +19,7 @@ Tokens, codes and secrets never reach a log line or an exception message.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -117,8 +118,27 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
+# What _open_grant answers for a grant bound to another upstream (see upstream_binding).
+_FOREIGN = TokenSet(access_token="", refresh_token=None, expires_at=None, obtained_at=0.0)
+
+
 def _must_refresh(tokens: TokenSet, rejected: str | None) -> bool:
     return tokens.needs_refresh(time.time()) or (rejected is not None and tokens.access_token == rejected)
+
+
+def _canonical_url(url: str | None) -> str:
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def upstream_binding(auth: OAuth2Auth, base_url: str | None) -> str:
+    """Who a grant belongs to: the upstream's issuer and token endpoint, castproxy's client there, and the origin
+    of the API the tokens are sent to. A grant stored under another binding is never used (nor sent anywhere)."""
+    client = auth.client_id or "" if auth.provider == "custom" else f"dcr {_canonical_url(auth.registration_url)}"
+    parts = (_canonical_url(auth.issuer), _canonical_url(auth.token_url), client, origin(base_url) if base_url else "")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
 def _grant_ref(grant_id: str) -> str:
@@ -137,9 +157,12 @@ class UpstreamOAuth:
         callback_url: str,
         http: httpx2.AsyncClient | None = None,
         sign_in_ttl: float = SIGN_IN_TTL,
+        base_url: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.auth = auth
+        # What every grant of this workspace is bound to; `base_url` is the API the tokens go to.
+        self.binding = upstream_binding(auth, base_url)
         self.store = store
         self.cipher = cipher
         self.callback_url = callback_url
@@ -197,11 +220,16 @@ class UpstreamOAuth:
         expires_at = record.get("secret_expires_at")
         return (
             record.get("registration_url") == registration_url
+            and record.get("token_endpoint") == self._token_endpoint_identity()
             and record.get("redirect_uri") == self.callback_url
             and record.get("grant") == self.auth.grant
             and record.get("scopes") == list(self.auth.scopes)
             and not (isinstance(expires_at, int | float) and expires_at and time.time() >= expires_at - 60)
         )
+
+    def _token_endpoint_identity(self) -> str:
+        # The registered client's secret goes to the token endpoint: a registration is not reused for another one.
+        return f"{_canonical_url(self.auth.issuer)} {_canonical_url(self.auth.token_url)}"
 
     async def _stored_client(self, registration_url: str) -> ClientIdentity | None:
         blob = await self.store.get(NS_CLIENT, self.workspace)
@@ -254,6 +282,7 @@ class UpstreamOAuth:
             "client_secret": client.client_secret,
             "auth_method": client.auth_method,
             "registration_url": registration_url,
+            "token_endpoint": self._token_endpoint_identity(),
             "redirect_uri": self.callback_url,
             "grant": self.auth.grant,
             "scopes": list(self.auth.scopes),
@@ -432,18 +461,38 @@ class UpstreamOAuth:
         # Bound to the workspace too: a grant id presented on another workspace does not decrypt.
         return record_aad(f"{NS_GRANT}/{self.workspace}", grant_id)
 
-    async def _read_grant(self, grant_id: str) -> TokenSet | None:
-        blob = await self.store.get(NS_GRANT, grant_id)
-        if blob is None:
-            return None
+    def _open_grant(self, grant_id: str, blob: bytes) -> TokenSet | None:
+        """The tokens in a stored grant; None when it does not decrypt or belongs to another upstream."""
         try:
-            return TokenSet.from_bytes(self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)))
+            plain = self.cipher.decrypt(blob, aad=self._grant_aad(grant_id))
+            raw = json.loads(plain)
+            tokens = TokenSet.from_bytes(plain)
         except (InvalidCiphertext, ValueError, KeyError, TypeError):
-            # Wrong secret_key or a tampered record: "no grant". Kept, so the right key can still read it.
+            # A tampered record: "no grant". Kept, so nothing is lost if it is a key problem after all.
             log.warning(
                 "workspace %s: grant %s does not decrypt; sign-in required", self.workspace, _grant_ref(grant_id)
             )
             return None
+        if not isinstance(raw, dict) or raw.get("upstream") != self.binding:
+            log.warning(
+                "workspace %s: grant %s was issued by another upstream (issuer, token endpoint, client or base URL "
+                "changed in the config); dropped unused, sign-in required",
+                self.workspace,
+                _grant_ref(grant_id),
+            )
+            return _FOREIGN
+        return tokens
+
+    async def _read_grant(self, grant_id: str) -> TokenSet | None:
+        blob = await self.store.get(NS_GRANT, grant_id)
+        if blob is None:
+            return None
+        tokens = self._open_grant(grant_id, blob)
+        if tokens is _FOREIGN:
+            # Its tokens belong to an upstream this workspace no longer uses: never sent anywhere, forgotten.
+            await self.store.delete(NS_GRANT, grant_id)
+            return None
+        return tokens
 
     async def _write_grant(self, grant_id: str, tokens: TokenSet) -> None:
         remaining = None if tokens.expires_at is None else max(1.0, tokens.expires_at - time.time())
@@ -452,7 +501,8 @@ class UpstreamOAuth:
         else:
             # An abandoned grant does not stay forever; every refresh renews this.
             ttl = GRANT_IDLE_TTL if remaining is None else max(GRANT_IDLE_TTL, remaining)
-        blob = self.cipher.encrypt(tokens.to_bytes(), aad=self._grant_aad(grant_id))
+        payload = json.dumps({**json.loads(tokens.to_bytes()), "upstream": self.binding}).encode()
+        blob = self.cipher.encrypt(payload, aad=self._grant_aad(grant_id))
         # One write replaces access and (rotated) refresh token together.
         await self.store.put(NS_GRANT, grant_id, blob, ttl=ttl)
 
@@ -577,11 +627,13 @@ class UpstreamOAuth:
         blob = await self.store.take(NS_GRANT, grant_id)
         if blob is None:
             return
+        tokens = self._open_grant(grant_id, blob)
+        if tokens is None or tokens is _FOREIGN:  # another upstream's tokens are not sent to this one's endpoint
+            return
         try:
-            tokens = TokenSet.from_bytes(self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)))
             revocation_url = await self._endpoint("revocation_endpoint", self.auth.revocation_url, required=False)
             client = await self._client()
-        except (InvalidCiphertext, ValueError, KeyError, TypeError, UpstreamAuthError):
+        except UpstreamAuthError:
             return
         if revocation_url is None:
             return

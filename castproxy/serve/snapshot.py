@@ -72,6 +72,10 @@ class Snapshot:
     def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
         return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
 
+    def oauth_base_urls(self) -> dict[str, str]:
+        """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
+        return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
+
 
 class CredentialsUnavailable(Exception):
     """An oauth2 workspace while the proxy has no OAuth support (no secret key, or the bridge is missing)."""

@@ -58,6 +58,7 @@ class WorkspaceEntry:
     upstream: UpstreamSignIn
     resource: str
     resource_metadata_url: str
+    base_url: str = ""  # the upstream API its tokens are sent to (part of what a grant is bound to)
 
     @property
     def sign_in(self) -> bool:
