@@ -25,8 +25,9 @@ from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
 from castproxy.config.model import OAuth2Auth
-from castproxy.store.base import Store
+from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher
+from castproxy.store.keycheck import key_problem
 
 log = logging.getLogger("castproxy.auth")
 
@@ -64,6 +65,9 @@ class AuthBridge:
             registration_limiter=registration_limiter,
         )
         self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
+        self._key_checked = False
+        self._key_problem: str | None = None
+        self.server.key_problem = self.key_problem
 
     # --- wiring -------------------------------------------------------------------------------------
 
@@ -92,6 +96,19 @@ class AuthBridge:
             )
         self.server.workspaces = fresh
 
+    async def key_problem(self) -> str | None:
+        """Why this server's secret key cannot read the store, or None. Checked once per process (the key is
+        fixed until a restart); a store that cannot be reached is not a key problem and is asked again."""
+        if not self._key_checked:
+            try:
+                problem = await key_problem(self._store, self._cipher)
+            except StoreError:
+                return None
+            self._key_checked, self._key_problem = True, problem
+            if problem is not None:
+                log.error("the secret key cannot read the store: %s", problem)
+        return self._key_problem
+
     async def close(self) -> None:
         await self._fetcher.close()
         await self._http.aclose()
@@ -107,6 +124,11 @@ class AuthBridge:
         entry = self.server.sign_in_workspace(workspace)
         if entry is None:
             return no_sign_in(workspace)
+        problem = await self.key_problem()
+        if problem is not None:  # fail closed: the stored sign-ins are kept for the right key
+            return JSONResponse(
+                {"error": "store_key_mismatch", "message": problem}, status_code=503, headers={"Retry-After": "60"}
+            )
         if "access_token" in request.query_params:
             return self.challenge(
                 workspace,

@@ -9,9 +9,11 @@ the bridge's credentials. For `grant: client_credentials` there is one shared `s
 
 Security notes: `state` is random, single-use (a store `take`), expiring and bound to the pending
 sign-in (workspace, PKCE verifier, caller context); `iss` is checked when the upstream sends it
-(RFC 9207); grants are AES-GCM encrypted and bound to their workspace and grant id; a record that
-does not decrypt reads as "no grant". Refresh happens once per grant however many calls wait:
-first a process-local lock, then the store's lock (a Redis lock across replicas), then a re-read.
+(RFC 9207); grants are AES-GCM encrypted, bound to their workspace and grant id, and to the upstream
+that issued them (`upstream_binding`: a grant of another upstream is dropped unused); a tampered record
+reads as "no grant", and no record is deleted because the key cannot read it (store/keycheck.py).
+Refresh happens once per grant however many calls wait: first a process-local lock, then the store's
+lock (a Redis lock across replicas), then a re-read.
 A token the upstream refused before its expiry (`rejected=`) is refreshed the same way, once; a
 grant that cannot be refreshed then is deleted, so the user is asked to sign in again.
 Tokens, codes and secrets never reach a log line or an exception message.
@@ -50,7 +52,7 @@ from castproxy.auth.upstream_tokens import (
 )
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import LockTimeout, Store
-from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+from castproxy.store.crypto import Cipher, InvalidCiphertext, UnknownKey, hash_token, record_aad
 from castproxy.store.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,11 @@ class UpstreamOAuth:
             return None
         try:
             record = json.loads(self.cipher.decrypt(blob, aad=self._client_aad()))
+        except UnknownKey:  # never registered again over it: the right key will read it
+            raise UpstreamAuthError(
+                f"workspace {self.workspace}: castproxy's upstream registration is encrypted with a key this "
+                "server does not hold (check server.secret_key)"
+            ) from None
         except (InvalidCiphertext, ValueError):
             return None
         if not isinstance(record, dict) or not self._registration_fits(record, registration_url):
@@ -467,6 +474,13 @@ class UpstreamOAuth:
             plain = self.cipher.decrypt(blob, aad=self._grant_aad(grant_id))
             raw = json.loads(plain)
             tokens = TokenSet.from_bytes(plain)
+        except UnknownKey:
+            # The key problem itself is caught at the door (AuthBridge.key_problem: 503, records kept). A grant
+            # only this record's key cannot read was written under a key since retired from previous_secret_keys.
+            # Kept all the same (the key may come back); this sign-in cannot be used meanwhile.
+            raise SignInRequired(
+                "this sign-in's stored upstream tokens were encrypted with a secret key this server no longer holds"
+            ) from None
         except (InvalidCiphertext, ValueError, KeyError, TypeError):
             # A tampered record: "no grant". Kept, so nothing is lost if it is a key problem after all.
             log.warning(
@@ -627,7 +641,10 @@ class UpstreamOAuth:
         blob = await self.store.take(NS_GRANT, grant_id)
         if blob is None:
             return
-        tokens = self._open_grant(grant_id, blob)
+        try:
+            tokens = self._open_grant(grant_id, blob)
+        except SignInRequired:
+            return
         if tokens is None or tokens is _FOREIGN:  # another upstream's tokens are not sent to this one's endpoint
             return
         try:

@@ -148,6 +148,9 @@ def granted_scopes(workspace: str, offered: tuple[str, ...], requested: str | No
 
 async def authorize(server: AuthServer, request: Request) -> Response:
     params = request.query_params
+    problem = await server.key_problem() if server.key_problem is not None else None
+    if problem is not None:  # a sign-in now would write records the right key cannot read
+        return error_page("Sign-in unavailable", f"This proxy is misconfigured: {problem}.", status=503)
     try:
         client, redirect_uri = await _client_and_redirect_uri(server, params)
     except _PageError as exc:

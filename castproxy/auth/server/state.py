@@ -6,7 +6,7 @@ old set or the new one, never a mix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -87,6 +87,8 @@ class AuthServer:
         self.clients = clients
         self.tokens = tokens
         self.workspaces: Mapping[str, WorkspaceEntry] = {}
+        # Set by the AuthBridge: why the secret key cannot read the store (no sign-in can start then), or None.
+        self.key_problem: Callable[[], Awaitable[str | None]] | None = None
         self.secure_cookies = self.issuer.startswith("https://")
         parts = urlsplit(self.issuer)
         # Normalised (lower case, default port dropped) as browsers send it in `Origin`.
