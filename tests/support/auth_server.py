@@ -152,7 +152,15 @@ class Harness:
             return JSONResponse({"grant_id": outcome, "upstream_authorization": headers["Authorization"]})
 
         app = Starlette(routes=[*bridge.routes(), Route("/mcp/{workspace}", mcp, methods=["POST", "GET"])])
+        self.app = app
         self.http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=PUBLIC_URL)
+        self._callers: list[httpx2.AsyncClient] = []
+
+    def caller(self, address: str) -> httpx2.AsyncClient:
+        """A client of the same routes whose requests come from `address` (closed with the harness)."""
+        transport = httpx2.ASGITransport(app=self.app, client=(address, 40000))
+        self._callers.append(httpx2.AsyncClient(transport=transport, base_url=PUBLIC_URL))
+        return self._callers[-1]
 
     async def register(self, redirect_uris: list[str] | None = None, **extra: Any) -> str:
         response = await self.http.post(
@@ -231,6 +239,8 @@ class Harness:
         return await self.http.post(f"/mcp/{workspace}", headers=headers, **kwargs)
 
     async def aclose(self) -> None:
+        for client in self._callers:
+            await client.aclose()
         await self.http.aclose()
         await self.bridge.close()
 

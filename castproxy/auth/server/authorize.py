@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
+from castproxy.auth.server.limits import caller_key
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
 from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
@@ -69,7 +70,7 @@ def _single(params: QueryParams, name: str) -> str | None:
     return values[0] if values else None
 
 
-async def _client_and_redirect_uri(server: AuthServer, params: QueryParams) -> tuple[Client, str]:
+async def _client_and_redirect_uri(server: AuthServer, params: QueryParams, caller: str) -> tuple[Client, str]:
     try:
         client_id, redirect_uri = _single(params, "client_id"), _single(params, "redirect_uri")
     except OAuthError as exc:
@@ -77,7 +78,7 @@ async def _client_and_redirect_uri(server: AuthServer, params: QueryParams) -> t
     if not client_id:
         raise _PageError("The request has no client_id.")
     try:
-        client = await server.clients.get(client_id)
+        client = await server.clients.get(client_id, caller=caller)
     except ClientLookupError as exc:
         raise _PageError(f"The application could not be identified: {exc}", exc.retry_after) from None
     if not redirect_uri:
@@ -152,7 +153,8 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     if problem is not None:  # a sign-in now would write records the right key cannot read
         return error_page("Sign-in unavailable", f"This proxy is misconfigured: {problem}.", status=503)
     try:
-        client, redirect_uri = await _client_and_redirect_uri(server, params)
+        caller = caller_key(request.client.host if request.client else None)
+        client, redirect_uri = await _client_and_redirect_uri(server, params, caller)
     except _PageError as exc:
         if exc.retry_after is not None:
             return error_page("Sign-in request refused", exc.message, status=429, retry_after=exc.retry_after)

@@ -1,7 +1,8 @@
 """How fast one caller may make castproxy do work it keeps or sends out: a token bucket per key.
 
-Two things are limited: client registrations (`POST /register`, each stored for a day) per caller
-address, and client ID metadata document fetches (each an outbound HTTPS request) per client_id host.
+Three things are limited per caller address: client registrations (`POST /register`, each stored for a
+day), client ID metadata document fetches (each an outbound HTTPS request; counted per caller and
+client_id host), and sign-ins started at /authorize (each kept in the store for minutes).
 
 The counts live in this process's memory: each replica counts on its own, so behind N replicas a
 caller gets up to N times the rate, and a restart forgets every count. That is enough to stop one
@@ -12,7 +13,9 @@ caller shares one bucket, unless uvicorn takes the caller from X-Forwarded-For: 
 on loopback, and for the proxy addresses listed in the FORWARDED_ALLOW_IPS environment.
 
 Document hosts are counted by exact host name: one party with a wildcard DNS name gets a bucket per
-subdomain, but can only aim those fetches at its own servers.
+subdomain, but can only aim those fetches at its own servers. Counting per caller too means a flood of
+junk client_ids on one host spends only the flooder's own fetches; many addresses flooding together can
+fetch more, but no more than they could request from that host themselves.
 
 A limiter tracks at most `max_keys` keys, so a caller cycling through addresses cannot grow it
 without bound: a new key beyond the cap evicts the least recently seen one. That key has had the
@@ -44,7 +47,7 @@ class RateLimit:
 
 
 REGISTRATIONS = RateLimit(per_minute=20, burst=10)  # per caller address
-DOCUMENT_FETCHES = RateLimit(per_minute=30, burst=10)  # per client_id URL host
+DOCUMENT_FETCHES = RateLimit(per_minute=30, burst=10)  # per caller address and client_id URL host
 
 
 class RateLimiter:
