@@ -43,7 +43,7 @@ CALLBACK_COOKIE = "castproxy_callback"
 PENDING_TTL = 600.0  # time to read the consent page
 SIGN_IN_TTL = 900.0  # time to sign in at the upstream
 CONSENT_TTL = 30 * 86400.0
-MAX_STATE_LENGTH = 1024
+MAX_STATE_LENGTH = 512  # clients send ~43 random characters; the state is stored and sent back
 # Requested by some clients to get refresh tokens; castproxy always issues them, so it is not a resource scope.
 IGNORED_SCOPES = frozenset({"offline_access"})
 
@@ -152,8 +152,8 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     problem = await server.key_problem() if server.key_problem is not None else None
     if problem is not None:  # a sign-in now would write records the right key cannot read
         return error_page("Sign-in unavailable", f"This proxy is misconfigured: {problem}.", status=503)
+    caller = caller_key(request.client.host if request.client else None)
     try:
-        caller = caller_key(request.client.host if request.client else None)
         client, redirect_uri = await _client_and_redirect_uri(server, params, caller)
     except _PageError as exc:
         if exc.retry_after is not None:
@@ -163,7 +163,13 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     try:
         wanted = _validate(server, client, redirect_uri, params)
     except OAuthError as exc:
-        return redirect_error(server, redirect_uri, state, exc.error, exc.description)
+        echoed = state if state is None or len(state) <= MAX_STATE_LENGTH else None  # not a long one back
+        return redirect_error(server, redirect_uri, echoed, exc.error, exc.description)
+    # Everything past here keeps records in the store: only so many sign-ins per caller, and in total.
+    refused = server.sign_ins.admit(caller)
+    if refused is not None:
+        status, seconds, message = refused
+        return error_page("Sign-in request refused", message, status=status, retry_after=seconds)
     await server.clients.touch(client)
     browser = request.cookies.get(BROWSER_COOKIE)
     forced = "consent" in (params.get("prompt") or "").split()

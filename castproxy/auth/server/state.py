@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from castproxy.auth.server.clients import ClientRegistry
-from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter
+from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter, SignInBudget
 from castproxy.auth.server.records import canonical_resource
 from castproxy.auth.server.tokens import TokenService
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
@@ -83,6 +83,8 @@ class AuthServer:
         self.store = store
         # POST /register per caller address; URL client_id document fetches are limited by the DocumentFetcher.
         self.registrations = RateLimiter(REGISTRATIONS) if registration_limiter is None else registration_limiter
+        # Sign-ins started at /authorize (each leaves records in the store for minutes): per caller and in total.
+        self.sign_ins = SignInBudget()
         self.issuer = public_url.rstrip("/")
         self.clients = clients
         self.tokens = tokens
