@@ -28,6 +28,7 @@ from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
+from castproxy.upstream.redact import configured_secrets, secret_forms
 from castproxy.upstream.request import RequestTarget
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class WorkspaceRuntime:
     inbound_key_hashes: tuple[bytes, ...] = ()  # sha256 digests of inbound.api_keys
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
+    secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -118,7 +120,9 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any) -> WorkspaceRuntime:
+def _build_workspace(
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
             tool,
@@ -146,6 +150,7 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
         inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
         sign_in=oauth is not None and oauth.grant == "authorization_code",
         oauth=oauth,
+        secrets=secrets,
     )
 
 
@@ -157,10 +162,11 @@ def build_snapshot(loaded: LoadedConfig, *, bridge: Any = None, offline: bool = 
     """Compile the whole config or raise ConfigError with every problem found (nothing half-built)."""
     problems: list[Problem] = []
     workspaces: dict[str, WorkspaceRuntime] = {}
+    secrets = secret_forms(configured_secrets(loaded.config))
     for name, workspace in loaded.config.workspaces.items():
         try:
             compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            workspaces[name] = _build_workspace(name, workspace, compiled, bridge)
+            workspaces[name] = _build_workspace(name, workspace, compiled, bridge, secrets)
         except WorkspaceError as exc:
             problems.extend(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:
