@@ -11,6 +11,7 @@ import uvicorn
 
 from castproxy.config.loader import resolve_config_path
 from castproxy.config.problems import ConfigError
+from castproxy.serve.connections import ConnectionLimits, GuardedConfig
 from castproxy.serve.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def serve(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 1
     server_settings = app.state.serve.snapshot.loaded.config.server
-    config = uvicorn.Config(
+    limits = server_settings.connections
+    config = GuardedConfig(  # uvicorn.Config plus header/body deadlines and a connection cap (connections.py)
         app,
         host=args.host or server_settings.host,
         port=args.port if args.port is not None else server_settings.port,
@@ -45,6 +47,9 @@ def serve(args: argparse.Namespace) -> int:
         access_log=False,  # one structured line per tool call instead
         log_config=None,  # keep our JSON logging
         server_header=False,
+        connection_limits=ConnectionLimits(
+            limits.header_timeout, limits.body_timeout, limits.keep_alive, limits.max_open
+        ),
     )
     uvicorn.Server(config).run()
     return 0
