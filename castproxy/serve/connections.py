@@ -85,7 +85,7 @@ class _Deadlines:
         cycle = self.cycle
         if cycle is None or cycle.response_complete or not cycle.response_started:
             self.transport.write(TIMED_OUT)
-        log.info("closed a connection whose request %s did not arrive in time", part)
+        log.debug("closed a connection whose request %s did not arrive in time", part)  # floods: no log flood
         self.transport.close()
 
 
