@@ -25,6 +25,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
+class ConnectionSettings(_Strict):
+    """How long a client may take to send a request, and how many connections may be open (slow clients)."""
+
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds (or '10s') to send the request line and headers; then 408."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds (or '30s') to send the request body once the headers are in."
+    )
+    keep_alive: float = Field(5.0, gt=0, le=3600, description="Seconds an idle kept-alive connection stays open.")
+    max_open: int = Field(
+        1000, ge=1, le=1_000_000, description="Open connections at most; one more is answered 503 and closed."
+    )
+
+    @field_validator("header_timeout", "body_timeout", "keep_alive", mode="before", json_schema_input_type=float | str)
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        return Workspace._parse_duration(value)  # type: ignore[operator]
+
+    @field_validator("max_open", mode="before")
+    @classmethod
+    def _no_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a number of connections")
+        return value
+
+
 class ServerSettings(_Strict):
     """How the proxy listens and how clients reach it (env overrides: CASTPROXY_HOST, CASTPROXY_PORT, ...)."""
 
@@ -46,6 +73,13 @@ class ServerSettings(_Strict):
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Extra browser origins allowed to call /mcp (loopback and public_url always are).",
+    )
+    connections: ConnectionSettings = Field(
+        default_factory=ConnectionSettings,
+        description="Deadlines for slow clients and a cap on open connections.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics answers only `Authorization: Bearer TOKEN` (use ${env:NAME})."
     )
 
     @field_validator("port", mode="before")

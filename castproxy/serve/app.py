@@ -27,6 +27,7 @@ from castproxy.config.problems import ConfigError
 from castproxy.gitops.drift import metric_lines
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
+from castproxy.serve.inbound import bearer_protected
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
 from castproxy.serve.metrics import Metrics, metrics_endpoint
 from castproxy.serve.reload import Reloader
@@ -81,6 +82,8 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.public_url", first.public_url, fresh.public_url),
             ("server.secret_key", before.server.secret_key, after.server.secret_key),
             ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
+            ("server.connections", before.server.connections, after.server.connections),
+            ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
             ("store", before.store, after.store),
         )
         if old != new
@@ -147,15 +150,25 @@ def create_app(
                 await bridge.close()
             await store.close()
 
+    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)
+    metrics_token = loaded.config.server.metrics_token
     routes: list[BaseRoute] = [
-        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)),
+        Route("/mcp/{workspace}", mcp),
+        Route("/mcp/{workspace}/", mcp),  # served in place: a redirect would be built from the Host header
         Route("/healthz", healthz),
         Route("/readyz", readyz(state)),
-        Route("/metrics", metrics_endpoint(metrics)),
+        Route(
+            "/metrics",
+            bearer_protected(
+                metrics_endpoint(metrics), metrics_token.get_secret_value() if metrics_token else None, "metrics"
+            ),
+        ),
     ]
     if bridge is not None:
         routes += bridge.routes()
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreUnavailable: _store_unavailable})
+    # Starlette would answer /path/ with a 307 to the URL rebuilt from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.serve = state
     app.state.reloader = reloader
     return app

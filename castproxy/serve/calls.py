@@ -40,6 +40,7 @@ from castproxy.store.guard import StoreUnavailable
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
+from castproxy.upstream.redact import redact, secret_forms
 from castproxy.upstream.request import ArgumentError
 from castproxy.upstream.response import to_tool_result
 
@@ -169,10 +170,12 @@ class ToolCaller:
             try:
                 outcome = await self._resend_with_renewed_token(workspace, name, request, outcome, grant_id)
             except UpstreamAuthError as exc:  # e.g. the token endpoint is down: say so next to the 401
+                outcome = _masked(workspace, request, outcome)
                 result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
                 note = f"castproxy could not renew the refused upstream token ({exc}); try again shortly."
                 result.content.append(mcp_types.TextContent(type="text", text=note))
                 return result, "upstream_error", outcome.status
+        outcome = _masked(workspace, request, outcome)  # nothing the upstream echoed of our credentials goes on
         result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
         if isinstance(outcome, UpstreamFailure):  # no HTTP answer at all: timeout, refused, TLS...
             return result, f"upstream_{outcome.kind}", None
@@ -205,7 +208,18 @@ class ToolCaller:
             "upstream refused the access token; renewed it and sending the call again",
             extra={"fields": {"workspace": workspace.name, "tool": name}},
         )
-        return await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+        answer = await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+        return _masked(workspace, retry, answer)  # the renewed token is masked too
+
+
+def _masked(
+    workspace: WorkspaceRuntime, request: UpstreamRequest, outcome: UpstreamResponse | UpstreamFailure
+) -> UpstreamResponse | UpstreamFailure:
+    """`outcome` with the credentials sent in `request` (after any renewal, the latest ones) and the config's
+    secrets masked."""
+    sent = [value for header, value in request.headers.items() if header.lower() in workspace.protected_headers]
+    secrets = workspace.secrets + secret_forms(sent) if sent else workspace.secrets
+    return redact(outcome, secrets)
 
 
 def _sent_token(workspace: WorkspaceRuntime, headers: dict[str, str]) -> str | None:

@@ -16,6 +16,7 @@ import uvicorn
 
 from castproxy.config.loader import resolve_config_path
 from castproxy.config.problems import ConfigError
+from castproxy.serve.connections import ConnectionLimits, GuardedConfig
 from castproxy.serve.logs import HeldLogs, configure_logging
 from castproxy.serve.startup import StartupError, address_warnings, banner, bind_listener, log_settings
 
@@ -71,7 +72,8 @@ def serve(args: argparse.Namespace) -> int:
     held.release()
     for warning in warnings:
         log.warning("public_url does not match the listening address", extra={"fields": {"detail": warning}})
-    config = uvicorn.Config(
+    limits = server_settings.connections
+    config = GuardedConfig(  # uvicorn.Config plus header/body deadlines and a connection cap (connections.py)
         app,
         host=host,
         port=port,
@@ -81,6 +83,9 @@ def serve(args: argparse.Namespace) -> int:
         access_log=False,  # one structured line per tool call instead
         log_config=None,  # keep our JSON logging
         server_header=False,
+        connection_limits=ConnectionLimits(
+            limits.header_timeout, limits.body_timeout, limits.keep_alive, limits.max_open
+        ),
     )
     uvicorn.Server(config).run(sockets=[listener])
     return 0

@@ -33,6 +33,7 @@ from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
+from castproxy.upstream.redact import configured_secrets, secret_forms
 from castproxy.upstream.request import RequestTarget
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class WorkspaceRuntime:
     oauth: OAuth2Auth | None = None
     login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
     search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
+    secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -83,6 +85,9 @@ class Snapshot:
 
     def login_workspaces(self) -> dict[str, LoginAuth]:
         return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+    def oauth_base_urls(self) -> dict[str, str]:
+        """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
+        return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
 
 
 class CredentialsUnavailable(Exception):
@@ -128,7 +133,9 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any) -> WorkspaceRuntime:
+def _build_workspace(
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
             tool,
@@ -164,6 +171,7 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
         oauth=oauth,
         login=login,
         search=search,
+        secrets=secrets,
     )
 
 
@@ -183,11 +191,16 @@ def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...
 
 
 def _rebuild(
-    loaded: LoadedConfig, name: str, workspace: Workspace, bridge: Any, document: dict[str, Any]
+    loaded: LoadedConfig,
+    name: str,
+    workspace: Workspace,
+    bridge: Any,
+    secrets: tuple[bytes, ...],
+    document: dict[str, Any],
 ) -> WorkspaceRuntime:
     """The workspace built from a given spec document (the lock guard's reviewed copy)."""
     compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
-    return _build_workspace(name, workspace, compiled, bridge)
+    return _build_workspace(name, workspace, compiled, bridge, secrets)
 
 
 def build_snapshot(
@@ -200,13 +213,14 @@ def build_snapshot(
     problems: list[Problem] = []
     workspaces: dict[str, WorkspaceRuntime] = {}
     guard = LockGuard.for_config(loaded)
+    secrets = secret_forms(configured_secrets(loaded.config))
     for name, workspace in loaded.config.workspaces.items():
         try:
             compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            runtime = _build_workspace(name, workspace, compiled, bridge)
+            runtime = _build_workspace(name, workspace, compiled, bridge, secrets)
             served: WorkspaceRuntime | None = runtime
             if guard is not None:  # the lock file's review (castproxy.gitops.drift) may hold the workspace back
-                rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge)
+                rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge, secrets)
                 served = guard.review(name, workspace, runtime, previous, rebuild)
             if served is not None:
                 workspaces[name] = served

@@ -150,7 +150,35 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins, lock)",
+        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, lock)",
+    ),
+    case(
+        "bad_header_timeout",
+        """\
+        version: 1
+        server:
+          connections:
+            header_timeout: soon
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "4:21: `header_timeout` must be a duration like 30, '30s', '500ms' or '2m' (got 'soon')",
+    ),
+    case(
+        "max_open_zero",
+        """\
+        version: 1
+        server:
+          connections:
+            max_open: 0
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "4:15: `max_open` must be at least 1 (got 0)",
     ),
     case(
         "port_not_a_number",
