@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from castproxy.config.loader import load_config, resolve_config_path
-from castproxy.config.model import OAuth2Auth, Workspace
+from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError
 
 KEY_PLACEHOLDER = "YOUR_MCP_KEY"
@@ -97,6 +97,10 @@ def render(client: str, name: str, url: str, *, needs_key: bool = False) -> Snip
 def workspace_notes(workspace: Workspace, callback_url: str) -> list[str]:
     """What the operator must know beyond the snippet, per the workspace's upstream auth."""
     auth = workspace.auth
+    if isinstance(auth, LoginAuth):
+        host = urlsplit(auth.login_url).hostname  # not the whole URL: its query may carry a secret
+        return [f"No sign-in in the client: castproxy logs in at {host} with the workspace's credentials, and "
+                "every caller of this workspace acts as that account."]
     if not isinstance(auth, OAuth2Auth):
         return []
     notes = []
@@ -113,7 +117,7 @@ def workspace_notes(workspace: Workspace, callback_url: str) -> list[str]:
 def connect(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, need_secrets=False)  # a snippet needs no upstream secret
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

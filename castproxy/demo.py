@@ -4,7 +4,8 @@ Starts the bundled test server in oauth mode (in this process, on `--upstream-po
 callback as its only redirect URI), writes a config like the contract's example into a temporary
 folder (a generated secret key; the client secret passed through the environment, never written),
 runs `castproxy serve` on it as a child process, waits until it is ready, and prints the MCP URL and
-the Claude Desktop snippet. Ctrl-C or SIGTERM stops both and removes the folder.
+the Claude Desktop snippet. Ctrl-C or SIGTERM stops both and removes the folder. `--mode jwt` does the
+same with the test server in mode jwt and an `auth.type: login` workspace (no sign-in in the client).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from castproxy.connect import render
 from castproxy.testserver.app import create_app
 from castproxy.testserver.banner import banner
 from castproxy.testserver.credentials import generate_client_secret
+from castproxy.testserver.jwt import generate_password
 from castproxy.testserver.runner import RunningServer, bind_socket, run_in_thread
 
 WORKSPACE = "test-oauth"
+WORKSPACES = {"oauth": WORKSPACE, "jwt": "test-jwt"}
+DEMO_USER = "alice"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
@@ -50,6 +54,18 @@ workspaces:
     description: Items and users API
     openapi: http://localhost:{upstream_port}/openapi.json
     base_url: http://localhost:{upstream_port}
+{auth}    tools:
+      - listItems
+      - createItem
+      - listUsers
+      - getItem
+      - operation: deleteItem
+        name: delete_item
+        description: Delete one item by id (cannot be undone).
+"""
+
+AUTH_BLOCKS = {
+    "oauth": """\
     auth:
       type: oauth2
       provider: custom
@@ -61,15 +77,17 @@ workspaces:
       scopes: [read:items, write:items, read:users]
       pkce: true
       state: true
-    tools:
-      - listItems
-      - createItem
-      - listUsers
-      - getItem
-      - operation: deleteItem
-        name: delete_item
-        description: Delete one item by id (cannot be undone).
-"""
+""",
+    "jwt": """\
+    auth:
+      type: login
+      login_url: http://localhost:{upstream_port}/auth/login
+      credentials:
+        username: ${{env:TEST_API_USER}}
+        password: ${{env:TEST_API_PASSWORD}}
+      refresh_url: http://localhost:{upstream_port}/auth/refresh
+""",
+}
 
 # Overrides that would move the generated config off the ports the demo chose.
 _SERVER_OVERRIDES = ("CASTPROXY_HOST", "CASTPROXY_PORT", "CASTPROXY_PUBLIC_URL", "CASTPROXY_CONFIG")
@@ -79,9 +97,11 @@ class _Stop(Exception):
     """Raised from the SIGTERM handler so the cleanup in `demo` runs."""
 
 
-def write_config(folder: Path, *, port: int, upstream_port: int) -> Path:
+def write_config(folder: Path, *, port: int, upstream_port: int, mode: str = "oauth") -> Path:
     path = folder / "cast.yaml"
-    path.write_text(CONFIG_TEMPLATE.format(port=port, upstream_port=upstream_port, workspace=WORKSPACE))
+    auth = AUTH_BLOCKS[mode].format(upstream_port=upstream_port)
+    path.write_text(CONFIG_TEMPLATE.format(port=port, upstream_port=upstream_port, workspace=WORKSPACES[mode],
+                                           auth=auth))
     return path
 
 
@@ -132,9 +152,23 @@ def demo(args: argparse.Namespace) -> int:
             print(f"castproxy demo: port {value} is in use; choose another with {option}", file=sys.stderr)
             return 1
 
+    mode = args.mode
+    workspace = WORKSPACES[mode]
     public_url = f"http://localhost:{port}"
-    client_secret = generate_client_secret()
-    upstream_app = create_app("oauth", redirect_uris=[public_url + UPSTREAM_CALLBACK_PATH], client_secret=client_secret)
+    # Secrets go to the proxy through its environment, never into the generated file.
+    secrets_env = {"CASTPROXY_SECRET_KEY": secrets.token_urlsafe(32)}
+    if mode == "jwt":
+        password = generate_password()
+        upstream_app = create_app("jwt", password=password)
+        secrets_env.update(TEST_API_USER=DEMO_USER, TEST_API_PASSWORD=password)
+        first_use = f"  castproxy logs in at the test server as {DEMO_USER}: the client needs no sign-in.\n"
+    else:
+        client_secret = generate_client_secret()
+        upstream_app = create_app(
+            "oauth", redirect_uris=[public_url + UPSTREAM_CALLBACK_PATH], client_secret=client_secret
+        )
+        secrets_env.update(TEST_CLIENT_SECRET=client_secret)
+        first_use = "  On first use the client opens a browser: approve castproxy, then the test server.\n"
     folder = Path(tempfile.mkdtemp(prefix="castproxy-demo-"))
     upstream: RunningServer | None = None
     proxy: subprocess.Popen[bytes] | None = None
@@ -143,23 +177,23 @@ def demo(args: argparse.Namespace) -> int:
     try:
         upstream = run_in_thread(upstream_app, port=upstream_port)
         print(banner(upstream_app.state.credentials, f"http://localhost:{upstream_port}"), flush=True)
-        config = write_config(folder, port=port, upstream_port=upstream_port)
+        config = write_config(folder, port=port, upstream_port=upstream_port, mode=mode)
         env = {key: value for key, value in os.environ.items() if key not in _SERVER_OVERRIDES}
-        env.update(CASTPROXY_SECRET_KEY=secrets.token_urlsafe(32), TEST_CLIENT_SECRET=client_secret)
+        env.update(secrets_env)
         command = [sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--no-reload"]
         proxy = subprocess.Popen(command, env=env, cwd=folder)
         if not _wait_ready(f"http://127.0.0.1:{port}", proxy):
             print("castproxy demo: the proxy did not become ready (see its log above)", file=sys.stderr)
             return 1
-        url = f"{public_url}/mcp/{WORKSPACE}"
+        url = f"{public_url}/mcp/{workspace}"
         print(
             f"\n  castproxy demo is running\n"
             f"  🔌 MCP URL  : {url}\n"
             f"  📄 Config   : {config}\n\n"
-            f"  Claude Desktop (claude_desktop_config.json):\n\n{render('claude-desktop', WORKSPACE, url).text}\n\n"
-            f"  Other clients: castproxy connect {WORKSPACE} -c {config} --client cursor|windsurf|cline|"
+            f"  Claude Desktop (claude_desktop_config.json):\n\n{render('claude-desktop', workspace, url).text}\n\n"
+            f"  Other clients: castproxy connect {workspace} -c {config} --client cursor|windsurf|cline|"
             f"claude-code|vscode\n"
-            f"  On first use the client opens a browser: approve castproxy, then the test server.\n"
+            f"{first_use}"
             f"  Press Ctrl-C to stop.\n",
             flush=True,
         )
@@ -169,6 +203,8 @@ def demo(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, _Stop):
         print("\ncastproxy demo: stopping", file=sys.stderr)
         return 0
+    except BrokenPipeError:
+        raise  # the reader of our output left: the CLI ends quietly
     except OSError as exc:
         print(f"castproxy demo: {exc}", file=sys.stderr)
         return 1

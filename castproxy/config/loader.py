@@ -19,13 +19,18 @@ from castproxy.config.model import Config
 from castproxy.config.overrides import ServerOverrides, variable_for
 from castproxy.config.problems import ConfigError, Problem, Severity
 from castproxy.config.references import ReferenceProblem, resolve
-from castproxy.config.rules import SecretOrigins, check
+from castproxy.config.rules import SecretOrigins, check, secret_paths
 from castproxy.config.source import SourceMap, parse_yaml
 
 CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"
 MAX_CONFIG_BYTES = 4 * 2**20
+# Stands in for a reference that could not be resolved: long and non-empty, so no rule reports the
+# value as missing or short on top of the error that names the reference (or, with need_secrets=False,
+# so commands that never use secrets run). Never used for anything else: such a config is refused,
+# and connect/tools/lock/diff send no secret anywhere.
+UNRESOLVED_SECRET = "castproxy-unresolved-reference-0000000000000000000000000000000000"
 
 Loc = tuple[str | int, ...]
 
@@ -61,24 +66,34 @@ class LoadedConfig:
         return Problem(str(self.path), line, column, message, severity)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load and check a config file; raises ConfigError listing every error found."""
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, need_secrets: bool = True
+) -> LoadedConfig:
+    """Load and check a config file; raises ConfigError listing every error found.
+
+    `need_secrets=False` is for commands that never use a credential (`connect`, `tools WORKSPACE`,
+    `lock`, `diff`): a secret (a value in a secret position) whose reference cannot be resolved gets a
+    placeholder instead of an error, so they run without the production secrets. Other references
+    must resolve."""
     environ = os.environ if environ is None else environ
     path = Path(path).absolute()
-    return _Loading(path, environ).run()
+    return _Loading(path, environ, need_secrets=need_secrets).run()
 
 
 class _Loading:
     """One load: the steps share the file's positions and the problems found so far."""
 
-    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, environ: Mapping[str, str], *, need_secrets: bool = True) -> None:
         self.path = path
         self.base_dir = path.parent
         self.environ = environ
+        self.need_secrets = need_secrets
+        self.secret_paths: set[Loc] = set()
+        self.unresolved: set[Loc] = set()  # references that failed: their error is the only one reported there
         self.positions = SourceMap()
         self.origins = SecretOrigins()
         self.problems: list[Problem] = []
-        self.files: set[Path] = set()
+        self.files: set[Path] = set()  # every `${file:}` read or tried (serve watches them)
 
     def run(self) -> LoadedConfig:
         try:
@@ -95,6 +110,8 @@ class _Loading:
             raise ConfigError(self.problems)
         if parsed.data is None:
             raise ConfigError([self._at(1, 1, "the config file is empty: it needs `version: 1` and `workspaces:`")])
+        if not self.need_secrets and isinstance(parsed.data, dict):
+            self.secret_paths = secret_paths(parsed.data)
         data = self._resolve_references(parsed.data, ())
         self._apply_overrides(data)
         config = self._validate(data)
@@ -138,9 +155,11 @@ class _Loading:
         except ReferenceProblem as exc:
             if exc.path is not None:
                 self.files.add(exc.path)
-            self._add(Located(path, str(exc)))
             self.origins.referenced.add(path)  # never quote this value in later messages
-            return ""
+            if path not in self.secret_paths:
+                self._add(Located(path, str(exc)))
+                self.unresolved.add(path)
+            return UNRESOLVED_SECRET
         self.files.update(resolved.files)
         if resolved.has_reference:
             self.origins.referenced.add(path)
@@ -184,6 +203,8 @@ class _Loading:
         return path not in self.origins.referenced
 
     def _add(self, located: Located, severity: Severity = "error") -> None:
+        if located.path in self.unresolved:
+            return  # the reference's own error is there already; its stand-in value adds none
         line, column = self.positions.locate(located.path, key=located.key)
         message = located.message
         variable = self.origins.environment.get(located.path)

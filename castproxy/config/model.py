@@ -25,6 +25,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
+class ConnectionSettings(_Strict):
+    """How long a client may take to send a request, and how many connections may be open (slow clients)."""
+
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds (or '10s') to send the request line and headers; then 408."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds (or '30s') to send the request body once the headers are in."
+    )
+    keep_alive: float = Field(5.0, gt=0, le=3600, description="Seconds an idle kept-alive connection stays open.")
+    max_open: int = Field(
+        1000, ge=1, le=1_000_000, description="Open connections at most; one more is answered 503 and closed."
+    )
+
+    @field_validator("header_timeout", "body_timeout", "keep_alive", mode="before", json_schema_input_type=float | str)
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        return Workspace._parse_duration(value)  # type: ignore[operator]
+
+    @field_validator("max_open", mode="before")
+    @classmethod
+    def _no_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a number of connections")
+        return value
+
+
 class ServerSettings(_Strict):
     """How the proxy listens and how clients reach it (env overrides: CASTPROXY_HOST, CASTPROXY_PORT, ...)."""
 
@@ -47,6 +74,13 @@ class ServerSettings(_Strict):
         default_factory=list,
         description="Extra browser origins allowed to call /mcp (loopback and public_url always are).",
     )
+    connections: ConnectionSettings = Field(
+        default_factory=ConnectionSettings,
+        description="Deadlines for slow clients and a cap on open connections.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics answers only `Authorization: Bearer TOKEN` (use ${env:NAME})."
+    )
 
     @field_validator("port", mode="before")
     @classmethod
@@ -54,6 +88,14 @@ class ServerSettings(_Strict):
         if isinstance(value, bool):  # pydantic would read `true` as port 1
             raise ValueError("a port number from 1 to 65535")
         return value
+
+    # The reviewed tools (castproxy/gitops): what serve does when they drift.
+    lock: Literal["warn", "enforce", "off"] = Field(
+        "warn",
+        description="When a workspace's tools differ from the lock file beside this config (cast.lock for "
+        "cast.yaml): warn (log it, serve them) | enforce (keep serving the reviewed tools, else refuse "
+        "the workspace) | off.",
+    )
 
 
 class StoreSettings(_Strict):
@@ -129,8 +171,76 @@ class OAuth2Auth(_Strict):
     audience: str | None = Field(None, description="Optional `resource`/`audience` sent to the upstream.")
 
 
+# ---- auth type `login` (issue 16) ---------------------------------------------------------------------
+# Where a value sits in a JSON answer: a top-level field name, or an RFC 6901 JSON pointer ("/data/token").
+AnswerLocation = Annotated[str, StringConstraints(pattern=r"^(?:[^/].*|(?:/(?:[^~/]|~[01])*)+)$")]
+# The same text form as Workspace.timeout (defined further down, with the Workspace it belongs to).
+LifetimeText = Annotated[str, StringConstraints(pattern=r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")]
+
+
+class LoginAuth(_Strict):
+    """A login endpoint that trades credentials for a short-lived token (often a JWT), with optional refresh."""
+
+    type: Literal["login"] = Field(description="Log in at the upstream's login endpoint and send the token it gives.")
+    login_url: HttpUrlText = Field(description="The login endpoint (POST).")
+    format: Literal["json", "form"] = Field(
+        "json", description="Body of the login and refresh requests: json | form (application/x-www-form-urlencoded)."
+    )
+    credentials: dict[str, SecretStr] = Field(
+        min_length=1,
+        description="Body fields sent to login_url (e.g. username, password); values are secrets "
+        "(use ${env:NAME} or ${file:PATH}).",
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret body fields of the login request (e.g. grant_type)."
+    )
+    token_field: AnswerLocation | None = Field(
+        None,
+        description="Where the token is in the login answer: a field name or a JSON pointer (/data/token). "
+        "Default: access_token, else token.",
+    )
+    expires_in_field: AnswerLocation = Field(
+        "expires_in", description="Where the answer gives the token's lifetime in seconds (field or JSON pointer)."
+    )
+    token_lifetime: float | None = Field(
+        None,
+        ge=1,
+        description="Lifetime to assume when the answer gives none and the token is not a JWT with `exp` "
+        "(seconds, or '15m').",
+    )
+    refresh_url: HttpUrlText | None = Field(
+        None, description="Optional refresh endpoint (POST); without it castproxy logs in again before expiry."
+    )
+    refresh_token_field: AnswerLocation = Field(
+        "refresh_token", description="Where the login and refresh answers carry the refresh token."
+    )
+    refresh_send_as: Literal["body", "bearer"] = Field(
+        "body", description="How the refresh token is sent to refresh_url: body (field refresh_body_field) | bearer."
+    )
+    refresh_body_field: str = Field(
+        "refresh_token", min_length=1, description="refresh_send_as body: the body field carrying the refresh token."
+    )
+    send_as: Literal["bearer", "header"] = Field(
+        "bearer", description="How the token is sent upstream: bearer (Authorization: Bearer TOKEN) | header."
+    )
+    header: HeaderName | None = Field(None, description="send_as header: the header that carries the token.")
+    prefix: str = Field("", description="send_as header: text before the token (e.g. 'Token ').")
+
+    @field_validator("token_lifetime", mode="before", json_schema_input_type=float | LifetimeText)
+    @classmethod
+    def _parse_lifetime(cls, value: object) -> object:
+        return Workspace._parse_duration(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _one_header_line(cls, value: str) -> str:
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("text without control characters (it goes in a header)")
+        return value
+
+
 Auth = Annotated[
-    NoAuth | BearerAuth | ApiKeyAuth | HeadersAuth | OAuth2Auth,
+    NoAuth | BearerAuth | ApiKeyAuth | HeadersAuth | OAuth2Auth | LoginAuth,
     Field(discriminator="type"),
 ]
 
@@ -143,6 +253,15 @@ class Inbound(_Strict):
     )
 
 
+# --- Which operations become tools (resolved against the spec by castproxy/catalog/select.py) ---------------------
+
+ALL_OPERATIONS = "*"  # a tools entry, or the whole `tools` value: every operation of the spec
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+SELECTOR_KEYS = ("tag", "path", "method")
+HttpMethod = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"]
+_MethodInAnyCase = Literal[HttpMethod, "get", "put", "post", "delete", "options", "head", "patch", "trace"]
+
+
 class ToolSelection(_Strict):
     """One operation, optionally renamed or re-described."""
 
@@ -153,15 +272,54 @@ class ToolSelection(_Strict):
     description: str | None = Field(None, description="Tool description clients see (default: from the spec).")
 
 
+class ToolSelector(_Strict):
+    """Every operation that matches all the criteria given (at least one): a tag, a path glob, a method."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    tag: str | None = Field(None, description="An OpenAPI tag of the operation (any case).")
+    path: str | None = Field(
+        None, description="A path glob: `*` is one path segment (or part of one), `**` any number of segments, "
+        "e.g. /repos/** or /users/*/repos.", json_schema_extra={"pattern": "^/"},
+    )
+    method: HttpMethod | None = Field(None, description="An HTTP method: GET, POST, PUT, PATCH, DELETE, ...")
+
+    @field_validator("method", mode="before", json_schema_input_type=_MethodInAnyCase | None)
+    @classmethod
+    def _method_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _path_glob(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("a path glob starting with '/', e.g. /repos/**")
+        return value
+
+
 def _tool_entry_kind(value: object) -> str:
     # Choose the member by shape, so a bad mapping reports the mapping's problem, not "should be a string".
+    if isinstance(value, ToolSelector):
+        return "selector"
+    if isinstance(value, dict) and "operation" not in value and any(key in value for key in SELECTOR_KEYS):
+        return "selector"
     return "selection" if isinstance(value, dict | ToolSelection) else "operation"
 
 
+def _exclude_entry_kind(value: object) -> str:
+    return "selector" if isinstance(value, dict | ToolSelector) else "operation"
+
+
 ToolEntry = Annotated[
-    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")],
+    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")]
+    | Annotated[ToolSelector, Tag("selector")],
     Discriminator(_tool_entry_kind),
 ]
+ExcludeEntry = Annotated[
+    Annotated[str, Tag("operation")] | Annotated[ToolSelector, Tag("selector")],
+    Discriminator(_exclude_entry_kind),
+]
+Discovery = Literal["list", "search"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
@@ -192,7 +350,18 @@ class Workspace(_Strict):
     inbound: Inbound | None = Field(
         None, description="Keys callers must present (for workspaces whose upstream credential is shared)."
     )
-    tools: list[ToolEntry] = Field(min_length=1, description="operationIds to expose; a mapping may rename one.")
+    tools: list[ToolEntry] = Field(
+        min_length=1,
+        description="Operations to expose: operationIds (a mapping may rename one), selectors (tag, path glob, "
+        "method), or '*' for all of them.",
+    )
+    exclude: list[ExcludeEntry] = Field(
+        default_factory=list,
+        description="Operations the selectors in `tools` must leave out: operationIds or selectors.",
+    )
+    discovery: Discovery = Field(
+        "list", description="list: tools/list shows every tool | search: three meta-tools to search, describe and call."
+    )
     timeout: float = Field(30.0, gt=0, le=3600, description="Seconds (or '500ms', '30s', '2m') per upstream call.")
     max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
     output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
@@ -215,6 +384,20 @@ class Workspace(_Strict):
         if isinstance(seconds, int | float) and not 1 <= seconds <= _MAX_REFRESH:
             raise ValueError("a duration from 1 second to 7 days, like '10m' or '1h'")
         return seconds
+
+    @field_validator(
+        "tools", mode="before", json_schema_input_type=Annotated[list[ToolEntry], Field(min_length=1)] | Literal["*"]
+    )
+    @classmethod
+    def _all_operations_shorthand(cls, value: object) -> object:
+        return [ALL_OPERATIONS] if value == ALL_OPERATIONS else value  # `tools: "*"` means `tools: ["*"]`
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_names_operations(cls, value: list[str | ToolSelector]) -> list[str | ToolSelector]:
+        if ALL_OPERATIONS in value:
+            raise ValueError("operationIds or selectors; '*' would exclude every operation")
+        return value
 
     @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod

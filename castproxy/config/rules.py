@@ -50,6 +50,8 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
         auth = _mapping(workspace.get("auth"))
         if auth.get("type") == "oauth2":
             findings += _oauth2(base, auth, has_secret_key)
+        elif auth.get("type") == "login":
+            findings += _login(base, auth, has_secret_key)
         findings += _tool_names(base, workspace.get("tools"), line_of, origins)
         findings += _exposure(base, workspace, auth, server)
         findings += _base_url_userinfo(base, workspace.get("base_url"))
@@ -127,6 +129,57 @@ def _oauth2(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[
                                       "upstream cannot handle it"), "warning")
 
 
+_REFRESH_KEYS = ("refresh_token_field", "refresh_send_as", "refresh_body_field")
+
+
+def _login(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
+    """`auth.type: login`: the secret key for the stored token, and the fields that only make sense together."""
+    at = (*base, "auth")
+    if not has_secret_key:
+        yield Finding(Located((*at, "type"), f"workspace '{base[1]}' uses login, which needs `server.secret_key` "
+                              "(castproxy keeps the token it gets encrypted; at least 32 random characters, "
+                              "e.g. secret_key: ${env:CASTPROXY_SECRET_KEY})"))
+    send_as = auth.get("send_as", "bearer")
+    if send_as == "header" and not auth.get("header"):
+        yield Finding(Located((*at, "send_as"), "`send_as: header` needs `header`: the header that carries the "
+                              "token (e.g. header: X-Auth-Token)"))
+    if send_as == "bearer":
+        for key in ("header", "prefix"):
+            if key in auth:
+                message = (f"`{key}` conflicts with send_as bearer (the token goes in `Authorization: Bearer "
+                           "TOKEN`): use `send_as: header`, or remove it") if "send_as" in auth else (
+                           f"`{key}` needs `send_as: header` (without it the token goes in `Authorization: "
+                           "Bearer TOKEN`)")
+                yield Finding(Located((*at, key), message, key=True))
+    if not auth.get("refresh_url"):
+        for key in _REFRESH_KEYS:
+            if key in auth:
+                yield Finding(Located((*at, key), f"`{key}` has no effect without `refresh_url`: add the refresh "
+                                      "endpoint, or remove it (castproxy then logs in again before the token "
+                                      "expires)", key=True))
+    elif auth.get("refresh_send_as") == "bearer" and "refresh_body_field" in auth:
+        yield Finding(Located((*at, "refresh_body_field"), "`refresh_body_field` conflicts with refresh_send_as "
+                              "bearer (the refresh token goes in the Authorization header, not the body)", key=True))
+    credentials, extra = _mapping(auth.get("credentials")), _mapping(auth.get("fields"))
+    for name in extra:
+        if name in credentials:
+            yield Finding(Located((*at, "fields", name), f"body field '{name}' is in both `credentials` and "
+                                  "`fields`: keep it in one (secrets in `credentials`)", key=True))
+    for key in ("login_url", "refresh_url"):
+        url = auth.get(key)
+        if isinstance(url, str) and url.startswith("http://") and not _is_loopback(_url_host(url)):
+            what = "the credentials" if key == "login_url" else "the refresh token"
+            yield Finding(Located((*at, key), f"`{key}` is plain http:// to a host that is not loopback: {what} "
+                                  "would cross the network unencrypted; use https://"), "warning")
+
+
+def _url_host(url: str) -> str:
+    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    if authority.startswith("["):
+        return authority.split("]", 1)[0] + "]"
+    return authority.split(":", 1)[0]
+
+
 def _tool_names(
     base: Path, tools: Any, line_of: Callable[[Path], int], origins: SecretOrigins
 ) -> Iterator[Finding]:
@@ -135,7 +188,7 @@ def _tool_names(
     first_seen: dict[str, Path] = {}
     for index, entry in enumerate(tools):
         path: Path = (*base, "tools", index)
-        if isinstance(entry, str):
+        if isinstance(entry, str) and entry != "*":  # "*" is a selector: it names no tool
             name = entry
         elif isinstance(entry, dict) and isinstance(entry.get("name") or entry.get("operation"), str):
             name = entry.get("name") or entry["operation"]
@@ -213,6 +266,10 @@ def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
             for header, value in _mapping(auth.get("headers")).items():
                 if isinstance(value, str):
                     yield (*at, "headers", header), f"auth header '{header}'"
+        if auth.get("type") == "login":
+            for name, value in _mapping(auth.get("credentials")).items():
+                if isinstance(value, str):
+                    yield (*at, "credentials", name), f"login credential '{name}'"
         keys = _mapping(_mapping(workspace).get("inbound")).get("api_keys")
         for index, value in enumerate(keys if isinstance(keys, list) else []):
             if isinstance(value, str):
@@ -229,6 +286,12 @@ def _literal_secrets(data: dict[str, Any], origins: SecretOrigins) -> Iterator[F
                                   "set; set it outside the file in production"), "warning")
         elif path not in origins.referenced:
             extra = ("; a non-secret header belongs in the workspace's `headers`" if label.startswith("auth header")
+                     else "; a non-secret body field belongs in `fields`" if label.startswith("login credential")
                      else "")
             yield Finding(Located(path, f"{label} is written literally in the config: {_LITERAL_HINT}{extra}"),
                           "warning")
+
+
+def secret_paths(data: dict[str, Any]) -> set[Path]:
+    """Where secrets sit in `data` (what `load_config(need_secrets=False)` may leave unresolved)."""
+    return {path for path, _ in _secret_fields(data)} | {("store", "url")}

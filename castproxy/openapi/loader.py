@@ -76,6 +76,12 @@ def safe_url(url: str) -> str:
         return "(the spec URL)"
 
 
+def cached_document(digest: str) -> SpecDocument | None:
+    """A document this process parsed from bytes with this digest, while it is still cached (else None)."""
+    with _parsed_lock:
+        return _parsed.get(digest)
+
+
 def load_document(
     source: str,
     base_dir: Path,

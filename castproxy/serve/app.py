@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from castproxy.auth.bridge import AuthBridge
+from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
+from castproxy.gitops.drift import metric_lines
 from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
+from castproxy.serve.inbound import bearer_protected
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
 from castproxy.serve.metrics import Metrics, metrics_endpoint
 from castproxy.serve.recovery import Backoff
@@ -31,6 +37,7 @@ from castproxy.serve.reload import Reloader
 from castproxy.serve.state import ServeState
 from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
+from castproxy.store.guard import GuardedStore, StoreUnavailable
 from castproxy.upstream.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
@@ -47,20 +54,36 @@ def _environ(host_override: str | None, port_override: int | None) -> Mapping[st
 
 
 def _open_store(loaded: LoadedConfig) -> Store:
+    settings = loaded.config.store
     try:
-        return open_store(loaded.config.store, loaded.base_dir)
+        store = open_store(settings, loaded.base_dir)
     except Exception as exc:
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
+    # Every operation bounded: a down or paused store gives callers one clear retryable error.
+    return GuardedStore(store, settings.backend)
 
 
-def _make_bridge(loaded: LoadedConfig, store: Store) -> AuthBridge | None:
+def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float]) -> AuthBridge | None:
     """The authorization server for oauth2 workspaces, when a secret key is set (else they answer 503)."""
     secret_key = loaded.config.server.secret_key
     if secret_key is None:
         return None
     previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
     cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
-    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url)
+    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 + Retry-After wherever the store fails mid-request (sign-in pages, /token, /register...)."""
+    assert isinstance(exc, StoreUnavailable)
+    if "text/html" in request.headers.get("accept", ""):
+        return error_page("Try again shortly", f"Sign-in is unavailable right now: {exc}.", status=503,
+                          retry_after=str(exc.retry_after))
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
+    )
 
 
 def create_app(
@@ -69,19 +92,21 @@ def create_app(
     reload: bool = True,
     host_override: str | None = None,
     port_override: int | None = None,
+    clock: Callable[[], float] = time.time,
     retry: Backoff | None = None,
     worker: bool = False,
 ) -> Starlette:
-    """`retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
+    """`clock` is what upstream login tokens' expiry is read against (tests advance their own).
+    `retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
     `worker`: one of several processes serving the port (`serve --workers N`): metrics carry a pid label."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
-    bridge = _make_bridge(loaded, store)
+    bridge = _make_bridge(loaded, store, clock)
     builds = Builds(config_path, environ, loaded, bridge)
     snapshot = builds.first()
 
-    metrics = Metrics(pid=os.getpid() if worker else None)
+    metrics = Metrics(gauges=lambda: metric_lines(state.snapshot.drift), pid=os.getpid() if worker else None)
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
     reloader = Reloader(config_path, state, builds, metrics, retry)
@@ -106,16 +131,25 @@ def create_app(
                 await bridge.close()
             await store.close()
 
+    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, retry_in=reloader.scheduler.retry_in)
+    metrics_token = loaded.config.server.metrics_token
     routes: list[BaseRoute] = [
-        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge,
-                                              retry_in=reloader.scheduler.retry_in)),
+        Route("/mcp/{workspace}", mcp),
+        Route("/mcp/{workspace}/", mcp),  # served in place: a redirect would be built from the Host header
         Route("/healthz", healthz),
         Route("/readyz", readyz(state, reloader.scheduler)),
-        Route("/metrics", metrics_endpoint(metrics)),
+        Route(
+            "/metrics",
+            bearer_protected(
+                metrics_endpoint(metrics), metrics_token.get_secret_value() if metrics_token else None, "metrics"
+            ),
+        ),
     ]
     if bridge is not None:
         routes += bridge.routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreUnavailable: _store_unavailable})
+    # Starlette would answer /path/ with a 307 to the URL rebuilt from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.serve = state
     app.state.reloader = reloader
     return app

@@ -40,6 +40,8 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.public_url", first.public_url, fresh.public_url),
             ("server.secret_key", before.server.secret_key, after.server.secret_key),
             ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
+            ("server.connections", before.server.connections, after.server.connections),
+            ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
             ("store", before.store, after.store),
         )
         if old != new

@@ -1,11 +1,13 @@
 """Liveness and readiness, as JSON: /healthz says the process answers, /readyz that it can serve.
 
-Readiness needs a loaded config, a reachable store and at least one workspace that serves: one
-degraded API out of twenty must not take the pod out of its Service, so /readyz stays 200 with
-`"status": "degraded"` and lists each workspace's state, problems and next retry; only when no
-workspace serves (or the store is down) is it 503. A rejected reload does not make the proxy unready
-either (the last good config still serves), but /readyz shows the problems and when the last good
-config was loaded, so an operator sees why an edit did not take effect.
+Readiness needs a loaded config, a reachable store, at least one workspace that serves and, with
+OAuth, a secret key that reads the store. One degraded API out of twenty must not take the pod out
+of its Service, so /readyz stays 200 with `"status": "degraded"` and lists each workspace's state,
+problems and next retry; only when no workspace serves (or the store is down, or the key cannot read
+it) is it 503. A rejected reload does not make the proxy unready either (the last good config still
+serves), but /readyz shows the problems and when the last good config was loaded, so an operator
+sees why an edit did not take effect. With a lock file, `lock` says which workspaces drifted from it
+and what they serve; `unavailable` names workspaces the lock refused.
 """
 
 from __future__ import annotations
@@ -65,12 +67,22 @@ def _workspace(name: str, status: WorkspaceStatus, planner: Planner | None) -> d
     return entry
 
 
+async def _key_problem(state: ServeState) -> str | None:
+    """Why server.secret_key cannot read the store's encrypted records (the sign-ins in it), or None."""
+    try:
+        problem = await state.bridge.key_problem()
+    except Exception as exc:
+        log.warning("secret key check failed", extra={"fields": {"error_type": type(exc).__name__}})
+        return None
+    return problem if isinstance(problem, str) else None
+
+
 def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         snapshot = state.snapshot
         store_ok = await _store_ok(state)
         serving = snapshot.serving()
-        healthy = all(not status.needs_retry for status in snapshot.status.values())
+        healthy = all(not status.needs_retry for status in snapshot.status.values()) and not snapshot.unavailable
         status = "unready" if not (store_ok and serving) else "ready" if healthy else "degraded"
         body: dict[str, object] = {
             "status": status,
@@ -83,6 +95,16 @@ def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Reque
             "store": {"backend": snapshot.loaded.config.store.backend, "reachable": store_ok}
             if state.store is not None else {"backend": None, "reachable": None},
         }
+        if snapshot.drift is not None:
+            body["lock"] = snapshot.drift.as_json()
+        if snapshot.unavailable:
+            body["unavailable"] = dict(sorted(snapshot.unavailable.items()))
+        if state.bridge is not None:
+            problem = await _key_problem(state)
+            body["secret_key"] = {"reads_store": problem is None} if problem is None else {
+                "reads_store": False, "problem": problem}
+            if problem is not None:
+                body["status"] = "unready"
         if state.last_error:
             body["last_reload"] = {
                 "ok": False,
@@ -90,6 +112,6 @@ def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Reque
                 "errors": list(state.last_error),
                 "serving": f"the config loaded at {_iso(state.last_good_at)}",
             }
-        return JSONResponse(body, status_code=503 if status == "unready" else 200)
+        return JSONResponse(body, status_code=503 if body["status"] == "unready" else 200)
 
     return endpoint

@@ -44,7 +44,8 @@ class _Histogram:
 
 
 class Metrics:
-    def __init__(self, *, pid: int | None = None) -> None:
+    def __init__(self, *, gauges: Callable[[], list[str]] | None = None, pid: int | None = None) -> None:
+        self.gauges = gauges  # more lines, read from the serving state at each scrape (lock drift)
         self.pid = None if pid is None else str(pid)  # set when several worker processes serve one port
         self.calls: dict[tuple[str, str, str], int] = defaultdict(int)
         self.durations: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
@@ -89,6 +90,8 @@ class Metrics:
         ]
         for result, count in self.reloads.items():
             lines.append(f"castproxy_config_reloads_total{self._labels(result=result)} {count}")
+        if self.gauges is not None:
+            lines += self.gauges()
         return "\n".join(lines) + "\n"
 
 

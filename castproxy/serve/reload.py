@@ -24,6 +24,7 @@ import anyio.to_thread
 from watchfiles import Change, awatch
 
 from castproxy.config.problems import ConfigError
+from castproxy.gitops.lockfile import lock_path
 from castproxy.openapi.loader import is_url
 from castproxy.serve.builds import Builds
 from castproxy.serve.metrics import Metrics
@@ -169,6 +170,7 @@ class Reloader:
         """(folder, file name) pairs whose change means a reload."""
         folder = str(self.config_path.parent)
         targets = {(folder, self.config_path.name), (folder, CONFIGMAP_LINK)}
+        targets.add((folder, lock_path(self.config_path).name))  # cast.lock: a reviewed update may come alone
         loaded = self.state.snapshot.loaded
         for workspace in loaded.config.workspaces.values():
             if not is_url(workspace.openapi):

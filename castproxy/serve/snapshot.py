@@ -11,11 +11,14 @@ metadata cannot be found, does not stop the others. It serves the spec's last go
 disk cache if that compiles, else its previous version from `previous` ("stale"), else nothing
 ("degraded": a placeholder runtime that answers 503 with the reason). `WorkspaceStatus` says which,
 and why, with FILE:LINE:COL problems; the serving layer retries such workspaces in the background.
+Under a lock file (castproxy.gitops.drift) each built workspace is also reviewed against the lock,
+which may serve reviewed tools instead or refuse it (`Snapshot.unavailable`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +28,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import mcp_types
 
 from castproxy.auth.credentials import UpstreamCredentials
+from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
-from castproxy.config.model import NoAuth, OAuth2Auth, Workspace
+from castproxy.catalog import meta
+from castproxy.catalog.index import SearchIndex, index_for
+from castproxy.config.model import LoginAuth, NoAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
+from castproxy.gitops.drift import DriftReport, LockGuard
 from castproxy.openapi.loader import SpecError, is_url
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.spec_cache import SpecFetcher
@@ -37,6 +44,7 @@ from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
+from castproxy.upstream.redact import configured_secrets, secret_forms
 from castproxy.upstream.request import RequestTarget
 
 if TYPE_CHECKING:
@@ -64,6 +72,9 @@ class WorkspaceRuntime:
     inbound_key_hashes: tuple[bytes, ...] = ()  # sha256 digests of inbound.api_keys
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
+    login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
+    search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
+    secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
     unavailable: str | None = None  # a degraded workspace's placeholder: why it cannot serve (no tools)
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
@@ -100,9 +111,11 @@ class WorkspaceStatus:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     loaded: LoadedConfig
-    workspaces: Mapping[str, WorkspaceRuntime]  # every configured workspace; a degraded one is a placeholder
+    workspaces: Mapping[str, WorkspaceRuntime]  # a degraded workspace is a placeholder (`unavailable` set)
     origins: OriginPolicy
     loaded_at: float = field(default_factory=time.time)
+    drift: DriftReport | None = None  # the workspaces against the lock file (None: no lock, or server.lock off)
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # refused by the lock -> why (answered with 503)
     status: Mapping[str, WorkspaceStatus] = field(default_factory=lambda: MappingProxyType({}))
 
     def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
@@ -111,6 +124,12 @@ class Snapshot:
     def serving(self) -> list[str]:
         """Names of the workspaces that answer tool calls (serving or stale)."""
         return sorted(name for name, ws in self.workspaces.items() if ws.unavailable is None)
+
+    def login_workspaces(self) -> dict[str, LoginAuth]:
+        return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+    def oauth_base_urls(self) -> dict[str, str]:
+        """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
+        return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
 
 
 class CredentialsUnavailable(Exception):
@@ -126,9 +145,11 @@ class BridgeCredentials:
 
     protected_headers = frozenset({"authorization"})
 
-    def __init__(self, bridge: Any, workspace: str) -> None:
+    def __init__(self, bridge: Any, workspace: str, protected_headers: frozenset[str] | None = None) -> None:
         self._bridge = bridge
         self._workspace = workspace
+        if protected_headers is not None:  # login workspaces may send their token in another header
+            self.protected_headers = protected_headers
 
     async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         if self._bridge is None:
@@ -154,7 +175,9 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any) -> WorkspaceRuntime:
+def _build_workspace(
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
             tool,
@@ -165,14 +188,20 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     }
     auth = workspace.auth
     oauth = auth if isinstance(auth, OAuth2Auth) else None
-    credentials: UpstreamCredentials = (
-        BridgeCredentials(bridge, name) if oauth is not None else static_credentials(auth)
-    )
+    login = auth if isinstance(auth, LoginAuth) else None
+    credentials: UpstreamCredentials
+    if isinstance(auth, OAuth2Auth):
+        credentials = BridgeCredentials(bridge, name)
+    elif isinstance(auth, LoginAuth):
+        credentials = BridgeCredentials(bridge, name, login_protected_headers(auth))
+    else:
+        credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
+    listing, search = _discovery(name, workspace, compiled)
     return WorkspaceRuntime(
         name=name,
         tools=MappingProxyType(tools),
-        listing=MappingProxyType(_listing(compiled.tools)),
+        listing=MappingProxyType(listing),
         base_url=compiled.base_url,
         credentials=credentials,
         timeout=workspace.timeout,
@@ -182,7 +211,21 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
         inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
         sign_in=oauth is not None and oauth.grant == "authorization_code",
         oauth=oauth,
+        login=login,
+        search=search,
+        secrets=secrets,
     )
+
+
+# -- discovery: search (castproxy/catalog) ---------------------------------------------------------
+
+def _discovery(name: str, workspace: Workspace, compiled: Any) -> tuple[dict[str, Any], SearchIndex | None]:
+    """The tools/list answer and, in search mode, the operations' index (built here, off the event loop)."""
+    if workspace.discovery != "search":
+        return _listing(compiled.tools), None
+    api = workspace.description or (compiled.spec.title if compiled.spec is not None else "") or name
+    result = mcp_types.ListToolsResult(tools=meta.listing_tools(api, len(compiled.tools)))
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True), index_for(compiled.tools)
 
 
 def _placeholder(name: str, workspace: Workspace, problems: tuple[Problem, ...]) -> WorkspaceRuntime:
@@ -210,20 +253,44 @@ def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...
     return loc if loc[:1] == ("workspaces",) else ("workspaces", name, *loc)
 
 
+def _rebuild(
+    loaded: LoadedConfig,
+    name: str,
+    workspace: Workspace,
+    bridge: Any,
+    secrets: tuple[bytes, ...],
+    document: dict[str, Any],
+) -> WorkspaceRuntime:
+    """The workspace built from a given spec document (the lock guard's reviewed copy)."""
+    compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
+    return _build_workspace(name, workspace, compiled, bridge, secrets)
+
+
+Built = tuple[WorkspaceRuntime, WorkspaceStatus] | None  # None: refused by the lock (Snapshot.unavailable)
+
+
 class _Builder:
-    """One build: shared spec fetches and issuer lookups, the previous snapshot to fall back on."""
+    """One build: shared spec fetches and issuer lookups, the lock's review, the previous snapshot to fall back on."""
 
     def __init__(
-        self, loaded: LoadedConfig, bridge: Any, offline: bool, previous: Snapshot | None, fetcher: SpecFetcher
+        self,
+        loaded: LoadedConfig,
+        bridge: Any,
+        offline: bool,
+        previous: Snapshot | None,
+        fetcher: SpecFetcher,
+        guard: LockGuard | None,
     ) -> None:
         self.loaded = loaded
         self.bridge = bridge
         self.offline = offline
         self.previous = previous
         self.fetcher = fetcher
+        self.guard = guard
+        self.secrets = secret_forms(configured_secrets(loaded.config))
         self.issuers = IssuerCheck()
 
-    def build(self, name: str, workspace: Workspace) -> tuple[WorkspaceRuntime, WorkspaceStatus]:
+    def build(self, name: str, workspace: Workspace) -> Built:
         url = workspace.openapi if is_url(workspace.openapi) else None
         if url:
             with contextlib.suppress(SpecError):  # fetched once here; compiling reads the same result
@@ -235,7 +302,7 @@ class _Builder:
         if runtime is not None:
             if url:
                 self.fetcher.commit(url)
-            return runtime, self._serving(name, workspace, url)
+            return self._reviewed(name, workspace, runtime, self._serving(name, workspace, url))
         # This config's version does not build. Try, in order: the last good copy of the spec on disk,
         # the previous version of the workspace, nothing.
         copy = self.fetcher.cached_copy(url) if url else None
@@ -247,7 +314,8 @@ class _Builder:
                 notes = (*problems, self._problem(name, ("openapi",), "serving the copy of the spec cached at "
                                                                       f"{_iso(cached_at)}"))
                 digest = cached.digest if cached else None
-                return runtime, self._status("serving", name, workspace, notes, url, digest, cached_at)
+                status = self._status("serving", name, workspace, notes, url, digest, cached_at)
+                return self._reviewed(name, workspace, runtime, status)
         before = self.previous.workspaces.get(name) if self.previous is not None else None
         if before is not None and before.unavailable is None:
             old = self.previous.status.get(name) if self.previous is not None else None
@@ -262,10 +330,19 @@ class _Builder:
                                                     f"{_iso(cached_at)}"),) if outcome and cached_at else ()
         return self._status("serving", name, workspace, notes, url, outcome.digest if outcome else None, cached_at)
 
+    def _reviewed(self, name: str, workspace: Workspace, runtime: WorkspaceRuntime, status: WorkspaceStatus) -> Built:
+        """What the lock file lets this workspace serve (the compiled tools, the reviewed ones, or nothing)."""
+        if self.guard is None:
+            return runtime, status
+        rebuild = functools.partial(_rebuild, self.loaded, name, workspace, self.bridge, self.secrets)
+        served = self.guard.review(name, workspace, runtime, self.previous, rebuild)
+        return None if served is None else (served, status)
+
     def _unchanged(self, name: str, workspace: Workspace, url: str) -> tuple[WorkspaceRuntime, WorkspaceStatus] | None:
         """The previous runtime, when neither the workspace's config nor its spec bytes changed: a reload,
-        retry or refresh then costs a conditional fetch, not a rebuild of every tool's validators."""
-        if self.previous is None:
+        retry or refresh then costs a conditional fetch, not a rebuild of every tool's validators. Not
+        under a lock file, whose review of each build is what /readyz reports."""
+        if self.previous is None or self.guard is not None:
             return None
         old, before = self.previous.status.get(name), self.previous.workspaces.get(name)
         outcome = self.fetcher.outcome(url)
@@ -287,7 +364,7 @@ class _Builder:
                 found = self.issuers.problems(workspace.auth, ("workspaces", name))
                 if found:
                     return None, tuple(loaded.problem(loc, message) for loc, message in found)
-            return _build_workspace(name, workspace, compiled, self.bridge), ()
+            return _build_workspace(name, workspace, compiled, self.bridge, self.secrets), ()
         except WorkspaceError as exc:
             return None, tuple(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:
@@ -328,19 +405,37 @@ def build_snapshot(
 ) -> Snapshot:
     """Compile the config's workspaces, each on its own (see the module docstring); never half-built.
 
-    With `only`, the other workspaces keep their runtime and status from `previous` (a retry or a
-    spec refresh of some workspaces). `fetcher` gets remote specs (default: plain fetches, no cache)."""
-    builder = _Builder(loaded, bridge, offline, previous, fetcher or SpecFetcher(None))
+    Raises ConfigError only for what concerns the whole config (under `server.lock: enforce`, a lock
+    that cannot be read). `previous` is the snapshot being served: the fallback for a workspace that
+    does not build, and the lock guard's source of reviewed tools. With `only`, the other workspaces
+    keep their runtime and status from `previous` (a retry or a spec refresh of some workspaces).
+    `fetcher` gets remote specs (default: plain fetches, no cache)."""
+    guard = LockGuard.for_config(loaded)
+    builder = _Builder(loaded, bridge, offline, previous, fetcher or SpecFetcher(None), guard)
     workspaces: dict[str, WorkspaceRuntime] = {}
     status: dict[str, WorkspaceStatus] = {}
+    refused: dict[str, str] = {}
     for name, workspace in loaded.config.workspaces.items():
-        if only is not None and name not in only and previous is not None and name in previous.status:
-            workspaces[name], status[name] = previous.workspaces[name], previous.status[name]
+        if only is not None and name not in only and previous is not None:
+            if name in previous.status and name in previous.workspaces:
+                workspaces[name], status[name] = previous.workspaces[name], previous.status[name]
+                continue
+            if name in previous.unavailable:
+                refused[name] = previous.unavailable[name]
+                continue
+        built = builder.build(name, workspace)
+        if built is None:
+            refused[name] = guard.unavailable[name] if guard is not None else "refused"
             continue
-        workspaces[name], status[name] = builder.build(name, workspace)
+        workspaces[name], status[name] = built
+    drift = guard.report() if guard is not None else None
+    if guard is not None and only is not None and previous is not None and previous.drift is not None:
+        drift = previous.drift  # a partial build reviewed only some workspaces: keep the whole report
     return Snapshot(
         loaded=loaded,
         workspaces=MappingProxyType(workspaces),
         origins=OriginPolicy.from_settings(loaded.public_url, loaded.config.server.allowed_origins),
+        drift=drift,
+        unavailable=MappingProxyType(refused),
         status=MappingProxyType(status),
     )

@@ -34,9 +34,10 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from castproxy.config.loader import load_config
+from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
-from castproxy.serve.logs import configure_logging
+from castproxy.serve.connections import GuardedConfig
+from castproxy.serve.logs import LogFormat, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,8 @@ class WorkerOptions:
     reload: bool
     host: str | None
     port: int | None
-
-
-class PortBusy(Exception):
-    """The port is taken by another program (or another castproxy)."""
+    log_level: int = logging.INFO
+    log_format: LogFormat = "json"
 
 
 def workers_from(option: int | None, environ: Mapping[str, str]) -> int:
@@ -71,34 +70,28 @@ def workers_from(option: int | None, environ: Mapping[str, str]) -> int:
     return int(text)
 
 
-def preflight(options: WorkerOptions) -> tuple[str, int]:
-    """The host and port to bind; ConfigError for a config invalid as a whole (or a store that cannot
-    open), as a single process would give at start."""
+def preflight(options: WorkerOptions) -> LoadedConfig:
+    """The config as the workers will load it; ConfigError for a config invalid as a whole (or a store
+    that cannot open), as a single process would give at start."""
     from castproxy.serve.app import _environ, _open_store
 
     loaded = load_config(options.config, _environ(options.host, options.port))
     asyncio.run(_open_store(loaded).close())
-    return loaded.config.server.host, loaded.config.server.port
+    return loaded
 
 
-def _listener(host: str, port: int, *, shared: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def _listener(host: str, port: int) -> socket.socket:
+    """This worker's own socket on the shared port (SO_REUSEPORT: the kernel balances across workers)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if shared:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(address)
     return sock
-
-
-def check_port(host: str, port: int) -> None:
-    """PortBusy if anything is bound there. Bound without SO_REUSEPORT on purpose: that bind fails even
-    next to a SO_REUSEPORT listener, so a second castproxy never silently shares the port with us."""
-    try:
-        _listener(host, port, shared=False).close()
-    except OSError as exc:
-        raise PortBusy(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def worker_app(options: WorkerOptions) -> Any:
@@ -116,13 +109,14 @@ def worker_app(options: WorkerOptions) -> Any:
 
 def _worker_main(options: WorkerOptions, host: str, port: int, settings: dict[str, Any]) -> None:
     """A worker process: its own SO_REUSEPORT listener, its own uvicorn server, its own app."""
-    configure_logging()
+    configure_logging(options.log_level, options.log_format)
     try:
-        sock = _listener(host, port, shared=True)
+        sock = _listener(host, port)
     except OSError as exc:
         log.error("worker cannot listen", extra={"fields": {"host": host, "port": port, "error": str(exc)}})
         sys.exit(STARTUP_FAILURE)
-    config = uvicorn.Config(partial(worker_app, options), factory=True, host=host, port=port, **settings)
+    # GuardedConfig: uvicorn.Config with serve's header/body deadlines and connection cap (connections.py).
+    config = GuardedConfig(partial(worker_app, options), factory=True, host=host, port=port, **settings)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -199,6 +193,7 @@ class Supervisor:
 
 
 def run_workers(options: WorkerOptions, workers: int, host: str, port: int, **settings: Any) -> int:
-    """Serve host:port with `workers` processes until SIGTERM/SIGINT; PortBusy if the port is taken."""
-    check_port(host, port)
+    """Serve host:port with `workers` processes until SIGTERM/SIGINT (the caller checked the port is free:
+    with a plain bind, which fails even next to a SO_REUSEPORT listener, so a second castproxy never
+    silently shares the port)."""
     return Supervisor(options, workers, host, port, settings).run()

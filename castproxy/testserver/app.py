@@ -1,10 +1,14 @@
-"""Builds the test server's Starlette app for one mode: `none`, `apikey`, `oauth` or `oauth-dcr`.
+"""Builds the test server's Starlette app for one mode: `none`, `apikey`, `oauth`, `oauth-dcr` or `jwt`.
 
-`app.state` holds `credentials` (TestServerCredentials), `data` (the DataStore) and, in the oauth
-modes, `oauth` (the OAuthServer, whose methods tests may use to revoke or expire tokens).
+`app.state` holds `credentials` (TestServerCredentials), `data` (the DataStore), in the oauth modes
+`oauth` (the OAuthServer) and in mode jwt `jwt` (the JwtServer), whose methods tests may use to
+revoke or expire tokens and whose counters say how many logins and refreshes arrived.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,9 +21,11 @@ from castproxy.testserver.credentials import TestServerCredentials, generate_api
 from castproxy.testserver.data import DataStore
 from castproxy.testserver.document import openapi_document
 from castproxy.testserver.gate import ApiKeyGate, Gate, OpenGate
+from castproxy.testserver.jwt import JwtServer, generate_password, usernames
 from castproxy.testserver.oauth import DEFAULT_REDIRECT_URIS, PRE_REGISTERED_CLIENT_ID, Client, OAuthServer
 
-MODES = ("none", "apikey", "oauth", "oauth-dcr")
+MODES = ("none", "apikey", "oauth", "oauth-dcr", "jwt")
+DEFAULT_TOKEN_LIFETIME = {"jwt": 300}  # seconds; other modes 3600
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -34,17 +40,23 @@ def create_app(
     *,
     auto_approve: bool = False,
     redirect_uris: list[str] | None = None,
-    token_lifetime: int = 3600,
+    token_lifetime: int | None = None,
     client_secret: str | None = None,
     api_key: str | None = None,
+    password: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    """`token_lifetime` None: 300 s in mode jwt, else 3600 s. `clock` is what token expiry is read against."""
     if mode not in MODES:
         raise ValueError(f"unknown test server mode {mode!r}; choose one of {', '.join(MODES)}")
+    if token_lifetime is None:
+        token_lifetime = DEFAULT_TOKEN_LIFETIME.get(mode, 3600)
     if token_lifetime < 0:
         raise ValueError("token_lifetime must be >= 0 seconds")
     data = DataStore.seeded()
     gate: Gate = OpenGate()
     oauth: OAuthServer | None = None
+    jwt: JwtServer | None = None
     credentials = TestServerCredentials(mode=mode)
     routes: list[Route] = []
 
@@ -56,7 +68,11 @@ def create_app(
         client_secret = client_secret or generate_client_secret()
         uris = list(redirect_uris or DEFAULT_REDIRECT_URIS)
         oauth = OAuthServer(
-            users=data.users, token_lifetime=token_lifetime, auto_approve=auto_approve, registration=mode == "oauth-dcr"
+            users=data.users,
+            token_lifetime=token_lifetime,
+            auto_approve=auto_approve,
+            registration=mode == "oauth-dcr",
+            clock=clock,
         )
         oauth.add_client(Client(client_id=PRE_REGISTERED_CLIENT_ID, client_secret=client_secret, redirect_uris=uris))
         gate = oauth
@@ -67,6 +83,14 @@ def create_app(
             client_secret=client_secret,
             redirect_uris=tuple(uris),
             auto_approve=auto_approve,
+        )
+    elif mode == "jwt":
+        password = password or generate_password()
+        jwt = JwtServer(users=data.users, password=password, token_lifetime=token_lifetime, clock=clock)
+        gate = jwt
+        routes += jwt.routes()
+        credentials = TestServerCredentials(
+            mode=mode, usernames=tuple(usernames(data.users)), password=password, token_lifetime=token_lifetime
         )
 
     async def document(request: Request) -> Response:
@@ -89,4 +113,5 @@ def create_app(
     app.state.credentials = credentials
     app.state.data = data
     app.state.oauth = oauth
+    app.state.jwt = jwt
     return app

@@ -34,5 +34,17 @@ def banner(credentials: TestServerCredentials, base_url: str) -> str:
             lines.append(f"  🌐 Registration    : {base_url}/auth/clients")
         if credentials.auto_approve:
             lines.append("  ⚠  --auto-approve: sign-ins are approved without the approval page")
+    if credentials.mode == "jwt":
+        first, *others = credentials.usernames
+        also = f"   (also {', '.join(others)}, same password)" if others else ""
+        lines += [
+            "  🔑 Log in with (JSON or form body, POST):",
+            f"       username      : {first}{also}",
+            f"       password      : {credentials.password}",
+            f"       token         : HS256 JWT, lives {credentials.token_lifetime} s (its exp claim), Bearer",
+            f"  🌐 Login endpoint  : {base_url}/auth/login",
+            f"  🌐 Refresh         : {base_url}/auth/refresh   (body: refresh_token)",
+            f"  🌐 Logout          : {base_url}/auth/logout    (Bearer token: ends its session)",
+        ]
     lines.append("")
     return "\n".join(lines)

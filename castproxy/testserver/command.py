@@ -22,7 +22,7 @@ def display_url(host: str, port: int) -> str:
 
 
 def testserver(args: argparse.Namespace) -> int:
-    if args.token_lifetime < 0:
+    if args.token_lifetime is not None and args.token_lifetime < 0:
         print("castproxy testserver: --token-lifetime must be >= 0 seconds", file=sys.stderr)
         return 2
     try:

@@ -1,4 +1,4 @@
-"""What a running test server hands out: its mode and the generated client secret or API key."""
+"""What a running test server hands out: its mode and the generated client secret, API key or password."""
 
 from __future__ import annotations
 
@@ -26,3 +26,6 @@ class TestServerCredentials:
     api_key: str | None = None
     redirect_uris: tuple[str, ...] = ()
     auto_approve: bool = False
+    usernames: tuple[str, ...] = ()  # mode jwt: who can log in, all with `password`
+    password: str | None = None
+    token_lifetime: int | None = None

@@ -37,6 +37,15 @@ def openapi_document(mode: str, base_url: str) -> dict[str, Any]:
             for operation in path_item.values():
                 if isinstance(operation, dict) and "operationId" in operation:
                     operation["security"] = [{"oauth2": [OPERATION_SCOPES[operation["operationId"]]]}]
+    elif mode == "jwt":
+        schemes["bearerJwt"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": f"An HS256 JWT from POST {base_url}/auth/login (username and password, JSON or form); "
+            f"renew it at POST {base_url}/auth/refresh with the refresh_token of the login answer.",
+        }
+        document["security"] = [{"bearerJwt": []}]
     if schemes:
         document["components"]["securitySchemes"] = schemes
     return document

@@ -165,3 +165,25 @@ async def run_tutorial(url: str) -> None:
     await browser.http.aclose()
     # The client holds castproxy's token, never the upstream's (the test server's start with at_).
     assert storage.tokens is not None and not storage.tokens.access_token.startswith("at_")
+
+
+ALICE = 1
+
+
+async def run_login_tools(url: str) -> None:
+    """The same tools on an `auth.type: login` workspace: no sign-in; the upstream sees the proxy's login (Alice)."""
+    async with Client(streamable_http_client(url), mode="legacy", cache=None) as client:
+        tools = await client.list_tools()
+        assert {tool.name for tool in tools.tools} == TUTORIAL_TOOLS
+
+        listed = await client.call_tool("listItems", {})
+        assert not listed.is_error, listed
+        assert listed.structured_content["total"] == 3
+
+        created = await client.call_tool("createItem", {"name": "Demo item", "price": 12.5, "tags": ["demo"]})
+        assert not created.is_error, created
+        item = created.structured_content
+        assert item["owner_id"] == ALICE  # the JWT castproxy got by logging in as alice
+
+        deleted = await client.call_tool("delete_item", {"id": item["id"]})
+        assert not deleted.is_error, deleted

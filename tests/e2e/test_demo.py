@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from demo_support import Demo, mcp_url, run_tutorial, start_demo
+from demo_support import Demo, mcp_url, run_login_tools, run_tutorial, start_demo
 from support.net import free_port, port_is_free
 
 from castproxy.testserver.runner import bind_socket
@@ -44,6 +44,27 @@ async def test_demo_sign_in_then_every_tutorial_tool(demo: Demo) -> None:
     assert port_is_free(demo.port) and port_is_free(demo.upstream_port)
     config = re.search(r"Config\s*:\s*(\S+)", output).group(1)
     assert not Path(config).parent.exists()
+
+
+async def test_demo_in_jwt_mode_serves_a_login_workspace(tmp_path: Path) -> None:
+    port, upstream_port = free_port(), free_port()
+    command = [sys.executable, "-m", "castproxy", "demo", "--mode", "jwt", "--port", str(port),
+               "--upstream-port", str(upstream_port)]
+    demo = start_demo(command, tmp_path, port, upstream_port, tmp_path / "demo.log")
+    try:
+        output = demo.read_until("Press Ctrl-C to stop")
+        assert mcp_url(output) == f"http://localhost:{port}/mcp/test-jwt"
+        password = re.search(r"password      : (pw_\S+)", output).group(1)
+        assert "username      : alice" in output and "castproxy logs in at the test server as alice" in output
+        config = Path(re.search(r"Config\s*:\s*(\S+)", output).group(1))
+        assert "type: login" in config.read_text() and password not in config.read_text()
+
+        await run_login_tools(mcp_url(output))
+
+        assert demo.stop(signal.SIGINT) == 0
+        assert port_is_free(port) and port_is_free(upstream_port) and not config.parent.exists()
+    finally:
+        demo.kill()
 
 
 def test_demo_stops_cleanly_on_sigterm(demo: Demo) -> None:

@@ -2,7 +2,7 @@
 
 Three ways a secret file changes in real deployments: written in place (same inode), replaced by an
 atomic rename (most tools), and the Kubernetes Secret volume's `..data` symlink swap. The upstream
-echoes the Authorization header it received, so the test sees which secret a call carried.
+records the Authorization header it received, so the test sees which secret a call carried.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ workspaces:
 def proxy(tmp_path: Path, upstream: tuple[Any, str]) -> Any:
     started: list[Running] = []
 
+    SEEN[:] = [upstream[0]]
+
     def start(secret: str) -> str:
         write_spec(tmp_path)
         config = write_config(tmp_path, upstream[1], secret)
@@ -59,11 +61,15 @@ def proxy(tmp_path: Path, upstream: tuple[Any, str]) -> Any:
         running.stop()
 
 
+SEEN: list[Any] = []  # the upstream's record of requests, set by the `proxy` fixture
+
+
 async def sent_authorization(url: str) -> str:
+    """The Authorization header the upstream received for one call (tool results mask secrets)."""
     async with mcp_client(url, MODERN) as client:
         result = await client.call_tool("whoami", {})
     assert not result.is_error, result.content
-    return str(result.structured_content["authorization"])
+    return str(SEEN[0].seen[-1].headers["authorization"])
 
 
 async def in_use_within_bound(url: str, token: str) -> None:
