@@ -207,3 +207,25 @@ def test_bad_worker_count_is_a_usage_error(tmp_path: Path, value: str) -> None:
     by_env = subprocess.run([sys.executable, "-m", "castproxy", "serve", "-c", str(config)],
                             capture_output=True, text=True, timeout=60, env={**os.environ, "CASTPROXY_WORKERS": value})
     assert by_env.returncode == 2 and "CASTPROXY_WORKERS" in by_env.stderr
+
+
+def test_busy_port_with_workers_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "spec.json").write_text('{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {}}')
+    config = tmp_path / "cast.yaml"
+    config.write_text("version: 1\nstore:\n  path: state.db\nworkspaces:\n  items:\n    openapi: spec.json\n"
+                      "    base_url: http://127.0.0.1:9\n    tools: ['*']\n")
+    import socket
+
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even a SO_REUSEPORT listener is noticed
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "castproxy", "serve", "-c", str(config), "--port", str(port),
+                                 "--workers", "2"], capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr and "serving" not in result.stderr
