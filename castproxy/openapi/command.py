@@ -8,6 +8,7 @@
 
 Tools come in config order (a workspace) or spec order (`--spec`). Without `--json`, a readable list
 goes to stdout and compiler warnings to stderr. Exit 0 ok, 1 when the config or spec is unusable.
+The JSON is written tool by tool (Graph's 22,000 tools are hundreds of megabytes as one string).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import orjson
+
+from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, load_document, safe_url
 from castproxy.openapi.model import ToolDefinition
@@ -29,7 +33,8 @@ EXIT_INVALID = 1
 def tools(args: argparse.Namespace) -> int:
     if getattr(args, "spec", None):
         try:
-            compiled = compile_spec(load_document(args.spec, Path.cwd()))
+            limit = getattr(args, "max_schema_bytes", None) or DEFAULT_MAX_SCHEMA_BYTES
+            compiled = compile_spec(load_document(args.spec, Path.cwd()), max_schema_bytes=limit)
         except SpecError as exc:
             print(f"castproxy tools: {exc.message}", file=sys.stderr)
             return EXIT_INVALID
@@ -91,8 +96,7 @@ def _show(
     tools: tuple[ToolDefinition, ...], base_url: str, warnings: tuple[str, ...], *, as_json: bool, source: str
 ) -> int:
     if as_json:
-        payload = {"tools": [tool_json(tool) for tool in tools], "base_url": base_url, "warnings": list(warnings)}
-        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write_json(sys.stdout, tools, base_url, warnings)
         return EXIT_OK
     out = sys.stdout
     out.write(f"{len(tools)} tool{'s' if len(tools) != 1 else ''} from {source}"
@@ -102,6 +106,28 @@ def _show(
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def write_json(out: TextIO, tools: tuple[ToolDefinition, ...], base_url: str, warnings: tuple[str, ...]) -> None:
+    """`{"tools": [...], "base_url": ..., "warnings": [...]}` as `json.dumps(..., indent=2)` would write it,
+    one tool at a time."""
+    out.write('{\n  "tools": [' if tools else '{\n  "tools": []')
+    for index, tool in enumerate(tools):
+        text = _indented(tool_json(tool))
+        out.write(("," if index else "") + "\n    " + text.replace("\n", "\n    "))
+    if tools:
+        out.write("\n  ]")
+    out.write(',\n  "base_url": ' + json.dumps(base_url, ensure_ascii=False))
+    out.write(',\n  "warnings": ' + json.dumps(list(warnings), indent=2, ensure_ascii=False).replace("\n", "\n  "))
+    out.write("\n}\n")
+
+
+def _indented(value: Any) -> str:
+    """`json.dumps(value, indent=2, ensure_ascii=False)`, fast (orjson) where the value allows it."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:  # an integer beyond 64 bits in a spec's enum or default
+        return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _human(tool: ToolDefinition) -> str:

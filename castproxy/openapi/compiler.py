@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES, MIN_SCHEMA_BYTES, SchemaFitter, format_bytes
 from castproxy.openapi.loader import SpecError
 from castproxy.openapi.model import BodyPart, BodySpec, CompiledSpec, Operation, ParameterSpec, ToolDefinition
 from castproxy.openapi.naming import argument_name, assign_names, operation_name
@@ -24,31 +25,43 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS = ("path", "query", "header", "cookie")
 MAX_DESCRIPTION = 1024
 MAX_TITLE = 120
+MAX_LISTED_COLLAPSES = 5
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"  # the `$schema` of every input schema
 # Header parameters OpenAPI says to ignore: the request builder and auth own these.
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
+# Headers that say who the client is to the upstream (its IP allow-lists, audit logs, rate limits):
+# an argument must never set them, whatever the spec declares.
+_FORWARDING_HEADERS = frozenset({
+    "forwarded", "x-real-ip", "true-client-ip", "x-client-ip", "x-cluster-client-ip", "cf-connecting-ip",
+    "fastly-client-ip", "x-originating-ip", "x-remote-ip", "x-remote-addr", "client-ip", "via",
+})
+_FORWARDING_PREFIXES = ("x-forwarded-", "x-original-forwarded-")
 _PATH_PLACEHOLDER = re.compile(r"{([^{}]+)}")
 _CACHE_SIZE = 16
 _TOO_DEEP = "the document nests too deeply to compile (thousands of levels)"
 
-_cache: OrderedDict[tuple[str, bool], CompiledSpec] = OrderedDict()
+_cache: OrderedDict[tuple[str, bool, int], CompiledSpec] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def compile_spec(document: dict, *, output_schema: bool = False) -> CompiledSpec:
-    """One `ToolDefinition` per operation of an OpenAPI 3.x (or Swagger 2.0) document."""
+def compile_spec(
+    document: dict, *, output_schema: bool = False, max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
+) -> CompiledSpec:
+    """One `ToolDefinition` per operation of an OpenAPI 3.x (or Swagger 2.0) document; every tool's
+    input (and output) schema within `max_schema_bytes` of compact JSON."""
     try:
         digest = getattr(document, "digest", "") or _digest(document)
     except RecursionError:
         raise SpecError(_TOO_DEEP) from None
-    key = (digest, output_schema)
+    max_schema_bytes = max(max_schema_bytes, MIN_SCHEMA_BYTES)
+    key = (digest, output_schema, max_schema_bytes)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
             return cached
     try:
-        compiled = _Compiler(document, output_schema=output_schema).run()
+        compiled = _Compiler(document, output_schema=output_schema, max_schema_bytes=max_schema_bytes).run()
     except RecursionError:
         raise SpecError(_TOO_DEEP) from None
     with _cache_lock:
@@ -87,7 +100,7 @@ class _Draft:
 
 
 class _Compiler:
-    def __init__(self, document: dict, *, output_schema: bool) -> None:
+    def __init__(self, document: dict, *, output_schema: bool, max_schema_bytes: int) -> None:
         if not isinstance(document, dict):
             raise SpecError("not an OpenAPI document (the top level is not a mapping)")
         if "openapi" not in document and str(document.get("swagger")) == "2.0":
@@ -103,7 +116,10 @@ class _Compiler:
         self.output_schema = output_schema
         self.resolver = RefResolver(document)
         self.schemas = SchemaConverter(self.resolver)
-        self._params: dict[str, tuple[dict[str, Any], frozenset, tuple[str, ...]]] = {}
+        self.max_schema_bytes = max_schema_bytes
+        self.fit_input = SchemaFitter(self.schemas, REQUEST, max_schema_bytes)
+        self.fit_output = SchemaFitter(self.schemas, RESPONSE, max_schema_bytes)
+        self._params: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
 
     def run(self) -> CompiledSpec:
         paths = self.document.get("paths") or {}
@@ -166,11 +182,10 @@ class _Compiler:
         if required:
             input_schema["required"] = required
         input_schema["additionalProperties"] = False
-        output = self._output_schema(draft, op) if self.output_schema else None
-        if sink.needs:
-            input_schema["$defs"] = self.schemas.defs_for(sink.needs)
         for message in sink.warnings:
             draft.warn(message)
+        input_schema = self._fit(draft, self.fit_input, input_schema, "input schema")
+        output = self._output_schema(draft, op) if self.output_schema else None
 
         summary = _text(op.get("summary"))
         title = summary if summary and len(summary) <= MAX_TITLE else None
@@ -186,6 +201,18 @@ class _Compiler:
             annotations=annotations,
             output_schema=output,
         )
+
+    def _fit(self, draft: _Draft, fitter: SchemaFitter, root: dict[str, Any], what: str) -> dict[str, Any]:
+        schema, collapsed, warnings = fitter.fit(root)
+        for message in warnings:
+            draft.warn(message)
+        if collapsed:
+            shown = ", ".join(collapsed[:MAX_LISTED_COLLAPSES])
+            if len(collapsed) > MAX_LISTED_COLLAPSES:
+                shown += f" and {len(collapsed) - MAX_LISTED_COLLAPSES} more"
+            draft.warn(f"{what} is over the {format_bytes(self.max_schema_bytes)} budget (max_schema_bytes); "
+                       f"collapsed to permissive schemas: {shown}")
+        return schema
 
     def _parameters(
         self, draft: _Draft, op: dict[str, Any], common: Any, properties: dict[str, Any], required: list[str],
@@ -208,6 +235,10 @@ class _Compiler:
                     continue
                 if location == "header" and param["name"].lower() in _IGNORED_HEADERS:
                     draft.warn(f"header parameter {param['name']!r} is set by castproxy, not by the caller; left out")
+                    continue
+                if location == "header" and _is_forwarding(param["name"]):
+                    draft.warn(f"header parameter {param['name']!r} would let a caller forge forwarding "
+                               "information (client address, host or scheme) sent upstream; left out")
                     continue
                 declared[(param["name"], location)] = (param, ref)
 
@@ -247,8 +278,7 @@ class _Compiler:
     def _parameter_schema(self, param: dict[str, Any], ref: str | None, sink: Sink) -> tuple[Any, str, str | None]:
         """The property schema of one parameter (memoised per `$ref`: GitHub reuses a few hundred)."""
         if ref is not None and ref in self._params:
-            schema_kind, needs, warnings = self._params[ref]
-            sink.needs.update(needs)
+            schema_kind, warnings = self._params[ref]
             sink.warnings.extend(warnings)
             return schema_kind["schema"], schema_kind["kind"], schema_kind["content_type"]
         inner = Sink()
@@ -260,7 +290,7 @@ class _Compiler:
         if raw is None:
             inner.warnings.append(f"parameter {param['name']!r} has no schema; taken as a string")
             raw = {"type": "string"}
-        schema = self.schemas.convert(raw, REQUEST, inner)
+        schema = self.schemas.convert(raw, REQUEST, inner, origin=f"parameter {param['name']!r}")
         if schema is True:
             schema = {}
         elif schema is False:
@@ -277,8 +307,7 @@ class _Compiler:
         kind = _kind(self.schemas.definition(schema))
         result = {"schema": schema, "kind": kind, "content_type": content_type}
         if ref is not None:
-            self._params[ref] = (result, frozenset(inner.needs), tuple(inner.warnings))
-        sink.needs.update(inner.needs)
+            self._params[ref] = (result, tuple(inner.warnings))
         sink.warnings.extend(inner.warnings)
         return schema, kind, content_type
 
@@ -313,7 +342,8 @@ class _Compiler:
                 if base != "application/octet-stream" and base not in ("*/*", "application/*"):
                     schema["contentMediaType"] = base
             else:
-                schema = self.schemas.convert(raw_schema, REQUEST, sink) if raw_schema is not None else {}
+                schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body") \
+                    if raw_schema is not None else {}
                 if not isinstance(schema, dict) or not schema:
                     schema = {"type": "string"}
                 schema = _describe(schema, f"Request body ({content_type}).")
@@ -331,7 +361,7 @@ class _Compiler:
                 draft.warn("form body has no schema; left out")
                 return None
             raw_schema = {}
-        schema = self.schemas.convert(raw_schema, REQUEST, sink)
+        schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body")
         shape = self.schemas.definition(schema)
         parts: tuple[BodyPart, ...] = ()
         if is_form:
@@ -416,16 +446,14 @@ class _Compiler:
                 if "schema" not in media:
                     return None
                 sink = Sink()
-                schema = self.schemas.convert(media["schema"], RESPONSE, sink)
+                schema = self.schemas.convert(media["schema"], RESPONSE, sink, origin=f"{status} response")
                 for message in sink.warnings:
                     draft.warn(message)
                 root = _object_root(schema, lambda node: self.schemas.definition(node, RESPONSE))
                 if root is None:
                     draft.warn(f"cannot tell whether the {status} response is an object; no output schema")
                     return None
-                if sink.needs:
-                    root["$defs"] = self.schemas.defs_for(sink.needs)
-                return root
+                return self._fit(draft, self.fit_output, root, "output schema")
             return None
         return None
 
@@ -436,6 +464,11 @@ class _Compiler:
 def _operation_id(op: Any) -> str | None:
     value = op.get("operationId") if isinstance(op, dict) else None
     return value.strip() or None if isinstance(value, str) else None
+
+
+def _is_forwarding(header: str) -> bool:
+    lower = header.strip().lower()
+    return lower in _FORWARDING_HEADERS or lower.startswith(_FORWARDING_PREFIXES)
 
 
 def _claim(argument: str, location: str, taken: set[str]) -> str:

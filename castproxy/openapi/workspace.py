@@ -46,7 +46,9 @@ def compile_workspace(
     prefix: Loc = ("workspaces", name) if name is not None else ()
     try:
         document = load_document(workspace.openapi, base_dir, offline=offline)
-        compiled = compile_spec(document, output_schema=workspace.output_schema)
+        compiled = compile_spec(
+            document, output_schema=workspace.output_schema, max_schema_bytes=workspace.max_schema_bytes
+        )
     except SpecError as exc:
         raise WorkspaceError([((*prefix, "openapi"), exc.message)], offline_skipped=exc.offline_skipped) from None
 

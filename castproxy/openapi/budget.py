@@ -1,0 +1,546 @@
+"""Fitting one tool's schema into its byte budget (`max_schema_bytes`, measured as compact UTF-8 JSON).
+
+A converted root schema refers to named schemas as `{"$ref": "#/$defs/NAME"}`. `SchemaFitter.fit`
+walks those references breadth first and includes each named schema whole while the budget allows,
+nearest first and smaller before wider; the rest become permissive stubs (their types and required
+properties, and a description saying what was collapsed). A root that is too big on its own is cut
+level by level, the deepest first and the widest first within a level; the top-level arguments and
+their types always stay. Then a named schema used once is inlined, and one used several times stays
+under `$defs` unless inlining a small leaf is shorter.
+
+A stub only drops assertions, so it accepts every value the full schema accepts; nothing under
+`not`, `if`, `contains`, `oneOf` or beside `unevaluated*` is collapsed (there dropping an
+assertion could reject more), and named schemas referenced from there are always included whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from castproxy.openapi.schema import DEFS_PREFIX, Context, SchemaConverter
+
+DEFAULT_MAX_SCHEMA_BYTES = 32 * 1024
+MIN_SCHEMA_BYTES = 1024
+MAX_LISTED_COLLAPSES = 5
+SHORT_DESCRIPTION = 120
+COLLAPSED = "collapsed: too large"
+
+Path = tuple[str | int, ...]
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_REF = re.compile(r'"\$ref":"#/\$defs/([A-Za-z0-9_.-]+)"')
+_MAYBE_UNSAFE = re.compile(r'"(?:not|if|contains|oneOf|unevaluatedProperties|unevaluatedItems)":')
+_DEFS_OVERHEAD = len(',"$defs":{}')
+# Keywords whose value is one subschema, a list of them, or a map of them (where a collapse may look).
+_ONE = ("items", "additionalProperties", "then", "else", "propertyNames", "not", "if", "contains",
+        "unevaluatedProperties", "unevaluatedItems")
+_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+_MAPS = ("properties", "patternProperties", "dependentSchemas", "$defs")
+_ONE_SET, _LISTS_SET, _MAPS_SET = frozenset(_ONE), frozenset(_LISTS), frozenset(_MAPS)
+# Below these, dropping an assertion can make the schema reject more, not less.
+_UNSAFE_CHILD = frozenset({"not", "if", "contains", "oneOf"})
+_UNEVALUATED = ("unevaluatedProperties", "unevaluatedItems")
+
+
+def size_of(value: Any) -> int:
+    """Bytes of `value` as compact UTF-8 JSON: what the budget measures."""
+    text = _ENCODER.encode(value)
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def format_bytes(count: int) -> str:
+    if count % 1024 == 0:
+        return f"{count // 1024} KiB"
+    return f"{count} bytes"
+
+
+class _Info:
+    """What the fitter needs to know about one converted schema (a named one, or a tool's root)."""
+
+    __slots__ = ("name", "pinned", "refs", "sites", "size", "stub", "stub_size")
+
+    def __init__(self, name: str, size: int, refs: dict[str, int], pinned: tuple[str, ...]) -> None:
+        self.name = name
+        self.size = size
+        self.refs = refs  # names referenced where a collapse may happen, with how many times, in order
+        self.pinned = pinned  # names referenced where a collapse must not happen (under `not`, ...)
+        self.sites: list[tuple[Path, str, bool]] | None = None  # where each reference is (found on first need)
+        self.stub: dict[str, Any] | None = None
+        self.stub_size = 0
+
+
+def _scan(node: Any) -> tuple[int, dict[str, int], tuple[str, ...]]:
+    text = _ENCODER.encode(node)
+    size = len(text) if text.isascii() else len(text.encode())
+    refs: dict[str, int] = {}
+    for name in _REF.findall(text):
+        refs[name] = refs.get(name, 0) + 1
+    pinned: tuple[str, ...] = ()
+    if refs and _MAYBE_UNSAFE.search(text):
+        safe: dict[str, int] = {}
+        held: dict[str, None] = {}
+        for _, name, unsafe in _ref_sites(node):
+            if unsafe:
+                held[name] = None
+            else:
+                safe[name] = safe.get(name, 0) + 1
+        refs, pinned = safe, tuple(held)
+        for name in pinned:  # counted too, so a pinned schema used once can still be inlined
+            refs.setdefault(name, 0)
+    return size, refs, pinned
+
+
+def _ref_sites(root: Any) -> list[tuple[Path, str, bool]]:
+    """Every `{"$ref": "#/$defs/NAME"}` under `root`: (path, NAME, whether it sits where a collapse
+    must not happen)."""
+    sites: list[tuple[Path, str, bool]] = []
+
+    def visit(node: Any, path: Path, unsafe: bool) -> None:
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(DEFS_PREFIX):
+            sites.append((path, ref[len(DEFS_PREFIX):], unsafe))
+        inner = unsafe or "unevaluatedProperties" in node or "unevaluatedItems" in node
+        for key, value in node.items():
+            if key in _MAPS_SET:
+                if isinstance(value, dict):
+                    for name, sub in value.items():
+                        if isinstance(sub, dict):
+                            visit(sub, (*path, key, name), inner)
+            elif key in _LISTS_SET:
+                if isinstance(value, list):
+                    for index, sub in enumerate(value):
+                        if isinstance(sub, dict):
+                            visit(sub, (*path, key, index), inner or key in _UNSAFE_CHILD)
+            elif key in _ONE_SET and isinstance(value, dict):
+                visit(value, (*path, key), inner or key in _UNSAFE_CHILD)
+
+    visit(root, (), False)
+    return sites
+
+
+def _at(node: Any, path: Path) -> Any:
+    for step in path:
+        node = node[step]
+    return node
+
+
+def _replace(node: Any, replacements: dict[Path, Any]) -> Any:
+    """A copy of `node` with the values at the given paths replaced; untouched branches stay shared."""
+    if not replacements:
+        return node
+    if () in replacements:
+        return replacements[()]
+    heads: dict[str | int, dict[Path, Any]] = {}
+    for path, value in replacements.items():
+        heads.setdefault(path[0], {})[path[1:]] = value
+    copy: Any = dict(node) if isinstance(node, dict) else list(node)
+    for head, rest in heads.items():
+        copy[head] = _replace(node[head], rest)
+    return copy
+
+
+def _short(description: Any) -> str:
+    if not isinstance(description, str) or not description.strip():
+        return ""
+    text = description.strip().split("\n", 1)[0]
+    cut = text.find(". ")
+    if 0 < cut < SHORT_DESCRIPTION:
+        text = text[: cut + 1]
+    if len(text) > SHORT_DESCRIPTION:
+        text = text[: SHORT_DESCRIPTION - 1].rstrip() + "…"
+    return text
+
+
+class SchemaFitter:
+    """Fits the schemas of one document's tools, in one context, into a budget; shares its analyses."""
+
+    def __init__(self, converter: SchemaConverter, context: Context, budget: int) -> None:
+        self.converter = converter
+        self.context = context
+        self.budget = budget
+        self._infos: dict[str, _Info] = {}
+        self._types: dict[str, frozenset[str] | None] = {}
+
+    # -- public -------------------------------------------------------------------------------
+
+    def fit(self, root: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+        """`root` with its named schemas as `$defs` or inlined, within the budget.
+
+        Returns the schema, what was collapsed (for the warning) and the warnings of the named
+        schemas it includes."""
+        target = self.budget
+        schema: dict[str, Any] = root
+        collapsed: list[str] = []
+        included: list[str] = []
+        for _ in range(4):
+            schema, collapsed, included, bound = self._fit(root, target)
+            # `bound` is exact or above the size (inlining only shortens): measure only when it is over.
+            over = (size_of(schema) if bound > self.budget else bound) - self.budget
+            if over <= 0:
+                break
+            target -= over + 64
+        warnings: list[str] = []
+        for name in included:
+            found = self.converter.definition_for(DEFS_PREFIX + name, self.context)
+            if found is not None:
+                warnings.extend(found.warnings)
+        return schema, collapsed, warnings
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    def _fit(self, root: dict[str, Any], budget: int) -> tuple[dict[str, Any], list[str], list[str], int]:
+        """One attempt: the schema, what was collapsed, the named schemas included, and a bound on its size."""
+        size, refs, pinned = _scan(root)
+        if not refs and size <= budget:
+            return root, [], [], size
+        collapsed: list[str] = []
+        forced = self._closure(pinned, set())
+        forced_cost = sum(self._info(name).size + self._entry(name) for name in forced)
+        stub_costs = sum(self._stub_cost(name) for name in refs if name not in forced)
+        allowance = budget - forced_cost - stub_costs - _DEFS_OVERHEAD
+        if size > allowance:
+            root, collapsed = self._shrink(root, allowance)
+            size, refs, pinned = _scan(root)
+            forced = self._closure(pinned, set())
+            forced_cost = sum(self._info(name).size + self._entry(name) for name in forced)
+
+        state: dict[str, bool] = dict.fromkeys(forced, True)  # name -> included whole (else a stub)
+        total = size + forced_cost + _DEFS_OVERHEAD
+        queue: deque[str] = deque()
+        for name in [*refs, *(r for f in forced for r in self._info(f).refs)]:
+            if name not in state:
+                state[name] = False
+                total += self._stub_cost(name)
+                queue.append(name)
+        while queue:
+            name = queue.popleft()
+            info = self._info(name)
+            extra = self._closure(info.pinned, state.keys())
+            fresh = [r for r in info.refs if r not in state and r not in extra]
+            fresh += [r for f in extra for r in self._info(f).refs if r not in state and r not in extra]
+            fresh = list(dict.fromkeys(fresh))
+            delta = info.size - self._stub(name)[1] + sum(self._stub_cost(r) for r in fresh)
+            delta += sum(self._info(f).size + self._entry(f) for f in extra)
+            if total + delta > budget:
+                continue
+            total += delta
+            state[name] = True
+            for f in extra:
+                state[f] = True
+            for r in fresh:
+                state[r] = False
+                queue.append(r)
+        return (*self._materialize(root, refs, state, collapsed), total)
+
+    def _closure(self, names: Any, done: Any) -> list[str]:
+        """`names` and everything they reference, all to be included whole."""
+        if not names:
+            return []
+        found: dict[str, None] = {}
+        pending = [name for name in names if name not in done]
+        while pending:
+            name = pending.pop()
+            if name in found or name in done:
+                continue
+            found[name] = None
+            info = self._info(name)
+            pending.extend(info.refs)
+            pending.extend(info.pinned)
+        return list(found)
+
+    def _materialize(
+        self, root: dict[str, Any], root_refs: dict[str, int], state: dict[str, bool], collapsed: list[str]
+    ) -> tuple[dict[str, Any], list[str], list[str]]:
+        counts: dict[str, int] = dict(root_refs)
+        for name, whole in state.items():
+            if whole:
+                for ref, count in self._info(name).refs.items():
+                    counts[ref] = counts.get(ref, 0) + count
+        inline: set[str] = set()
+        for name, whole in state.items():
+            count = counts.get(name, 0)
+            info = self._info(name)
+            size = info.size if whole else self._stub(name)[1]
+            leaf = not whole or (not info.refs and not info.pinned)
+            marker = len(name) + 19  # {"$ref":"#/$defs/NAME"}
+            if count <= 1 or (leaf and count * size <= size + self._entry(name) + count * marker):
+                inline.add(name)
+        built: dict[str, Any] = {}
+
+        def content(name: str) -> Any:
+            done = built.get(name)
+            if done is None:
+                done = built[name] = self._substituted(name, state, inline, content) if state[name] \
+                    else self._stub(name)[0]
+            return done
+
+        out = _replace(root, self._replacements(_ref_sites(root), state, inline, content, root))
+        defs = {name: content(name) for name in sorted(state) if name not in inline and counts.get(name, 0)}
+        if defs:
+            out = {**out, "$defs": defs}
+        stubs = sorted(name for name, whole in state.items() if not whole and counts.get(name, 0))
+        parts = [f"schema {name}" for name in stubs]
+        included = [name for name, whole in state.items() if whole and counts.get(name, 0)]
+        return out, [*collapsed, *parts], included
+
+    def _substituted(self, name: str, state: dict[str, bool], inline: set[str], content: Any) -> Any:
+        info = self._info(name)
+        if info.sites is None:
+            info.sites = _ref_sites(self._body(name))
+        body = self._body(name)
+        return _replace(body, self._replacements(info.sites, state, inline, content, body))
+
+    def _replacements(
+        self, sites: list[tuple[Path, str, bool]], state: dict[str, bool], inline: set[str], content: Any, node: Any
+    ) -> dict[Path, Any]:
+        replacements: dict[Path, Any] = {}
+        for path, name, _ in sites:
+            if name not in inline or name not in state:
+                continue
+            site = _at(node, path)
+            value = content(name)
+            if len(site) > 1 and isinstance(value, dict):  # a reference with annotations beside it
+                merged = {**value, **{key: item for key, item in site.items() if key != "$ref"}}
+                if not state[name] and "description" in value:
+                    merged["description"] = value["description"]
+                value = merged
+            replacements[path] = value
+        return replacements
+
+    # -- a root too big on its own ------------------------------------------------------------
+
+    def _shrink(self, root: dict[str, Any], allowance: int) -> tuple[dict[str, Any], list[str]]:
+        """Collapse the root's deepest levels, widest first within the last level cut, until it fits."""
+        nodes = _tree(root)
+        if not nodes:
+            return root, []
+        stubs = [self._collapse(_at(root, path)) for path, _, _ in nodes]
+        savings = [size_of(_at(root, path)) - size_of(stub) for (path, _, _), stub in zip(nodes, stubs, strict=True)]
+        total = size_of(root)
+        chosen: set[int] = set()
+        level = max(depth for _, depth, _ in nodes)
+        # Whole levels go, from the deepest up, while that is not enough...
+        while level >= 1:
+            gain = _level_gain(nodes, savings, chosen, level)
+            if total - gain <= allowance or level == 1:
+                break
+            total -= gain
+            below = _saved_below(nodes, savings, chosen)
+            taken = {i for i, (_, depth, _) in enumerate(nodes) if depth == level and savings[i] > below.get(i, 0)}
+            chosen = taken | {j for j in chosen if not any(a in taken for a in _ancestor_indexes(j, nodes))}
+            level -= 1
+        # ...then, in the level that suffices, the widest subtrees first (the top-level arguments stay,
+        # as their types when collapsed themselves).
+        below = _saved_below(nodes, savings, chosen)
+        at_level = [i for i, (_, depth, _) in enumerate(nodes) if depth == level]
+        at_level.sort(key=lambda i: (-(savings[i] - below.get(i, 0)), i))
+        for i in at_level:
+            if total <= allowance:
+                break
+            gain = savings[i] - below.get(i, 0)
+            if gain > 0:
+                total -= gain
+                chosen.add(i)
+        chosen = {i for i in chosen if not any(a in chosen for a in _ancestor_indexes(i, nodes))}
+        replacements = {nodes[i][0]: stubs[i] for i in sorted(chosen)}
+        return _replace(root, replacements), [_argument_path(nodes[i][0]) for i in sorted(chosen)]
+
+    # -- stubs --------------------------------------------------------------------------------
+
+    def _collapse(self, node: Any, name: str | None = None) -> Any:
+        """A permissive stand-in for `node`: its types, required properties (typed) and a note."""
+        if not isinstance(node, dict):
+            return node
+        if name is None and set(node) <= {"$ref", "description", "title"} and isinstance(node.get("$ref"), str):
+            if self.converter.definition_for(node["$ref"], self.context) is not None:
+                return self._stub(node["$ref"][len(DEFS_PREFIX):])[0]
+        body = node
+        types = self._types_of(body, set())
+        stub: dict[str, Any] = {}
+        if types:
+            stub["type"] = sorted(types)[0] if len(types) == 1 else sorted(types)
+        what = f"schema {name} {COLLAPSED}" if name else COLLAPSED
+        short = _short(body.get("description"))
+        stub["description"] = f"{short} ({what})" if short else f"({what}; any value of this type is accepted)"
+        required = body.get("required")
+        props = body.get("properties")
+        if isinstance(required, list) and required and (not types or "object" in types):
+            stub["required"] = list(required)
+            if isinstance(props, dict):
+                typed: dict[str, Any] = {}
+                for prop in required:
+                    if prop in props:
+                        prop_types = self._types_of(props[prop], set())
+                        typed[prop] = {"type": sorted(prop_types)[0] if len(prop_types) == 1 else sorted(
+                            prop_types)} if prop_types else {}
+                if typed:
+                    stub["properties"] = typed
+        return stub
+
+    def _stub(self, name: str) -> tuple[dict[str, Any], int]:
+        info = self._info(name)
+        if info.stub is None:
+            info.stub = self._collapse(self._body(name), name)
+            info.stub_size = size_of(info.stub)
+        return info.stub, info.stub_size
+
+    def _stub_cost(self, name: str) -> int:
+        return self._stub(name)[1] + self._entry(name)
+
+    @staticmethod
+    def _entry(name: str) -> int:
+        return len(name) + 4  # "NAME": and a comma
+
+    def _types_of(self, node: Any, seen: set[str]) -> frozenset[str] | None:
+        """The JSON types `node` admits, when its keywords say (None: any, or cannot tell)."""
+        if not isinstance(node, dict):
+            return None
+        own = node.get("type")
+        found: frozenset[str] | None = None
+        if isinstance(own, str):
+            found = frozenset({own})
+        elif isinstance(own, list) and own:
+            found = frozenset(own)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(DEFS_PREFIX):
+            name = ref[len(DEFS_PREFIX):]
+            if name not in seen:
+                target = self._def_types(name, seen)
+                found = target if found is None else (found & target if target is not None else found)
+        for key in ("enum", "const"):
+            if found is None and key in node:
+                values = node[key] if key == "enum" and isinstance(node[key], list) else [node[key]]
+                found = frozenset(_json_type(value) for value in values)
+        for key in ("anyOf", "oneOf"):
+            if found is None and isinstance(node.get(key), list):
+                union: set[str] = set()
+                for sub in node[key]:
+                    sub_types = self._types_of(sub, seen)
+                    if sub_types is None:
+                        union = set()
+                        break
+                    union |= sub_types
+                found = frozenset(union) or None
+        if found is None and isinstance(node.get("allOf"), list):
+            for sub in node["allOf"]:
+                found = self._types_of(sub, seen)
+                if found is not None:
+                    break
+        if found is not None and "number" in found:
+            found = found - {"integer"}
+        return found
+
+    def _def_types(self, name: str, seen: set[str]) -> frozenset[str] | None:
+        if name not in self._types:
+            self._types[name] = self._types_of(self._body(name), seen | {name})
+        return self._types[name]
+
+    # -- named schemas ------------------------------------------------------------------------
+
+    def _body(self, name: str) -> Any:
+        found = self.converter.definition_for(DEFS_PREFIX + name, self.context)
+        return found.body if found is not None else {}
+
+    def _info(self, name: str) -> _Info:
+        info = self._infos.get(name)
+        if info is None:
+            size, refs, pinned = _scan(self._body(name))
+            info = self._infos[name] = _Info(name, size, refs, pinned)
+        return info
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _tree(root: dict[str, Any]) -> list[tuple[Path, int, int]]:
+    """The collapsible subschemas of the root's arguments: (path, depth, parent index); arguments are depth 1."""
+    nodes: list[tuple[Path, int, int]] = []
+
+    def visit(node: Any, path: Path, depth: int, parent: int, unsafe: bool) -> None:
+        if not isinstance(node, dict):
+            return
+        index = parent
+        if not unsafe:
+            index = len(nodes)
+            nodes.append((path, depth, parent))
+        inner = unsafe or any(key in node for key in _UNEVALUATED)
+        for key in _ONE:
+            if key in node:
+                visit(node[key], (*path, key), depth + 1, index, inner or key in _UNSAFE_CHILD)
+        for key in _LISTS:
+            if isinstance(node.get(key), list):
+                for position, sub in enumerate(node[key]):
+                    visit(sub, (*path, key, position), depth + 1, index, inner or key in _UNSAFE_CHILD)
+        for key in _MAPS:
+            if isinstance(node.get(key), dict):
+                for name, sub in node[key].items():
+                    visit(sub, (*path, key, name), depth + 1, index, inner)
+
+    properties = root.get("properties")
+    if isinstance(properties, dict):
+        for name, sub in properties.items():
+            visit(sub, ("properties", name), 1, -1, False)
+    return nodes
+
+
+def _ancestor_indexes(index: int, nodes: list[tuple[Path, int, int]]) -> Iterator[int]:
+    parent = nodes[index][2]
+    while parent != -1:
+        yield parent
+        parent = nodes[parent][2]
+
+
+def _saved_below(nodes: list[tuple[Path, int, int]], savings: list[int], chosen: set[int]) -> dict[int, int]:
+    """For each node, what the collapses already chosen beneath it save."""
+    below: dict[int, int] = {}
+    for i in chosen:
+        for ancestor in _ancestor_indexes(i, nodes):
+            below[ancestor] = below.get(ancestor, 0) + savings[i]
+    return below
+
+
+def _level_gain(nodes: list[tuple[Path, int, int]], savings: list[int], chosen: set[int], level: int) -> int:
+    """What collapsing every node at `level` saves beyond the collapses already chosen (all deeper)."""
+    below = _saved_below(nodes, savings, chosen)
+    return sum(max(savings[i] - below.get(i, 0), 0) for i, (_, depth, _) in enumerate(nodes) if depth == level)
+
+
+def _argument_path(path: Path) -> str:
+    """`properties/body/properties/members/items` -> `body.members[]` (how a user names that part)."""
+    parts: list[str] = []
+    steps = list(path)
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        if step == "properties" and i + 1 < len(steps):
+            parts.append(("." if parts else "") + str(steps[i + 1]))
+            i += 2
+        elif step == "items":
+            parts.append("[]")
+            i += 1
+        elif step in _LISTS and i + 1 < len(steps):
+            parts.append(f"({step}[{steps[i + 1]}])")
+            i += 2
+        else:
+            parts.append(f"({step})")
+            i += 1
+    return "argument " + "".join(parts)
