@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from castproxy.openapi.schema import DEFS_PREFIX, Context, SchemaConverter
 
 DEFAULT_MAX_SCHEMA_BYTES = 32 * 1024
@@ -30,10 +32,12 @@ SHORT_DESCRIPTION = 120
 COLLAPSED = "collapsed: too large"
 
 Path = tuple[str | int, ...]
+STUB, LEAN, FULL = 0, 1, 2  # how much of a named schema a tool includes
+ROOM_STEP = 256  # plans are shared between tools whose room differs by less than this
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_REF = re.compile(r'"\$ref":"#/\$defs/([A-Za-z0-9_.-]+)"')
-_MAYBE_UNSAFE = re.compile(r'"(?:not|if|contains|oneOf|unevaluatedProperties|unevaluatedItems)":')
+_REF = re.compile(rb'"\$ref":"#/\$defs/([A-Za-z0-9_.-]+)"')
+_MAYBE_UNSAFE = re.compile(rb'"(?:not|if|contains|oneOf|unevaluatedProperties|unevaluatedItems)":')
 _DEFS_OVERHEAD = len(',"$defs":{}')
 # Keywords whose value is one subschema, a list of them, or a map of them (where a collapse may look).
 _ONE = ("items", "additionalProperties", "then", "else", "propertyNames", "not", "if", "contains",
@@ -48,8 +52,14 @@ _UNEVALUATED = ("unevaluatedProperties", "unevaluatedItems")
 
 def size_of(value: Any) -> int:
     """Bytes of `value` as compact UTF-8 JSON: what the budget measures."""
-    text = _ENCODER.encode(value)
-    return len(text) if text.isascii() else len(text.encode())
+    return len(_encoded(value))
+
+
+def _encoded(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)  # several times faster than json's encoder, same bytes for JSON values
+    except TypeError:  # an integer beyond 64 bits
+        return _ENCODER.encode(value).encode()
 
 
 def format_bytes(count: int) -> str:
@@ -61,7 +71,7 @@ def format_bytes(count: int) -> str:
 class _Info:
     """What the fitter needs to know about one converted schema (a named one, or a tool's root)."""
 
-    __slots__ = ("name", "pinned", "refs", "sites", "size", "stub", "stub_size")
+    __slots__ = ("lean", "lean_size", "name", "pinned", "refs", "sites", "size", "stub", "stub_size")
 
     def __init__(self, name: str, size: int, refs: dict[str, int], pinned: tuple[str, ...]) -> None:
         self.name = name
@@ -71,13 +81,17 @@ class _Info:
         self.sites: list[tuple[Path, str, bool]] | None = None  # where each reference is (found on first need)
         self.stub: dict[str, Any] | None = None
         self.stub_size = 0
+        self.lean: Any = None
+        self.lean_size = 0
 
 
 def _scan(node: Any) -> tuple[int, dict[str, int], tuple[str, ...]]:
-    text = _ENCODER.encode(node)
-    size = len(text) if text.isascii() else len(text.encode())
+    """Size, references (where a collapse may happen, counted) and pinned references of `node`."""
+    text = _encoded(node)
+    size = len(text)
     refs: dict[str, int] = {}
-    for name in _REF.findall(text):
+    for raw in _REF.findall(text):
+        name = raw.decode()
         refs[name] = refs.get(name, 0) + 1
     pinned: tuple[str, ...] = ()
     if refs and _MAYBE_UNSAFE.search(text):
@@ -145,6 +159,39 @@ def _replace(node: Any, replacements: dict[Path, Any]) -> Any:
     return copy
 
 
+def _lean(node: Any) -> Any:
+    """`node` with every description cut to its first sentence and `examples` left out (validation unchanged)."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] | None = None
+    for key, value in node.items():
+        if key == "examples":
+            new: Any = _DROP
+        elif key in ("description", "title") and isinstance(value, str):
+            new = _short(value) if len(value) > SHORT_DESCRIPTION else value
+        elif key in _ONE_SET:
+            new = _lean(value)
+        elif key in _LISTS_SET and isinstance(value, list):
+            items = [_lean(sub) for sub in value]
+            new = items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+        elif key in _MAPS_SET and isinstance(value, dict):
+            subs = {name: _lean(sub) for name, sub in value.items()}
+            new = subs if any(subs[k] is not value[k] for k in value) else value
+        else:
+            continue
+        if new is not value:
+            if out is None:
+                out = dict(node)
+            if new is _DROP:
+                del out[key]
+            else:
+                out[key] = new
+    return node if out is None else out
+
+
+_DROP = object()
+
+
 def _short(description: Any) -> str:
     if not isinstance(description, str) or not description.strip():
         return ""
@@ -157,6 +204,57 @@ def _short(description: Any) -> str:
     return text
 
 
+class _Plan:
+    """Which named schemas one set of references includes, how much of each, and which are inlined;
+    shared by every tool with those references and that room."""
+
+    __slots__ = ("built", "collapsed", "defs", "fitter", "included", "inline", "state", "total")
+
+    def __init__(self, fitter: SchemaFitter, state: dict[str, int], inline: set[str], total: int) -> None:
+        self.fitter = fitter
+        self.state = state
+        self.inline = inline
+        self.total = total  # bytes the named schemas add, at most (inlining only shortens)
+        self.built: dict[str, Any] = {}
+        self.defs: dict[str, Any] = {}
+        self.collapsed: list[str] = []
+        self.included: list[str] = []
+
+    def content(self, name: str) -> Any:
+        """What the schema `name` becomes in this plan: its body (whole or lean) with its own references
+        inlined or kept, or its stub."""
+        done = self.built.get(name)
+        if done is None:
+            fitter = self.fitter
+            level = self.state[name]
+            if level == STUB:
+                done = fitter._stub(name)[0]
+            else:
+                info = fitter._info(name)
+                if info.sites is None:
+                    info.sites = _ref_sites(fitter._body(name))
+                body = fitter._body(name) if level == FULL else fitter._lean(name)[0]
+                done = _replace(body, self.replacements(info.sites, body))
+            self.built[name] = done
+        return done
+
+    def replacements(self, sites: list[tuple[Path, str, bool]], node: Any) -> dict[Path, Any]:
+        """The inlined schemas for the references at `sites` in `node`."""
+        replacements: dict[Path, Any] = {}
+        for path, name, _ in sites:
+            if name not in self.inline or name not in self.state:
+                continue
+            site = _at(node, path)
+            value = self.content(name)
+            if len(site) > 1 and isinstance(value, dict):  # a reference with annotations beside it
+                merged = {**value, **{key: item for key, item in site.items() if key != "$ref"}}
+                if self.state[name] == STUB and "description" in value:
+                    merged["description"] = value["description"]
+                value = merged
+            replacements[path] = value
+        return replacements
+
+
 class SchemaFitter:
     """Fits the schemas of one document's tools, in one context, into a budget; shares its analyses."""
 
@@ -166,6 +264,7 @@ class SchemaFitter:
         self.budget = budget
         self._infos: dict[str, _Info] = {}
         self._types: dict[str, frozenset[str] | None] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -201,21 +300,65 @@ class SchemaFitter:
             return root, [], [], size
         collapsed: list[str] = []
         forced = self._closure(pinned, set())
-        forced_cost = sum(self._info(name).size + self._entry(name) for name in forced)
         stub_costs = sum(self._stub_cost(name) for name in refs if name not in forced)
-        allowance = budget - forced_cost - stub_costs - _DEFS_OVERHEAD
+        allowance = budget - self._cost(forced, LEAN) - stub_costs - _DEFS_OVERHEAD
         if size > allowance:
-            root, collapsed = self._shrink(root, allowance)
-            size, refs, pinned = _scan(root)
-            forced = self._closure(pinned, set())
-            forced_cost = sum(self._info(name).size + self._entry(name) for name in forced)
+            root = _lean(root)  # shorter prose first: the root's arguments and structure matter more
+            size = size_of(root)
+            if size > allowance:
+                root, collapsed = self._shrink(root, allowance)
+                size, refs, pinned = _scan(root)
+                forced = self._closure(pinned, set())
+        # Tools with the same references and about the same room share one plan (Graph: 4,758 -> 1,153).
+        room = (budget - size) // ROOM_STEP * ROOM_STEP
+        key = (tuple(refs.items()), tuple(forced), room)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(refs, forced, room)
+        out = _replace(root, plan.replacements(_ref_sites(root), root))
+        if plan.defs:
+            out = {**out, "$defs": plan.defs}
+        return out, [*collapsed, *plan.collapsed], plan.included, size + plan.total
 
-        state: dict[str, bool] = dict.fromkeys(forced, True)  # name -> included whole (else a stub)
-        total = size + forced_cost + _DEFS_OVERHEAD
+    def _plan(self, refs: dict[str, int], forced: list[str], room: int) -> _Plan:
+        state, total = self._grow(refs, forced, room, FULL)
+        if STUB in state.values():  # structure before prose: every schema lean, then whole where room is left
+            state, total = self._grow(refs, forced, room, LEAN)
+            for name, level in state.items():
+                if level == LEAN:
+                    delta = self._info(name).size - self._lean(name)[1]
+                    if total + delta <= room:
+                        state[name] = FULL
+                        total += delta
+        counts: dict[str, int] = dict(refs)
+        for name, level in state.items():
+            if level != STUB:
+                for ref, count in self._info(name).refs.items():
+                    counts[ref] = counts.get(ref, 0) + count
+        inline: set[str] = set()
+        for name, level in state.items():
+            count = counts.get(name, 0)
+            info = self._info(name)
+            size = self._size(name, level)
+            leaf = level == STUB or (not info.refs and not info.pinned)
+            marker = len(name) + 19  # {"$ref":"#/$defs/NAME"}
+            if count <= 1 or (leaf and count * size <= size + self._entry(name) + count * marker):
+                inline.add(name)
+        plan = _Plan(self, state, inline, total)
+        plan.defs = {name: plan.content(name) for name in sorted(state) if name not in inline and counts.get(name, 0)}
+        used = [name for name in state if counts.get(name, 0)]
+        plan.collapsed = [f"schema {name}" for name in sorted(name for name in used if state[name] == STUB)]
+        plan.included = [name for name in used if state[name] != STUB]
+        return plan
+
+    def _grow(self, refs: dict[str, int], forced: list[str], room: int, level: int) -> tuple[dict[str, int], int]:
+        """Breadth first from the root: each named schema at `level` while the room allows, else a stub."""
+        state: dict[str, int] = dict.fromkeys(forced, level)
+        total = self._cost(forced, level) + _DEFS_OVERHEAD
         queue: deque[str] = deque()
         for name in [*refs, *(r for f in forced for r in self._info(f).refs)]:
             if name not in state:
-                state[name] = False
+                state[name] = STUB
                 total += self._stub_cost(name)
                 queue.append(name)
         while queue:
@@ -223,20 +366,30 @@ class SchemaFitter:
             info = self._info(name)
             extra = self._closure(info.pinned, state.keys())
             fresh = [r for r in info.refs if r not in state and r not in extra]
-            fresh += [r for f in extra for r in self._info(f).refs if r not in state and r not in extra]
-            fresh = list(dict.fromkeys(fresh))
-            delta = info.size - self._stub(name)[1] + sum(self._stub_cost(r) for r in fresh)
-            delta += sum(self._info(f).size + self._entry(f) for f in extra)
-            if total + delta > budget:
+            if extra:
+                fresh += [r for f in extra for r in self._info(f).refs if r not in state and r not in extra]
+                fresh = list(dict.fromkeys(fresh))
+            delta = self._size(name, level) - self._stub(name)[1] + self._cost(extra, level)
+            for r in fresh:
+                delta += self._stub_cost(r)
+            if total + delta > room:
                 continue
             total += delta
-            state[name] = True
+            state[name] = level
             for f in extra:
-                state[f] = True
+                state[f] = level
             for r in fresh:
-                state[r] = False
+                state[r] = STUB
                 queue.append(r)
-        return (*self._materialize(root, refs, state, collapsed), total)
+        return state, total
+
+    def _size(self, name: str, level: int) -> int:
+        if level == FULL:
+            return self._info(name).size
+        return self._lean(name)[1] if level == LEAN else self._stub(name)[1]
+
+    def _cost(self, names: list[str], level: int) -> int:
+        return sum(self._size(name, level) + self._entry(name) for name in names)
 
     def _closure(self, names: Any, done: Any) -> list[str]:
         """`names` and everything they reference, all to be included whole."""
@@ -253,65 +406,6 @@ class SchemaFitter:
             pending.extend(info.refs)
             pending.extend(info.pinned)
         return list(found)
-
-    def _materialize(
-        self, root: dict[str, Any], root_refs: dict[str, int], state: dict[str, bool], collapsed: list[str]
-    ) -> tuple[dict[str, Any], list[str], list[str]]:
-        counts: dict[str, int] = dict(root_refs)
-        for name, whole in state.items():
-            if whole:
-                for ref, count in self._info(name).refs.items():
-                    counts[ref] = counts.get(ref, 0) + count
-        inline: set[str] = set()
-        for name, whole in state.items():
-            count = counts.get(name, 0)
-            info = self._info(name)
-            size = info.size if whole else self._stub(name)[1]
-            leaf = not whole or (not info.refs and not info.pinned)
-            marker = len(name) + 19  # {"$ref":"#/$defs/NAME"}
-            if count <= 1 or (leaf and count * size <= size + self._entry(name) + count * marker):
-                inline.add(name)
-        built: dict[str, Any] = {}
-
-        def content(name: str) -> Any:
-            done = built.get(name)
-            if done is None:
-                done = built[name] = self._substituted(name, state, inline, content) if state[name] \
-                    else self._stub(name)[0]
-            return done
-
-        out = _replace(root, self._replacements(_ref_sites(root), state, inline, content, root))
-        defs = {name: content(name) for name in sorted(state) if name not in inline and counts.get(name, 0)}
-        if defs:
-            out = {**out, "$defs": defs}
-        stubs = sorted(name for name, whole in state.items() if not whole and counts.get(name, 0))
-        parts = [f"schema {name}" for name in stubs]
-        included = [name for name, whole in state.items() if whole and counts.get(name, 0)]
-        return out, [*collapsed, *parts], included
-
-    def _substituted(self, name: str, state: dict[str, bool], inline: set[str], content: Any) -> Any:
-        info = self._info(name)
-        if info.sites is None:
-            info.sites = _ref_sites(self._body(name))
-        body = self._body(name)
-        return _replace(body, self._replacements(info.sites, state, inline, content, body))
-
-    def _replacements(
-        self, sites: list[tuple[Path, str, bool]], state: dict[str, bool], inline: set[str], content: Any, node: Any
-    ) -> dict[Path, Any]:
-        replacements: dict[Path, Any] = {}
-        for path, name, _ in sites:
-            if name not in inline or name not in state:
-                continue
-            site = _at(node, path)
-            value = content(name)
-            if len(site) > 1 and isinstance(value, dict):  # a reference with annotations beside it
-                merged = {**value, **{key: item for key, item in site.items() if key != "$ref"}}
-                if not state[name] and "description" in value:
-                    merged["description"] = value["description"]
-                value = merged
-            replacements[path] = value
-        return replacements
 
     # -- a root too big on its own ------------------------------------------------------------
 
@@ -357,9 +451,10 @@ class SchemaFitter:
         """A permissive stand-in for `node`: its types, required properties (typed) and a note."""
         if not isinstance(node, dict):
             return node
-        if name is None and set(node) <= {"$ref", "description", "title"} and isinstance(node.get("$ref"), str):
-            if self.converter.definition_for(node["$ref"], self.context) is not None:
-                return self._stub(node["$ref"][len(DEFS_PREFIX):])[0]
+        ref = node.get("$ref")
+        if name is None and isinstance(ref, str) and set(node) <= {"$ref", "description", "title"} \
+                and self.converter.definition_for(ref, self.context) is not None:
+            return self._stub(ref[len(DEFS_PREFIX):])[0]
         body = node
         types = self._types_of(body, set())
         stub: dict[str, Any] = {}
@@ -382,6 +477,14 @@ class SchemaFitter:
                 if typed:
                     stub["properties"] = typed
         return stub
+
+    def _lean(self, name: str) -> tuple[Any, int]:
+        """The named schema with its prose cut to first sentences and its examples left out."""
+        info = self._info(name)
+        if info.lean is None:
+            info.lean = _lean(self._body(name))
+            info.lean_size = size_of(info.lean)
+        return info.lean, info.lean_size
 
     def _stub(self, name: str) -> tuple[dict[str, Any], int]:
         info = self._info(name)

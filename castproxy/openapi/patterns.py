@@ -38,6 +38,7 @@ _POSIX = {  # Java `\p{Name}` / POSIX `[:name:]` classes, as the ASCII ranges th
 }
 _JAVA_PREFIXES = ("Is", "In")
 _LOOKAROUNDS = ("(?=", "(?!", "(?<=", "(?<!")
+_SET_ESCAPES = frozenset("dDwWsSpP")
 
 
 class _Untranslatable(Exception):
@@ -174,7 +175,7 @@ def _quantifier_end(pattern: str, start: int) -> int | None:
 
 def _group_open(pattern: str, i: int) -> tuple[str, int]:
     """The opening of the group at `pattern[i]` in ECMA-262 form, and the index after it."""
-    for opener in _LOOKAROUNDS + ("(?:", "(?<"):
+    for opener in (*_LOOKAROUNDS, "(?:", "(?<"):
         if pattern.startswith(opener, i):
             return opener, i + len(opener)  # `(?<` left over is a named group: the name follows as written
     if pattern.startswith("(?P<", i):  # Python named group
@@ -286,7 +287,9 @@ def _char_class(pattern: str, start: int) -> tuple[str, int]:
 
 def _set_follows(pattern: str, i: int) -> bool:
     """True when a class escape (`\\d`, `\\w`, `\\p{..}`, `[:name:]`) starts at `i`."""
-    return pattern[i : i + 1] == "\\" and pattern[i + 1 : i + 2] in "dDwWsSpP" or pattern.startswith("[:", i)
+    if pattern.startswith("[:", i):
+        return True
+    return pattern[i : i + 1] == "\\" and pattern[i + 1 : i + 2] in _SET_ESCAPES
 
 
 # -- validating with ECMA-262 patterns --------------------------------------------------------------

@@ -49,6 +49,11 @@ _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 # What an allOf member may hold for the members to be merged into one object schema.
 _MERGEABLE = frozenset({"type", "properties", "required", "description", "title", "additionalProperties", "deprecated"})
 
+_SHAPE_KEYS = frozenset({
+    "type", "enum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "examples", "example", "dependentRequired",
+    "items", "properties", "required", "discriminator",
+})
+
 _KIND: dict[str, str] = {}
 for _names, _kind in (
     (_STRINGS, "str"), (_NUMBERS, "num"), (_COUNTS, "count"), (_BOOLS, "bool"), (_ANY, "any"),
@@ -219,8 +224,12 @@ class SchemaConverter:
         return f"{self.origin} at /{'/'.join(self._path)}" if self._path else self.origin
 
     def _shape_keywords(self, node: dict[str, Any], out: dict[str, Any], context: Context, sink: Sink) -> None:
-        """The keywords whose OpenAPI form differs from JSON Schema 2020-12."""
-        if "type" in node:
+        """The keywords whose OpenAPI form differs from JSON Schema 2020-12 (only those present are looked at:
+        this runs for every schema object of the document)."""
+        present = _SHAPE_KEYS.intersection(node)
+        if not present:
+            return
+        if "type" in present:
             kind = _type(node["type"])
             if kind is None:
                 sink.warnings.append(f"{self._here()}: schema type {node['type']!r} is not a JSON Schema type; "
@@ -230,49 +239,53 @@ class SchemaConverter:
                 out.setdefault("contentEncoding", "base64")
             else:
                 out["type"] = kind
-        enum = node.get("enum")
-        if isinstance(enum, list) and enum:
-            try:
-                distinct = len(set(enum)) == len(enum)  # Python's equality is coarser than JSON's
-            except TypeError:  # a list or object value
-                distinct = False
-            out["enum"] = enum if distinct else _unique(enum)
+        if "enum" in present:
+            enum = node["enum"]
+            if isinstance(enum, list) and enum:
+                try:
+                    distinct = len(set(enum)) == len(enum)  # Python's equality is coarser than JSON's
+                except TypeError:  # a list or object value
+                    distinct = False
+                out["enum"] = enum if distinct else _unique(enum)
         for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-            value = node.get(key)
-            if value is True and bound in out:  # OpenAPI 3.0 / draft 4: a flag on minimum/maximum
-                out[key] = out.pop(bound)
-            elif _is_number(value):
-                out[key] = value
-        multiple = node.get("multipleOf")
-        if _is_number(multiple) and multiple > 0:
-            out["multipleOf"] = multiple
-        if "examples" in node and isinstance(node["examples"], list):
+            if key in present:
+                value = node[key]
+                if value is True and bound in out:  # OpenAPI 3.0 / draft 4: a flag on minimum/maximum
+                    out[key] = out.pop(bound)
+                elif _is_number(value):
+                    out[key] = value
+        if "multipleOf" in present:
+            multiple = node["multipleOf"]
+            if _is_number(multiple) and multiple > 0:
+                out["multipleOf"] = multiple
+        if "examples" in present and isinstance(node["examples"], list):
             out["examples"] = node["examples"]
-        elif "example" in node:
+        elif "example" in present:
             out["examples"] = [node["example"]]
-        dependent = node.get("dependentRequired")
-        if isinstance(dependent, dict) and all(_is_names(v) for v in dependent.values()):
-            out["dependentRequired"] = {k: list(dict.fromkeys(v)) for k, v in dependent.items()}
+        if "dependentRequired" in present:
+            dependent = node["dependentRequired"]
+            if isinstance(dependent, dict) and all(_is_names(v) for v in dependent.values()):
+                out["dependentRequired"] = {k: list(dict.fromkeys(v)) for k, v in dependent.items()}
 
         path = self._path
-        items = node.get("items")
-        if isinstance(items, dict | bool):
-            path.append("items")
-            out["items"] = self._convert(items, context, sink)
-            path.pop()
-        elif isinstance(items, list):  # draft 4 tuple form
-            converted_items = []
-            for index, sub in enumerate(items):
-                path.append(f"prefixItems/{index}")
-                converted_items.append(self._convert(sub, context, sink))
+        if "items" in present:
+            items = node["items"]
+            if isinstance(items, dict | bool):
+                path.append("items")
+                out["items"] = self._convert(items, context, sink)
                 path.pop()
-            out["prefixItems"] = converted_items
+            elif isinstance(items, list):  # draft 4 tuple form
+                converted_items = []
+                for index, sub in enumerate(items):
+                    path.append(f"prefixItems/{index}")
+                    converted_items.append(self._convert(sub, context, sink))
+                    path.pop()
+                out["prefixItems"] = converted_items
 
         hidden: list[str] = []
-        properties = node.get("properties")
-        if isinstance(properties, dict):
+        if "properties" in present and isinstance(node["properties"], dict):
             converted: dict[str, Any] = {}
-            for name, sub in properties.items():
+            for name, sub in node["properties"].items():
                 if self._is_hidden(sub, context):
                     hidden.append(name)
                 else:
@@ -280,15 +293,16 @@ class SchemaConverter:
                     converted[name] = self._convert(sub, context, sink)
                     path.pop()
             out["properties"] = converted
-        required = node.get("required")
-        if _is_names(required):
-            names = [name for name in dict.fromkeys(required) if name not in hidden]
-            if names:
-                out["required"] = names
+        if "required" in present:
+            required = node["required"]
+            if _is_names(required):
+                names = [name for name in dict.fromkeys(required) if name not in hidden]
+                if names:
+                    out["required"] = names
         if hidden:
             self._hidden[id(out)] = (out, tuple(hidden))
 
-        discriminator = node.get("discriminator")
+        discriminator = node.get("discriminator") if "discriminator" in present else None
         if isinstance(discriminator, dict) and isinstance(discriminator.get("propertyName"), str):
             note = f"The `{discriminator['propertyName']}` property selects the variant"
             mapping = discriminator.get("mapping")
