@@ -86,7 +86,8 @@ class _Info:
 
 
 def _scan(node: Any) -> tuple[int, dict[str, int], tuple[str, ...]]:
-    """Size, references (where a collapse may happen, counted) and pinned references of `node`."""
+    """Size, references (each name with its number of uses) and the names used where a collapse must not
+    happen (pinned: included whole, with everything they reference)."""
     text = _encoded(node)
     size = len(text)
     refs: dict[str, int] = {}
@@ -95,16 +96,13 @@ def _scan(node: Any) -> tuple[int, dict[str, int], tuple[str, ...]]:
         refs[name] = refs.get(name, 0) + 1
     pinned: tuple[str, ...] = ()
     if refs and _MAYBE_UNSAFE.search(text):
-        safe: dict[str, int] = {}
+        counts: dict[str, int] = {}
         held: dict[str, None] = {}
         for _, name, unsafe in _ref_sites(node):
+            counts[name] = counts.get(name, 0) + 1
             if unsafe:
                 held[name] = None
-            else:
-                safe[name] = safe.get(name, 0) + 1
-        refs, pinned = safe, tuple(held)
-        for name in pinned:  # counted too, so a pinned schema used once can still be inlined
-            refs.setdefault(name, 0)
+        refs, pinned = counts, tuple(held)
     return size, refs, pinned
 
 
@@ -190,6 +188,17 @@ def _lean(node: Any) -> Any:
 
 
 _DROP = object()
+
+
+def _is_leaf(node: Any) -> bool:
+    """A schema with no subschema and no reference: collapsing it can only drop its prose."""
+    return isinstance(node, dict) and "$ref" not in node and not any(
+        key in node for key in (*_ONE, *_LISTS, *_MAPS))
+
+
+def _bare(node: dict[str, Any]) -> dict[str, Any]:
+    """A leaf without its prose: it accepts exactly what it did."""
+    return {key: value for key, value in node.items() if key not in ("description", "title", "examples")}
 
 
 def _short(description: Any) -> str:
@@ -364,7 +373,7 @@ class SchemaFitter:
         while queue:
             name = queue.popleft()
             info = self._info(name)
-            extra = self._closure(info.pinned, state.keys())
+            extra = self._closure(info.pinned, [n for n, included in state.items() if included != STUB])
             fresh = [r for r in info.refs if r not in state and r not in extra]
             if extra:
                 fresh += [r for f in extra for r in self._info(f).refs if r not in state and r not in extra]
@@ -414,7 +423,9 @@ class SchemaFitter:
         nodes = _tree(root)
         if not nodes:
             return root, []
-        stubs = [self._collapse(_at(root, path)) for path, _, _ in nodes]
+        leaves = [_is_leaf(_at(root, path)) for path, _, _ in nodes]
+        stubs = [_bare(_at(root, path)) if leaf else self._collapse(_at(root, path))
+                 for (path, _, _), leaf in zip(nodes, leaves, strict=True)]
         savings = [size_of(_at(root, path)) - size_of(stub) for (path, _, _), stub in zip(nodes, stubs, strict=True)]
         total = size_of(root)
         chosen: set[int] = set()
@@ -443,7 +454,11 @@ class SchemaFitter:
                 chosen.add(i)
         chosen = {i for i in chosen if not any(a in chosen for a in _ancestor_indexes(i, nodes))}
         replacements = {nodes[i][0]: stubs[i] for i in sorted(chosen)}
-        return _replace(root, replacements), [_argument_path(nodes[i][0]) for i in sorted(chosen)]
+        described = [_argument_path(nodes[i][0]) for i in sorted(chosen) if not leaves[i]]
+        bare = sum(1 for i in chosen if leaves[i])
+        if bare:
+            described.append(f"the descriptions of {bare} argument{'s' if bare > 1 else ''} or properties")
+        return _replace(root, replacements), described
 
     # -- stubs --------------------------------------------------------------------------------
 
