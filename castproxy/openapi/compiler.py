@@ -362,10 +362,10 @@ class _Compiler:
                 return None
             raw_schema = {}
         schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body")
-        shape = self.schemas.definition(schema)
+        shape = self.schemas.definition(schema, REQUEST, sink)  # its properties may become the arguments
         parts: tuple[BodyPart, ...] = ()
         if is_form:
-            shape, parts = self._form_fields(draft, shape, media, base)
+            shape, parts = self._form_fields(draft, shape, media, base, sink)
         flat = _flat_properties(shape)
         if flat is not None:
             arguments = {argument_name(prop): prop for prop in flat}
@@ -392,7 +392,7 @@ class _Compiler:
         return BodySpec(content_type=content_type, required=body_required, argument=argument, parts=parts)
 
     def _form_fields(
-        self, draft: _Draft, shape: Any, media: dict[str, Any], base: str
+        self, draft: _Draft, shape: Any, media: dict[str, Any], base: str, sink: Sink
     ) -> tuple[Any, tuple[BodyPart, ...]]:
         """Form and multipart fields: file fields become base64 text, as their schema says."""
         fields = _flat_properties(shape)
@@ -414,7 +414,7 @@ class _Compiler:
                     "File contents, base64-encoded." + (f" {prop['description']}" if isinstance(prop, dict)
                                                          and isinstance(prop.get("description"), str) else ""),
                 )
-                item = self.schemas.definition(prop)
+                item = self.schemas.definition(prop, REQUEST, sink)
                 if isinstance(item, dict) and item.get("type") == "array":
                     file_schema = {"type": "array", "items": file_schema, "description": file_schema["description"]}
                 replaced[name] = file_schema
@@ -447,9 +447,9 @@ class _Compiler:
                     return None
                 sink = Sink()
                 schema = self.schemas.convert(media["schema"], RESPONSE, sink, origin=f"{status} response")
+                root = _object_root(schema, lambda node: self.schemas.definition(node, RESPONSE, sink))
                 for message in sink.warnings:
                     draft.warn(message)
-                root = _object_root(schema, lambda node: self.schemas.definition(node, RESPONSE))
                 if root is None:
                     draft.warn(f"cannot tell whether the {status} response is an object; no output schema")
                     return None

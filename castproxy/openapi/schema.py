@@ -116,8 +116,9 @@ class SchemaConverter:
             self._convert_definition(found)
         return found
 
-    def definition(self, schema: Any, context: Context = REQUEST) -> Any:
-        """The body behind a `{"$ref": "#/$defs/NAME"}` produced here, else `schema` itself."""
+    def definition(self, schema: Any, context: Context = REQUEST, sink: Sink | None = None) -> Any:
+        """The body behind a `{"$ref": "#/$defs/NAME"}` produced here, else `schema` itself. A caller that
+        copies from the body passes `sink`, which then gets the definition's warnings."""
         seen = 0
         while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and seen < 16:
             found = self._by_ref.get((schema["$ref"], context))
@@ -125,6 +126,8 @@ class SchemaConverter:
                 break
             if found.body is None:
                 self._convert_definition(found)
+            if sink is not None:
+                sink.warnings.extend(found.warnings)
             schema = found.body
             seen += 1
         return schema
@@ -151,6 +154,7 @@ class SchemaConverter:
 
         path = self._path
         out: dict[str, Any] = {}
+        loosen = False
         for key, value in node.items():
             kind = _KIND.get(key)
             if kind is None:
@@ -180,7 +184,10 @@ class SchemaConverter:
                     path.pop()
             elif kind == "schema_map":
                 if isinstance(value, dict):
-                    out[key] = self._schema_map(key, value, context, sink)
+                    out[key], complete = self._schema_map(key, value, context, sink)
+                    # A dropped pattern leaves its names to `additionalProperties`: dropped too, so as not to
+                    # refuse what the pattern allowed.
+                    loosen = loosen or not complete
             elif isinstance(value, list) and value:  # schema_list
                 converted = []
                 for index, sub in enumerate(value):
@@ -189,15 +196,22 @@ class SchemaConverter:
                     path.pop()
                 out["anyOf" if key == "oneOf" and "anyOf" not in node else key] = converted
 
+        if loosen:
+            out.pop("additionalProperties", None)
+            out.pop("unevaluatedProperties", None)
         self._shape_keywords(node, out, context, sink)
         if "allOf" in out:
-            out = self._merge_all_of(out, context)
+            out = self._merge_all_of(out, context, sink)
         if node.get("nullable") is True:
             out = _nullable(out)
         return out
 
-    def _schema_map(self, key: str, value: dict[str, Any], context: Context, sink: Sink) -> dict[str, Any]:
+    def _schema_map(
+        self, key: str, value: dict[str, Any], context: Context, sink: Sink
+    ) -> tuple[dict[str, Any], bool]:
+        """A map of subschemas, and False when a patternProperties key had to be left out."""
         out: dict[str, Any] = {}
+        complete = True
         for name, sub in value.items():
             self._path.append(f"{key}/{name}")
             converted = self._convert(sub, context, sink)
@@ -207,10 +221,11 @@ class SchemaConverter:
                 if translated is None:
                     sink.warnings.append(f"{self._here()}: patternProperties key {name!r} is not an ECMA-262 "
                                          "regular expression; left out (other properties are no longer checked)")
+                    complete = False
                     continue
                 name = translated
             out[name] = converted
-        return out
+        return out, complete
 
     def _pattern(self, value: str, out: dict[str, Any], sink: Sink) -> None:
         translated = ecma_pattern(value)
@@ -386,7 +401,7 @@ class SchemaConverter:
             self._def_names[ref] = name
         return name
 
-    def _merge_all_of(self, out: dict[str, Any], context: Context) -> dict[str, Any]:
+    def _merge_all_of(self, out: dict[str, Any], context: Context, sink: Sink) -> dict[str, Any]:
         """allOf of plain object schemas becomes one object schema (clients and flattening need it);
         a named member is merged from its converted body unless it is being converted (a cycle)."""
         if out.get("type", "object") != "object":
@@ -397,7 +412,7 @@ class SchemaConverter:
         parts = [own]
         for member in out["allOf"]:
             if isinstance(member, dict) and set(member) == {"$ref"}:
-                resolved = self.definition(member, context)
+                resolved = self.definition(member, context, sink)
                 if resolved is member:
                     return out
                 member = resolved
