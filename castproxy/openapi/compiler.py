@@ -447,7 +447,7 @@ class _Compiler:
                     return None
                 sink = Sink()
                 schema = self.schemas.convert(media["schema"], RESPONSE, sink, origin=f"{status} response")
-                root = _object_root(schema, lambda node: self.schemas.definition(node, RESPONSE, sink))
+                root = _object_root(schema, lambda node, sink=sink: self.schemas.definition(node, RESPONSE, sink))
                 for message in sink.warnings:
                     draft.warn(message)
                 if root is None:
