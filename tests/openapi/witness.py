@@ -167,3 +167,32 @@ def has_empty_cycle(root: dict[str, Any]) -> bool:
                 seen.add(name)
                 pending.extend(edges.get(name, ()))
     return False
+
+
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+                  "unevaluatedProperties", "unevaluatedItems")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "dependentSchemas", "$defs")
+
+
+def schema_patterns(schema: Any) -> set[str]:
+    """Every `pattern` and `patternProperties` key in a schema, found through schema keywords only (a
+    property named `pattern` is not one)."""
+    found: set[str] = set()
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("pattern"), str):
+            found.add(node["pattern"])
+        if isinstance(node.get("patternProperties"), dict):
+            found.update(node["patternProperties"])
+        pending.extend(node[key] for key in _SUBSCHEMA_ONE if key in node)
+        for key in _SUBSCHEMA_LISTS:
+            if isinstance(node.get(key), list):
+                pending.extend(node[key])
+        for key in _SUBSCHEMA_MAPS:
+            if isinstance(node.get(key), dict):
+                pending.extend(node[key].values())
+    return found
