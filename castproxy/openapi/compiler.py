@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES, MIN_SCHEMA_BYTES, SchemaFitter, format_bytes
-from castproxy.openapi.loader import SpecError
+from castproxy.openapi.loader import SpecError, gc_paused
 from castproxy.openapi.model import BodyPart, BodySpec, CompiledSpec, Operation, ParameterSpec, ToolDefinition
 from castproxy.openapi.naming import argument_name, assign_names, operation_name
 from castproxy.openapi.refs import RefResolver
@@ -61,7 +61,8 @@ def compile_spec(
             _cache.move_to_end(key)
             return cached
     try:
-        compiled = _Compiler(document, output_schema=output_schema, max_schema_bytes=max_schema_bytes).run()
+        with gc_paused():
+            compiled = _Compiler(document, output_schema=output_schema, max_schema_bytes=max_schema_bytes).run()
     except RecursionError:
         raise SpecError(_TOO_DEEP) from None
     with _cache_lock:
@@ -79,7 +80,7 @@ def _digest(document: dict) -> str:
 class _Draft:
     """One operation on its way to a tool; the name is assigned once all operations are known."""
 
-    __slots__ = ("method", "operation_id", "path", "tool", "warnings")
+    __slots__ = ("label", "method", "operation_id", "path", "tool", "warnings")
 
     def __init__(self, method: str, path: str, operation_id: str | None) -> None:
         self.method = method
@@ -87,11 +88,8 @@ class _Draft:
         self.operation_id = operation_id
         self.warnings: list[str] = []
         self.tool: ToolDefinition | None = None
-
-    @property
-    def label(self) -> str:
-        where = f"{self.method} {self.path}"
-        return f"{self.operation_id} ({where})" if self.operation_id else where
+        where = f"{method} {path}"
+        self.label = f"{operation_id} ({where})" if operation_id else where
 
     def warn(self, message: str) -> None:
         text = f"{self.label}: {message}"
@@ -120,6 +118,7 @@ class _Compiler:
         self.fit_input = SchemaFitter(self.schemas, REQUEST, max_schema_bytes)
         self.fit_output = SchemaFitter(self.schemas, RESPONSE, max_schema_bytes)
         self._params: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
+        self._specs: dict[tuple[Any, ...], ParameterSpec] = {}  # Graph repeats `{user-id}` in thousands
 
     def run(self) -> CompiledSpec:
         paths = self.document.get("paths") or {}
@@ -268,11 +267,13 @@ class _Compiler:
                 if not isinstance(style, str):
                     style = "form" if location in ("query", "cookie") else "simple"
                 explode = param.get("explode")
-                specs.append(ParameterSpec(
-                    name=name, location=location, argument=argument, required=is_required, style=style,
-                    explode=explode if isinstance(explode, bool) else style == "form",
-                    allow_reserved=param.get("allowReserved") is True, kind=kind, content_type=content_type,
-                ))
+                fields = (name, location, argument, is_required, style,
+                          explode if isinstance(explode, bool) else style == "form",
+                          param.get("allowReserved") is True, kind, content_type)
+                parameter = self._specs.get(fields)
+                if parameter is None:
+                    parameter = self._specs[fields] = ParameterSpec(*fields)
+                specs.append(parameter)
         return tuple(specs)
 
     def _parameter_schema(self, param: dict[str, Any], ref: str | None, sink: Sink) -> tuple[Any, str, str | None]:

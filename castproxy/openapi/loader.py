@@ -11,12 +11,15 @@ compiler can cache by content without re-serialising a large document.
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import json
 import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -52,6 +55,19 @@ class SpecDocument(dict):
 
 _parsed: OrderedDict[str, SpecDocument] = OrderedDict()
 _parsed_lock = threading.Lock()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a big document is parsed or compiled: both only build acyclic
+    data, and the collector's passes over millions of new objects cost a third of the time (Graph beta)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def is_url(source: str) -> bool:
@@ -105,7 +121,8 @@ def _document(raw: bytes, label: str, path: Path | None, max_bytes: int) -> Spec
         if cached is not None:
             _parsed.move_to_end(digest)
             return cached
-    document = _parse(raw, label)
+    with gc_paused():
+        document = _parse(raw, label)
     _check_version(document, label)
     result = SpecDocument(document)
     if _has_non_local_ref(raw):
