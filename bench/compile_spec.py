@@ -140,7 +140,8 @@ def main() -> int:
             print(f"  tools/list, every tool listed: {compiled['listing_bytes'] / 2**20:.2f} MiB")
         rows.append(f"| {label} | {compiled['tools']:.0f} | {parse['seconds']:.2f} s | "
                     f"{compiled['load_seconds'] + compiled['seconds']:.2f} s | {command['seconds']:.2f} s | "
-                    f"{command['rss_mib']:.0f} MiB | {compiled['largest'] / 1024:.1f} KiB | {compiled['collapsed']:.0f} |")
+                    f"{command['rss_mib']:.0f} MiB | {compiled['largest'] / 1024:.1f} KiB | "
+                    f"{compiled['collapsed']:.0f} |")
         goals.append((f"{label}: largest input schema <= 32 KiB", compiled["largest"] <= BUDGET))
         if label == "Graph beta":
             goals.append(("Graph beta command < 15 s", command["seconds"] < 15))
