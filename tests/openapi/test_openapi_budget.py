@@ -196,6 +196,9 @@ def test_workspace_max_schema_bytes_and_tools_option(tmp_path: Path, monkeypatch
         sizes[workspace] = size_of(payload["tools"][0]["input_schema"])
         assert any("collapsed" in w for w in payload["warnings"]) == (workspace == "small")
     assert sizes["small"] <= 4096 < sizes["default"]
+    assert main(["validate", "--offline"]) == 0  # warnings do not fail validate; they are shown
+    shown = capsys.readouterr()
+    assert "updateUser (PATCH /u): input schema is over the 4 KiB budget (max_schema_bytes)" in shown.out + shown.err
     assert main(["tools", "--spec", "spec.json", "--json", "--max-schema-bytes", "4KiB"]) == 0
     assert size_of(json.loads(capsys.readouterr().out)["tools"][0]["input_schema"]) == sizes["small"]
     with pytest.raises(SystemExit) as exited:
