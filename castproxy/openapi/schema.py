@@ -403,25 +403,29 @@ class SchemaConverter:
 
     def _merge_all_of(self, out: dict[str, Any], context: Context, sink: Sink) -> dict[str, Any]:
         """allOf of plain object schemas becomes one object schema (clients and flattening need it);
-        a named member is merged from its converted body unless it is being converted (a cycle)."""
+        a named member is merged from its converted body unless it is being converted (a cycle). Its
+        title and description stay its own: Graph's `user` is `allOf: [directoryObject, {...}]`, and
+        every entity would otherwise be titled `entity` and described by the base's variant list."""
         if out.get("type", "object") != "object":
             return out
         own = {key: value for key, value in out.items() if key != "allOf"}
         if not set(own) <= _MERGEABLE or own.get("additionalProperties", True) is not True:
             return out
         parts = [own]
+        named: set[int] = set()
         for member in out["allOf"]:
             if isinstance(member, dict) and set(member) == {"$ref"}:
                 resolved = self.definition(member, context, sink)
                 if resolved is member:
                     return out
                 member = resolved
+                named.add(len(parts))
             parts.append(member)
         properties: dict[str, Any] = {}
         required: list[str] = []
         hidden: set[str] = set(self.hidden_properties(out))
         annotations: dict[str, Any] = {}
-        for part in parts:
+        for index, part in enumerate(parts):
             if not isinstance(part, dict) or not set(part) <= _MERGEABLE:
                 return out
             if part.get("type", "object") != "object" or part.get("additionalProperties", True) is not True:
@@ -433,7 +437,7 @@ class SchemaConverter:
                     properties[name] = prop
             required.extend(part.get("required", ()))
             hidden.update(self.hidden_properties(part))
-            for key in ("title", "description", "deprecated"):
+            for key in ("deprecated",) if index in named else ("title", "description", "deprecated"):
                 if key in part:
                     annotations.setdefault(key, part[key])
         merged: dict[str, Any] = {**annotations, "type": "object"}
