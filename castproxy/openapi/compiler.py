@@ -6,6 +6,7 @@ change the spec costs nothing. What a tool cannot represent is a warning naming 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -267,12 +268,15 @@ class _Compiler:
                 if not isinstance(style, str):
                     style = "form" if location in ("query", "cookie") else "simple"
                 explode = param.get("explode")
-                fields = (name, location, argument, is_required, style,
-                          explode if isinstance(explode, bool) else style == "form",
-                          param.get("allowReserved") is True, kind, content_type)
+                exploded = explode if isinstance(explode, bool) else style == "form"
+                reserved = param.get("allowReserved") is True
+                fields = (name, location, argument, is_required, style, exploded, reserved, kind, content_type)
                 parameter = self._specs.get(fields)
                 if parameter is None:
-                    parameter = self._specs[fields] = ParameterSpec(*fields)
+                    parameter = self._specs[fields] = ParameterSpec(
+                        name=name, location=location, argument=argument, required=is_required, style=style,
+                        explode=exploded, allow_reserved=reserved, kind=kind, content_type=content_type,
+                    )
                 specs.append(parameter)
         return tuple(specs)
 
@@ -448,7 +452,7 @@ class _Compiler:
                     return None
                 sink = Sink()
                 schema = self.schemas.convert(media["schema"], RESPONSE, sink, origin=f"{status} response")
-                root = _object_root(schema, lambda node, sink=sink: self.schemas.definition(node, RESPONSE, sink))
+                root = _object_root(schema, functools.partial(self.schemas.definition, context=RESPONSE, sink=sink))
                 for message in sink.warnings:
                     draft.warn(message)
                 if root is None:
