@@ -113,7 +113,7 @@ def main() -> int:
     if args.child:
         print(json.dumps(_child(args.child, args.spec[0])))
         return 0
-    specs = {Path(path).name: Path(path) for path in args.spec} if args.spec else SPECS
+    specs = {Path(path).name: Path(path).resolve() for path in args.spec} if args.spec else SPECS
     missing = [str(path) for path in specs.values() if not path.is_file()]
     if missing:
         print(f"spec not found: {', '.join(missing)} (run scripts/fetch-test-data)", file=sys.stderr)
@@ -124,7 +124,7 @@ def main() -> int:
     for label, spec in specs.items():
         repeat = 1 if spec.stat().st_size > 15 * 2**20 else args.repeat
         parse = _measure("parse", spec, repeat)
-        compiled = _measure("listing" if label == "GitHub" else "compile", spec, repeat)
+        compiled = _measure("listing" if spec == SPECS["GitHub"] else "compile", spec, repeat)
         command = _measure("command", spec, repeat)
         print(f"\n{label}: {spec.name} ({spec.stat().st_size / 2**20:.1f} MiB, {compiled['tools']:.0f} tools), "
               f"best of {repeat}")
