@@ -50,6 +50,7 @@ class LoadedConfig:
     warnings: list[Problem]
     public_url: str
     positions: SourceMap = field(default_factory=SourceMap, repr=False, compare=False)
+    secret_files: frozenset[Path] = frozenset()  # every `${file:}` read (serve watches them for changes)
 
     @property
     def callback_url(self) -> str:
@@ -92,9 +93,15 @@ class _Loading:
         self.positions = SourceMap()
         self.origins = SecretOrigins()
         self.problems: list[Problem] = []
-        self.unresolved: set[Loc] = set()  # references that failed: their error is the only one reported there
+        self.files: set[Path] = set()  # every `${file:}` read or tried (serve watches them)
 
     def run(self) -> LoadedConfig:
+        try:
+            return self._run()
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, files=frozenset(self.files)) from None
+
+    def _run(self) -> LoadedConfig:
         text = self._read()
         parsed = parse_yaml(text)
         self.positions = parsed.positions
@@ -114,7 +121,9 @@ class _Loading:
         if errors or config is None:
             raise ConfigError(_ordered(self.problems))
         warnings = _ordered([p for p in self.problems if p.severity == "warning"])
-        return LoadedConfig(config, self.path, self.base_dir, warnings, public_url(config), self.positions)
+        return LoadedConfig(
+            config, self.path, self.base_dir, warnings, public_url(config), self.positions, frozenset(self.files)
+        )
 
     def _read(self) -> str:
         try:
@@ -144,11 +153,14 @@ class _Loading:
         try:
             resolved = resolve(node, self.environ, self.base_dir)
         except ReferenceProblem as exc:
+            if exc.path is not None:
+                self.files.add(exc.path)
             self.origins.referenced.add(path)  # never quote this value in later messages
             if path not in self.secret_paths:
                 self._add(Located(path, str(exc)))
                 self.unresolved.add(path)
             return UNRESOLVED_SECRET
+        self.files.update(resolved.files)
         if resolved.has_reference:
             self.origins.referenced.add(path)
         if resolved.defaults_used:

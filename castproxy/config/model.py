@@ -104,6 +104,12 @@ class StoreSettings(_Strict):
     backend: Literal["sqlite", "redis"] = Field("sqlite", description="sqlite (embedded) | redis (replicas).")
     path: str = Field("./.castproxy/state.db", description="SQLite file, relative to the config file.")
     url: SecretStr | None = Field(None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
+    # --- issue 12 (deployments): spec cache ---
+    spec_cache: str | None = Field(
+        None,
+        description="Folder for the last good copy of each remote spec (default: spec-cache beside `path`); "
+        "relative to the config file.",
+    )
 
 
 class NoAuth(_Strict):
@@ -315,7 +321,7 @@ ExcludeEntry = Annotated[
 ]
 Discovery = Literal["list", "search"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 
@@ -329,6 +335,14 @@ def parse_size(text: str) -> int:
 
 
 DurationText = Annotated[str, StringConstraints(pattern=_DURATION.pattern)]
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_REFRESH = 7 * 24 * 3600
+
+
+def _seconds(text: str) -> float:
+    match = _DURATION.match(text)
+    assert match is not None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
 SizeText = Annotated[str, StringConstraints(pattern=_SIZE.pattern)]
 
 
@@ -365,6 +379,24 @@ class Workspace(_Strict):
         32 * 1024, ge=1024, description="Largest tool schema, compact JSON (bytes, or '64KiB'); beyond it "
         "deep parts are collapsed into permissive schemas.",
     )
+    # --- issue 12 (deployments): background spec refresh ---
+    refresh: float | None = Field(
+        None, ge=1, le=_MAX_REFRESH,
+        description="Re-fetch a remote spec this often ('10m', '1h', or seconds) and serve it when it changed; "
+        "default: only at start, on a config change or SIGHUP.",
+    )
+
+    @field_validator("refresh", mode="before", json_schema_input_type=float | DurationText | None)
+    @classmethod
+    def _parse_refresh(cls, value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, bool) or (isinstance(value, str) and not _DURATION.match(value)):
+            raise ValueError("a duration like '10m', '1h', '30s' or 600 (seconds)")
+        seconds = _seconds(value) if isinstance(value, str) else value
+        if isinstance(seconds, int | float) and not 1 <= seconds <= _MAX_REFRESH:
+            raise ValueError("a duration from 1 second to 7 days, like '10m' or '1h'")
+        return seconds
 
     @field_validator(
         "tools", mode="before", json_schema_input_type=Annotated[list[ToolEntry], Field(min_length=1)] | Literal["*"]
@@ -389,8 +421,7 @@ class Workspace(_Strict):
             match = _DURATION.match(value)
             if not match:
                 raise ValueError("a duration like 30, '30s', '500ms' or '2m'")
-            number, unit = float(match.group(1)), match.group(2) or "s"
-            return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
+            return _seconds(value)
         return value
 
     @field_validator("max_response_bytes", "max_schema_bytes", mode="before", json_schema_input_type=int | SizeText)

@@ -55,9 +55,19 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
         findings += _tool_names(base, workspace.get("tools"), line_of, origins)
         findings += _exposure(base, workspace, auth, server)
         findings += _base_url_userinfo(base, workspace.get("base_url"))
+        findings += _refresh_of_a_file(base, workspace)
     findings += _public_url(server, workspaces)
     findings += _literal_secrets(data, origins)
     return findings
+
+
+def _refresh_of_a_file(base: Path, workspace: dict[str, Any]) -> Iterator[Finding]:
+    openapi = workspace.get("openapi")
+    if workspace.get("refresh") is not None and isinstance(openapi, str) and not openapi.lower().startswith(
+        ("http://", "https://")
+    ):
+        yield Finding(Located((*base, "refresh"), "`refresh` applies to a spec URL; a spec file is watched and "
+                              "reloads when it changes, so remove `refresh` here", key=True), "warning")
 
 
 def _mapping(value: Any) -> dict[str, Any]:

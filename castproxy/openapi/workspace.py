@@ -6,6 +6,7 @@ them into FILE:LINE:COL; which operations `tools` and `exclude` pick is castprox
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,18 @@ def compile_workspace(
     offline: bool = False,
     name: str | None = None,
     document: dict[str, Any] | None = None,
+    fetcher: Callable[[str], bytes] | None = None,
 ) -> WorkspaceTools:
     """Load and compile the workspace's spec and pick its tools.
 
     `name` is the workspace's key in the config; problem locations start with
     `("workspaces", name)` when it is given, else at the workspace itself (`("openapi",)`).
-    `document`, when given, is used instead of loading the spec (a reviewed copy kept by castproxy)."""
+    `document`, when given, is used instead of loading the spec (a reviewed copy kept by castproxy);
+    `fetcher` supplies a remote spec's bytes (see `load_document`)."""
     prefix: Loc = ("workspaces", name) if name is not None else ()
     try:
         if document is None:
-            document = load_document(workspace.openapi, base_dir, offline=offline)
+            document = load_document(workspace.openapi, base_dir, offline=offline, fetcher=fetcher)
         compiled = compile_spec(
             document, output_schema=workspace.output_schema, max_schema_bytes=workspace.max_schema_bytes
         )

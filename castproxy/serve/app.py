@@ -1,8 +1,9 @@
 """Assemble the Starlette app: MCP endpoints, health, metrics, the authorization server and hot reload.
 
-`create_app` loads and compiles the config before returning (a bad config raises ConfigError here,
-so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port). Everything with a
-connection (forwarder session, session manager, watcher) starts and stops in the lifespan.
+`create_app` loads and compiles the config before returning (a config invalid as a whole raises
+ConfigError here, so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port; a
+workspace that does not build is only degraded). Everything with a connection (forwarder session,
+session manager, watcher, background retries) starts and stops in the lifespan.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
 from castproxy.gitops.drift import metric_lines
+from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.inbound import bearer_protected
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
 from castproxy.serve.metrics import Metrics, metrics_endpoint
+from castproxy.serve.recovery import Backoff
 from castproxy.serve.reload import Reloader
-from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
 from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
@@ -71,27 +73,6 @@ def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float])
     return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock)
 
 
-def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
-    """Listen address, public URL, secret key and store are bound at start; say so when an edit changes them."""
-    before, after = first.config, fresh.config
-    changed = [
-        name
-        for name, old, new in (
-            ("server.host", before.server.host, after.server.host),
-            ("server.port", before.server.port, after.server.port),
-            ("server.public_url", first.public_url, fresh.public_url),
-            ("server.secret_key", before.server.secret_key, after.server.secret_key),
-            ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
-            ("server.connections", before.server.connections, after.server.connections),
-            ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
-            ("store", before.store, after.store),
-        )
-        if old != new
-    ]
-    if changed:
-        log.warning("these settings take effect at the next restart", extra={"fields": {"settings": changed}})
-
-
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """503 + Retry-After wherever the store fails mid-request (sign-in pages, /token, /register...)."""
     assert isinstance(exc, StoreUnavailable)
@@ -112,23 +93,23 @@ def create_app(
     host_override: str | None = None,
     port_override: int | None = None,
     clock: Callable[[], float] = time.time,
+    retry: Backoff | None = None,
+    worker: bool = False,
 ) -> Starlette:
-    """`clock` is what upstream login tokens' expiry is read against (tests advance their own)."""
+    """`clock` is what upstream login tokens' expiry is read against (tests advance their own).
+    `retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
+    `worker`: one of several processes serving the port (`serve --workers N`): metrics carry a pid label."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
     bridge = _make_bridge(loaded, store, clock)
-    snapshot = build_snapshot(loaded, bridge=bridge)
+    builds = Builds(config_path, environ, loaded, bridge)
+    snapshot = builds.first()
 
-    def rebuild() -> Snapshot:  # runs in a worker thread on every reload
-        fresh = load_config(config_path, environ)
-        _warn_fixed_settings(loaded, fresh)
-        return build_snapshot(fresh, bridge=bridge, previous=state.snapshot)
-
-    metrics = Metrics(gauges=lambda: metric_lines(state.snapshot.drift))
+    metrics = Metrics(gauges=lambda: metric_lines(state.snapshot.drift), pid=os.getpid() if worker else None)
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
-    reloader = Reloader(config_path, state, rebuild, metrics)
+    reloader = Reloader(config_path, state, builds, metrics, retry)
     manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, metrics)), stateless=True,
                                            json_response=True)
 
@@ -139,7 +120,7 @@ def create_app(
             async with manager.run():
                 reloader.start(watch=reload)
                 log.info("serving", extra={"fields": {"config": str(loaded.path),
-                                                      "workspaces": sorted(state.snapshot.workspaces)}})
+                                                      "workspaces": state.snapshot.serving()}})
                 try:
                     yield
                 finally:
@@ -150,13 +131,13 @@ def create_app(
                 await bridge.close()
             await store.close()
 
-    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)
+    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, retry_in=reloader.scheduler.retry_in)
     metrics_token = loaded.config.server.metrics_token
     routes: list[BaseRoute] = [
         Route("/mcp/{workspace}", mcp),
         Route("/mcp/{workspace}/", mcp),  # served in place: a redirect would be built from the Host header
         Route("/healthz", healthz),
-        Route("/readyz", readyz(state)),
+        Route("/readyz", readyz(state, reloader.scheduler)),
         Route(
             "/metrics",
             bearer_protected(

@@ -73,6 +73,10 @@ class ToolCaller:
     ) -> mcp_types.CallToolResult:
         """The call of one of the workspace's operations, by its tool name."""
         status: int | None = None
+        if workspace.unavailable is not None:  # a degraded workspace's placeholder (snapshot.py)
+            self._record(workspace, name, "workspace_unavailable", None, started)
+            return error_result(f"Workspace '{workspace.name}' is not available: {workspace.unavailable}. "
+                                "castproxy retries it in the background; try again shortly.")
         tool = workspace.tools.get(name)
         if tool is None:
             self._record(workspace, name, "unknown_tool", None, started)
@@ -141,7 +145,7 @@ class ToolCaller:
     ) -> None:
         """The call's metrics observation and log line (names not in the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
-        label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
+        label = UNKNOWN_TOOL if outcome in ("unknown_tool", "workspace_unavailable") else name
         self.metrics.record_call(workspace.name, label, outcome, seconds)
         if call_log.isEnabledFor(logging.INFO):  # a line per call: build nothing when nobody reads it
             call_log.info(

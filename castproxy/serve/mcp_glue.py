@@ -15,6 +15,10 @@ clients take as "no stream" (`DELETE`, with no session to end, the same); a JSON
 body, which Streamable HTTP does not accept) gets a short 400 JSON-RPC error rather than a validation
 dump; an `MCP-Protocol-Version` header naming a version the SDK does not serve gets a 400 naming it and
 the supported ones.
+
+A degraded workspace (its spec or upstream OAuth metadata could not be loaded; see snapshot.py) answers
+503 with the reason and `Retry-After`, after its inbound key check; a `tools/call` to it gets the same
+reason as an `isError` tool result instead, which clients show to the model and the user.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from mcp_types import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from castproxy import __version__
 from castproxy.serve.calls import ToolCaller, error_result
@@ -45,6 +49,7 @@ from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 from castproxy.store.guard import RETRY_AFTER, StoreUnavailable
 
 SCOPE_KEY = "castproxy.call"
+WORKSPACE_UNAVAILABLE = -32000  # JSON-RPC's implementation-defined server error range
 log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _WHITESPACE = b" \t\r\n"
@@ -140,12 +145,14 @@ class McpEndpoint:
         bridge: Callable[[], Any],
         *,
         fast_path: bool | None = None,
+        retry_in: Callable[[str], float | None] = lambda name: None,
     ) -> None:
         """`fast_path` None means on unless CASTPROXY_FAST_PATH=off. It only ever answers tools/call and
         tools/list for a ProxyServer behind a stateless JSON manager; everything else goes to the manager."""
         self.manager = manager
         self.current = current
         self.bridge = bridge
+        self.retry_in = retry_in
         if fast_path is None:
             fast_path = enabled_by_environment()
         server = manager.app
@@ -169,6 +176,8 @@ class McpEndpoint:
             if origin is not None:
                 send = with_cors(send, origin)
             response, call = await self._admit(request, snapshot)
+            if response is None and call is not None and call.workspace.unavailable is not None:
+                response, receive = await self._unavailable(scope, receive, call.workspace)
             if response is None and call is not None and self.stateless_json:
                 response, receive = await self._refuse_plainly(scope, receive)
             if response is None and call is not None:  # admitted: every check above ran for both paths
@@ -215,6 +224,41 @@ class McpEndpoint:
             return _batch_refused(), receive
         return None, replay(messages, receive)
 
+    async def _unavailable(
+        self, scope: Scope, receive: Receive, workspace: WorkspaceRuntime
+    ) -> tuple[Response | None, Receive]:
+        """A degraded workspace: 503 with the reason, except a tools/call, which goes on to get it as a tool result."""
+        messages: list[Message] = []
+        size = 0
+        while scope["method"] == "POST":
+            chunk = await receive()
+            messages.append(chunk)
+            size += len(chunk.get("body", b""))
+            if chunk["type"] != "http.request" or not chunk.get("more_body", False) or size > self.max_body_size:
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        try:
+            decoded = json.loads(body) if body and size <= self.max_body_size else None
+        except (ValueError, RecursionError):
+            decoded = None
+        if isinstance(decoded, dict) and decoded.get("method") == "tools/call" and "id" in decoded:
+            return None, replay(messages, receive)
+        seconds = self.retry_in(workspace.name)
+        retry_after = max(1, math.ceil(seconds)) if seconds is not None else 5
+        message = (f"workspace '{workspace.name}' is not available: {workspace.unavailable}; castproxy retries it "
+                   f"in the background (next attempt in about {retry_after} s)")
+        details = {"error": "workspace_unavailable", "reason": workspace.unavailable, "retry_after": retry_after}
+        headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
+        if isinstance(decoded, dict) and decoded.get("jsonrpc") == "2.0":
+            # A JSON-RPC error body: MCP clients show its message instead of a bare "HTTP 503".
+            request_id = decoded.get("id") if isinstance(decoded.get("id"), int | str) else None
+            error = {"code": WORKSPACE_UNAVAILABLE, "message": message, "data": details}
+            response: Response = JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error},
+                                              status_code=503, headers=headers)
+        else:
+            response = JSONResponse({**details, "message": message}, status_code=503, headers=headers)
+        return response, replay(messages, receive)
+
     async def _admit(self, request: Request, snapshot: Snapshot) -> tuple[Response | None, CallScope | None]:
         name = request.path_params.get("workspace", "")
         workspace = snapshot.workspaces.get(name)
@@ -225,6 +269,8 @@ class McpEndpoint:
             return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
         if workspace.inbound_key_hashes and not key_accepted(request.headers, workspace.inbound_key_hashes):
             return unauthorized(name), None
+        if workspace.unavailable is not None:
+            return None, CallScope(workspace, None)  # nothing to sign in to: it answers its reason only
         grant_id: str | None = None
         if workspace.sign_in:
             bridge = self.bridge()

@@ -1,6 +1,8 @@
 """Prometheus metrics in the text exposition format, kept in plain dicts (no client library needed).
 
-Labels are workspace, tool and outcome names only: never argument values, keys or tokens.
+Labels are workspace, tool and outcome names only: never argument values, keys or tokens. Under
+`serve --workers N` each worker keeps and serves its own counters, labelled with its `pid`; a scrape
+reaches whichever worker accepts the connection (see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ class _Histogram:
 
 
 class Metrics:
-    def __init__(self, *, gauges: Callable[[], list[str]] | None = None) -> None:
+    def __init__(self, *, gauges: Callable[[], list[str]] | None = None, pid: int | None = None) -> None:
         self.gauges = gauges  # more lines, read from the serving state at each scrape (lock drift)
+        self.pid = None if pid is None else str(pid)  # set when several worker processes serve one port
         self.calls: dict[tuple[str, str, str], int] = defaultdict(int)
         self.durations: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
         self.reloads: dict[str, int] = {"ok": 0, "failed": 0}
@@ -55,13 +58,16 @@ class Metrics:
     def record_reload(self, ok: bool) -> None:
         self.reloads["ok" if ok else "failed"] += 1
 
+    def _labels(self, **labels: str) -> str:
+        return _labels(**labels, pid=self.pid) if self.pid is not None else _labels(**labels)
+
     def render(self) -> str:
         lines = [
             "# HELP castproxy_tool_calls_total MCP tool calls by workspace, tool and outcome.",
             "# TYPE castproxy_tool_calls_total counter",
         ]
         for (workspace, tool, outcome), count in sorted(self.calls.items()):
-            labels = _labels(workspace=workspace, tool=tool, outcome=outcome)
+            labels = self._labels(workspace=workspace, tool=tool, outcome=outcome)
             lines.append(f"castproxy_tool_calls_total{labels} {count}")
         lines += [
             "# HELP castproxy_tool_call_duration_seconds Time from tools/call to its result, upstream included.",
@@ -71,11 +77,11 @@ class Metrics:
             cumulative = 0
             for bound, count in zip(BUCKETS, histogram.counts, strict=True):
                 cumulative += count
-                labels = _labels(workspace=workspace, tool=tool, le=repr(bound))
+                labels = self._labels(workspace=workspace, tool=tool, le=repr(bound))
                 lines.append(f"castproxy_tool_call_duration_seconds_bucket{labels} {cumulative}")
-            labels = _labels(workspace=workspace, tool=tool, le="+Inf")
+            labels = self._labels(workspace=workspace, tool=tool, le="+Inf")
             lines.append(f"castproxy_tool_call_duration_seconds_bucket{labels} {histogram.count}")
-            labels = _labels(workspace=workspace, tool=tool)
+            labels = self._labels(workspace=workspace, tool=tool)
             lines.append(f"castproxy_tool_call_duration_seconds_sum{labels} {histogram.total:.6f}")
             lines.append(f"castproxy_tool_call_duration_seconds_count{labels} {histogram.count}")
         lines += [
@@ -83,7 +89,7 @@ class Metrics:
             "# TYPE castproxy_config_reloads_total counter",
         ]
         for result, count in self.reloads.items():
-            lines.append(f"castproxy_config_reloads_total{_labels(result=result)} {count}")
+            lines.append(f"castproxy_config_reloads_total{self._labels(result=result)} {count}")
         if self.gauges is not None:
             lines += self.gauges()
         return "\n".join(lines) + "\n"

@@ -23,10 +23,14 @@ class ServeState:
         if bridge is not None:
             bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls())
 
-    def install(self, snapshot: Snapshot) -> None:
+    def install(self, snapshot: Snapshot, *, partial: bool = False) -> None:
+        """`partial`: some workspaces were rebuilt on the config already loaded (a retry or a spec
+        refresh), so when the config was loaded, and a rejected reload since, stay as they are."""
         if self.bridge is not None:  # the bridge first, so the new workspaces can sign in as soon as they serve
             self.bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls())
         self.snapshot = snapshot
+        if partial:
+            return
         self.last_good_at = snapshot.loaded_at
         self.last_error = ()
         self.last_error_at = None

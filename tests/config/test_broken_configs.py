@@ -421,6 +421,43 @@ CASES = [
         "5:14: `timeout` must be a duration like 30, '30s', '500ms' or '2m' (got '3 days')",
     ),
     case(
+        "bad_refresh",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: https://api.example.com/openapi.json
+            refresh: hourly
+            tools: [listItems]
+        """,
+        "5:14: `refresh` must be a duration like '10m', '1h', '30s' or 600 (seconds) (got 'hourly')",
+    ),
+    case(
+        "refresh_too_often",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: https://api.example.com/openapi.json
+            refresh: 500ms
+            tools: [listItems]
+        """,
+        "5:14: `refresh` must be a duration from 1 second to 7 days, like '10m' or '1h' (got '500ms')",
+    ),
+    case(
+        "spec_cache_not_text",
+        """\
+        version: 1
+        store:
+          spec_cache: [a, b]
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "3:15: `spec_cache` must be text",
+    ),
+    case(
         "max_response_bytes_too_small",
         """\
         version: 1
