@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types
 
+from castproxy.access.build import access_parts, key_text
+from castproxy.access.limits import WorkspaceLimits
+from castproxy.access.policy import Caller, Rule, WorkspaceAccess
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
 from castproxy.catalog import meta
 from castproxy.catalog.index import SearchIndex, index_for
-from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
+from castproxy.config.model import IdentitySettings, LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.gitops.drift import DriftReport, LockGuard
 from castproxy.openapi.model import ToolDefinition
@@ -64,6 +67,10 @@ class WorkspaceRuntime:
     login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
     search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
     secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
+    # Who may call what (castproxy/access, issue 14); None / empty when the workspace sets none of it.
+    access: WorkspaceAccess | None = None
+    limits: WorkspaceLimits | None = None
+    key_callers: Mapping[bytes, Caller] = field(default_factory=dict)  # named inbound key digest -> its caller
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -85,6 +92,14 @@ class Snapshot:
 
     def login_workspaces(self) -> dict[str, LoginAuth]:
         return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+    def identity_workspaces(self) -> list[str]:
+        """Shared-credential workspaces whose callers sign in at castproxy (server.identity is set)."""
+        return [name for name, ws in self.workspaces.items()
+                if ws.sign_in and not (ws.oauth is not None and ws.oauth.grant == "authorization_code")]
+
+    def connect_rules(self) -> dict[str, Rule | None]:
+        return {name: ws.access.connect if ws.access else None for name, ws in self.workspaces.items()}
+
     def oauth_base_urls(self) -> dict[str, str]:
         """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
         return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
@@ -134,7 +149,8 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
 
 
 def _build_workspace(
-    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = (),
+    identity: IdentitySettings | None = None,
 ) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
@@ -156,6 +172,7 @@ def _build_workspace(
         credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
     listing, search = _discovery(name, workspace, compiled)
+    policy = access_parts(workspace, compiled.picked, identity)
     return WorkspaceRuntime(
         name=name,
         tools=MappingProxyType(tools),
@@ -166,12 +183,13 @@ def _build_workspace(
         max_response_bytes=workspace.max_response_bytes,
         extra_headers=MappingProxyType(dict(workspace.headers)),
         protected_headers=frozenset(h.lower() for h in credentials.protected_headers),
-        inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
-        sign_in=oauth is not None and oauth.grant == "authorization_code",
+        inbound_key_hashes=tuple(hash_key(key_text(key)) for key in keys),
+        sign_in=(oauth is not None and oauth.grant == "authorization_code") or identity is not None,
         oauth=oauth,
         login=login,
         search=search,
         secrets=secrets,
+        **policy,
     )
 
 
@@ -200,7 +218,7 @@ def _rebuild(
 ) -> WorkspaceRuntime:
     """The workspace built from a given spec document (the lock guard's reviewed copy)."""
     compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
-    return _build_workspace(name, workspace, compiled, bridge, secrets)
+    return _build_workspace(name, workspace, compiled, bridge, secrets, loaded.config.server.identity)
 
 
 def build_snapshot(
@@ -217,7 +235,7 @@ def build_snapshot(
     for name, workspace in loaded.config.workspaces.items():
         try:
             compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            runtime = _build_workspace(name, workspace, compiled, bridge, secrets)
+            runtime = _build_workspace(name, workspace, compiled, bridge, secrets, loaded.config.server.identity)
             served: WorkspaceRuntime | None = runtime
             if guard is not None:  # the lock file's review (castproxy.gitops.drift) may hold the workspace back
                 rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge, secrets)

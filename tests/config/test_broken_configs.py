@@ -150,7 +150,7 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, lock)",
+        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, identity, lock)",
     ),
     case(
         "bad_header_timeout",

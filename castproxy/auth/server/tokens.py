@@ -237,7 +237,8 @@ class TokenService:
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
         now = time.time()
         access, refresh = "cpat_" + secrets.token_urlsafe(32), "cprt_" + secrets.token_urlsafe(32)
-        common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id}
+        common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id,
+                  "subject": grant.subject, "email": grant.email, "groups": grant.groups}
         access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime)
         # The refresh token carries the whole sign-in's scope (narrowed only by narrowing the sign-in itself).
         refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime)
