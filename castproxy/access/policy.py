@@ -70,7 +70,8 @@ class Rule:
     def allows(self, caller: Caller) -> bool:
         if caller.subject is not None and caller.subject in self.subjects:
             return True
-        if caller.email is not None and (caller.email in self.emails or caller.email.rpartition("@")[2] in self.domains):
+        email = caller.email
+        if email is not None and (email in self.emails or email.rpartition("@")[2] in self.domains):
             return True
         return not self.groups.isdisjoint(caller.groups)
 

@@ -73,8 +73,7 @@ def build_routes(server: AuthServer) -> list[BaseRoute]:
         Route("/revoke", _api(server, revoke.revoke), methods=["POST", "OPTIONS"]),
     ]
     if server.identity is not None:  # the company identity provider returns the browser here (castproxy.access)
-        identity = server.identity
-        routes.append(Route(IDENTITY_CALLBACK_PATH, lambda request: identity.callback(request), methods=["GET"]))
+        routes.append(Route(IDENTITY_CALLBACK_PATH, server.identity.callback, methods=["GET"]))
     if server.base_path:  # an issuer with a path publishes its metadata under that path too (RFC 8414 §3.1)
         routes.append(
             Route(f"/.well-known/oauth-authorization-server{server.base_path}", as_metadata, methods=["GET", "OPTIONS"])
