@@ -366,7 +366,7 @@ CASES = [
                 nmae: list
         """,
         "7:9: unknown key 'nmae' in tools entry 1 (expected one of: operation, name, "
-        "description); did you mean 'name'?",
+        "description, access, rate_limit); did you mean 'name'?",
     ),
     case(
         "tool_entry_without_operation",
