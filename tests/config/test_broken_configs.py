@@ -907,7 +907,8 @@ CASES = [
               - tag: pulls
                 name: prs
         """,
-        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method, access, rate_limit); `name` applies to one "
+        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method, access, rate_limit); "
+        "`name` applies to one "
         "operation: write it with `operation: OPERATION_ID`",
     ),
     case(
@@ -921,7 +922,8 @@ CASES = [
               - operation: listItems
                 method: GET
         """,
-        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description, access, rate_limit); a selector "
+        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description, access, "
+        "rate_limit); a selector "
         "entry (tag, path, method) has no `operation`: write it as its own entry",
     ),
     case(

@@ -111,6 +111,17 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     running.stop()
 
 
+async def _refused(url: str, browser: CompanyBrowser) -> None:
+    """Connecting fails: the SDK client gets no code, the sign-in stopped at one of castproxy's pages."""
+    try:
+        async with mcp_session(url, MemoryStorage(), browser):
+            pass
+    except Exception:
+        assert browser.pages, "the sign-in failed before reaching a page"
+        return
+    raise AssertionError("connecting was not refused")
+
+
 def _text(result: object) -> str:
     return " ".join(getattr(part, "text", "") for part in getattr(result, "content", []))
 
@@ -176,9 +187,7 @@ async def test_a_person_outside_the_allowed_domain_is_refused_at_connect(
     browser = CompanyBrowser(person="mallory")
     caplog.set_level(logging.WARNING, logger="castproxy.auth")
     try:
-        with pytest.raises(Exception):  # the SDK client gets no code: the sign-in stopped at castproxy's page
-            async with mcp_session(f"{stack.url}/mcp/items", MemoryStorage(), browser):
-                pass
+        await _refused(f"{stack.url}/mcp/items", browser)
         status, text = browser.pages[-1]
         assert status == 403
         assert "mallory@elsewhere.example" in text and "may not use workspace items" in text
@@ -203,9 +212,7 @@ async def test_a_shared_credential_workspace_needs_the_company_sign_in_too(stack
         await browser.aclose()
     outsider = CompanyBrowser(person="mallory")  # not in eng
     try:
-        with pytest.raises(Exception):
-            async with mcp_session(f"{stack.url}/mcp/open", MemoryStorage(), outsider):
-                pass
+        await _refused(f"{stack.url}/mcp/open", outsider)
         assert outsider.pages[-1][0] == 403
     finally:
         await outsider.aclose()

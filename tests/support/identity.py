@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
 from support.net import free_port, free_socket
 from support.node import NODE_TOOLS, node22, unavailable
 from support.oauth_client import Browser, query_of
@@ -33,7 +34,8 @@ PROVIDER_SCRIPT = __file__.rsplit("/", 1)[0] + "/oidc_provider.mjs"
 CLIENT_ID = "castproxy-test"
 CLIENT_SECRET = "idp-client-secret-0123456789abcdef"
 PEOPLE: dict[str, dict[str, Any]] = {
-    "alice": {"email": "alice@corp.example", "email_verified": True, "name": "Alice Admin", "groups": ["eng", "admins"]},
+    "alice": {"email": "alice@corp.example", "email_verified": True, "name": "Alice Admin",
+              "groups": ["eng", "admins"]},
     "bob": {"email": "bob@corp.example", "email_verified": True, "name": "Bob Builder", "groups": ["eng"]},
     "mallory": {"email": "mallory@elsewhere.example", "email_verified": True, "name": "Mallory", "groups": ["sales"]},
 }
