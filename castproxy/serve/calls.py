@@ -108,7 +108,7 @@ class ToolCaller:
                                   "frames": "".join(traceback.format_tb(exc.__traceback__))}},
             )
             result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
-        self._record(workspace, name, outcome, status, started)
+        self._record(workspace, name, outcome, status, started, who)
         return result
 
     async def _refused(
@@ -118,13 +118,13 @@ class ToolCaller:
         if workspace.access is not None:
             reason = workspace.access.refusal(who, name)
             if reason is not None:
-                self._record(workspace, name, "access_denied", None, started)
+                self._record(workspace, name, "access_denied", None, started, who)
                 return error_result(reason)
         if workspace.limits is not None:
             over = await self.limits.check(workspace.name, name, who, workspace.limits)
             if over is not None:
                 self.metrics.record_rate_limited(workspace.name, over.scope)
-                self._record(workspace, name, "rate_limited", None, started)
+                self._record(workspace, name, "rate_limited", None, started, who)
                 return error_result(over.message(name))
         return None
 
@@ -164,22 +164,23 @@ class ToolCaller:
             result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace, hidden),
                                                     arguments["query"], limit, len(hidden))
             outcome = "ok"
-        self._record(workspace, name, outcome, None, started)
+        self._record(workspace, name, outcome, None, started, who)
         return result
 
     def _record(
-        self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float
+        self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float,
+        who: Caller = NOBODY,
     ) -> None:
         """The call's metrics observation and log line (names not in the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
         label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
         self.metrics.record_call(workspace.name, label, outcome, seconds)
         if call_log.isEnabledFor(logging.INFO):  # a line per call: build nothing when nobody reads it
-            call_log.info(
-                "tool call",
-                extra={"fields": {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
-                                  "duration_ms": round(seconds * 1000, 2), "outcome": outcome}},
-            )
+            fields = {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
+                      "duration_ms": round(seconds * 1000, 2), "outcome": outcome}
+            if who is not NOBODY:  # who called (castproxy/access): the person's subject, or the key's name
+                fields["caller"] = who.subject or who.key_name or who.client_id or who.address
+            call_log.info("tool call", extra={"fields": fields})
 
     async def _call(
         self, workspace: WorkspaceRuntime, tool: ToolRuntime, arguments: dict[str, Any], grant_id: str | None
