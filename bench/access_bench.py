@@ -117,7 +117,42 @@ def main() -> int:
     print(f"\npolicy/off throughput: {policy[0].rps / off[0].rps:.1%}   keys/off: {keys[0].rps / off[0].rps:.1%}")
     print(f"added p50 at 1 connection, policy - off: {policy[1].p50_ms - off[1].p50_ms:.3f} ms; "
           f"policy - keys: {policy[1].p50_ms - keys[1].p50_ms:.3f} ms")
+    micro()
     return 0
+
+
+def micro(count: int = 20000) -> None:
+    """The checks alone, in this process (steadier than wrk on a shared machine): what one request adds."""
+    import asyncio
+    import time
+    from types import MappingProxyType
+
+    from castproxy.access.limits import LimitPair, RateLimits, WorkspaceLimits
+    from castproxy.access.policy import Caller, Rule, WorkspaceAccess
+    from castproxy.config.model import RateLimit
+
+    access = WorkspaceAccess(connect=Rule(groups=frozenset({"eng"})),
+                             tools={"deleteItem": Rule(groups=frozenset({"admins"}))})
+    listing = MappingProxyType({"tools": [{"name": "getItem"}, {"name": "deleteItem"}]})
+    caller = Caller(key_name="bench-bot", groups=frozenset({"eng"}))
+    started = time.perf_counter()
+    for _ in range(count):
+        access.may_connect(caller)
+        access.refusal(caller, "getItem")
+        access.listing_for(caller, listing)
+    policy = (time.perf_counter() - started) / count
+    limits = WorkspaceLimits(LimitPair.of(RateLimit(per_caller="1000000/second", total="1000000/second")))
+    counters = RateLimits.in_memory()
+
+    async def count_calls() -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            await counters.check("bench", "getItem", caller, limits)
+        return (time.perf_counter() - started) / count
+
+    limit = asyncio.run(count_calls())
+    print(f"in process: policy checks {policy * 1e6:.1f} us per request; rate limit check (per caller + total, "
+          f"memory) {limit * 1e6:.1f} us per call")
 
 
 if __name__ == "__main__":

@@ -174,16 +174,17 @@ class IdentityProvider:
         metadata = await self.metadata()
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                 "code_verifier": code_verifier, "client_id": self.settings.client_id}
-        auth: tuple[str, str] | None = None
+        auth: httpx2.BasicAuth | None = None
         secret = self.settings.client_secret.get_secret_value() if self.settings.client_secret else None
         if secret is not None:
             methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
             if "client_secret_basic" in methods:
-                auth = (self.settings.client_id, secret)
+                auth = httpx2.BasicAuth(self.settings.client_id, secret)
             else:
                 form["client_secret"] = secret
         try:
-            response = await self._http.post(metadata["token_endpoint"], data=form, auth=auth,
+            response = await self._http.post(metadata["token_endpoint"], data=form,
+                                             auth=auth or httpx2.USE_CLIENT_DEFAULT,
                                              headers={"Accept": "application/json"})
         except httpx2.HTTPError as exc:
             raise IdentityError(f"the identity provider's token endpoint could not be reached "

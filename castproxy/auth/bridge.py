@@ -285,6 +285,8 @@ class _UpstreamTokenCredentials:
     async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         rejected = refused
         upstream = self._entry.upstream
+        if upstream is None:  # an AS workspace without upstream (castproxy's own sign-in): no upstream token
+            raise SignInRequired(f"workspace {self._entry.name} has no upstream OAuth")
         if not self._entry.per_user:
             # `rejected=` only when there is one, so upstream stand-ins without it keep working.
             token = await (upstream.service_token(rejected=rejected) if rejected else upstream.service_token())

@@ -276,7 +276,7 @@ class McpEndpoint:
             if isinstance(outcome, Response):
                 return outcome, None
             grant_id, caller = outcome
-        elif not by_key and request.client is not None:
+        elif not by_key and request.client is not None and workspace.limits is not None:  # limits count per address
             caller = Caller(address=caller_key(request.client.host))
         if workspace.access is not None and not workspace.access.may_connect(caller):
             log.warning("caller refused by the workspace's access policy",

@@ -110,9 +110,9 @@ def _refused(server: AuthServer, wanted: AuthorizationRequest, exc: SignInRefuse
 
 async def issue_code_for(server: AuthServer, wanted: AuthorizationRequest, grant_id: str) -> str:
     """Start the sign-in's grant and return the client's redirect URI with castproxy's code (and the person)."""
-    person = {"subject": wanted.subject, "email": wanted.email, "groups": wanted.groups}
     grant = GrantRecord(grant_id=grant_id, workspace=wanted.workspace, resource=wanted.resource,
-                        client_id=wanted.client_id, scopes=wanted.scopes, **person)
+                        client_id=wanted.client_id, scopes=wanted.scopes, subject=wanted.subject, email=wanted.email,
+                        groups=wanted.groups)
     await server.tokens.start_grant(grant)
     code = await server.tokens.issue_code(
         CodeRecord(
@@ -123,7 +123,9 @@ async def issue_code_for(server: AuthServer, wanted: AuthorizationRequest, grant
             resource=wanted.resource,
             grant_id=grant_id,
             scopes=wanted.scopes,
-            **person,
+            subject=wanted.subject,
+            email=wanted.email,
+            groups=wanted.groups,
         )
     )
     if wanted.subject:
