@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -110,9 +111,11 @@ def _refused(server: AuthServer, wanted: AuthorizationRequest, exc: SignInRefuse
 
 async def issue_code_for(server: AuthServer, wanted: AuthorizationRequest, grant_id: str) -> str:
     """Start the sign-in's grant and return the client's redirect URI with castproxy's code (and the person)."""
+    # A person's sign-in lasts as long as a company session: then the identity provider is asked again.
+    until = time.time() + server.identity.sessions.lifetime if wanted.subject and server.identity else 0.0
     grant = GrantRecord(grant_id=grant_id, workspace=wanted.workspace, resource=wanted.resource,
                         client_id=wanted.client_id, scopes=wanted.scopes, subject=wanted.subject, email=wanted.email,
-                        groups=wanted.groups)
+                        groups=wanted.groups, person_until=until)
     await server.tokens.start_grant(grant)
     code = await server.tokens.issue_code(
         CodeRecord(

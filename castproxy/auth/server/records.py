@@ -101,6 +101,8 @@ class GrantRecord(Record):
     subject: str = ""
     email: str = ""
     groups: tuple[str, ...] = ()
+    # Until when the company sign-in vouches for the person (and their groups): refreshes stop then.
+    person_until: float = 0.0
 
 
 @dataclass(frozen=True)
