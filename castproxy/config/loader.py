@@ -25,6 +25,7 @@ from castproxy.config.source import SourceMap, parse_yaml
 CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"
+IDENTITY_CALLBACK_PATH = "/oauth/identity/callback"  # server.identity: the redirect URI at the company provider
 MAX_CONFIG_BYTES = 4 * 2**20
 # Stands in for a reference that could not be resolved: long and non-empty, so no rule reports the
 # value as missing or short on top of the error that names the reference (or, with need_secrets=False,
@@ -56,6 +57,11 @@ class LoadedConfig:
     def callback_url(self) -> str:
         """The redirect URI to register at upstream OAuth servers."""
         return self.public_url + UPSTREAM_CALLBACK_PATH
+
+    @property
+    def identity_callback_url(self) -> str:
+        """The redirect URI to register for castproxy's client at the company identity provider."""
+        return self.public_url + IDENTITY_CALLBACK_PATH
 
     def locate(self, loc: tuple[str | int, ...]) -> tuple[int, int]:
         """1-based (line, column) of the key or value at `loc`, else of its nearest parent in the file."""

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from castproxy.access.limits import rate_limits
 from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
@@ -70,7 +71,8 @@ def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float])
         return None
     previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
     cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
-    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock)
+    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock,
+                      identity=loaded.config.server.identity)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -110,8 +112,8 @@ def create_app(
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
     reloader = Reloader(config_path, state, builds, metrics, retry)
-    manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, metrics)), stateless=True,
-                                           json_response=True)
+    caller = ToolCaller(forwarder, metrics, rate_limits(loaded, store))
+    manager = StreamableHTTPSessionManager(build_server(caller), stateless=True, json_response=True)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -43,6 +43,7 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.connections", before.server.connections, after.server.connections),
             ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
             ("store", before.store, after.store),
+            ("server.identity", before.server.identity, after.server.identity),
         )
         if old != new
     ]

@@ -41,10 +41,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from castproxy import __version__
+from castproxy.access.policy import NOBODY, Caller
+from castproxy.access.stepup import called_tool
+from castproxy.auth.server.limits import caller_key
 from castproxy.serve.calls import ToolCaller, error_result
 from castproxy.serve.cors import preflight, with_cors
 from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
-from castproxy.serve.inbound import key_accepted, unauthorized
+from castproxy.serve.inbound import key_accepted, key_caller, listing_for, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 from castproxy.store.guard import RETRY_AFTER, StoreUnavailable
 
@@ -59,6 +62,7 @@ _WHITESPACE = b" \t\r\n"
 class CallScope:
     workspace: WorkspaceRuntime
     grant_id: str | None
+    caller: Caller = NOBODY  # who is calling (castproxy/access): policies and limits read it
 
 
 def _call_scope(ctx: ServerRequestContext[Any, Any]) -> CallScope:
@@ -74,7 +78,8 @@ class ProxyServer(Server[Any]):
 
     def __init__(self, caller: ToolCaller) -> None:
         async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
-            return dict(_call_scope(ctx).workspace.listing)  # prebuilt once per snapshot, never per call
+            call = _call_scope(ctx)
+            return dict(listing_for(call.workspace, call.caller))  # prebuilt per snapshot and policy group
 
         async def call_tool(
             ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
@@ -83,7 +88,8 @@ class ProxyServer(Server[Any]):
                 call = _call_scope(ctx)
             except RuntimeError:
                 return error_result("This endpoint is not bound to a workspace.")
-            return await caller.call(call.workspace, params.name, params.arguments or {}, call.grant_id)
+            return await caller.call(call.workspace, params.name, params.arguments or {}, call.grant_id,
+                                     who=call.caller)
 
         super().__init__(
             "castproxy",
@@ -181,8 +187,14 @@ class McpEndpoint:
             if response is None and call is not None and self.stateless_json:
                 response, receive = await self._refuse_plainly(scope, receive)
             if response is None and call is not None:  # admitted: every check above ran for both paths
+                if call.workspace.access is not None and call.caller.scopes is not None:
+                    refused, receive = await self._step_up(call, scope, receive)
+                    if refused is not None:
+                        await refused(scope, receive, send)
+                        return
                 if self.fast_path is not None:
-                    sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id)
+                    sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id,
+                                                             call.caller)
                     if sdk_receive is None:
                         return
                     receive = sdk_receive
@@ -190,6 +202,23 @@ class McpEndpoint:
                 await self.manager.handle_request(scope, receive, send)
                 return
         await response(scope, receive, send)
+
+    async def _step_up(self, call: CallScope, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+        """403 insufficient_scope for a tools/call of a tool whose scopes the caller's token lacks (both paths)."""
+        access = call.workspace.access
+        assert access is not None
+        lacking = access.lacking_scopes(call.caller.scopes)
+        if not lacking or scope["method"] != "POST":
+            return None, receive
+        name, receive = await called_tool(receive, self.max_body_size, search=call.workspace.search is not None)
+        bridge = self.bridge()
+        if name is None or name not in lacking or bridge is None:
+            return None, receive
+        need = access.missing_scopes(call.caller, name)
+        assert need is not None and call.caller.scopes is not None
+        log.info("tool call needs more scope: asking the client to step up",
+                 extra={"fields": {"workspace": call.workspace.name, "tool": name[:64], "caller": call.caller.label}})
+        return bridge.insufficient_scope(call.workspace.name, need.challenge(call.caller.scopes), name), receive
 
     async def _refuse_plainly(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
         """The GET / unsupported version / batch answers (see the module docstring), else None and the
@@ -267,18 +296,22 @@ class McpEndpoint:
             if reason is not None:  # e.g. its tools drifted from the lock under server.lock: enforce
                 return json_error(503, "workspace_unavailable", reason), None
             return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
-        if workspace.inbound_key_hashes and not key_accepted(request.headers, workspace.inbound_key_hashes):
+        grant_id: str | None = None
+        caller = NOBODY
+        by_key = bool(workspace.inbound_key_hashes) and key_accepted(request.headers, workspace.inbound_key_hashes)
+        if by_key:  # an inbound key (with server.identity, the alternative to castproxy's sign-in)
+            caller = key_caller(workspace, request.headers)
+        elif workspace.inbound_key_hashes and not workspace.sign_in:
             return unauthorized(name), None
         if workspace.unavailable is not None:
-            return None, CallScope(workspace, None)  # nothing to sign in to: it answers its reason only
-        grant_id: str | None = None
-        if workspace.sign_in:
+            return None, CallScope(workspace, None, caller)  # nothing to sign in to: it answers its reason only
+        if workspace.sign_in and not by_key:
             bridge = self.bridge()
             if bridge is None:
                 return json_error(503, "sign_in_unavailable", "sign-in not available: this proxy has no "
                                   "authorization server (set server.secret_key)"), None  # a config matter: no retry
             try:
-                outcome = await bridge.authenticate(request, name)
+                outcome = await bridge.authenticate_caller(request, name)
             except StoreUnavailable as exc:  # the store is down or paused: the same answer for every caller
                 return sign_in_unavailable(f"sign-in check failed: {exc}", exc.retry_after), None
             except Exception as exc:  # anything else: say so, without internals
@@ -288,5 +321,12 @@ class McpEndpoint:
                 return sign_in_unavailable(f"sign-in check failed; try again in {seconds} s", seconds), None
             if isinstance(outcome, Response):
                 return outcome, None
-            grant_id = outcome
-        return None, CallScope(workspace, grant_id)
+            grant_id, caller = outcome
+        elif not by_key and request.client is not None and workspace.limits is not None:  # limits count per address
+            caller = Caller(address=caller_key(request.client.host))
+        if workspace.access is not None and not workspace.access.may_connect(caller):
+            log.warning("caller refused by the workspace's access policy",
+                        extra={"fields": {"workspace": name, "caller": caller.label}})
+            return json_error(403, "access_denied", f"{caller.label} may not use workspace '{name}': its access "
+                              "policy allows other people or groups"), None
+        return None, CallScope(workspace, grant_id, caller)

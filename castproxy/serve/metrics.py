@@ -50,10 +50,15 @@ class Metrics:
         self.calls: dict[tuple[str, str, str], int] = defaultdict(int)
         self.durations: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
         self.reloads: dict[str, int] = {"ok": 0, "failed": 0}
+        self.rate_limited: dict[tuple[str, str], int] = defaultdict(int)
 
     def record_call(self, workspace: str, tool: str, outcome: str, seconds: float) -> None:
         self.calls[(workspace, tool, outcome)] += 1
         self.durations[(workspace, tool)].observe(seconds)
+
+    def record_rate_limited(self, workspace: str, scope: str) -> None:
+        """A call refused by a rate limit (scope: per_caller, total, tool_per_caller, tool_total)."""
+        self.rate_limited[(workspace, scope)] += 1
 
     def record_reload(self, ok: bool) -> None:
         self.reloads["ok" if ok else "failed"] += 1
@@ -90,6 +95,12 @@ class Metrics:
         ]
         for result, count in self.reloads.items():
             lines.append(f"castproxy_config_reloads_total{self._labels(result=result)} {count}")
+        lines += [
+            "# HELP castproxy_rate_limited_total Tool calls refused by a rate limit, by workspace and limit.",
+            "# TYPE castproxy_rate_limited_total counter",
+        ]
+        for (workspace, scope), count in sorted(self.rate_limited.items()):
+            lines.append(f"castproxy_rate_limited_total{self._labels(workspace=workspace, scope=scope)} {count}")
         if self.gauges is not None:
             lines += self.gauges()
         return "\n".join(lines) + "\n"

@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import mcp_types
 
+from castproxy.access.build import access_parts, key_text
+from castproxy.access.limits import WorkspaceLimits
+from castproxy.access.policy import Caller, Rule, WorkspaceAccess
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
 from castproxy.catalog import meta
 from castproxy.catalog.index import SearchIndex, index_for
-from castproxy.config.model import LoginAuth, NoAuth, OAuth2Auth, Workspace
+from castproxy.config.model import IdentitySettings, LoginAuth, NoAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.gitops.drift import DriftReport, LockGuard
 from castproxy.openapi.loader import SpecError, is_url
@@ -76,6 +79,10 @@ class WorkspaceRuntime:
     search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
     secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
     unavailable: str | None = None  # a degraded workspace's placeholder: why it cannot serve (no tools)
+    # Who may call what (castproxy/access, issue 14); None / empty when the workspace sets none of it.
+    access: WorkspaceAccess | None = None
+    limits: WorkspaceLimits | None = None
+    key_callers: Mapping[bytes, Caller] = field(default_factory=dict)  # named inbound key digest -> its caller
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -127,6 +134,14 @@ class Snapshot:
 
     def login_workspaces(self) -> dict[str, LoginAuth]:
         return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+    def identity_workspaces(self) -> list[str]:
+        """Shared-credential workspaces whose callers sign in at castproxy (server.identity is set)."""
+        return [name for name, ws in self.workspaces.items()
+                if ws.sign_in and not (ws.oauth is not None and ws.oauth.grant == "authorization_code")]
+
+    def connect_rules(self) -> dict[str, Rule | None]:
+        return {name: ws.access.connect if ws.access else None for name, ws in self.workspaces.items()}
+
     def oauth_base_urls(self) -> dict[str, str]:
         """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
         return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
@@ -176,7 +191,8 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
 
 
 def _build_workspace(
-    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = (),
+    identity: IdentitySettings | None = None,
 ) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
@@ -198,6 +214,7 @@ def _build_workspace(
         credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
     listing, search = _discovery(name, workspace, compiled)
+    policy = access_parts(workspace, compiled.picked, identity)
     return WorkspaceRuntime(
         name=name,
         tools=MappingProxyType(tools),
@@ -208,12 +225,13 @@ def _build_workspace(
         max_response_bytes=workspace.max_response_bytes,
         extra_headers=MappingProxyType(dict(workspace.headers)),
         protected_headers=frozenset(h.lower() for h in credentials.protected_headers),
-        inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
-        sign_in=oauth is not None and oauth.grant == "authorization_code",
+        inbound_key_hashes=tuple(hash_key(key_text(key)) for key in keys),
+        sign_in=(oauth is not None and oauth.grant == "authorization_code") or identity is not None,
         oauth=oauth,
         login=login,
         search=search,
         secrets=secrets,
+        **policy,
     )
 
 
@@ -244,7 +262,7 @@ def _placeholder(name: str, workspace: Workspace, problems: tuple[Problem, ...])
         max_response_bytes=workspace.max_response_bytes,
         extra_headers=MappingProxyType({}),
         protected_headers=frozenset(),
-        inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
+        inbound_key_hashes=tuple(hash_key(key_text(key)) for key in keys),
         unavailable=reason,
     )
 
@@ -263,7 +281,7 @@ def _rebuild(
 ) -> WorkspaceRuntime:
     """The workspace built from a given spec document (the lock guard's reviewed copy)."""
     compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
-    return _build_workspace(name, workspace, compiled, bridge, secrets)
+    return _build_workspace(name, workspace, compiled, bridge, secrets, loaded.config.server.identity)
 
 
 Built = tuple[WorkspaceRuntime, WorkspaceStatus] | None  # None: refused by the lock (Snapshot.unavailable)
@@ -364,7 +382,9 @@ class _Builder:
                 found = self.issuers.problems(workspace.auth, ("workspaces", name))
                 if found:
                     return None, tuple(loaded.problem(loc, message) for loc, message in found)
-            return _build_workspace(name, workspace, compiled, self.bridge, self.secrets), ()
+            return _build_workspace(
+                name, workspace, compiled, self.bridge, self.secrets, loaded.config.server.identity
+            ), ()
         except WorkspaceError as exc:
             return None, tuple(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
         except ConfigError as exc:

@@ -150,7 +150,7 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, lock)",
+        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, identity, lock)",
     ),
     case(
         "bad_header_timeout",
@@ -366,7 +366,7 @@ CASES = [
                 nmae: list
         """,
         "7:9: unknown key 'nmae' in tools entry 1 (expected one of: operation, name, "
-        "description); did you mean 'name'?",
+        "description, access, rate_limit); did you mean 'name'?",
     ),
     case(
         "tool_entry_without_operation",
@@ -968,7 +968,8 @@ CASES = [
               - tag: pulls
                 name: prs
         """,
-        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method); `name` applies to one "
+        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method, access, rate_limit); "
+        "`name` applies to one "
         "operation: write it with `operation: OPERATION_ID`",
     ),
     case(
@@ -982,7 +983,8 @@ CASES = [
               - operation: listItems
                 method: GET
         """,
-        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description); a selector "
+        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description, access, "
+        "rate_limit); a selector "
         "entry (tag, path, method) has no `operation`: write it as its own entry",
     ),
     case(

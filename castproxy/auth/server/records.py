@@ -62,6 +62,10 @@ class AuthorizationRequest(Record):
     scopes: tuple[str, ...]
     upstream_state: str = ""  # kept only for an upstream configured with `state: false`
     browser: str = ""  # hash of the browser's CALLBACK_COOKIE once sent to the upstream sign-in
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class CodeRecord(Record):
     resource: str
     grant_id: str
     scopes: tuple[str, ...]
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,12 @@ class GrantRecord(Record):
     resource: str
     client_id: str
     scopes: tuple[str, ...]
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
+    # Until when the company sign-in vouches for the person (and their groups): refreshes stop then.
+    person_until: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,10 @@ class TokenRecord(Record):
     client_id: str
     scopes: tuple[str, ...]
     expires_at: float
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
