@@ -17,12 +17,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.login import LoginClients
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import no_sign_in
 from castproxy.auth.server.limits import RateLimiter
-from castproxy.auth.server.records import GrantRecord
+from castproxy.auth.server.records import GrantRecord, TokenRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
@@ -51,23 +52,26 @@ class AuthBridge:
         document_fetcher: DocumentFetcher | None = None,
         registration_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        events: AuthEvents = NO_EVENTS,
     ) -> None:
         self._store = store
+        self._events = events  # sign-ins, consent, sign-outs, revocations, refreshes (castproxy.observe)
         self._cipher = cipher
         self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
         self._fetcher = document_fetcher or DocumentFetcher()
         self._factory = upstream_factory or self._real_upstream
-        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream)
+        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, events=events)
         self.server = AuthServer(
             store=store,
             public_url=public_url,
             clients=ClientRegistry(store, self._fetcher),
             tokens=self.tokens,
             registration_limiter=registration_limiter,
+            events=events,
         )
         self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
         # `auth.type: login` workspaces: no sign-in, but their tokens live in the same store and cipher.
-        self.logins = LoginClients(store=store, cipher=cipher, http=self._http, clock=clock)
+        self.logins = LoginClients(store=store, cipher=cipher, http=self._http, clock=clock, events=events)
 
     # --- wiring -------------------------------------------------------------------------------------
 
@@ -101,7 +105,12 @@ class AuthBridge:
     # --- the MCP endpoint's side --------------------------------------------------------------------
 
     async def authenticate(self, request: Request, workspace: str) -> str | Response:
-        """The upstream grant id behind the caller's castproxy token for `workspace`, or the response to send.
+        """The upstream grant id behind the caller's castproxy token for `workspace`, or the response to send."""
+        outcome = await self.authenticate_caller(request, workspace)
+        return outcome if isinstance(outcome, Response) else outcome.grant_id
+
+    async def authenticate_caller(self, request: Request, workspace: str) -> TokenRecord | Response:
+        """The caller's castproxy token record (grant, client, subject) for `workspace`, or the response to send.
 
         Only the Authorization header is read: a token in the query string is refused (RFC 9700 §4.3.2),
         and only castproxy's own tokens are recognised, so an upstream token is never accepted here.
@@ -123,7 +132,7 @@ class AuthBridge:
             record = await self.tokens.authenticate(token, workspace)
         except InvalidToken as exc:
             return self.challenge(workspace, "invalid_token", str(exc))
-        return record.grant_id
+        return record
 
     def challenge(self, workspace: str, error: str | None = None, description: str = "", status: int = 401) -> Response:
         """The 401 that sends an MCP client to sign in (RFC 9728 §5.1, RFC 6750 §3)."""
@@ -156,7 +165,8 @@ class AuthBridge:
         from castproxy.auth.upstream_oauth import UpstreamOAuth
 
         return UpstreamOAuth(
-            name, auth, store=self._store, cipher=self._cipher, callback_url=callback_url, http=self._http
+            name, auth, store=self._store, cipher=self._cipher, callback_url=callback_url, http=self._http,
+            events=self._events,
         )
 
     async def _revoke_upstream(self, grant: GrantRecord) -> None:

@@ -31,6 +31,7 @@ import httpx2
 
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, set_bearer
 from castproxy.auth.credentials import bearer_token as bearer_token  # re-exported: it used to live here
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.upstream_metadata import (
     MetadataError,
@@ -136,8 +137,10 @@ class UpstreamOAuth:
         callback_url: str,
         http: httpx2.AsyncClient | None = None,
         sign_in_ttl: float = SIGN_IN_TTL,
+        events: AuthEvents = NO_EVENTS,
     ) -> None:
         self.workspace = workspace
+        self._events = events  # refresh outcomes, for the audit trail and metrics
         self.auth = auth
         self.store = store
         self.cipher = cipher
@@ -498,13 +501,17 @@ class UpstreamOAuth:
                     _grant_ref(grant_id),
                     exc.error,
                 )
+                self._events.token_refresh(self.workspace, outcome="sign_in_required", grant=_grant_ref(grant_id),
+                                           reason=exc.error)
                 raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
             log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
+            self._events.token_refresh(self.workspace, outcome="failed", grant=_grant_ref(grant_id), reason=exc.error)
             if not refused and not tokens.expired(time.time()):
                 return tokens  # still usable; the next call tries again
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         await self._write_grant(grant_id, fresh)
         log.info("workspace %s: upstream token refreshed (grant %s)", self.workspace, _grant_ref(grant_id))
+        self._events.token_refresh(self.workspace, outcome="ok", grant=_grant_ref(grant_id))
         return fresh
 
     async def revoke(self, grant_id: str) -> None:

@@ -9,7 +9,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, StringConstraints, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -23,6 +33,48 @@ HttpUrlText = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s
 class _Strict(BaseModel):
     # YAML reads `client_id: 12345` as a number; such values are meant as text.
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+# ---- observability (issue 13): the audit trail and the admin page ------------------------------------
+class AuditSettings(_Strict):
+    """Where the audit trail goes: one JSON line per tool call, sign-in, revocation, reload..."""
+
+    sink: Literal["stdout", "file", "off"] = Field(
+        "stdout", description="stdout (one JSON line per record) | file (rotated by size) | off."
+    )
+    path: str | None = Field(None, description="sink file: the file to write, relative to this config file.")
+    max_bytes: int = Field(
+        100 * 2**20, ge=4096, description="sink file: size at which the file is rotated (bytes, or '100MiB')."
+    )
+    backups: int = Field(5, ge=0, le=1000, description="sink file: rotated files kept (FILE.1 ... FILE.N).")
+
+    @field_validator("max_bytes", mode="before", json_schema_input_type=int | Annotated[str, StringConstraints(
+        pattern=r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")])
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        return Workspace._parse_size(value)
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> AuditSettings:
+        if self.sink == "file" and not self.path:
+            raise ValueError("sink file needs `path`: the audit file to write (e.g. path: ./audit/castproxy.jsonl)")
+        return self
+
+
+class AdminSettings(_Strict):
+    """The admin page at /admin: off unless this is set."""
+
+    api_keys: list[SecretStr] = Field(
+        min_length=1, description="Keys that sign in to /admin; use ${env:NAME} or ${file:PATH}."
+    )
+
+
+class WorkspaceAudit(_Strict):
+    """What the audit trail records of this workspace's calls beyond the defaults."""
+
+    argument_names: bool = Field(
+        False, description="Record the names (never the values) of the arguments of each tool call."
+    )
 
 
 class ServerSettings(_Strict):
@@ -61,6 +113,14 @@ class ServerSettings(_Strict):
         description="When a workspace's tools differ from the lock file beside this config (cast.lock for "
         "cast.yaml): warn (log it, serve them) | enforce (keep serving the reviewed tools, else refuse "
         "the workspace) | off.",
+    )
+
+    # Observability (issue 13).
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail: stdout (default), a rotated file, or off."
+    )
+    admin: AdminSettings | None = Field(
+        None, description="The admin page at /admin (off unless set; needs secret_key for its session cookie)."
     )
 
 
@@ -259,6 +319,9 @@ class Workspace(_Strict):
     max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
     output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
     headers: dict[HeaderName, str] = Field(default_factory=dict, description="Extra non-secret upstream headers.")
+    audit: WorkspaceAudit | None = Field(
+        None, description="Audit options of this workspace, e.g. {argument_names: true}."
+    )
 
     @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod

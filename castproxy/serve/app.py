@@ -1,8 +1,9 @@
-"""Assemble the Starlette app: MCP endpoints, health, metrics, the authorization server and hot reload.
+"""Assemble the Starlette app: MCP endpoints, health, metrics, the admin page, the authorization server, hot reload.
 
 `create_app` loads and compiles the config before returning (a bad config raises ConfigError here,
 so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port). Everything with a
-connection (forwarder session, session manager, watcher) starts and stops in the lifespan.
+connection (forwarder session, session manager, watcher) starts and stops in the lifespan. One
+`Observer` (castproxy.observe) hears of every call, sign-in and reload: audit trail, metrics, traces.
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
+from castproxy.admin.routes import admin_routes
 from castproxy.auth.bridge import AuthBridge
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
-from castproxy.gitops.drift import metric_lines
+from castproxy.observe.observer import Observer
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
-from castproxy.serve.metrics import Metrics, metrics_endpoint
+from castproxy.serve.metrics import metrics_endpoint
 from castproxy.serve.reload import Reloader
 from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
@@ -53,14 +56,16 @@ def _open_store(loaded: LoadedConfig) -> Store:
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
 
 
-def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float]) -> AuthBridge | None:
+def _make_bridge(
+    loaded: LoadedConfig, store: Store, clock: Callable[[], float], observer: Observer
+) -> AuthBridge | None:
     """The authorization server for oauth2 workspaces, when a secret key is set (else they answer 503)."""
     secret_key = loaded.config.server.secret_key
     if secret_key is None:
         return None
     previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
     cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
-    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock)
+    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock, events=observer)
 
 
 def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
@@ -75,6 +80,7 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.secret_key", before.server.secret_key, after.server.secret_key),
             ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
             ("store", before.store, after.store),
+            ("server.audit", before.server.audit, after.server.audit),
         )
         if old != new
     ]
@@ -89,24 +95,29 @@ def create_app(
     host_override: str | None = None,
     port_override: int | None = None,
     clock: Callable[[], float] = time.time,
+    tracer_provider: Any = None,
 ) -> Starlette:
-    """`clock` is what upstream login tokens' expiry is read against (tests advance their own)."""
+    """`clock` is what upstream login tokens' expiry is read against (tests advance their own).
+    `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests pass one with an in-memory
+    exporter); by default traces are on only when the OTEL_* environment asks for them."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
-    bridge = _make_bridge(loaded, store, clock)
+    observer = Observer.from_settings(loaded.config.server.audit, loaded.base_dir, tracer_provider=tracer_provider)
+    bridge = _make_bridge(loaded, store, clock, observer)
     snapshot = build_snapshot(loaded, bridge=bridge)
+    observer.snapshot_installed(snapshot)
+    observer.attach_store(store, bridge.tokens.grants if bridge is not None else None)
 
     def rebuild() -> Snapshot:  # runs in a worker thread on every reload
         fresh = load_config(config_path, environ)
         _warn_fixed_settings(loaded, fresh)
         return build_snapshot(fresh, bridge=bridge, previous=state.snapshot)
 
-    metrics = Metrics(gauges=lambda: metric_lines(state.snapshot.drift))
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
-    reloader = Reloader(config_path, state, rebuild, metrics)
-    manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, metrics)), stateless=True,
+    reloader = Reloader(config_path, state, rebuild, observer)
+    manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, observer)), stateless=True,
                                            json_response=True)
 
     @asynccontextmanager
@@ -125,17 +136,20 @@ def create_app(
             await forwarder.close()
             if bridge is not None:
                 await bridge.close()
+            await observer.close()
             await store.close()
 
     routes: list[BaseRoute] = [
-        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge)),
+        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, observer=observer)),
         Route("/healthz", healthz),
         Route("/readyz", readyz(state)),
-        Route("/metrics", metrics_endpoint(metrics)),
+        Route("/metrics", metrics_endpoint(observer)),
+        *admin_routes(state, observer, bridge),
     ]
     if bridge is not None:
         routes += bridge.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.serve = state
     app.state.reloader = reloader
+    app.state.observer = observer
     return app

@@ -4,7 +4,8 @@ A tool name the workspace does not have is a protocol error (MCP server/tools, E
 caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the fast path answer as a
 JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
-ends with one structured log line and one metrics observation.
+ends in `_record`: one report to the Observer (audit record, metrics, call stats; castproxy.observe) and
+a debug log line. Any path that runs a tool through this class (meta-tools included) is audited there.
 
 A 401 from the upstream of an oauth2 (or login) workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
@@ -27,8 +28,9 @@ from mcp_types import INVALID_PARAMS
 from castproxy.auth.credentials import SignInRequired, bearer_token
 from castproxy.auth.login import sent_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
+from castproxy.observe.metrics import UNKNOWN_TOOL
+from castproxy.observe.observer import Observer
 from castproxy.serve.logs import CALLS_LOGGER
-from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
@@ -38,23 +40,22 @@ from castproxy.upstream.response import to_tool_result
 call_log = logging.getLogger(CALLS_LOGGER)
 log = logging.getLogger(__name__)
 
-UNKNOWN_TOOL = "(unknown)"  # metrics label for names not in the workspace: callers cannot grow label sets
-
 
 def error_result(message: str) -> mcp_types.CallToolResult:
     return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
 
 
 class ToolCaller:
-    def __init__(self, forwarder: Forwarder, metrics: Metrics) -> None:
-        self.forwarder = forwarder
-        self.metrics = metrics
+    def __init__(self, forwarder: Forwarder, observer: Observer) -> None:
+        self.forwarder = observer.forwarder(forwarder)  # notes each send's status and size for the audit record
+        self.observer = observer
 
     async def call(
         self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None
     ) -> mcp_types.CallToolResult:
         """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
+        self.observer.note_arguments(arguments)  # only their names are ever recorded, and only on opt-in
         status: int | None = None
         tool = workspace.tools.get(name)
         if tool is None:
@@ -86,12 +87,13 @@ class ToolCaller:
     def _record(
         self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float
     ) -> None:
-        """The call's metrics observation and log line (names not in the workspace share one metrics label)."""
+        """The call's report to the Observer (audit record, metrics, stats) and its debug log line (names not in
+        the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
         label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
-        self.metrics.record_call(workspace.name, label, outcome, seconds)
-        if call_log.isEnabledFor(logging.INFO):  # a line per call: build nothing when nobody reads it
-            call_log.info(
+        self.observer.tool_call(workspace.name, name[:64], label, outcome, status, seconds)
+        if call_log.isEnabledFor(logging.DEBUG):  # the audit trail is the per-call record; this line is for debugging
+            call_log.debug(
                 "tool call",
                 extra={"fields": {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
                                   "duration_ms": round(seconds * 1000, 2), "outcome": outcome}},

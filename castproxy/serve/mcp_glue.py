@@ -15,6 +15,10 @@ clients take as "no stream" (`DELETE`, with no session to end, the same); a JSON
 body, which Streamable HTTP does not accept) gets a short 400 JSON-RPC error rather than a validation
 dump; an `MCP-Protocol-Version` header naming a version the SDK does not serve gets a 400 naming it and
 the supported ones.
+
+Each admitted request carries a `RequestInfo` (castproxy.observe.context): who calls (client, grant,
+key id, address), for the audit record of whatever tool call it makes. With tracing on, the whole
+request runs inside its server span (castproxy.observe.tracing); off, there is no tracing code here.
 """
 
 from __future__ import annotations
@@ -36,10 +40,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from castproxy import __version__
+from castproxy.auth.events import grant_ref
+from castproxy.observe.context import CURRENT, RequestInfo, key_id
+from castproxy.observe.observer import Observer
 from castproxy.serve.calls import ToolCaller, error_result
 from castproxy.serve.cors import preflight, with_cors
 from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
-from castproxy.serve.inbound import key_accepted, unauthorized
+from castproxy.serve.inbound import matched_key, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 
 SCOPE_KEY = "castproxy.call"
@@ -52,6 +59,7 @@ _WHITESPACE = b" \t\r\n"
 class CallScope:
     workspace: WorkspaceRuntime
     grant_id: str | None
+    info: RequestInfo | None = None  # who calls, for the audit trail
 
 
 def _call_scope(ctx: ServerRequestContext[Any, Any]) -> CallScope:
@@ -133,12 +141,15 @@ class McpEndpoint:
         bridge: Callable[[], Any],
         *,
         fast_path: bool | None = None,
+        observer: Observer | None = None,
     ) -> None:
         """`fast_path` None means on unless CASTPROXY_FAST_PATH=off. It only ever answers tools/call and
         tools/list for a ProxyServer behind a stateless JSON manager; everything else goes to the manager."""
         self.manager = manager
         self.current = current
         self.bridge = bridge
+        self.observer = observer
+        self.tracing = observer.tracing if observer is not None else None
         if fast_path is None:
             fast_path = enabled_by_environment()
         server = manager.app
@@ -149,6 +160,12 @@ class McpEndpoint:
             self.fast_path = FastPath(server, server.caller, max_body_size=self.max_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.tracing is not None and scope["method"] == "POST":  # the request inside its server span
+            await self.tracing.serve(scope, receive, send, self._handle, max_body=self.max_body_size)
+            return
+        await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         snapshot = self.current()  # held for the whole request: in-flight calls keep their config
         origin = request.headers.get("origin")
@@ -165,13 +182,17 @@ class McpEndpoint:
             if response is None and call is not None and self.stateless_json:
                 response, receive = await self._refuse_plainly(scope, receive)
             if response is None and call is not None:  # admitted: every check above ran for both paths
-                if self.fast_path is not None:
-                    sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id)
-                    if sdk_receive is None:
-                        return
-                    receive = sdk_receive
-                scope[SCOPE_KEY] = call
-                await self.manager.handle_request(scope, receive, send)
+                token = CURRENT.set(call.info)  # the SDK's handler tasks copy this context: they see it too
+                try:
+                    if self.fast_path is not None:
+                        sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id)
+                        if sdk_receive is None:
+                            return
+                        receive = sdk_receive
+                    scope[SCOPE_KEY] = call
+                    await self.manager.handle_request(scope, receive, send)
+                finally:
+                    CURRENT.reset(token)
                 return
         await response(scope, receive, send)
 
@@ -216,8 +237,13 @@ class McpEndpoint:
             if reason is not None:  # e.g. its tools drifted from the lock under server.lock: enforce
                 return json_error(503, "workspace_unavailable", reason), None
             return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
-        if workspace.inbound_key_hashes and not key_accepted(request.headers, workspace.inbound_key_hashes):
-            return unauthorized(name), None
+        client = request.client
+        info = RequestInfo(name, address=client.host if client is not None else None)
+        if workspace.inbound_key_hashes:
+            digest = matched_key(request.headers, workspace.inbound_key_hashes)
+            if digest is None:
+                return unauthorized(name), None
+            info.key_id = key_id(digest)
         grant_id: str | None = None
         if workspace.sign_in:
             bridge = self.bridge()
@@ -225,12 +251,15 @@ class McpEndpoint:
                 return json_error(503, "sign_in_unavailable", "sign-in not available: this proxy has no "
                                   "authorization server (set server.secret_key)"), None
             try:
-                outcome = await bridge.authenticate(request, name)
+                outcome = await bridge.authenticate_caller(request, name)
             except Exception as exc:  # e.g. the store is down: say so, without internals
                 fields = {"workspace": name, "error_type": type(exc).__name__}
                 log.error("sign-in check failed", extra={"fields": fields})
                 return json_error(503, "sign_in_unavailable", "sign-in check failed; try again shortly"), None
             if isinstance(outcome, Response):
                 return outcome, None
-            grant_id = outcome
-        return None, CallScope(workspace, grant_id)
+            grant_id = outcome.grant_id
+            info.client_id, info.grant, info.subject = outcome.client_id, grant_ref(grant_id), outcome.subject or None
+            if self.observer is not None:
+                self.observer.grant_used(grant_id)
+        return None, CallScope(workspace, grant_id, info)

@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -23,7 +24,6 @@ from watchfiles import Change, awatch
 from castproxy.config.problems import ConfigError
 from castproxy.gitops.lockfile import lock_path
 from castproxy.openapi.loader import is_url
-from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import Snapshot
 from castproxy.serve.state import ServeState
 
@@ -35,9 +35,15 @@ STEP_MS = 50
 DEBOUNCE_MS = 300
 
 
+class ReloadObserver(Protocol):
+    """What hears of each reload (castproxy.observe.Observer: the audit record and the reloads counter)."""
+
+    def record_reload(self, ok: bool, *, snapshot: Snapshot | None = None, problems: tuple[str, ...] = ()) -> None: ...
+
+
 class Reloader:
     def __init__(
-        self, config_path: Path, state: ServeState, build: Callable[[], Snapshot], metrics: Metrics
+        self, config_path: Path, state: ServeState, build: Callable[[], Snapshot], metrics: ReloadObserver
     ) -> None:
         # Not resolved: behind a ConfigMap the resolved path is a versioned folder that the next update deletes.
         self.config_path = Path(os.path.abspath(config_path))
@@ -62,7 +68,7 @@ class Reloader:
                 return self._rejected(reason, [f"{self.config_path}: cannot load: {type(exc).__name__}: {exc}"])
             old_targets = self.targets()
             self.state.install(snapshot)
-            self.metrics.record_reload(True)
+            self.metrics.record_reload(True, snapshot=snapshot)
             log.info("config reloaded", extra={"fields": {"reason": reason, "workspaces": sorted(snapshot.workspaces)}})
             if self.targets() != old_targets:
                 self._wake.set()  # a spec file moved: watch its new folder
@@ -70,7 +76,7 @@ class Reloader:
 
     def _rejected(self, reason: str, problems: list[str]) -> bool:
         self.state.reject(problems)
-        self.metrics.record_reload(False)
+        self.metrics.record_reload(False, problems=tuple(problems))
         log.error(
             "config rejected; the last good config keeps serving",
             extra={"fields": {"reason": reason, "problems": problems}},

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from castproxy.auth.events import grant_ref
 from castproxy.auth.server.authorize import CALLBACK_COOKIE, SIGN_IN_COOKIE, redirect_error
 from castproxy.auth.server.errors import error_page
 from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
@@ -60,9 +62,11 @@ async def callback(server: AuthServer, request: Request) -> Response:
         outcome = await entry.upstream.complete_sign_in(params, state=wanted.upstream_state or None)
     except SignInError as exc:
         error = upstream_error if upstream_error in _PASSED_ON else "access_denied"
+        server.events.sign_in(wanted.workspace, outcome="failed", client_id=wanted.client_id, reason=error)
         return redirect_error(server, wanted.redirect_uri, wanted.state, error, f"upstream sign-in failed: {exc}")
     except Exception as exc:
         log.warning("upstream sign-in failed for workspace %s: %s", wanted.workspace, type(exc).__name__)
+        server.events.sign_in(wanted.workspace, outcome="failed", client_id=wanted.client_id, reason="server_error")
         return redirect_error(
             server, wanted.redirect_uri, wanted.state, "server_error", "the upstream sign-in could not be completed"
         )
@@ -72,8 +76,11 @@ async def callback(server: AuthServer, request: Request) -> Response:
         resource=wanted.resource,
         client_id=wanted.client_id,
         scopes=wanted.scopes,
+        created_at=time.time(),
     )
     await server.tokens.start_grant(grant)
+    server.events.sign_in(wanted.workspace, outcome="ok", client_id=wanted.client_id,
+                          grant=grant_ref(outcome.grant_id))
     code = await server.tokens.issue_code(
         CodeRecord(
             client_id=wanted.client_id,

@@ -90,6 +90,8 @@ class GrantRecord(Record):
     resource: str
     client_id: str
     scopes: tuple[str, ...]
+    created_at: float = 0.0  # when the sign-in completed (0: a record from before this field)
+    subject: str = ""  # the signed-in person, when castproxy knows who it is
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class TokenRecord(Record):
     client_id: str
     scopes: tuple[str, ...]
     expires_at: float
+    subject: str = ""  # copied from the grant, so a call names its person without another store read
 
 
 @dataclass(frozen=True)

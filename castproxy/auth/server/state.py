@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter
 from castproxy.auth.server.records import canonical_resource
@@ -74,8 +75,10 @@ class AuthServer:
         clients: ClientRegistry,
         tokens: TokenService,
         registration_limiter: RateLimiter | None = None,
+        events: AuthEvents = NO_EVENTS,
     ) -> None:
         self.store = store
+        self.events = events  # sign-ins and consent, for the audit trail and metrics
         # POST /register per caller address; URL client_id document fetches are limited by the DocumentFetcher.
         self.registrations = RateLimiter(REGISTRATIONS) if registration_limiter is None else registration_limiter
         self.issuer = public_url.rstrip("/")

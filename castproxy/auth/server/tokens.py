@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from castproxy.auth.events import NO_EVENTS, AuthEvents, grant_ref
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.records import (
@@ -70,12 +71,14 @@ class TokenService:
         store: Store,
         *,
         on_grant_revoked: Callable[[GrantRecord], Awaitable[None]] | None = None,
+        events: AuthEvents = NO_EVENTS,
         access_lifetime: float = ACCESS_TOKEN_LIFETIME,
         refresh_lifetime: float = REFRESH_TOKEN_LIFETIME,
         code_lifetime: float = CODE_LIFETIME,
     ) -> None:
         self._store = store
         self._on_grant_revoked = on_grant_revoked
+        self.events = events
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
         self.code_lifetime = code_lifetime
@@ -88,11 +91,22 @@ class TokenService:
     async def grant(self, grant_id: str) -> GrantRecord | None:
         return GrantRecord.decode(await self._store.get(NS_GRANT, grant_id))
 
-    async def revoke_grant(self, grant_id: str, *, upstream: bool = True, reason: str = "revoked") -> None:
-        """Kill every token issued from this sign-in; with `upstream`, also revoke the upstream grant."""
+    async def grants(self, limit: int = 10_000) -> list[GrantRecord]:
+        """The live sign-ins (for the admin page and the active sign-ins gauge), at most `limit`."""
+        found = [GrantRecord.decode(blob) for _, blob in await self._store.items(NS_GRANT, limit=limit)]
+        return [grant for grant in found if grant is not None]
+
+    async def revoke_grant(
+        self, grant_id: str, *, upstream: bool = True, reason: str = "revoked", event: str = "revocation"
+    ) -> None:
+        """Kill every token issued from this sign-in; with `upstream`, also revoke the upstream grant.
+
+        `event` is what the audit trail calls it: sign_out when the client asked, revocation otherwise."""
         grant = GrantRecord.decode(await self._store.take(NS_GRANT, grant_id))
         if grant is None:
             return
+        self.events.sign_in_ended(grant.workspace, event=event, client_id=grant.client_id, grant=grant_ref(grant_id),
+                                  reason=reason, subject=grant.subject or None)
         log.warning(
             "sign-in ended: %s (workspace %s, client %s, grant %s)",
             reason,
@@ -199,20 +213,23 @@ class TokenService:
         if access is not None:
             _check_owner(access, client_id)
             await self._store.delete(NS_ACCESS, key)
+            self.events.token_revoked(access.workspace, client_id=access.client_id, grant=grant_ref(access.grant_id))
             return
         refresh = TokenRecord.decode(await self._store.get(NS_REFRESH, key))
         if refresh is not None:
             _check_owner(refresh, client_id)
             await self._store.delete(NS_REFRESH, key)
-            await self.revoke_grant(refresh.grant_id, reason="refresh token revoked by the client")
+            await self.revoke_grant(refresh.grant_id, reason="refresh token revoked by the client", event="sign_out")
 
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
         now = time.time()
         access, refresh = "cpat_" + secrets.token_urlsafe(32), "cprt_" + secrets.token_urlsafe(32)
         common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id}
-        access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime)
+        access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime,
+                                    subject=grant.subject)
         # The refresh token keeps the whole grant's scope; only the access token may be narrowed.
-        refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime)
+        refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime,
+                                     subject=grant.subject)
         await self._store.put(NS_ACCESS, hash_token(access), access_record.encode(), ttl=self.access_lifetime)
         await self._store.put(NS_REFRESH, hash_token(refresh), refresh_record.encode(), ttl=self.refresh_lifetime)
         return IssuedTokens(access, refresh, int(self.access_lifetime), scopes)
