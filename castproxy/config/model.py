@@ -18,7 +18,6 @@ from pydantic import (
     StringConstraints,
     Tag,
     field_validator,
-    model_validator,
 )
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
@@ -53,12 +52,6 @@ class AuditSettings(_Strict):
     @classmethod
     def _parse_size(cls, value: object) -> object:
         return Workspace._parse_size(value)
-
-    @model_validator(mode="after")
-    def _file_needs_path(self) -> AuditSettings:
-        if self.sink == "file" and not self.path:
-            raise ValueError("sink file needs `path`: the audit file to write (e.g. path: ./audit/castproxy.jsonl)")
-        return self
 
 
 class AdminSettings(_Strict):

@@ -79,7 +79,11 @@ def _secret_key(server: dict[str, Any], origins: SecretOrigins) -> Iterator[Find
 
 
 def _admin(server: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
-    """The admin page signs its session cookie with keys derived from the secret key."""
+    """The admin page signs its session cookie with keys derived from the secret key; a file trail needs a path."""
+    audit = _mapping(server.get("audit"))
+    if audit.get("sink") == "file" and not audit.get("path"):
+        yield Finding(Located(("server", "audit", "sink"), "the file sink needs `path`: the audit file to write "
+                              "(e.g. path: ./audit/castproxy.jsonl)"))
     if isinstance(server.get("admin"), dict) and not has_secret_key:
         yield Finding(Located(("server", "admin"), "`server.admin` needs `server.secret_key` (the admin session "
                               "cookie is signed with a key derived from it; e.g. secret_key: "
