@@ -21,7 +21,7 @@ import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, start_oauth_upstream, write_config
 from support import admin
-from support.metrics import scrape, value
+from support.metrics import parse, scrape, value
 from support.net import free_socket
 from support.oauth_client import Browser, MemoryStorage, mcp_session
 from support.recording import RecordedUpstream
@@ -110,6 +110,7 @@ async def test_every_event_kind_is_recorded_and_no_sink_holds_a_secret(
     first = MemoryStorage()
     await sign_in_and_call(stack, first, browser)
     assert first.tokens is not None and first.client_info is not None
+    assert value(scrape(stack.url), "castproxy_active_sign_ins", workspace="items") == 1
     tokens += [first.tokens.access_token, first.tokens.refresh_token or ""]
 
     # A call with an inbound key: recorded under the key's id, never the key.
@@ -197,6 +198,20 @@ async def test_every_event_kind_is_recorded_and_no_sink_holds_a_secret(
     assert [line for line in of("revocation") if line["reason"].startswith("ended by an admin (admin-")]
     assert of("reload", outcome="failed")[0]["problems"] >= 1
     assert of("lock_drift", workspace="items", outcome="drifted", serving="compiled")
+
+    samples = parse(metrics)
+    assert value(samples, "castproxy_sign_ins_total", workspace="items", outcome="ok") == 3
+    assert value(samples, "castproxy_token_refreshes_total", workspace="items", outcome="sign_in_required") == 1
+    assert value(samples, "castproxy_sign_in_ends_total", workspace="items", event="sign_out") == 1
+    assert value(samples, "castproxy_sign_in_ends_total", workspace="items", event="revocation") == 2
+    assert value(samples, "castproxy_active_sign_ins", workspace="items") == 0
+    assert value(samples, "castproxy_upstream_requests_total", workspace="keyed", status_class="4xx") == 1
+    assert value(samples, "castproxy_upstream_requests_total", workspace="items", status_class="2xx") == 6
+    assert value(samples, "castproxy_tool_calls_total", workspace="items", tool="createItem", outcome="ok") == 3
+    assert value(samples, "castproxy_config_reloads_total", outcome="ok") == 4
+    assert value(samples, "castproxy_config_reloads_total", outcome="failed") == 1
+    assert value(samples, "castproxy_lock_drift", workspace="items", serving="compiled") == 1
+    assert (value(samples, "process_cpu_seconds_total") or 0) > 0
 
     everything = "\n".join([trail, *pages, metrics])
     for canary in (CLIENT_SECRET, SECRET_KEY, ADMIN_KEY, INBOUND_KEY, ARGUMENT, *filter(None, tokens)):
