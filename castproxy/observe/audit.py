@@ -79,12 +79,25 @@ class FileSink:
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._max_bytes = max_bytes
         self._handler = _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(message)s"))
 
     def write(self, lines: list[str]) -> None:
-        # One emit per batch keeps the rotation check and the flush to one per batch. A batch is never
-        # split across files, so a file may pass max_bytes by at most one batch when it starts empty.
+        # One emit (rotation check, write, flush) per chunk of lines that fits in a file, not per line.
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            length = len(line.encode()) + 1
+            if chunk and size + length > self._max_bytes:
+                self._emit(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += length
+        if chunk:
+            self._emit(chunk)
+
+    def _emit(self, lines: list[str]) -> None:
         self._handler.emit(logging.makeLogRecord({"msg": "\n".join(lines), "levelno": logging.INFO}))
 
     def close(self) -> None:
