@@ -64,7 +64,7 @@ def prepare_multiprocess(directory: str | None = None) -> str:
 def worker_exited(pid: int) -> None:
     """Tell the multiprocess files that a worker is gone (its live gauges stop counting)."""
     if os.environ.get(MULTIPROC_ENV):
-        mark_process_dead(pid)
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def remove_multiprocess(folder: str) -> None:
@@ -79,13 +79,13 @@ class Metrics:
         if self.multiprocess and _values.ValueClass is _values.MutexValue:
             # The client picks its value class when first imported; a process that set the variable after
             # that (a forked worker) would otherwise keep its values in memory, invisible to the others.
-            _values.ValueClass = _values.get_value_class()
-        disable_created_metrics()  # no `_created` series next to every counter: nobody graphs them
+            _values.ValueClass = _values.get_value_class()  # type: ignore[no-untyped-call]
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series next to every counter: nobody graphs them
         self.registry = CollectorRegistry()
         # In multiprocess mode the metrics themselves are registered nowhere: the collector reads the files.
         own = None if self.multiprocess else self.registry
         if self.multiprocess:
-            MultiProcessCollector(self.registry)
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         else:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)

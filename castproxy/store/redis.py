@@ -100,7 +100,7 @@ class RedisStore:
                 for key, value in zip(batch, values, strict=True):
                     if value is not None:
                         text = key.decode() if isinstance(key, bytes) else str(key)
-                        found.append((text[len(start):], value))
+                        found.append((text[len(start):], value if isinstance(value, bytes) else value.encode()))
         except RedisError as exc:
             raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
         return found
