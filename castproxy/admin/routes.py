@@ -63,6 +63,7 @@ HEADERS = {
 }
 LOGINS = RateLimit(per_minute=10, burst=5)  # failed admin logins per caller address
 RECENT = 50
+SHOWN_SIGN_INS = 500  # per workspace page, most recently used first
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -214,13 +215,14 @@ class AdminPages:
 
     async def _grants_by_workspace(self) -> dict[str, list[dict[str, Any]]]:
         by_workspace: dict[str, list[dict[str, Any]]] = {}
+        last_used = await self.observer.last_used()
         for grant in await self.observer.sign_ins():
             by_workspace.setdefault(grant.workspace, []).append({
                 "ref": grant_ref(grant.grant_id),
                 "client_id": grant.client_id,
                 "subject": grant.subject,
                 "since": grant.created_at,
-                "last_used": await self.observer.last_used(grant.grant_id),
+                "last_used": last_used.get(grant.grant_id),
                 "scopes": " ".join(grant.scopes),
             })
         for grants in by_workspace.values():
@@ -299,7 +301,9 @@ class AdminPages:
                           "chart": chart(figures.series(now))})
         try:
             grants = (await self._grants_by_workspace()).get(name, [])
-            grants_error = ""
+            grants_error = "" if len(grants) <= SHOWN_SIGN_INS else (
+                f"{len(grants)} sign-ins; the {SHOWN_SIGN_INS} used most recently are shown")
+            grants = grants[:SHOWN_SIGN_INS]
         except Exception as exc:
             grants, grants_error = [], f"the sign-ins cannot be read from the store now ({type(exc).__name__})"
         drift = snapshot.drift.workspaces.get(name) if snapshot.drift is not None else None

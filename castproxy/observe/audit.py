@@ -32,18 +32,31 @@ Record = dict[str, Any]
 RING_SIZE = 1000  # recent records kept in memory for the admin page, per process
 MAX_PENDING = 100_000  # records waiting for the writer before new ones are dropped
 BATCH = 1000  # records written per wake-up at most
+GATHER = 0.02  # seconds the writer waits for more records after the first, unless a full batch is there
 _STOP = object()
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
 
 
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text (one strftime per second)
+
+
 def iso_time(seconds: float) -> str:
     whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}Z"
+    if whole != _second[0]:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int((seconds - whole) * 1000):03d}Z"
 
 
 def encode(record: Record) -> str:
-    """One line of the trail: `ts` as ISO 8601 UTC first, then the record's fields as given."""
-    return _ENCODER.encode({"ts": iso_time(record["ts"]), **{k: v for k, v in record.items() if k != "ts"}})
+    """One line of the trail: `ts` as ISO 8601 UTC, then the record's fields as given.
+
+    Records are built with `ts` (epoch seconds) first, so the encoded float is swapped for its ISO text
+    in the line rather than by copying the record (this runs once per record, on the writer thread)."""
+    line = _ENCODER.encode(record)
+    if line.startswith('{"ts":'):
+        end = line.find(",", 6)
+        return '{"ts":"' + iso_time(record["ts"]) + '"' + (line[end:] if end != -1 else "}")
+    return line
 
 
 class Sink(Protocol):
@@ -159,6 +172,8 @@ class AuditTrail:
         stopping = False
         while not stopping:
             batch: list[Any] = [self._queue.get()]
+            if self._queue.qsize() < BATCH:
+                time.sleep(GATHER)  # let a batch gather: one wake-up and one write per batch, not per record
             while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())

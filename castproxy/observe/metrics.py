@@ -1,23 +1,27 @@
 """Prometheus metrics with `prometheus_client`: counters, histograms and gauges the rest of castproxy feeds.
 
-Every app has its own registry (tests run several apps in one process). Label values are bounded:
+Every app has its own registry (tests run several apps in one process). The per-call series (tool calls,
+their durations, upstream answers) are counted in plain dicts on the event loop and handed to the
+registry by a collector at scrape time: a prometheus_client Counter and Histogram take a lock per
+update, three times the cost, on the one path that runs for every call. Label values are bounded:
 workspace and tool names come from the config (a name that is not a tool shares the `(unknown)` label),
 outcomes and status classes from fixed lists in the code, never from a request.
 
 Several worker processes (`serve --workers N`) use the client's multiprocess mode: the supervisor calls
 `prepare_multiprocess()` before it starts the workers, so each worker's values live in files under
 PROMETHEUS_MULTIPROC_DIR and any worker's /metrics answers the sum (counters, histograms) or the most
-recent value (gauges). The client's process collectors do not work across processes, so there the
-`process_*` metrics are left out.
+recent value (gauges); there the per-call series are the client's own (file-backed) metrics. The
+client's process collectors do not work across processes, so there the `process_*` metrics are left out.
 """
 
 from __future__ import annotations
 
+import bisect
 import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import values as _values
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
@@ -71,6 +76,53 @@ def remove_multiprocess(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+_CALLS_HELP = "MCP tool calls by workspace, tool and outcome."
+_DURATION_HELP = "Time from tools/call to its result, upstream included."
+_UPSTREAM_HELP = ("Requests sent to upstream APIs, by workspace and answer class (2xx..5xx, or "
+                  "timeout/connect/dns/tls/reset/protocol when there was no answer).")
+_BOUNDS = tuple(repr(bound) for bound in BUCKETS)
+
+
+class _CallCounts:
+    """The per-call series of one process, as plain dicts: a collector for the app's registry."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str, str], int] = {}
+        self.durations: dict[tuple[str, str], list[float]] = {}  # bucket counts..., +Inf count, sum
+        self.upstream: dict[tuple[str, str], int] = {}
+
+    def record_call(self, workspace: str, tool: str, outcome: str, seconds: float) -> None:
+        key = (workspace, tool, outcome)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        histogram = self.durations.get((workspace, tool))
+        if histogram is None:
+            histogram = self.durations[(workspace, tool)] = [0.0] * (len(BUCKETS) + 2)
+        histogram[bisect.bisect_left(BUCKETS, seconds)] += 1  # a value on a bound belongs to that bucket (le)
+        histogram[-1] += seconds
+
+    def record_upstream(self, workspace: str, answer: str) -> None:
+        key = (workspace, answer)
+        self.upstream[key] = self.upstream.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily("castproxy_tool_calls", _CALLS_HELP, labels=("workspace", "tool", "outcome"))
+        for labels, count in sorted(self.calls.items()):
+            calls.add_metric(labels, count)
+        durations = HistogramMetricFamily("castproxy_tool_call_duration_seconds", _DURATION_HELP,
+                                          labels=("workspace", "tool"))
+        for pair, histogram in sorted(self.durations.items()):
+            cumulative, buckets = 0.0, []
+            for bound, in_bucket in zip((*_BOUNDS, "+Inf"), histogram[:-1], strict=True):
+                cumulative += in_bucket
+                buckets.append((bound, cumulative))
+            durations.add_metric(pair, buckets, histogram[-1])
+        upstream = CounterMetricFamily("castproxy_upstream_requests", _UPSTREAM_HELP,
+                                       labels=("workspace", "status_class"))
+        for answer, total in sorted(self.upstream.items()):
+            upstream.add_metric(answer, total)
+        yield from (calls, durations, upstream)
+
+
 class Metrics:
     """castproxy's metrics for one app; `render()` is the /metrics body."""
 
@@ -90,16 +142,18 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
-        self.tool_calls = Counter(
-            "castproxy_tool_calls", "MCP tool calls by workspace, tool and outcome.",
-            ("workspace", "tool", "outcome"), registry=own)
-        self.tool_call_duration = Histogram(
-            "castproxy_tool_call_duration_seconds", "Time from tools/call to its result, upstream included.",
-            ("workspace", "tool"), buckets=BUCKETS, registry=own)
-        self.upstream_requests = Counter(
-            "castproxy_upstream_requests", "Requests sent to upstream APIs, by workspace and answer class "
-            "(2xx..5xx, or timeout/connect/dns/tls/reset/protocol when there was no answer).",
-            ("workspace", "status_class"), registry=own)
+        # The per-call series: plain dicts behind a collector, or in multiprocess mode the client's metrics.
+        self._counts: _CallCounts | None = None
+        if self.multiprocess:
+            self.tool_calls = Counter("castproxy_tool_calls", _CALLS_HELP, ("workspace", "tool", "outcome"),
+                                      registry=None)
+            self.tool_call_duration = Histogram("castproxy_tool_call_duration_seconds", _DURATION_HELP,
+                                                ("workspace", "tool"), buckets=BUCKETS, registry=None)
+            self.upstream_requests = Counter("castproxy_upstream_requests", _UPSTREAM_HELP,
+                                             ("workspace", "status_class"), registry=None)
+        else:
+            self._counts = _CallCounts()
+            self.registry.register(self._counts)
         self.sign_ins = Counter(
             "castproxy_sign_ins", "Completed upstream sign-ins by workspace and outcome (ok, failed).",
             ("workspace", "outcome"), registry=own)
@@ -127,10 +181,14 @@ class Metrics:
         self._drift_series: set[tuple[str, str]] = set()
         self._sign_in_series: set[str] = set()
         self._tool_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._upstream_children: dict[tuple[str, str], Counter] = {}
 
     # --- the hot path ---------------------------------------------------------------------------------
 
     def record_call(self, workspace: str, tool: str, outcome: str, seconds: float) -> None:
+        if self._counts is not None:
+            self._counts.record_call(workspace, tool, outcome, seconds)
+            return
         key = (workspace, tool, outcome)
         children = self._tool_children.get(key)
         if children is None:  # labels() takes a lock and builds keys: look each child up once
@@ -143,7 +201,16 @@ class Metrics:
         children[1].observe(seconds)
 
     def record_upstream(self, workspace: str, status: int | None, failure: str | None = None) -> None:
-        self.upstream_requests.labels(workspace, status_class(status, failure)).inc()
+        if self._counts is not None:
+            self._counts.record_upstream(workspace, status_class(status, failure))
+            return
+        key = (workspace, status_class(status, failure))
+        child = self._upstream_children.get(key)
+        if child is None:
+            if len(self._upstream_children) > 10_000:
+                self._upstream_children.clear()
+            child = self._upstream_children[key] = self.upstream_requests.labels(*key)
+        child.inc()
 
     # --- state set from elsewhere ---------------------------------------------------------------------
 

@@ -244,14 +244,17 @@ class Observer:
         except Exception as exc:  # last-used is a convenience: never fail or log per call for it
             log.debug("could not note a grant's last use", extra={"fields": {"error_type": type(exc).__name__}})
 
-    async def last_used(self, grant_id: str) -> float | None:
+    async def last_used(self) -> dict[str, float]:
+        """When each grant was last used by a call (grant id -> epoch seconds), as far as the store knows."""
         if self._store is None:
-            return None
-        try:
-            value = await self._store.get(NS_GRANT_USED, grant_id)
-            return float(value) if value is not None else None
-        except (ValueError, Exception):
-            return None
+            return {}
+        found: dict[str, float] = {}
+        for grant_id, value in await self._store.items(NS_GRANT_USED, limit=100_000):
+            try:
+                found[grant_id] = float(value)
+            except ValueError:
+                continue
+        return found
 
     async def sign_ins(self) -> list[GrantRecord]:
         """Every live sign-in in the store (empty without an authorization server)."""
