@@ -570,15 +570,18 @@ class UpstreamOAuth:
         for attempt in (1, 2):
             client = await self._client()
             try:
-                return await request_token(
+                fresh = await request_token(
                     self._http, await self._token_url(), form, client, requested_scopes=self.auth.scopes
                 )
+                self._events.token_refresh(self.workspace, outcome="ok")
+                return fresh
             except TokenEndpointError as exc:
                 rejected = exc.error in ("invalid_client", "unauthorized_client")
                 if rejected and self.auth.provider == "dcr" and attempt == 1:
                     await self._forget_client(client)
                     continue
                 log.warning("workspace %s: client_credentials token request failed: %s", self.workspace, exc)
+                self._events.token_refresh(self.workspace, outcome="failed", reason=exc.error)
                 if self._service is not None and not self._service.expired(time.time()):
                     return self._service
                 raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
