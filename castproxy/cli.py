@@ -7,7 +7,9 @@ Exit codes (the product contract): 0 ok, 1 invalid input or failed check, 2 usag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -54,6 +56,15 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=("json", "text"), type=str.lower,
+                        help="json lines (default) or text for people; env CASTPROXY_LOG_FORMAT")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error", "critical"), type=str.lower,
+                        help="least severe level written (default info; debug adds a line per tool call, "
+                        "whose record is the audit trail); "
+                        "env CASTPROXY_LOG_LEVEL")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="castproxy",
@@ -69,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
+    _add_log_options(serve)
 
     validate = sub.add_parser("validate", help="check a config fully",
                               description="Check the config: YAML, schema, secret references, specs and "
@@ -85,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--spec", metavar="PATH_OR_URL", help="compile one OpenAPI document alone")
     _add_config_option(tools)
     tools.add_argument("--json", action="store_true", help="stable machine-readable output")
+    tools.add_argument("--search", metavar="QUERY",
+                       help="only the tools that best fit a task in plain words, best first")
+    tools.add_argument("--limit", type=int, metavar="N", help="with --search: how many tools (default 10)")
 
     sub.add_parser("schema", help="print the config's JSON Schema",
                    description="Print the JSON Schema of cast.yaml (same as schemas/cast.schema.json).")
@@ -162,6 +177,16 @@ def _check_diff_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        _flush_or_silence()  # buffered output still to write: a reader that left fails here, quietly
+        return code
+    except BrokenPipeError:  # `castproxy tools --spec X | head`: the reader left; no traceback for that
+        _flush_or_silence()
+        return EXIT_INVALID
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -173,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("tools takes a WORKSPACE or --spec, not both")
     if args.command == "diff":
         _check_diff_arguments(parser, args)
+    if args.command == "tools" and args.limit is not None and (args.search is None or args.limit < 1):
+        parser.error("--limit N goes with --search, and N is at least 1")
+    if args.command == "tools" and args.search is not None and not args.search.strip():
+        parser.error("--search needs a QUERY: the task in plain words")
     handler = _load_handler(HANDLERS[args.command])
     if handler is None:
         print(f"castproxy {args.command}: not implemented yet", file=sys.stderr)
@@ -181,3 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _flush_or_silence() -> None:
+    """Flush stdout and stderr; one whose reader is gone is pointed at /dev/null, so the interpreter's own
+    flush at exit does not print "Exception ignored ... BrokenPipeError" either."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: a stream already closed
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())

@@ -117,7 +117,7 @@ def workspace_notes(workspace: Workspace, callback_url: str) -> list[str]:
 def connect(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, need_secrets=False)  # a snippet needs no upstream secret
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -203,6 +203,8 @@ def demo(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, _Stop):
         print("\ncastproxy demo: stopping", file=sys.stderr)
         return 0
+    except BrokenPipeError:
+        raise  # the reader of our output left: the CLI ends quietly
     except OSError as exc:
         print(f"castproxy demo: {exc}", file=sys.stderr)
         return 1

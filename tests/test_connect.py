@@ -153,3 +153,30 @@ workspaces:
     assert code == 0 and "mcp-remote" in out
     assert "castproxy logs in at api.example.com with the workspace's credentials" in err
     assert "pw-connect-canary" not in out + err
+
+
+SECRET_VARIABLES = (
+    "CONNECT_TEST_SECRET_KEY", "CONNECT_TEST_CLIENT_SECRET", "CONNECT_TEST_TOKEN", "CONNECT_TEST_MCP_KEY",
+)
+
+
+@pytest.mark.parametrize("workspace", ["test-oauth", "keyed"])
+def test_connect_and_tools_need_no_secret_exported(config, capsys, monkeypatch, workspace):
+    """A first-run trap: printing a snippet or listing tools used to demand every ${env:} secret."""
+    for name in SECRET_VARIABLES:
+        monkeypatch.delenv(name)
+    (config.parent / "spec.json").write_text(json.dumps({
+        "openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "servers": [{"url": "https://api.example.com"}],
+        "paths": {"/items": {"get": {"operationId": "listItems", "responses": {"200": {"description": "ok"}}}}}}))
+    code, out, err = run(capsys, workspace, "-c", str(config), "--client", "cursor")
+    assert code == 0, err
+    assert json.loads(out)["mcpServers"][workspace]["url"] == f"https://mcp.example.com/mcp/{workspace}"
+    assert main(["tools", workspace, "-c", str(config), "--json"]) == 0, capsys.readouterr().err
+    assert [tool["name"] for tool in json.loads(capsys.readouterr().out)["tools"]] == ["listItems"]
+
+
+def test_references_that_are_not_secrets_must_still_resolve(config, capsys, monkeypatch):
+    config.write_text(CONFIG.replace("https://mcp.example.com", "${env:CONNECT_TEST_PUBLIC_URL}"))
+    code, out, err = run(capsys, "test-oauth", "-c", str(config))
+    assert code == 1 and out == ""
+    assert "environment variable CONNECT_TEST_PUBLIC_URL is not set" in err

@@ -21,15 +21,16 @@ from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.login import LoginClients
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
-from castproxy.auth.server.errors import no_sign_in
+from castproxy.auth.server.errors import OAuthError, no_sign_in
 from castproxy.auth.server.limits import RateLimiter
 from castproxy.auth.server.records import GrantRecord, TokenRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
 from castproxy.config.model import LoginAuth, OAuth2Auth
-from castproxy.store.base import Store
+from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher
+from castproxy.store.keycheck import key_problem
 
 log = logging.getLogger("castproxy.auth")
 
@@ -60,7 +61,9 @@ class AuthBridge:
         self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
         self._fetcher = document_fetcher or DocumentFetcher()
         self._factory = upstream_factory or self._real_upstream
-        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, events=events)
+        self._base_urls: dict[str, str] = {}  # workspace -> base URL, for the upstream clients update() makes
+        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, on_narrow=self._narrow_upstream,
+                                   events=events)
         self.server = AuthServer(
             store=store,
             public_url=public_url,
@@ -72,31 +75,56 @@ class AuthBridge:
         self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
         # `auth.type: login` workspaces: no sign-in, but their tokens live in the same store and cipher.
         self.logins = LoginClients(store=store, cipher=cipher, http=self._http, clock=clock, events=events)
+        self._key_checked = False
+        self._key_problem: str | None = None
+        self.server.key_problem = self.key_problem
 
     # --- wiring -------------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
         return build_routes(self.server)
 
-    def update(self, workspaces: Mapping[str, OAuth2Auth], logins: Mapping[str, LoginAuth] | None = None) -> None:
-        """Take the oauth2 and login workspaces of a new config snapshot; unchanged ones keep their upstream client."""
+    def update(
+        self,
+        workspaces: Mapping[str, OAuth2Auth],
+        logins: Mapping[str, LoginAuth] | None = None,
+        base_urls: Mapping[str, str] | None = None,
+    ) -> None:
+        """Take the oauth2 and login workspaces of a new config snapshot (with the base URL each oauth2
+        workspace's tokens go to); unchanged ones keep their upstream client."""
         if logins is not None:
             self.logins.update(logins)
         current = self.server.workspaces
         fresh: dict[str, WorkspaceEntry] = {}
         for name, auth in workspaces.items():
+            base_url = (base_urls or {}).get(name, "")
             old = current.get(name)
-            if old is not None and old.auth == auth:
+            if old is not None and old.auth == auth and old.base_url == base_url:
                 fresh[name] = old
                 continue
+            self._base_urls[name] = base_url
             fresh[name] = WorkspaceEntry(
                 name=name,
                 auth=auth,
                 upstream=self._factory(name, auth, self.callback_url),
                 resource=self.server.resource_url(name),
                 resource_metadata_url=self.server.resource_metadata_url(name),
+                base_url=base_url,
             )
         self.server.workspaces = fresh
+
+    async def key_problem(self) -> str | None:
+        """Why this server's secret key cannot read the store, or None. Checked once per process (the key is
+        fixed until a restart); a store that cannot be reached is not a key problem and is asked again."""
+        if not self._key_checked:
+            try:
+                problem = await key_problem(self._store, self._cipher)
+            except StoreError:
+                return None
+            self._key_checked, self._key_problem = True, problem
+            if problem is not None:
+                log.error("the secret key cannot read the store: %s", problem)
+        return self._key_problem
 
     async def close(self) -> None:
         await self._fetcher.close()
@@ -118,6 +146,11 @@ class AuthBridge:
         entry = self.server.sign_in_workspace(workspace)
         if entry is None:
             return no_sign_in(workspace)
+        problem = await self.key_problem()
+        if problem is not None:  # fail closed: the stored sign-ins are kept for the right key
+            return JSONResponse(
+                {"error": "store_key_mismatch", "message": problem}, status_code=503, headers={"Retry-After": "60"}
+            )
         if "access_token" in request.query_params:
             return self.challenge(
                 workspace,
@@ -165,7 +198,13 @@ class AuthBridge:
         from castproxy.auth.upstream_oauth import UpstreamOAuth
 
         return UpstreamOAuth(
-            name, auth, store=self._store, cipher=self._cipher, callback_url=callback_url, http=self._http,
+            name,
+            auth,
+            store=self._store,
+            cipher=self._cipher,
+            callback_url=callback_url,
+            http=self._http,
+            base_url=self._base_urls.get(name) or None,
             events=self._events,
         )
 
@@ -177,6 +216,19 @@ class AuthBridge:
             await entry.upstream.revoke(grant.grant_id)
         except Exception as exc:  # the castproxy side is already revoked; the upstream grant is best effort
             log.warning("revoking the upstream grant of workspace %s failed: %s", grant.workspace, type(exc).__name__)
+
+
+    async def _narrow_upstream(self, grant: GrantRecord, scopes: tuple[str, ...]) -> None:
+        """A client narrowed its sign-in: the upstream grant behind it must not keep the wider scopes."""
+        entry = self.server.sign_in_workspace(grant.workspace)
+        if entry is None:
+            raise OAuthError("invalid_grant", f"workspace {grant.workspace} no longer uses sign-in")
+        try:
+            await entry.upstream.narrow(grant.grant_id, scopes)
+        except SignInRequired:
+            await self.tokens.revoke_grant(grant.grant_id, upstream=False, reason="the upstream grant is gone")
+            message = "the upstream sign-in behind this refresh token is gone; sign in again"
+            raise OAuthError("invalid_grant", message) from None
 
 
 class _UpstreamTokenCredentials:

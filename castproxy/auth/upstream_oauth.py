@@ -9,9 +9,11 @@ the bridge's credentials. For `grant: client_credentials` there is one shared `s
 
 Security notes: `state` is random, single-use (a store `take`), expiring and bound to the pending
 sign-in (workspace, PKCE verifier, caller context); `iss` is checked when the upstream sends it
-(RFC 9207); grants are AES-GCM encrypted and bound to their workspace and grant id; a record that
-does not decrypt reads as "no grant". Refresh happens once per grant however many calls wait:
-first a process-local lock, then the store's lock (a Redis lock across replicas), then a re-read.
+(RFC 9207); grants are AES-GCM encrypted, bound to their workspace and grant id, and to the upstream
+that issued them (`upstream_binding`: a grant of another upstream is dropped unused); a tampered record
+reads as "no grant", and no record is deleted because the key cannot read it (store/keycheck.py).
+Refresh happens once per grant however many calls wait: first a process-local lock, then the store's
+lock (a Redis lock across replicas), then a re-read.
 A token the upstream refused before its expiry (`rejected=`) is refreshed the same way, once; a
 grant that cannot be refreshed then is deleted, so the user is asked to sign in again.
 Tokens, codes and secrets never reach a log line or an exception message.
@@ -19,11 +21,12 @@ Tokens, codes and secrets never reach a log line or an exception message.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -50,7 +53,7 @@ from castproxy.auth.upstream_tokens import (
 )
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import LockTimeout, Store
-from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+from castproxy.store.crypto import Cipher, InvalidCiphertext, UnknownKey, hash_token, record_aad
 from castproxy.store.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ SIGN_IN_TTL = 600.0
 LOCK_TIMEOUT = 30.0
 HTTP_TIMEOUT = 10.0
 GRANT_IDLE_TTL = 90 * 24 * 3600.0  # a grant unused (never refreshed) this long is dropped
+OFFLINE_ACCESS = "offline_access"  # asks the upstream for a refresh token: castproxy's need, not the client's
 
 # RFC 8414 metadata name -> the config field that can set it instead.
 _CONFIG_FIELD = {
@@ -79,6 +83,24 @@ class UpstreamAuthError(Exception):
 
 class SignInError(UpstreamAuthError):
     """A sign-in cannot complete; the message is safe to show to the user."""
+
+
+class SignInRefused(SignInError):
+    """The upstream answered the sign-in with an OAuth error; `error` and `description` are its own, made safe."""
+
+    def __init__(self, error: str, description: str) -> None:
+        shown = f"{error}: {description}" if description else error
+        super().__init__(f"The upstream refused the sign-in ({shown}).")
+        self.error = error
+        self.description = description
+
+
+def safe_description(value: object, limit: int = 300) -> str:
+    """An upstream error_description as RFC 6749 allows it (printable ASCII but " and \\), cut to `limit`."""
+    if not isinstance(value, str):
+        return ""
+    text = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in value).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -117,8 +139,27 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
+# What _open_grant answers for a grant bound to another upstream (see upstream_binding).
+_FOREIGN = TokenSet(access_token="", refresh_token=None, expires_at=None, obtained_at=0.0)
+
+
 def _must_refresh(tokens: TokenSet, rejected: str | None) -> bool:
     return tokens.needs_refresh(time.time()) or (rejected is not None and tokens.access_token == rejected)
+
+
+def _canonical_url(url: str | None) -> str:
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def upstream_binding(auth: OAuth2Auth, base_url: str | None) -> str:
+    """Who a grant belongs to: the upstream's issuer and token endpoint, castproxy's client there, and the origin
+    of the API the tokens are sent to. A grant stored under another binding is never used (nor sent anywhere)."""
+    client = auth.client_id or "" if auth.provider == "custom" else f"dcr {_canonical_url(auth.registration_url)}"
+    parts = (_canonical_url(auth.issuer), _canonical_url(auth.token_url), client, origin(base_url) if base_url else "")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
 def _grant_ref(grant_id: str) -> str:
@@ -138,10 +179,13 @@ class UpstreamOAuth:
         http: httpx2.AsyncClient | None = None,
         sign_in_ttl: float = SIGN_IN_TTL,
         events: AuthEvents = NO_EVENTS,
+        base_url: str | None = None,
     ) -> None:
         self.workspace = workspace
         self._events = events  # refresh outcomes, for the audit trail and metrics
         self.auth = auth
+        # What every grant of this workspace is bound to; `base_url` is the API the tokens go to.
+        self.binding = upstream_binding(auth, base_url)
         self.store = store
         self.cipher = cipher
         self.callback_url = callback_url
@@ -199,11 +243,16 @@ class UpstreamOAuth:
         expires_at = record.get("secret_expires_at")
         return (
             record.get("registration_url") == registration_url
+            and record.get("token_endpoint") == self._token_endpoint_identity()
             and record.get("redirect_uri") == self.callback_url
             and record.get("grant") == self.auth.grant
             and record.get("scopes") == list(self.auth.scopes)
             and not (isinstance(expires_at, int | float) and expires_at and time.time() >= expires_at - 60)
         )
+
+    def _token_endpoint_identity(self) -> str:
+        # The registered client's secret goes to the token endpoint: a registration is not reused for another one.
+        return f"{_canonical_url(self.auth.issuer)} {_canonical_url(self.auth.token_url)}"
 
     async def _stored_client(self, registration_url: str) -> ClientIdentity | None:
         blob = await self.store.get(NS_CLIENT, self.workspace)
@@ -211,6 +260,11 @@ class UpstreamOAuth:
             return None
         try:
             record = json.loads(self.cipher.decrypt(blob, aad=self._client_aad()))
+        except UnknownKey:  # never registered again over it: the right key will read it
+            raise UpstreamAuthError(
+                f"workspace {self.workspace}: castproxy's upstream registration is encrypted with a key this "
+                "server does not hold (check server.secret_key)"
+            ) from None
         except (InvalidCiphertext, ValueError):
             return None
         if not isinstance(record, dict) or not self._registration_fits(record, registration_url):
@@ -256,6 +310,7 @@ class UpstreamOAuth:
             "client_secret": client.client_secret,
             "auth_method": client.auth_method,
             "registration_url": registration_url,
+            "token_endpoint": self._token_endpoint_identity(),
             "redirect_uri": self.callback_url,
             "grant": self.auth.grant,
             "scopes": list(self.auth.scopes),
@@ -290,12 +345,35 @@ class UpstreamOAuth:
 
     # ---- sign-in (authorization_code) --------------------------------------------------------------
 
-    async def begin_sign_in(self, context: dict) -> str:
+    async def begin_sign_in(self, context: dict, *, scopes: Sequence[str] | None = None) -> str:
         """Save a pending sign-in and return the upstream authorization URL to send the browser to."""
-        return (await self.start_sign_in(context)).url
+        return (await self.start_sign_in(context, scopes=scopes)).url
 
-    async def start_sign_in(self, context: dict) -> PendingSignIn:
-        """`begin_sign_in` that also returns the state (needed by callers when `state: false`)."""
+    def _upstream_scopes(self, granted: Sequence[str] | None) -> list[str]:
+        """The scopes to ask the upstream for: those castproxy granted its client (all configured ones when
+        None), plus `offline_access` when configured: that one gets castproxy its refresh token, whatever
+        the client asked for."""
+        if granted is None:
+            return list(self.auth.scopes)
+        wanted = [scope for scope in granted if scope in self.auth.scopes]
+        if OFFLINE_ACCESS in self.auth.scopes and OFFLINE_ACCESS not in wanted:
+            wanted.append(OFFLINE_ACCESS)
+        return wanted
+
+    def _warn_if_wider(self, tokens: TokenSet, asked: Sequence[str]) -> None:
+        # Only configured scopes count: upstreams add or rename others (openid, resource-prefixed names).
+        extra = sorted((set(tokens.scopes) & set(self.auth.scopes)) - set(asked))
+        if extra:
+            log.warning(
+                "workspace %s: the upstream granted more than castproxy asked for (%s)", self.workspace, " ".join(extra)
+            )
+
+    async def start_sign_in(self, context: dict, *, scopes: Sequence[str] | None = None) -> PendingSignIn:
+        """`begin_sign_in` that also returns the state (needed by callers when `state: false`).
+
+        `scopes`: what castproxy granted the MCP client (a subset of `auth.scopes`); the upstream is asked
+        for those only, so the upstream token can do no more than the client was allowed.
+        """
         if self.auth.grant != "authorization_code":
             raise SignInError(f"workspace {self.workspace} uses client_credentials: there is no user sign-in")
         try:
@@ -306,19 +384,21 @@ class UpstreamOAuth:
         assert authorization_url is not None
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48) if self.auth.pkce else None
+        asked = self._upstream_scopes(scopes)
         record = {
             "workspace": self.workspace,
             "verifier": verifier,
             "context": context,
             "client_id": client.client_id,
+            "scopes": asked,
             "expires_at": time.time() + self.sign_in_ttl,
         }
         key = hash_token(state)
         blob = self.cipher.encrypt(json.dumps(record).encode(), aad=record_aad(NS_PENDING, key))
         await self.store.put(NS_PENDING, key, blob, ttl=self.sign_in_ttl)
         params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": self.callback_url}
-        if self.auth.scopes:
-            params["scope"] = " ".join(self.auth.scopes)
+        if asked:
+            params["scope"] = " ".join(asked)
         if self.auth.state:
             params["state"] = state
         if verifier is not None:
@@ -368,7 +448,7 @@ class UpstreamOAuth:
             code = safe_word(error)
             if code in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr":
                 await self._forget_client(ClientIdentity(str(record.get("client_id"))))
-            raise SignInError(f"The upstream refused the sign-in ({code}).")
+            raise SignInRefused(code, safe_description(params.get("error_description")))
         try:
             await self._check_issuer(params)
         except UpstreamAuthError as exc:
@@ -387,13 +467,16 @@ class UpstreamOAuth:
         if record.get("verifier"):
             form["code_verifier"] = record["verifier"]
         form.update(self._resource_params())
+        asked = record.get("scopes")
+        asked = [str(scope) for scope in asked] if isinstance(asked, list) else list(self.auth.scopes)
         try:
-            tokens = await request_token(self._http, token_url, form, client, requested_scopes=self.auth.scopes)
+            tokens = await request_token(self._http, token_url, form, client, requested_scopes=asked)
         except TokenEndpointError as exc:
             if exc.error in ("invalid_client", "unauthorized_client"):
                 await self._forget_client(client)
             log.warning("workspace %s: code exchange failed: %s", self.workspace, exc)
             raise SignInError(f"The upstream did not accept the sign-in: {exc}. Start the sign-in again.") from None
+        self._warn_if_wider(tokens, asked)
         grant_id = secrets.token_urlsafe(32)
         await self._write_grant(grant_id, tokens)
         log.info("workspace %s: upstream sign-in complete (grant %s)", self.workspace, _grant_ref(grant_id))
@@ -406,18 +489,45 @@ class UpstreamOAuth:
         # Bound to the workspace too: a grant id presented on another workspace does not decrypt.
         return record_aad(f"{NS_GRANT}/{self.workspace}", grant_id)
 
-    async def _read_grant(self, grant_id: str) -> TokenSet | None:
-        blob = await self.store.get(NS_GRANT, grant_id)
-        if blob is None:
-            return None
+    def _open_grant(self, grant_id: str, blob: bytes) -> TokenSet | None:
+        """The tokens in a stored grant; None when it does not decrypt or belongs to another upstream."""
         try:
-            return TokenSet.from_bytes(self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)))
+            plain = self.cipher.decrypt(blob, aad=self._grant_aad(grant_id))
+            raw = json.loads(plain)
+            tokens = TokenSet.from_bytes(plain)
+        except UnknownKey:
+            # The key problem itself is caught at the door (AuthBridge.key_problem: 503, records kept). A grant
+            # only this record's key cannot read was written under a key since retired from previous_secret_keys.
+            # Kept all the same (the key may come back); this sign-in cannot be used meanwhile.
+            raise SignInRequired(
+                "this sign-in's stored upstream tokens were encrypted with a secret key this server no longer holds"
+            ) from None
         except (InvalidCiphertext, ValueError, KeyError, TypeError):
-            # Wrong secret_key or a tampered record: "no grant". Kept, so the right key can still read it.
+            # A tampered record: "no grant". Kept, so nothing is lost if it is a key problem after all.
             log.warning(
                 "workspace %s: grant %s does not decrypt; sign-in required", self.workspace, _grant_ref(grant_id)
             )
             return None
+        if not isinstance(raw, dict) or raw.get("upstream") != self.binding:
+            log.warning(
+                "workspace %s: grant %s was issued by another upstream (issuer, token endpoint, client or base URL "
+                "changed in the config); dropped unused, sign-in required",
+                self.workspace,
+                _grant_ref(grant_id),
+            )
+            return _FOREIGN
+        return tokens
+
+    async def _read_grant(self, grant_id: str) -> TokenSet | None:
+        blob = await self.store.get(NS_GRANT, grant_id)
+        if blob is None:
+            return None
+        tokens = self._open_grant(grant_id, blob)
+        if tokens is _FOREIGN:
+            # Its tokens belong to an upstream this workspace no longer uses: never sent anywhere, forgotten.
+            await self.store.delete(NS_GRANT, grant_id)
+            return None
+        return tokens
 
     async def _write_grant(self, grant_id: str, tokens: TokenSet) -> None:
         remaining = None if tokens.expires_at is None else max(1.0, tokens.expires_at - time.time())
@@ -426,7 +536,8 @@ class UpstreamOAuth:
         else:
             # An abandoned grant does not stay forever; every refresh renews this.
             ttl = GRANT_IDLE_TTL if remaining is None else max(GRANT_IDLE_TTL, remaining)
-        blob = self.cipher.encrypt(tokens.to_bytes(), aad=self._grant_aad(grant_id))
+        payload = json.dumps({**json.loads(tokens.to_bytes()), "upstream": self.binding}).encode()
+        blob = self.cipher.encrypt(payload, aad=self._grant_aad(grant_id))
         # One write replaces access and (rotated) refresh token together.
         await self.store.put(NS_GRANT, grant_id, blob, ttl=ttl)
 
@@ -462,8 +573,42 @@ class UpstreamOAuth:
                 return tokens.access_token
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
 
-    async def _refresh(self, grant_id: str, tokens: TokenSet, *, refused: bool = False) -> TokenSet:
-        """Refresh the grant; `refused`: the upstream already refused its access token, so it is never kept."""
+    async def narrow(self, grant_id: str, scopes: Sequence[str]) -> None:
+        """Make the upstream grant hold no configured scope beyond `scopes` (castproxy's client narrowed its
+        sign-in with a refresh): a refresh asking the upstream for those scopes only. Raises
+        UpstreamAuthError when the upstream cannot or will not narrow it, SignInRequired when it is gone."""
+        allowed = self._upstream_scopes(scopes)
+        try:
+            async with (
+                self._local.hold(f"grant:{grant_id}", LOCK_TIMEOUT),
+                self.store.lock(f"upstream-refresh:{self.workspace}:{grant_id}", LOCK_TIMEOUT),
+            ):
+                tokens = await self._read_grant(grant_id)
+                if tokens is None:
+                    raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
+                if not self._beyond(tokens, allowed):
+                    return
+                if tokens.refresh_token is None:
+                    reason = "the upstream gave no refresh token, so its grant cannot be narrowed"
+                    raise UpstreamAuthError(f"workspace {self.workspace}: {reason}")
+                fresh = await self._refresh(grant_id, tokens, scopes=allowed)
+        except LockTimeout:
+            raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
+        extra = self._beyond(fresh, allowed)
+        if extra:
+            raise UpstreamAuthError(
+                f"workspace {self.workspace}: the upstream did not narrow the grant (it still grants {' '.join(extra)})"
+            )
+
+    def _beyond(self, tokens: TokenSet, allowed: Sequence[str]) -> list[str]:
+        """The configured scopes `tokens` hold beyond `allowed` (scopes not in the config are the upstream's own)."""
+        return sorted((set(tokens.scopes) & set(self.auth.scopes)) - set(allowed))
+
+    async def _refresh(
+        self, grant_id: str, tokens: TokenSet, *, refused: bool = False, scopes: Sequence[str] | None = None
+    ) -> TokenSet:
+        """Refresh the grant; `refused`: the upstream already refused its access token, so it is never kept;
+        `scopes`: ask for these (narrower) scopes, and fail rather than keep the old tokens."""
         if refused:
             log.info(
                 "workspace %s: the upstream refused the access token of grant %s before its expiry; refreshing",
@@ -480,13 +625,15 @@ class UpstreamOAuth:
             return tokens
         client = await self._client()
         form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, **self._resource_params()}
+        if scopes is not None:
+            form["scope"] = " ".join(scopes)
         try:
             fresh = await request_token(
                 self._http,
                 await self._token_url(),
                 form,
                 client,
-                requested_scopes=tokens.scopes,
+                requested_scopes=tokens.scopes if scopes is None else tuple(scopes),
                 previous_refresh_token=tokens.refresh_token,
             )
         except TokenEndpointError as exc:
@@ -506,7 +653,7 @@ class UpstreamOAuth:
                 raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
             log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
             self._events.token_refresh(self.workspace, outcome="failed", grant=_grant_ref(grant_id), reason=exc.error)
-            if not refused and not tokens.expired(time.time()):
+            if scopes is None and not refused and not tokens.expired(time.time()):
                 return tokens  # still usable; the next call tries again
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         await self._write_grant(grant_id, fresh)
@@ -520,10 +667,15 @@ class UpstreamOAuth:
         if blob is None:
             return
         try:
-            tokens = TokenSet.from_bytes(self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)))
+            tokens = self._open_grant(grant_id, blob)
+        except SignInRequired:
+            return
+        if tokens is None or tokens is _FOREIGN:  # another upstream's tokens are not sent to this one's endpoint
+            return
+        try:
             revocation_url = await self._endpoint("revocation_endpoint", self.auth.revocation_url, required=False)
             client = await self._client()
-        except (InvalidCiphertext, ValueError, KeyError, TypeError, UpstreamAuthError):
+        except UpstreamAuthError:
             return
         if revocation_url is None:
             return

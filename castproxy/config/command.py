@@ -3,7 +3,8 @@
 validate prints one `FILE:LINE:COL: message` line per problem (warnings as `... warning: ...`) and
 exits 1 when any is an error; on success, one OK line per workspace and the redirect URI to register
 at each upstream OAuth server. `--format github|json` prints the same for CI (castproxy.gitops.ci).
-Spec checks (specs load, operationIds exist) come from castproxy.openapi.check.
+Spec checks (specs load, operationIds exist) come from castproxy.openapi.check; online, each oauth2
+`issuer`'s discovery metadata is checked (config/issuers.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from castproxy.config.loader import CONFIG_ENV, LoadedConfig, load_config, resolve_config_path
-from castproxy.config.model import OAuth2Auth, Workspace
+from castproxy.config.model import ALL_OPERATIONS, OAuth2Auth, ToolSelector, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.schema import schema_text
 
@@ -42,23 +43,34 @@ def validate(args: argparse.Namespace) -> int:
         _report(output, exc.problems, None, path, offline=args.offline)
         return EXIT_INVALID
     problems = list(loaded.warnings)
+    counts: dict[str, int] = {}  # tools per workspace, once its spec compiled
     try:
-        problems += _spec_check()(loaded, offline=args.offline)
+        problems += _spec_check()(loaded, offline=args.offline, counts=counts)
     except ConfigError as exc:
         problems += exc.problems
+    if not args.offline:
+        problems += _issuer_check()(loaded)
     problems += _lock_check(loaded)
     valid = not any(problem.severity == "error" for problem in problems)
-    _report(output, problems, loaded if valid else None, path, offline=args.offline)
+    _report(output, problems, loaded if valid else None, path, offline=args.offline, counts=counts)
     return EXIT_OK if valid else EXIT_INVALID
 
 
-def _report(output: str, problems: list[Problem], loaded: LoadedConfig | None, path: Path, *, offline: bool) -> None:
+def _report(
+    output: str,
+    problems: list[Problem],
+    loaded: LoadedConfig | None,
+    path: Path,
+    *,
+    offline: bool,
+    counts: dict[str, int] | None = None,
+) -> None:
     """Problems (and, for a valid config, the summary) as text, GitHub workflow commands or JSON."""
     shown = _shown_problems(problems, path)
     if output == "json":
         from castproxy.gitops.ci import validate_json
 
-        workspaces = [_workspace_json(name, workspace, loaded) for name, workspace in
+        workspaces = [_workspace_json(name, workspace, loaded, counts or {}) for name, workspace in
                       loaded.config.workspaces.items()] if loaded is not None else []
         redirect = loaded.callback_url if loaded is not None and _needs_redirect_uri(loaded) else None
         sys.stdout.write(validate_json(str(path), shown, offline=offline, workspaces=workspaces,
@@ -73,7 +85,7 @@ def _report(output: str, problems: list[Problem], loaded: LoadedConfig | None, p
         for problem in shown:
             print(problem)
     if loaded is not None:
-        _print_summary(loaded, path, offline=offline)
+        _print_summary(loaded, path, counts or {}, offline=offline)
 
 
 def schema(args: argparse.Namespace) -> int:
@@ -95,6 +107,13 @@ def _lock_check(loaded: LoadedConfig) -> list[Problem]:
     return lock_problems(loaded)
 
 
+def _issuer_check() -> Callable[[LoadedConfig], list[Problem]]:
+    """castproxy.config.issuers.check_issuers (imported here: it uses the auth package, which builds on this one)."""
+    from castproxy.config.issuers import check_issuers
+
+    return check_issuers
+
+
 def _shown_problems(problems: list[Problem], path: Path) -> list[Problem]:
     """Unique, in file order, naming the config as the user wrote its path."""
     shown = str(path)
@@ -110,14 +129,29 @@ def _needs_redirect_uri(loaded: LoadedConfig) -> bool:
     )
 
 
-def _workspace_json(name: str, workspace: Workspace, loaded: LoadedConfig) -> dict[str, object]:
-    return {"name": name, "auth": _describe_auth(workspace), "tools": len(workspace.tools),
-            "url": f"{loaded.public_url}/mcp/{name}"}
+def _workspace_json(
+    name: str, workspace: Workspace, loaded: LoadedConfig, counts: dict[str, int]
+) -> dict[str, object]:
+    return {"name": name, "auth": _describe_auth(workspace), "tools": _known_count(name, workspace, counts),
+            "discovery": workspace.discovery, "url": f"{loaded.public_url}/mcp/{name}"}
 
 
-def _print_summary(loaded: LoadedConfig, path: Path, *, offline: bool) -> None:
+def _known_count(name: str, workspace: Workspace, counts: dict[str, int]) -> int | None:
+    """Tools the workspace exposes: counted from its compiled spec, or from its entries when they are all
+    operationIds (a spec not fetched under --offline); None when selectors pick them from an unread spec."""
+    explicit = all(not isinstance(entry, ToolSelector) and entry != ALL_OPERATIONS for entry in workspace.tools)
+    return counts.get(name, len(workspace.tools) if explicit else None)
+
+
+def _tool_count(name: str, workspace: Workspace, counts: dict[str, int]) -> str:
+    known = _known_count(name, workspace, counts)
+    tools = _count(known, "tool") if known is not None else "tools by selector, not counted"
+    return tools + (", discovery search" if workspace.discovery == "search" else "")
+
+
+def _print_summary(loaded: LoadedConfig, path: Path, counts: dict[str, int], *, offline: bool) -> None:
     for name, workspace in loaded.config.workspaces.items():
-        print(f"ok: workspace '{name}' ({_describe_auth(workspace)}, {_count(len(workspace.tools), 'tool')}) "
+        print(f"ok: workspace '{name}' ({_describe_auth(workspace)}, {_tool_count(name, workspace, counts)}) "
               f"at {loaded.public_url}/mcp/{name}")
     if _needs_redirect_uri(loaded):
         print(f"register this redirect URI at the upstream OAuth server: {loaded.callback_url}")

@@ -26,8 +26,11 @@ CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"
 MAX_CONFIG_BYTES = 4 * 2**20
-# Stands in for a secret that `need_secrets=False` did not resolve; long enough for the secret_key rule.
-UNRESOLVED_SECRET = "unresolved-secret-placeholder-not-a-real-value"
+# Stands in for a reference that could not be resolved: long and non-empty, so no rule reports the
+# value as missing or short on top of the error that names the reference (or, with need_secrets=False,
+# so commands that never use secrets run). Never used for anything else: such a config is refused,
+# and connect/tools/lock/diff send no secret anywhere.
+UNRESOLVED_SECRET = "castproxy-unresolved-reference-0000000000000000000000000000000000"
 
 Loc = tuple[str | int, ...]
 
@@ -67,9 +70,10 @@ def load_config(
 ) -> LoadedConfig:
     """Load and check a config file; raises ConfigError listing every error found.
 
-    `need_secrets=False` is for commands that never use a credential (`lock`, `diff`): a secret
-    (a value in a secret position) whose reference cannot be resolved gets a placeholder instead of
-    an error, so CI can run them without the production secrets. Other references must resolve."""
+    `need_secrets=False` is for commands that never use a credential (`connect`, `tools WORKSPACE`,
+    `lock`, `diff`): a secret (a value in a secret position) whose reference cannot be resolved gets a
+    placeholder instead of an error, so they run without the production secrets. Other references
+    must resolve."""
     environ = os.environ if environ is None else environ
     path = Path(path).absolute()
     return _Loading(path, environ, need_secrets=need_secrets).run()
@@ -84,9 +88,11 @@ class _Loading:
         self.environ = environ
         self.need_secrets = need_secrets
         self.secret_paths: set[Loc] = set()
+        self.unresolved: set[Loc] = set()  # references that failed: their error is the only one reported there
         self.positions = SourceMap()
         self.origins = SecretOrigins()
         self.problems: list[Problem] = []
+        self.unresolved: set[Loc] = set()  # references that failed: their error is the only one reported there
 
     def run(self) -> LoadedConfig:
         text = self._read()
@@ -138,12 +144,11 @@ class _Loading:
         try:
             resolved = resolve(node, self.environ, self.base_dir)
         except ReferenceProblem as exc:
-            if path in self.secret_paths:
-                self.origins.referenced.add(path)
-                return UNRESOLVED_SECRET
-            self._add(Located(path, str(exc)))
             self.origins.referenced.add(path)  # never quote this value in later messages
-            return ""
+            if path not in self.secret_paths:
+                self._add(Located(path, str(exc)))
+                self.unresolved.add(path)
+            return UNRESOLVED_SECRET
         if resolved.has_reference:
             self.origins.referenced.add(path)
         if resolved.defaults_used:
@@ -186,6 +191,8 @@ class _Loading:
         return path not in self.origins.referenced
 
     def _add(self, located: Located, severity: Severity = "error") -> None:
+        if located.path in self.unresolved:
+            return  # the reference's own error is there already; its stand-in value adds none
         line, column = self.positions.locate(located.path, key=located.key)
         message = located.message
         variable = self.origins.environment.get(located.path)

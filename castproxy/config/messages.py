@@ -28,7 +28,9 @@ AUTH_TYPES: dict[str, type[BaseModel]] = {
     "oauth2": model.OAuth2Auth,
     "login": model.LoginAuth,
 }
-TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection"})
+TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection", "selector"})
+_ENTRY_SHAPES = ("an operationId, '*', a mapping with `operation` (and optional `name`, `description`), "
+                 "or a selector with `tag`, `path` and/or `method`")
 _URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
 
 
@@ -69,7 +71,7 @@ def _union_tags(path: Path) -> frozenset[str | int]:
     match path:
         case ("workspaces", str(), "auth"):
             return frozenset(AUTH_TYPES)
-        case ("workspaces", str(), "tools", int()):
+        case ("workspaces", str(), "tools" | "exclude", int()):
             return TOOL_ENTRY_TAGS
     return frozenset()
 
@@ -88,7 +90,12 @@ def model_at(path: Path, data: Any) -> type[BaseModel] | None:
         case ("workspaces", str(), "inbound"):
             return model.Inbound
         case ("workspaces", str(), "tools", int()):
-            return model.ToolSelection
+            entry = _get(data, path)
+            is_selector = isinstance(entry, dict) and "operation" not in entry and any(
+                key in entry for key in model.SELECTOR_KEYS)
+            return model.ToolSelector if is_selector else model.ToolSelection
+        case ("workspaces", str(), "exclude", int()):
+            return model.ToolSelector
         case ("workspaces", str(), "auth"):
             auth = _get(data, path)
             return AUTH_TYPES.get(auth.get("type")) if isinstance(auth, dict) else None
@@ -102,8 +109,8 @@ def where(path: Path) -> str:
             return "at the top level"
         case ("workspaces", name):
             return f"in workspace '{name}'"
-        case (*_, "tools", int(index)):
-            return f"in tools entry {index + 1}"
+        case (*_, "tools" | "exclude" as field, int(index)):
+            return f"in {field} entry {index + 1}"
         case (*_, str(last)):
             return f"in {last}"
     return "here"
@@ -138,8 +145,10 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
         tag = _quote(ctx.get("tag")) if may_show((*path, "type")) else "(from a ${...} reference)"
         return Located((*path, "type"), f"unknown {field} type {tag} (expected one of: {types})")
     if path[-2:-1] == ("tools",) and kind in ("string_type", "model_type", "model_attributes_type"):
-        return Located(path, "each tools entry must be an operationId, or a mapping with `operation` "
-                       "and optionally `name` and `description`")
+        return Located(path, f"each tools entry must be {_ENTRY_SHAPES}")
+    if path[-2:-1] == ("exclude",) and kind in ("string_type", "model_type", "model_attributes_type"):
+        return Located(path, "each exclude entry must be an operationId, or a selector mapping with `tag`, `path` "
+                       "and/or `method`")
     if kind in ("bool_type", "bool_parsing"):
         return Located(path, f"{name} must be true or false{shown}")
     if kind in ("int_type", "int_parsing", "int_from_float"):
@@ -149,9 +158,11 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
     if kind == "string_type":
         return Located(path, f"{name} must be text")
     if kind == "list_type":
-        if field == "tools":
+        if field in ("tools", "exclude"):
             got = "a mapping" if isinstance(value, dict) else "a single value" if value is not None else "empty"
-            return Located(path, f"`tools` must be a list of operationIds (one '- name' per line), not {got}")
+            every = " or '*' for every operation" if field == "tools" else ""
+            return Located(path, f"`{field}` must be a list of operationIds or selectors (one '- entry' per "
+                           f"line){every}, not {got}")
         return Located(path, f"{name} must be a list (e.g. [a, b], or one '- item' per line)")
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         if not path:
@@ -159,7 +170,8 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
         return Located(path, f"{name} must be a mapping (key: value lines indented below it)")
     if kind == "too_short":
         if field == "tools":
-            return Located(path, "`tools` is empty: list at least one operationId to expose", key=True)
+            return Located(path, "`tools` is empty: list at least one operationId or selector, or write "
+                           "`tools: \"*\"` for every operation", key=True)
         if field == "workspaces":
             return Located(path, "`workspaces` is empty: define at least one workspace", key=True)
         return Located(path, f"{name} must not be empty", key=True)
@@ -203,6 +215,10 @@ def _unknown_key(path: Path, data: Any) -> str:
         return message
     allowed = list(owner.model_fields)
     message += f" (expected one of: {', '.join(allowed)})"
+    if owner is model.ToolSelector and key in model.ToolSelection.model_fields:
+        return message + f"; `{key}` applies to one operation: write it with `operation: OPERATION_ID`"
+    if owner is model.ToolSelection and key in model.ToolSelector.model_fields:
+        return message + "; a selector entry (tag, path, method) has no `operation`: write it as its own entry"
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     return message + (f"; did you mean '{close[0]}'?" if close else "")
 

@@ -34,6 +34,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
+class ConnectionSettings(_Strict):
+    """How long a client may take to send a request, and how many connections may be open (slow clients)."""
+
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds (or '10s') to send the request line and headers; then 408."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds (or '30s') to send the request body once the headers are in."
+    )
+    keep_alive: float = Field(5.0, gt=0, le=3600, description="Seconds an idle kept-alive connection stays open.")
+    max_open: int = Field(
+        1000, ge=1, le=1_000_000, description="Open connections at most; one more is answered 503 and closed."
+    )
+
+    @field_validator("header_timeout", "body_timeout", "keep_alive", mode="before", json_schema_input_type=float | str)
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        return Workspace._parse_duration(value)  # type: ignore[operator]
+
+    @field_validator("max_open", mode="before")
+    @classmethod
+    def _no_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a number of connections")
+        return value
+
+
 # ---- observability (issue 13): the audit trail and the admin page ------------------------------------
 class AuditSettings(_Strict):
     """Where the audit trail goes: one JSON line per tool call, sign-in, revocation, reload..."""
@@ -91,6 +118,13 @@ class ServerSettings(_Strict):
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Extra browser origins allowed to call /mcp (loopback and public_url always are).",
+    )
+    connections: ConnectionSettings = Field(
+        default_factory=ConnectionSettings,
+        description="Deadlines for slow clients and a cap on open connections.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics answers only `Authorization: Bearer TOKEN` (use ${env:NAME})."
     )
 
     @field_validator("port", mode="before")
@@ -266,6 +300,15 @@ class Inbound(_Strict):
     )
 
 
+# --- Which operations become tools (resolved against the spec by castproxy/catalog/select.py) ---------------------
+
+ALL_OPERATIONS = "*"  # a tools entry, or the whole `tools` value: every operation of the spec
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+SELECTOR_KEYS = ("tag", "path", "method")
+HttpMethod = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"]
+_MethodInAnyCase = Literal[HttpMethod, "get", "put", "post", "delete", "options", "head", "patch", "trace"]
+
+
 class ToolSelection(_Strict):
     """One operation, optionally renamed or re-described."""
 
@@ -276,15 +319,54 @@ class ToolSelection(_Strict):
     description: str | None = Field(None, description="Tool description clients see (default: from the spec).")
 
 
+class ToolSelector(_Strict):
+    """Every operation that matches all the criteria given (at least one): a tag, a path glob, a method."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    tag: str | None = Field(None, description="An OpenAPI tag of the operation (any case).")
+    path: str | None = Field(
+        None, description="A path glob: `*` is one path segment (or part of one), `**` any number of segments, "
+        "e.g. /repos/** or /users/*/repos.", json_schema_extra={"pattern": "^/"},
+    )
+    method: HttpMethod | None = Field(None, description="An HTTP method: GET, POST, PUT, PATCH, DELETE, ...")
+
+    @field_validator("method", mode="before", json_schema_input_type=_MethodInAnyCase | None)
+    @classmethod
+    def _method_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _path_glob(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("a path glob starting with '/', e.g. /repos/**")
+        return value
+
+
 def _tool_entry_kind(value: object) -> str:
     # Choose the member by shape, so a bad mapping reports the mapping's problem, not "should be a string".
+    if isinstance(value, ToolSelector):
+        return "selector"
+    if isinstance(value, dict) and "operation" not in value and any(key in value for key in SELECTOR_KEYS):
+        return "selector"
     return "selection" if isinstance(value, dict | ToolSelection) else "operation"
 
 
+def _exclude_entry_kind(value: object) -> str:
+    return "selector" if isinstance(value, dict | ToolSelector) else "operation"
+
+
 ToolEntry = Annotated[
-    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")],
+    Annotated[str, Tag("operation")] | Annotated[ToolSelection, Tag("selection")]
+    | Annotated[ToolSelector, Tag("selector")],
     Discriminator(_tool_entry_kind),
 ]
+ExcludeEntry = Annotated[
+    Annotated[str, Tag("operation")] | Annotated[ToolSelector, Tag("selector")],
+    Discriminator(_exclude_entry_kind),
+]
+Discovery = Literal["list", "search"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
@@ -307,7 +389,18 @@ class Workspace(_Strict):
     inbound: Inbound | None = Field(
         None, description="Keys callers must present (for workspaces whose upstream credential is shared)."
     )
-    tools: list[ToolEntry] = Field(min_length=1, description="operationIds to expose; a mapping may rename one.")
+    tools: list[ToolEntry] = Field(
+        min_length=1,
+        description="Operations to expose: operationIds (a mapping may rename one), selectors (tag, path glob, "
+        "method), or '*' for all of them.",
+    )
+    exclude: list[ExcludeEntry] = Field(
+        default_factory=list,
+        description="Operations the selectors in `tools` must leave out: operationIds or selectors.",
+    )
+    discovery: Discovery = Field(
+        "list", description="list: tools/list shows every tool | search: three meta-tools to search, describe and call."
+    )
     timeout: float = Field(30.0, gt=0, le=3600, description="Seconds (or '500ms', '30s', '2m') per upstream call.")
     max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
     output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
@@ -315,6 +408,20 @@ class Workspace(_Strict):
     audit: WorkspaceAudit | None = Field(
         None, description="Audit options of this workspace, e.g. {argument_names: true}."
     )
+
+    @field_validator(
+        "tools", mode="before", json_schema_input_type=Annotated[list[ToolEntry], Field(min_length=1)] | Literal["*"]
+    )
+    @classmethod
+    def _all_operations_shorthand(cls, value: object) -> object:
+        return [ALL_OPERATIONS] if value == ALL_OPERATIONS else value  # `tools: "*"` means `tools: ["*"]`
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_names_operations(cls, value: list[str | ToolSelector]) -> list[str | ToolSelector]:
+        if ALL_OPERATIONS in value:
+            raise ValueError("operationIds or selectors; '*' would exclude every operation")
+        return value
 
     @field_validator("timeout", mode="before", json_schema_input_type=float | DurationText)
     @classmethod

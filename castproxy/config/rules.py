@@ -191,7 +191,7 @@ def _tool_names(
     first_seen: dict[str, Path] = {}
     for index, entry in enumerate(tools):
         path: Path = (*base, "tools", index)
-        if isinstance(entry, str):
+        if isinstance(entry, str) and entry != "*":  # "*" is a selector: it names no tool
             name = entry
         elif isinstance(entry, dict) and isinstance(entry.get("name") or entry.get("operation"), str):
             name = entry.get("name") or entry["operation"]

@@ -6,8 +6,10 @@
                 "output_schema" (only when published), "annotations"}, ...],
      "base_url": "...", "warnings": ["...", ...]}
 
-Tools come in config order (a workspace) or spec order (`--spec`). Without `--json`, a readable list
-goes to stdout and compiler warnings to stderr. Exit 0 ok, 1 when the config or spec is unusable.
+Tools come in config order (a workspace) or spec order (`--spec`); with `--search "QUERY"` only the
+best `--limit` (default 10) for that task, best first, in the same shape. Without `--json`, a
+readable list goes to stdout and compiler warnings to stderr. Exit 0 ok, 1 when the config or spec
+is unusable.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, load_document, safe_url
 from castproxy.openapi.model import ToolDefinition
 
+if TYPE_CHECKING:
+    from castproxy.config.problems import Problem
+
 EXIT_OK = 0
 EXIT_INVALID = 1
+DEFAULT_SEARCH_LIMIT = 10
 
 
 def tools(args: argparse.Namespace) -> int:
@@ -34,7 +40,8 @@ def tools(args: argparse.Namespace) -> int:
             print(f"castproxy tools: {exc.message}", file=sys.stderr)
             return EXIT_INVALID
         base_url = compiled.servers[0].rstrip("/") if compiled.servers else ""
-        return _show(compiled.tools, base_url, compiled.warnings, as_json=args.json, source=args.spec)
+        return _show(_searched(compiled.tools, args), base_url, compiled.warnings, as_json=args.json,
+                     source=args.spec, query=args.search)
     return _workspace_tools(args)
 
 
@@ -49,7 +56,7 @@ def _workspace_tools(args: argparse.Namespace) -> int:
         print(f"castproxy tools: config file not found: {path} (pass -c FILE)", file=sys.stderr)
         return EXIT_INVALID
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, need_secrets=False)  # listing tools uses no upstream secret
     except ConfigError as exc:
         for problem in exc.errors or exc.problems:
             print(problem, file=sys.stderr)
@@ -67,7 +74,25 @@ def _workspace_tools(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     # The base URL may carry a credential from a ${...} reference (e.g. ?api_key=): never print it.
     shown_url = safe_url(compiled.base_url)
-    return _show(compiled.tools, shown_url, compiled.warnings, as_json=args.json, source=args.workspace)
+    notes = tuple(_positioned(loaded.problem(loc, message, "warning")) for loc, message in compiled.notes)
+    return _show(_searched(compiled.tools, args), shown_url, notes + compiled.warnings, as_json=args.json,
+                 source=args.workspace, query=args.search)
+
+
+def _positioned(problem: Problem) -> str:
+    return f"{problem.file}:{problem.line}:{problem.column}: {problem.message}"
+
+
+def _searched(tools: tuple[ToolDefinition, ...], args: argparse.Namespace) -> tuple[ToolDefinition, ...]:
+    """All the tools, or with --search the best --limit for the task, best first."""
+    query = getattr(args, "search", None)
+    if query is None:
+        return tools
+    from castproxy.catalog.index import SearchIndex
+
+    by_name = {tool.name: tool for tool in tools}
+    hits = SearchIndex(tools).search(query, getattr(args, "limit", None) or DEFAULT_SEARCH_LIMIT)
+    return tuple(by_name[hit.name] for hit in hits)
 
 
 def tool_json(tool: ToolDefinition) -> dict[str, Any]:
@@ -88,14 +113,16 @@ def tool_json(tool: ToolDefinition) -> dict[str, Any]:
 
 
 def _show(
-    tools: tuple[ToolDefinition, ...], base_url: str, warnings: tuple[str, ...], *, as_json: bool, source: str
+    tools: tuple[ToolDefinition, ...], base_url: str, warnings: tuple[str, ...], *, as_json: bool, source: str,
+    query: str | None = None,
 ) -> int:
     if as_json:
         payload = {"tools": [tool_json(tool) for tool in tools], "base_url": base_url, "warnings": list(warnings)}
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return EXIT_OK
     out = sys.stdout
-    out.write(f"{len(tools)} tool{'s' if len(tools) != 1 else ''} from {source}"
+    found = f" for {query!r}, best first" if query is not None else ""
+    out.write(f"{len(tools)} tool{'s' if len(tools) != 1 else ''} from {source}{found}"
               + (f", calling {base_url}" if base_url else "") + "\n")
     for tool in tools:
         out.write("\n" + _human(tool))

@@ -138,6 +138,7 @@ class _Compiler:
                 name=name, operation_id=tool.operation_id, description=tool.description,
                 input_schema=tool.input_schema, operation=tool.operation, title=tool.title,
                 annotations=tool.annotations, output_schema=tool.output_schema, warnings=tuple(draft.warnings),
+                tags=tool.tags,
             ))
             warnings.extend(draft.warnings)
         return CompiledSpec(
@@ -185,6 +186,7 @@ class _Compiler:
             title=title,
             annotations=annotations,
             output_schema=output,
+            tags=_tags(op.get("tags")),
         )
 
     def _parameters(
@@ -463,6 +465,10 @@ def _describe(schema: Any, text: str, *, prepend: bool = False, replace: bool = 
     else:
         merged = f"{current} {text}"
     return {**schema, "description": merged}
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    return tuple(tag for tag in value if isinstance(tag, str)) if isinstance(value, list) else ()
 
 
 def _text(value: Any) -> str:

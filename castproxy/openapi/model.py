@@ -70,6 +70,7 @@ class ToolDefinition:
     annotations: dict[str, Any] = field(default_factory=dict)  # MCP ToolAnnotations fields
     output_schema: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()  # what the compiler could not represent for this operation
+    tags: tuple[str, ...] = ()  # the operation's OpenAPI tags (tools selectors and search read them)
 
 
 @dataclass(frozen=True, slots=True)

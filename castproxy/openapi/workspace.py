@@ -1,31 +1,35 @@
 """One workspace's tools: its spec compiled, narrowed to the configured operations, renamed as asked.
 
 Problems come back as config locations (`("workspaces", NAME, "tools", 3)`) so the caller can turn
-them into FILE:LINE:COL; an unknown operationId gets a "did you mean".
+them into FILE:LINE:COL; which operations `tools` and `exclude` pick is castproxy/catalog/select.py's job.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from castproxy.config.model import ToolSelection, Workspace
+from castproxy.catalog.select import select
+from castproxy.config.model import Workspace
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, is_url, load_document
 from castproxy.openapi.model import CompiledSpec, ToolDefinition
 
 Loc = tuple[str | int, ...]
+LONG_LIST = 300  # tools in a list-mode workspace beyond which `validate` suggests discovery: search
 
 
 class WorkspaceError(Exception):
     """A workspace whose tools cannot be built; `problems` are (config location, message) pairs."""
 
-    def __init__(self, problems: list[tuple[Loc, str]], *, offline_skipped: bool = False) -> None:
+    def __init__(
+        self, problems: list[tuple[Loc, str]], *, offline_skipped: bool = False, notes: tuple[tuple[Loc, str], ...] = ()
+    ) -> None:
         self.problems = problems
         self.offline_skipped = offline_skipped
+        self.notes = notes  # positioned warnings found along with the errors
         super().__init__("; ".join(message for _, message in problems))
 
 
@@ -36,6 +40,7 @@ class WorkspaceTools:
     warnings: tuple[str, ...] = ()
     spec: CompiledSpec | None = None  # the whole compiled spec (for `tools` and diagnostics)
     spec_digest: str = ""  # sha256 of the loaded document's bytes (cast.lock records it)
+    notes: tuple[tuple[Loc, str], ...] = ()  # warnings at a config location (e.g. an exclude that excludes nothing)
 
 
 def compile_workspace(
@@ -66,86 +71,29 @@ def compile_workspace(
             (*prefix, "openapi"),
             "the spec has no absolute server URL to call; set base_url in this workspace",
         ))
-    tools, warnings = select_tools(workspace, compiled, prefix, problems)
+    tools, warnings, notes = select_tools(workspace, compiled, prefix, problems)
     if problems:
-        raise WorkspaceError(problems)
-    return WorkspaceTools(tools=tools, base_url=base_url or "", warnings=warnings, spec=compiled,
+        raise WorkspaceError(problems, notes=notes)
+    return WorkspaceTools(tools=tools, base_url=base_url or "", warnings=warnings, spec=compiled, notes=notes,
                           spec_digest=getattr(document, "digest", ""))
 
 
 def select_tools(
     workspace: Workspace, compiled: CompiledSpec, prefix: Loc, problems: list[tuple[Loc, str]]
-) -> tuple[tuple[ToolDefinition, ...], tuple[str, ...]]:
-    """The configured tools, in config order; problems are appended for what does not resolve."""
-    by_id: dict[str, ToolDefinition] = {}
-    duplicated: set[str] = set()
-    for tool in compiled.tools:
-        if tool.operation_id:
-            if tool.operation_id in by_id:
-                duplicated.add(tool.operation_id)
-            by_id[tool.operation_id] = tool
-    operation_ids = sorted(by_id)
-    chosen: list[ToolDefinition] = []
-    listed: dict[str, int] = {}
-    names: dict[str, int] = {}
+) -> tuple[tuple[ToolDefinition, ...], tuple[str, ...], tuple[tuple[Loc, str], ...]]:
+    """The configured tools (order: docs/config.md, `tools`), the compiler warnings about them and the
+    positioned selection warnings; errors are appended to `problems`."""
+    selection = select(workspace.tools, workspace.exclude, compiled.tools, prefix=prefix, spec=workspace.openapi)
+    problems.extend(selection.errors)
+    notes = selection.warnings
+    if workspace.discovery == "list" and len(selection.picked) > LONG_LIST:
+        notes += (((*prefix, "tools"), f"{len(selection.picked):,} tools in tools/list: many MCP clients cut or refuse "
+                   "long tool lists, and each schema costs the model context; consider `discovery: search`"),)
     per_tool = {warning for tool in compiled.tools for warning in tool.warnings}
     warnings: list[str] = [w for w in compiled.warnings if w not in per_tool]
-    for index, entry in enumerate(workspace.tools):
-        selection = entry if isinstance(entry, ToolSelection) else ToolSelection(operation=entry)
-        loc: Loc = (*prefix, "tools", index) if isinstance(entry, str) else (*prefix, "tools", index, "operation")
-        tool = by_id.get(selection.operation)
-        if tool is None:
-            problems.append((loc, _unknown(selection.operation, operation_ids, workspace.openapi)))
-            continue
-        if selection.operation in duplicated:
-            problems.append((loc, f"operationId {selection.operation!r} is used by more than one operation "
-                                  "in the spec; fix the spec so each operationId is unique"))
-            continue
-        if selection.operation in listed:
-            first = listed[selection.operation]
-            problems.append((loc, f"operation {selection.operation!r} is already listed at tools[{first}]"))
-            continue
-        listed[selection.operation] = index
-        if selection.name or selection.description:
-            tool = replace(
-                tool, name=selection.name or tool.name, description=selection.description or tool.description
-            )
-        if tool.name in names:
-            name_loc: Loc = (*prefix, "tools", index, "name") if selection.name else loc
-            problems.append((name_loc, f"tool name {tool.name!r} is already used by tools[{names[tool.name]}]; "
-                                       "give one of them another name"))
-            continue
-        names[tool.name] = index
-        chosen.append(tool)
+    for tool in selection.tools:
         warnings.extend(tool.warnings)
-    return tuple(chosen), tuple(warnings)
-
-
-def _unknown(operation_id: str, known: list[str], spec: str) -> str:
-    message = f"operationId {operation_id!r} is not in the spec"
-    close = _closest(operation_id, known)
-    if close:
-        quoted = [repr(c) for c in close]
-        options = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-        return f"{message}; did you mean {options}?"
-    if not known:
-        return message + " (the spec has no operationIds)"
-    return message + f" (run 'castproxy tools --spec {spec}' to list its {len(known)} operations)"
-
-
-def _closest(word: str, known: list[str]) -> list[str]:
-    """The best match (ignoring case), and any about as good; none under a similarity of 0.6."""
-    matcher = difflib.SequenceMatcher(b=word.lower())
-    scored: list[tuple[float, str]] = []
-    for candidate in known:
-        matcher.set_seq1(candidate.lower())
-        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
-            scored.append((matcher.ratio(), candidate))
-    scored = sorted((item for item in scored if item[0] >= 0.6), key=lambda item: (-item[0], item[1]))
-    if not scored:
-        return []
-    best = scored[0][0]
-    return [candidate for ratio, candidate in scored[:3] if ratio >= best - 0.05]
+    return selection.tools, tuple(warnings), notes
 
 
 def _base_url(workspace: Workspace, compiled: CompiledSpec) -> str | None:

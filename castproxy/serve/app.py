@@ -18,15 +18,19 @@ from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from castproxy.admin.routes import admin_routes
 from castproxy.auth.bridge import AuthBridge
+from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
 from castproxy.observe.observer import Observer
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
+from castproxy.serve.inbound import bearer_protected
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
 from castproxy.serve.metrics import metrics_endpoint
 from castproxy.serve.reload import Reloader
@@ -34,6 +38,7 @@ from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
 from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
+from castproxy.store.guard import GuardedStore, StoreUnavailable
 from castproxy.upstream.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
@@ -50,10 +55,13 @@ def _environ(host_override: str | None, port_override: int | None) -> Mapping[st
 
 
 def _open_store(loaded: LoadedConfig) -> Store:
+    settings = loaded.config.store
     try:
-        return open_store(loaded.config.store, loaded.base_dir)
+        store = open_store(settings, loaded.base_dir)
     except Exception as exc:
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
+    # Every operation bounded: a down or paused store gives callers one clear retryable error.
+    return GuardedStore(store, settings.backend)
 
 
 def _make_bridge(
@@ -79,6 +87,8 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.public_url", first.public_url, fresh.public_url),
             ("server.secret_key", before.server.secret_key, after.server.secret_key),
             ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
+            ("server.connections", before.server.connections, after.server.connections),
+            ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
             ("store", before.store, after.store),
             ("server.audit", before.server.audit, after.server.audit),
         )
@@ -86,6 +96,19 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
     ]
     if changed:
         log.warning("these settings take effect at the next restart", extra={"fields": {"settings": changed}})
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 + Retry-After wherever the store fails mid-request (sign-in pages, /token, /register...)."""
+    assert isinstance(exc, StoreUnavailable)
+    if "text/html" in request.headers.get("accept", ""):
+        return error_page("Try again shortly", f"Sign-in is unavailable right now: {exc}.", status=503,
+                          retry_after=str(exc.retry_after))
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
+    )
 
 
 def create_app(
@@ -139,16 +162,26 @@ def create_app(
             await observer.close()
             await store.close()
 
+    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, observer=observer)
+    metrics_token = loaded.config.server.metrics_token
     routes: list[BaseRoute] = [
-        Route("/mcp/{workspace}", McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, observer=observer)),
+        Route("/mcp/{workspace}", mcp),
+        Route("/mcp/{workspace}/", mcp),  # served in place: a redirect would be built from the Host header
         Route("/healthz", healthz),
         Route("/readyz", readyz(state)),
-        Route("/metrics", metrics_endpoint(observer)),
+        Route(
+            "/metrics",
+            bearer_protected(
+                metrics_endpoint(observer), metrics_token.get_secret_value() if metrics_token else None, "metrics"
+            ),
+        ),
         *admin_routes(state, observer, bridge),
     ]
     if bridge is not None:
         routes += bridge.routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreUnavailable: _store_unavailable})
+    # Starlette would answer /path/ with a 307 to the URL rebuilt from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.serve = state
     app.state.reloader = reloader
     app.state.observer = observer

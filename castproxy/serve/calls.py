@@ -5,7 +5,10 @@ caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the
 JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
 ends in `_record`: one report to the Observer (audit record, metrics, call stats; castproxy.observe) and
-a debug log line. Any path that runs a tool through this class (meta-tools included) is audited there.
+a debug log line. Any path that runs a tool through this class is audited there. In a `discovery: search`
+workspace the three meta-tools are answered here too; `call_operation` runs the named operation on the
+direct path (so its record names that operation, and its arguments' names on opt-in), and an unknown
+operation name there is an `isError` result (the model picked a name, not a tool).
 
 A 401 from the upstream of an oauth2 (or login) workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
@@ -21,6 +24,7 @@ import time
 import traceback
 from typing import Any
 
+import anyio.to_thread
 import mcp_types
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
@@ -28,12 +32,18 @@ from mcp_types import INVALID_PARAMS
 from castproxy.auth.credentials import SignInRequired, bearer_token
 from castproxy.auth.login import sent_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
+from castproxy.catalog import meta
+from castproxy.catalog.index import SearchIndex
 from castproxy.observe.metrics import UNKNOWN_TOOL
 from castproxy.observe.observer import Observer
+from castproxy.openapi.model import ToolDefinition
 from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
+from castproxy.store.guard import StoreUnavailable
+from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
+from castproxy.upstream.redact import redact, secret_forms
 from castproxy.upstream.request import ArgumentError
 from castproxy.upstream.response import to_tool_result
 
@@ -55,6 +65,14 @@ class ToolCaller:
     ) -> mcp_types.CallToolResult:
         """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
+        if workspace.search is not None and name in meta.NAMES:
+            return await self._meta(workspace, workspace.search, name, arguments, grant_id, started)
+        return await self._operation(workspace, name, arguments, grant_id, started)
+
+    async def _operation(
+        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None, started: float
+    ) -> mcp_types.CallToolResult:
+        """The call of one of the workspace's operations, by its tool name."""
         self.observer.note_arguments(arguments)  # only their names are ever recorded, and only on opt-in
         status: int | None = None
         tool = workspace.tools.get(name)
@@ -71,6 +89,8 @@ class ToolCaller:
             outcome = "sign_in_required"
         except CredentialsUnavailable as exc:
             result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "credentials_unavailable"
+        except StoreUnavailable as exc:  # e.g. Redis down or paused while reading the caller's grant
+            result, outcome = error_result(f"Tool '{name}' cannot run right now: {exc}."), "store_unavailable"
         except UpstreamAuthError as exc:  # the upstream's OAuth server failed; its message is safe to show
             result, outcome = error_result(f"Tool '{name}' cannot run: {exc}."), "upstream_auth_error"
         except Exception as exc:
@@ -82,6 +102,40 @@ class ToolCaller:
             )
             result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
         self._record(workspace, name, outcome, status, started)
+        return result
+
+    async def _meta(
+        self, workspace: WorkspaceRuntime, index: SearchIndex, name: str, arguments: dict[str, Any],
+        grant_id: str | None, started: float,
+    ) -> mcp_types.CallToolResult:
+        """A meta-tool of a `discovery: search` workspace (castproxy/catalog/meta.py). call_operation hands the
+        named operation to `_operation`, so it is validated, sent, logged and measured like a direct call."""
+        problems = _META_VALIDATORS[name].errors(arguments)
+        if problems:
+            self._record(workspace, name, "invalid_arguments", None, started)
+            return _invalid(name, problems)
+        # Searching a big catalog takes milliseconds of SQLite, which releases the GIL: a worker thread keeps
+        # the event loop serving other requests meanwhile.
+        if name == meta.CALL:
+            operation = arguments["name"]
+            if operation in workspace.tools:  # even one named like a meta-tool: the operation is meant here
+                return await self._operation(workspace, operation, arguments.get("arguments") or {}, grant_id,
+                                             started)
+            result = await anyio.to_thread.run_sync(meta.unknown_operation, operation, index)
+            outcome = "unknown_operation"
+        elif name == meta.DESCRIBE:
+            tool = workspace.tools.get(arguments["name"])
+            if tool is None:
+                result = await anyio.to_thread.run_sync(meta.unknown_operation, arguments["name"], index)
+                outcome = "unknown_operation"
+            else:
+                result, outcome = meta.describe(tool.definition), "ok"
+        else:
+            limit = arguments.get("limit", meta.DEFAULT_LIMIT)
+            result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace), arguments["query"],
+                                                    limit)
+            outcome = "ok"
+        self._record(workspace, name, outcome, None, started)
         return result
 
     def _record(
@@ -119,10 +173,12 @@ class ToolCaller:
             try:
                 outcome = await self._resend_with_renewed_token(workspace, name, request, outcome, grant_id)
             except UpstreamAuthError as exc:  # e.g. the token endpoint is down: say so next to the 401
+                outcome = _masked(workspace, request, outcome)
                 result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
                 note = f"castproxy could not renew the refused upstream token ({exc}); try again shortly."
                 result.content.append(mcp_types.TextContent(type="text", text=note))
                 return result, "upstream_error", outcome.status
+        outcome = _masked(workspace, request, outcome)  # nothing the upstream echoed of our credentials goes on
         result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
         if isinstance(outcome, UpstreamFailure):  # no HTTP answer at all: timeout, refused, TLS...
             return result, f"upstream_{outcome.kind}", None
@@ -155,12 +211,38 @@ class ToolCaller:
             "upstream refused the access token; renewed it and sending the call again",
             extra={"fields": {"workspace": workspace.name, "tool": name}},
         )
-        return await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+        answer = await self.forwarder.send(retry, timeout=workspace.timeout, max_bytes=workspace.max_response_bytes)
+        return _masked(workspace, retry, answer)  # the renewed token is masked too
+
+
+def _masked(
+    workspace: WorkspaceRuntime, request: UpstreamRequest, outcome: UpstreamResponse | UpstreamFailure
+) -> UpstreamResponse | UpstreamFailure:
+    """`outcome` with the credentials sent in `request` (after any renewal, the latest ones) and the config's
+    secrets masked."""
+    sent = [value for header, value in request.headers.items() if header.lower() in workspace.protected_headers]
+    secrets = workspace.secrets + secret_forms(sent) if sent else workspace.secrets
+    return redact(outcome, secrets)
 
 
 def _sent_token(workspace: WorkspaceRuntime, headers: dict[str, str]) -> str | None:
     """The upstream token a request carries: a Bearer token, or where a login workspace sends its token."""
     return sent_token(workspace.login, headers) if workspace.login is not None else bearer_token(headers)
+
+
+_META_VALIDATORS = {
+    meta.SEARCH: ArgumentValidator(meta.SEARCH_SCHEMA),
+    meta.DESCRIBE: ArgumentValidator(meta.DESCRIBE_SCHEMA),
+    meta.CALL: ArgumentValidator(meta.CALL_SCHEMA),
+}
+
+
+def _definitions(workspace: WorkspaceRuntime) -> meta.Lookup:
+    def lookup(name: str) -> ToolDefinition | None:
+        tool = workspace.tools.get(name)
+        return tool.definition if tool is not None else None
+
+    return lookup
 
 
 def _off_schema(tool: str, mismatch: str, result: mcp_types.CallToolResult) -> mcp_types.CallToolResult:

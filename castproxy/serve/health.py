@@ -1,9 +1,10 @@
 """Liveness and readiness, as JSON: /healthz says the process answers, /readyz that it can serve.
 
-Readiness needs a loaded config and a reachable store. A rejected reload does not make the proxy
-unready (the last good config still serves), but /readyz shows the problems and when the last good
-config was loaded, so an operator sees why an edit did not take effect. With a lock file, `lock`
-says which workspaces drifted from it and what they serve; `unavailable` names refused workspaces.
+Readiness needs a loaded config, a reachable store and, with OAuth, a secret key that reads the store.
+A rejected reload does not make the proxy unready (the last good config still serves), but /readyz
+shows the problems and when the last good config was loaded, so an operator sees why an edit did not
+take effect. With a lock file, `lock` says which workspaces drifted from it and what they serve;
+`unavailable` names refused workspaces.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ async def _store_ok(state: ServeState) -> bool:
         return False
 
 
+async def _key_problem(state: ServeState) -> str | None:
+    """Why server.secret_key cannot read the store's encrypted records (the sign-ins in it), or None."""
+    try:
+        problem = await state.bridge.key_problem()
+    except Exception as exc:
+        log.warning("secret key check failed", extra={"fields": {"error_type": type(exc).__name__}})
+        return None
+    return problem if isinstance(problem, str) else None
+
+
 def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         snapshot = state.snapshot
@@ -56,6 +67,12 @@ def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
             body["lock"] = snapshot.drift.as_json()
         if snapshot.unavailable:
             body["unavailable"] = dict(sorted(snapshot.unavailable.items()))
+        if state.bridge is not None:
+            problem = await _key_problem(state)
+            body["secret_key"] = {"reads_store": problem is None} if problem is None else {
+                "reads_store": False, "problem": problem}
+            if problem is not None:
+                body["status"] = "unready"
         if state.last_error:
             body["last_reload"] = {
                 "ok": False,
@@ -63,6 +80,6 @@ def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
                 "errors": list(state.last_error),
                 "serving": f"the config loaded at {_iso(state.last_good_at)}",
             }
-        return JSONResponse(body, status_code=200 if store_ok else 503)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
     return endpoint

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from castproxy.auth.credentials import parse_bearer
 
@@ -55,3 +56,23 @@ def unauthorized(workspace: str) -> JSONResponse:
         status_code=401,
         headers={"WWW-Authenticate": 'Bearer realm="castproxy"'},
     )
+
+
+def bearer_protected(
+    endpoint: Callable[[Request], Awaitable[Response]], token: str | None, realm: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """`endpoint`, answering only `Authorization: Bearer TOKEN` when a token is set (server.metrics_token)."""
+    if not token:
+        return endpoint
+    expected = (hash_key(token),)
+
+    async def guarded(request: Request) -> Response:
+        if parse_bearer(request.headers.get("authorization")) is None or not key_accepted(request.headers, expected):
+            return JSONResponse(
+                {"error": "unauthorized", "message": f"{realm} needs 'Authorization: Bearer TOKEN'"},
+                status_code=401,
+                headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+            )
+        return await endpoint(request)
+
+    return guarded

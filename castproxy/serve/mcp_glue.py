@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ from castproxy.serve.cors import preflight, with_cors
 from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
 from castproxy.serve.inbound import matched_key, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
+from castproxy.store.guard import RETRY_AFTER, StoreUnavailable
 
 SCOPE_KEY = "castproxy.call"
 log = logging.getLogger(__name__)
@@ -104,8 +106,13 @@ def build_server(caller: ToolCaller) -> ProxyServer:
     return ProxyServer(caller)
 
 
-def json_error(status: int, error: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message}, status_code=status)
+def json_error(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+
+
+def sign_in_unavailable(message: str, retry_after: int) -> JSONResponse:
+    """503 for a sign-in that cannot be checked right now, with the Retry-After clients and load balancers read."""
+    return json_error(503, "sign_in_unavailable", message, {"Retry-After": str(retry_after)})
 
 
 def rpc_error(status: int, code: int, message: str, data: Any = None) -> JSONResponse:
@@ -249,13 +256,16 @@ class McpEndpoint:
             bridge = self.bridge()
             if bridge is None:
                 return json_error(503, "sign_in_unavailable", "sign-in not available: this proxy has no "
-                                  "authorization server (set server.secret_key)"), None
+                                  "authorization server (set server.secret_key)"), None  # a config matter: no retry
             try:
                 outcome = await bridge.authenticate_caller(request, name)
-            except Exception as exc:  # e.g. the store is down: say so, without internals
+            except StoreUnavailable as exc:  # the store is down or paused: the same answer for every caller
+                return sign_in_unavailable(f"sign-in check failed: {exc}", exc.retry_after), None
+            except Exception as exc:  # anything else: say so, without internals
                 fields = {"workspace": name, "error_type": type(exc).__name__}
                 log.error("sign-in check failed", extra={"fields": fields})
-                return json_error(503, "sign_in_unavailable", "sign-in check failed; try again shortly"), None
+                seconds = math.ceil(RETRY_AFTER)
+                return sign_in_unavailable(f"sign-in check failed; try again in {seconds} s", seconds), None
             if isinstance(outcome, Response):
                 return outcome, None
             grant_id = outcome.grant_id

@@ -22,6 +22,8 @@ import mcp_types
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
+from castproxy.catalog import meta
+from castproxy.catalog.index import SearchIndex, index_for
 from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.gitops.drift import DriftReport, LockGuard
@@ -31,6 +33,7 @@ from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
+from castproxy.upstream.redact import configured_secrets, secret_forms
 from castproxy.upstream.request import RequestTarget
 
 if TYPE_CHECKING:
@@ -59,6 +62,8 @@ class WorkspaceRuntime:
     sign_in: bool = False  # oauth2 authorization_code: each caller authenticates through the AuthBridge
     oauth: OAuth2Auth | None = None
     login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
+    search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
+    secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -80,6 +85,9 @@ class Snapshot:
 
     def login_workspaces(self) -> dict[str, LoginAuth]:
         return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+    def oauth_base_urls(self) -> dict[str, str]:
+        """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
+        return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
 
 
 class CredentialsUnavailable(Exception):
@@ -125,7 +133,9 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any) -> WorkspaceRuntime:
+def _build_workspace(
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
             tool,
@@ -145,10 +155,11 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
     else:
         credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
+    listing, search = _discovery(name, workspace, compiled)
     return WorkspaceRuntime(
         name=name,
         tools=MappingProxyType(tools),
-        listing=MappingProxyType(_listing(compiled.tools)),
+        listing=MappingProxyType(listing),
         base_url=compiled.base_url,
         credentials=credentials,
         timeout=workspace.timeout,
@@ -159,7 +170,20 @@ def _build_workspace(name: str, workspace: Workspace, compiled: Any, bridge: Any
         sign_in=oauth is not None and oauth.grant == "authorization_code",
         oauth=oauth,
         login=login,
+        search=search,
+        secrets=secrets,
     )
+
+
+# -- discovery: search (castproxy/catalog) ---------------------------------------------------------
+
+def _discovery(name: str, workspace: Workspace, compiled: Any) -> tuple[dict[str, Any], SearchIndex | None]:
+    """The tools/list answer and, in search mode, the operations' index (built here, off the event loop)."""
+    if workspace.discovery != "search":
+        return _listing(compiled.tools), None
+    api = workspace.description or (compiled.spec.title if compiled.spec is not None else "") or name
+    result = mcp_types.ListToolsResult(tools=meta.listing_tools(api, len(compiled.tools)))
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True), index_for(compiled.tools)
 
 
 def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -167,11 +191,16 @@ def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...
 
 
 def _rebuild(
-    loaded: LoadedConfig, name: str, workspace: Workspace, bridge: Any, document: dict[str, Any]
+    loaded: LoadedConfig,
+    name: str,
+    workspace: Workspace,
+    bridge: Any,
+    secrets: tuple[bytes, ...],
+    document: dict[str, Any],
 ) -> WorkspaceRuntime:
     """The workspace built from a given spec document (the lock guard's reviewed copy)."""
     compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
-    return _build_workspace(name, workspace, compiled, bridge)
+    return _build_workspace(name, workspace, compiled, bridge, secrets)
 
 
 def build_snapshot(
@@ -184,13 +213,14 @@ def build_snapshot(
     problems: list[Problem] = []
     workspaces: dict[str, WorkspaceRuntime] = {}
     guard = LockGuard.for_config(loaded)
+    secrets = secret_forms(configured_secrets(loaded.config))
     for name, workspace in loaded.config.workspaces.items():
         try:
             compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            runtime = _build_workspace(name, workspace, compiled, bridge)
+            runtime = _build_workspace(name, workspace, compiled, bridge, secrets)
             served: WorkspaceRuntime | None = runtime
             if guard is not None:  # the lock file's review (castproxy.gitops.drift) may hold the workspace back
-                rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge)
+                rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge, secrets)
                 served = guard.review(name, workspace, runtime, previous, rebuild)
             if served is not None:
                 workspaces[name] = served

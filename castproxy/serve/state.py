@@ -21,11 +21,11 @@ class ServeState:
         self.last_error: tuple[str, ...] = ()
         self.last_error_at: float | None = None
         if bridge is not None:
-            bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces())
+            bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls())
 
     def install(self, snapshot: Snapshot) -> None:
         if self.bridge is not None:  # the bridge first, so the new workspaces can sign in as soon as they serve
-            self.bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces())
+            self.bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls())
         self.snapshot = snapshot
         self.last_good_at = snapshot.loaded_at
         self.last_error = ()

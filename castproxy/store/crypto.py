@@ -4,7 +4,8 @@ A blob is `version (1 byte) | key id (4 bytes) | nonce (12 bytes) | ciphertext +
 the first bytes of a hash of the derived key, so decryption picks the right key and a previous
 secret (listed during a rotation) still reads old records. The header and the caller's `aad` are
 authenticated: `aad` names the record (namespace + key), so a blob copied into another record fails.
-Any failure (tamper, unknown key, truncation) is `InvalidCiphertext`, which callers treat as "absent".
+Any failure (tamper, truncation) is `InvalidCiphertext`; a blob made with a key we do not hold is its
+subclass `UnknownKey`, which is an operator's problem (wrong key), never a reason to drop the record.
 
 castproxy's own tokens are never encrypted but stored as `hash_token(token)` (SHA-256): they are
 high-entropy random strings, so a plain hash is enough and lookups stay exact.
@@ -31,6 +32,10 @@ _INFO = b"castproxy/aes-256-gcm/v1"
 
 class InvalidCiphertext(Exception):
     """The blob was altered, truncated, bound to another record, or made with a key we do not hold."""
+
+
+class UnknownKey(InvalidCiphertext):
+    """The blob is intact as far as we can tell, but was made with a key this server does not hold."""
 
 
 def hash_token(token: str) -> str:
@@ -85,11 +90,15 @@ class Cipher:
             raise InvalidCiphertext("not a castproxy ciphertext")
         aead = self._by_id.get(bytes(blob[1:_HEADER]))
         if aead is None:
-            raise InvalidCiphertext("encrypted with a key this server does not hold")
+            raise UnknownKey("encrypted with a key this server does not hold")
         header, nonce, body = blob[:_HEADER], blob[_HEADER : _HEADER + NONCE_BYTES], blob[_HEADER + NONCE_BYTES :]
         try:
             return aead.decrypt(nonce, body, bytes(header) + aad)
         except InvalidTag:
             raise InvalidCiphertext("ciphertext failed authentication") from None
+
+    def is_current(self, blob: bytes) -> bool:
+        """True when `blob` was encrypted with the current key (not a previous one)."""
+        return len(blob) >= _HEADER and bytes(blob[1:_HEADER]) == self._current_id
 
     hash_token = staticmethod(hash_token)

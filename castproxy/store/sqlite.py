@@ -7,13 +7,15 @@ swept lazily (at most once a minute, on a write). `take` and `put_if_absent` are
 the same file.
 
 `lock` is process-local: a SQLite store backs exactly one castproxy process (one replica). Use the
-Redis store to run several.
+Redis store to run several. The file is created readable by its owner only (0600; folders 0700).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +42,21 @@ CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at) WHERE expires_
 """
 
 
+def _private_file(path: Path) -> None:
+    """Create `path` readable by its owner only (0600), in folders created 0700; an existing file is made 0600.
+
+    SQLite gives its -wal and -shm files the database file's mode, so they are private too. Folders that
+    already exist are left as they are (they may be a mounted volume the operator set up).
+    """
+    missing = [parent for parent in [path.parent, *path.parent.parents] if not parent.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        os.chmod(path, 0o600)
+
+
 def _expiry(ttl: float | None) -> float | None:
     return None if ttl is None else time.time() + ttl
 
@@ -52,7 +69,7 @@ class SQLiteStore:
         self._next_sweep = 0.0
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
             # Opened here (startup) so a bad path fails at once; used only from the worker thread after.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
             self._db.execute("PRAGMA journal_mode=WAL")

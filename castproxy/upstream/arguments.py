@@ -1,8 +1,8 @@
 """Checking tool arguments against the tool's input schema, with messages a model can act on.
 
-One `ArgumentValidator` is built per tool per config snapshot (building a jsonschema validator
-is the costly part). Messages name each wrong or missing argument and quote at most a short
-excerpt of the value, never the value of an argument that looks secret.
+One `ArgumentValidator` is made per tool per config snapshot; its costly part (the jsonschema
+validator) is built on the tool's first call. Messages name each wrong or missing argument and quote
+at most a short excerpt of the value, never the value of an argument that looks secret.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ class ArgumentValidator:
     """JSON Schema (draft 2020-12) check of one tool's arguments."""
 
     def __init__(self, input_schema: dict[str, Any]) -> None:
+        # Built on the first call, not here: a snapshot of 20,000 operations must not pay for tools never called.
+        self._schema = input_schema
+        self._built = False
+
+    def _build(self) -> None:
+        input_schema = self._schema
         self._validator = Draft202012Validator(input_schema)
         self._certainly_valid = compile_check(input_schema)  # None: the schema needs jsonschema every time
         properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
@@ -66,9 +72,12 @@ class ArgumentValidator:
             for name, schema in (properties or {}).items()
             if _is_secret_schema(schema) or _SECRET_NAME.search(name)
         )
+        self._built = True  # last: a concurrent first call builds again rather than read half a validator
 
     def errors(self, arguments: dict[str, Any]) -> list[str]:
         """One message per problem, naming the argument; empty when the arguments are valid."""
+        if not self._built:
+            self._build()
         if self._certainly_valid is not None and self._certainly_valid(arguments):
             return []
         try:

@@ -10,7 +10,14 @@ Choices, each for a reason:
 - the body is read up to `max_bytes + 1` bytes, after decompression, so a large or compressed
   (zip bomb) response costs at most the cap, and the extra byte tells whether it was cut;
 - every failure (timeout, DNS, refused, TLS, reset, malformed response) comes back as an
-  `UpstreamFailure` with a short message that names the host but never a credential.
+  `UpstreamFailure` with a short message that names the host but never a credential;
+- no silent re-send: aiohttp would send a GET, PUT or DELETE a second time when the connection drops
+  before the answer, though the upstream may have received and run the first one. That is turned
+  off; a request is sent again (once) only when aiohttp refused to write it at all because the pooled
+  connection was already closing, so not one byte of it left. A drop after the request went out is
+  reported as such, never repeated;
+- idle pooled connections are closed after 4 s, before the 5 s keep-alive of common upstream
+  servers (uvicorn, Node): a connection the upstream is closing is then rarely handed out at all.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ _NO_AUTO_TYPE = frozenset({"Content-Type"})
 class Forwarder:
     """Owns the shared aiohttp session; `send` never raises for upstream trouble."""
 
-    def __init__(self, *, pool_size: int = 256, keepalive_timeout: float = 30.0) -> None:
+    def __init__(self, *, pool_size: int = 256, keepalive_timeout: float = 4.0) -> None:
         self._pool_size = pool_size
         self._keepalive_timeout = keepalive_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -69,6 +76,9 @@ class Forwarder:
                 trust_env=False,
                 headers={"User-Agent": USER_AGENT},
             )
+            # aiohttp's own switch for its hidden re-send (its test client sets it the same way);
+            # tests/upstream/test_upstream_drops.py fails if a release stops honouring it.
+            self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:
@@ -89,30 +99,49 @@ class Forwarder:
         assert self._session is not None
         started = time.perf_counter()
         url = URL(request.url, encoded=True)
-        try:
-            async with self._session.request(
-                request.method,
-                url,
-                headers=request.headers,
-                data=request.body,
-                allow_redirects=False,
-                timeout=self._timeout(timeout),
-                skip_auto_headers=_NO_AUTO_TYPE,  # no invented octet-stream type on body-less requests
-            ) as response:
-                body, truncated = await _read_capped(response, max_bytes)
-                if truncated:
-                    response.close()  # the rest is unread: this connection cannot go back to the pool
-                return UpstreamResponse(
-                    status=response.status,
-                    reason=response.reason or "",
-                    headers=_kept_headers(response),
-                    body=body,
-                    truncated=truncated,
-                    url=request.url,
-                    elapsed=time.perf_counter() - started,
-                )
-        except Exception as error:
-            return _failure(error, url, timeout, time.perf_counter() - started)
+        for attempt in (1, 2):  # a second one only when the first provably never left (see _never_left)
+            try:
+                async with self._session.request(
+                    request.method,
+                    url,
+                    headers=request.headers,
+                    data=request.body,
+                    allow_redirects=False,
+                    timeout=self._timeout(timeout),
+                    skip_auto_headers=_NO_AUTO_TYPE,  # no invented octet-stream type on body-less requests
+                ) as response:
+                    body, truncated = await _read_capped(response, max_bytes)
+                    if truncated:
+                        response.close()  # the rest is unread: this connection cannot go back to the pool
+                    return UpstreamResponse(
+                        status=response.status,
+                        reason=response.reason or "",
+                        headers=_kept_headers(response),
+                        body=body,
+                        truncated=truncated,
+                        url=request.url,
+                        elapsed=time.perf_counter() - started,
+                    )
+            except Exception as error:
+                if attempt == 2 or not _never_left(error):
+                    return _failure(error, url, timeout, time.perf_counter() - started)
+        raise AssertionError("unreachable")
+
+
+# What aiohttp's writer raises when the transport is already closing: it checks before handing
+# anything to the socket, and a request's head and body go out in that one write (bytes bodies).
+_CLOSING_TRANSPORT = "Cannot write to closing transport"
+
+
+def _never_left(error: BaseException) -> bool:
+    """True only when the request provably never left: its first write was refused on a closing connection.
+
+    Without a body the refusal comes as is; with one, aiohttp wraps it ("Can not write request body").
+    """
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, aiohttp.ClientConnectionResetError) and str(candidate) == _CLOSING_TRANSPORT:
+            return True
+    return False
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> tuple[bytes, bool]:
@@ -166,7 +195,14 @@ def _failure(error: Exception, url: URL, timeout: float, elapsed: float) -> Upst
         reason = os.strerror(code) if code else (error.os_error.strerror or type(error.os_error).__name__)
         return UpstreamFailure("connect", f"could not connect to the upstream {where} ({reason.lower()})", elapsed)
     if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
-        return UpstreamFailure("reset", f"the upstream {where} closed the connection before answering", elapsed)
+        # The request may have reached the upstream (and run there): say so, since it is not sent again.
+        return UpstreamFailure(
+            "reset",
+            f"the connection to the upstream {where} dropped before an answer came; the upstream may or may not "
+            "have carried out the request, and castproxy did not send it again (check before retrying "
+            "anything that is not safe to repeat)",
+            elapsed,
+        )
     if isinstance(error, aiohttp.ClientPayloadError):
         return UpstreamFailure("protocol", f"the upstream {where} sent a malformed response body", elapsed)
     if isinstance(error, aiohttp.ClientResponseError):

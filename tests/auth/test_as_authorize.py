@@ -70,7 +70,11 @@ async def test_client_name_is_escaped(harness: Harness) -> None:
             "invalid_target",
             "resource is required: name the workspace URL ({public_url}/mcp/NAME)",
         ),
-        ({"scope": "read:items admin"}, "invalid_scope", "scope not offered by workspace alpha: admin"),
+        (
+            {"scope": "admin"},
+            "invalid_scope",
+            "none of the requested scopes is offered by workspace alpha (it offers: read:items write:items)",
+        ),
     ],
 )
 async def test_authorize_refusals_go_back_to_the_client(harness: Harness, over: dict, error: str, description: str):

@@ -532,7 +532,11 @@ async def test_refresh_ahead_of_expiry(upstream, make_oauth):
 async def test_upstream_down_keeps_a_still_valid_token(upstream, make_oauth):
     working = make_oauth(oauth_config(upstream))
     grant_id = await sign_in(working)
-    broken = make_oauth(oauth_config(upstream, token_url="http://127.0.0.1:1/token"))
+    def unreachable(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    # The same config (a grant is bound to its upstream), but the upstream cannot be reached.
+    broken = make_oauth(oauth_config(upstream), http=httpx2.AsyncClient(transport=httpx2.MockTransport(unreachable)))
     token = await _age_grant(working, grant_id, expires_in=5)
     assert await broken.access_token(grant_id) == token  # refresh failed, token not yet expired
     await _age_grant(working, grant_id, expires_in=-1)

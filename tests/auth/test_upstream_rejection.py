@@ -82,8 +82,9 @@ def config(upstream: Upstream, **overrides: Any) -> OAuth2Auth:
 async def make_oauth(store: SQLiteStore) -> AsyncIterator[Any]:
     made: list[UpstreamOAuth] = []
 
-    def make(auth: OAuth2Auth) -> UpstreamOAuth:
-        oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("r" * 40), callback_url=CALLBACK)
+    def make(auth: OAuth2Auth, **options: Any) -> UpstreamOAuth:
+        cipher = Cipher.from_secret("r" * 40)
+        oauth = UpstreamOAuth("items", auth, store=store, cipher=cipher, callback_url=CALLBACK, **options)
         made.append(oauth)
         return oauth
 
@@ -157,8 +158,11 @@ async def test_refused_token_is_never_handed_out_again_when_the_refresh_fails(
     oauth = make_oauth(config(upstream))
     grant_id = await sign_in(oauth)
     token = await oauth.access_token(grant_id)
-    # The same workspace whose token endpoint is down (a port nobody listens on).
-    down = make_oauth(config(upstream, token_url="http://127.0.0.1:9/auth/token"))
+    # The same workspace, while its token endpoint cannot be reached (same config: grants are bound to it).
+    def unreachable(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    down = make_oauth(config(upstream), http=httpx2.AsyncClient(transport=httpx2.MockTransport(unreachable)))
     assert await down.access_token(grant_id) == token  # still valid: no refresh needed
     with pytest.raises(UpstreamAuthError, match="could not be reached"):
         await down.access_token(grant_id, rejected=token)

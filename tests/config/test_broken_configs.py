@@ -150,7 +150,7 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins, lock, audit, admin)",
+        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, lock, audit, admin)",
     ),
     case(
         "audit_file_without_path",
@@ -194,6 +194,34 @@ CASES = [
         "3:3: `server.admin` needs `server.secret_key` (the admin session cookie is signed with a key derived "
         "from it; e.g. secret_key: ${env:CASTPROXY_SECRET_KEY})",
         env={"ADMIN_KEY": "k" * 40},
+    ),
+    case(
+        "bad_header_timeout",
+        """\
+        version: 1
+        server:
+          connections:
+            header_timeout: soon
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "4:21: `header_timeout` must be a duration like 30, '30s', '500ms' or '2m' (got 'soon')",
+    ),
+    case(
+        "max_open_zero",
+        """\
+        version: 1
+        server:
+          connections:
+            max_open: 0
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "4:15: `max_open` must be at least 1 (got 0)",
     ),
     case(
         "port_not_a_number",
@@ -353,7 +381,8 @@ CASES = [
             openapi: ./spec.json
             tools: []
         """,
-        "5:5: `tools` is empty: list at least one operationId to expose",
+        "5:5: `tools` is empty: list at least one operationId or selector, or write `tools: \"*\"` for every "
+        "operation",
     ),
     case(
         "tools_as_mapping",
@@ -365,7 +394,8 @@ CASES = [
             tools:
               listItems: {}
         """,
-        "5:5: `tools` must be a list of operationIds (one '- name' per line), not a mapping",
+        "5:5: `tools` must be a list of operationIds or selectors (one '- entry' per line) or '*' for every "
+        "operation, not a mapping",
     ),
     case(
         "tool_entry_unknown_key",
@@ -881,8 +911,8 @@ CASES = [
             openapi: ./spec.json
             tools: [[listItems]]
         """,
-        "5:13: each tools entry must be an operationId, or a mapping with `operation` and optionally `name` and "
-        "`description`",
+        "5:13: each tools entry must be an operationId, '*', a mapping with `operation` (and optional `name`, "
+        "`description`), or a selector with `tag`, `path` and/or `method`",
     ),
     case(
         "tools_is_one_word",
@@ -893,7 +923,8 @@ CASES = [
             openapi: ./spec.json
             tools: listItems
         """,
-        "5:12: `tools` must be a list of operationIds (one '- name' per line), not a single value",
+        "5:12: `tools` must be a list of operationIds or selectors (one '- entry' per line) or '*' for every "
+        "operation, not a single value",
     ),
     case(
         "aliases_multiplying",
@@ -907,6 +938,97 @@ CASES = [
         f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
         """,
         "1:1: the document expands to more than 100000 values (aliases repeating aliases?)",
+    ),
+    case(
+        "selector_with_a_rename",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools:
+              - tag: pulls
+                name: prs
+        """,
+        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method); `name` applies to one "
+        "operation: write it with `operation: OPERATION_ID`",
+    ),
+    case(
+        "selector_and_operation_in_one_entry",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools:
+              - operation: listItems
+                method: GET
+        """,
+        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description); a selector "
+        "entry (tag, path, method) has no `operation`: write it as its own entry",
+    ),
+    case(
+        "selector_bad_method_and_relative_path",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools:
+              - {method: FETCH}
+              - path: repos/**
+        """,
+        "6:18: `method` must be one of: GET, PUT, POST, DELETE, OPTIONS, HEAD, PATCH, TRACE (got 'FETCH')",
+        "7:15: `path` must be a path glob starting with '/', e.g. /repos/** (got 'repos/**')",
+    ),
+    case(
+        "exclude_everything_and_bad_entry",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: "*"
+            exclude:
+              - [listItems]
+        """,
+        "7:9: each exclude entry must be an operationId, or a selector mapping with `tag`, `path` and/or `method`",
+    ),
+    case(
+        "exclude_star",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: "*"
+            exclude: ["*"]
+        """,
+        "6:14: `exclude` must be operationIds or selectors; '*' would exclude every operation",
+    ),
+    case(
+        "tools_other_word",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: all
+        """,
+        "5:12: `tools` must be a list of operationIds or selectors (one '- entry' per line) or '*' for every "
+        "operation, not a single value",
+    ),
+    case(
+        "unknown_discovery",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: "*"
+            discovery: lookup
+        """,
+        "6:16: `discovery` must be one of: list, search (got 'lookup')",
     ),
 ]
 

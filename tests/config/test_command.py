@@ -46,14 +46,40 @@ def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
     )
 
 
+EXAMPLE_ENV = {"TEST_CLIENT_SECRET": "cs_from_the_banner", "CASTPROXY_SECRET_KEY": "k" * 43}
+
+
 def test_validate_the_example_offline_exits_0() -> None:
-    result = run("validate", "-c", "cast.yaml.example", "--offline")
+    result = run("validate", "-c", "cast.yaml.example", "--offline", env=EXAMPLE_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: workspace 'test-oauth' (oauth2 custom authorization_code, 5 tools)" in result.stdout
     assert "register this redirect URI at the upstream OAuth server: http://localhost:8080/oauth/callback" in (
         result.stdout
     )
     assert result.stdout.rstrip().endswith("cast.yaml.example: valid (1 workspace)")
+    assert "secret" not in result.stdout  # no literal or default secret left in the example to warn about
+
+
+def test_the_example_fails_loudly_naming_each_secret_that_is_not_exported() -> None:
+    """The first-run trap: a skipped `export` must not validate (it used to fall back to example secrets)."""
+    result = run("validate", "-c", "cast.yaml.example", "--offline")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "cast.yaml.example:26:15: environment variable CASTPROXY_SECRET_KEY is not set "
+        "(referenced as ${env:CASTPROXY_SECRET_KEY})",
+        "cast.yaml.example:50:22: environment variable TEST_CLIENT_SECRET is not set "
+        "(referenced as ${env:TEST_CLIENT_SECRET})",
+    ]
+    only_one = run("validate", "-c", "cast.yaml.example", "--offline", env={"CASTPROXY_SECRET_KEY": "k" * 43})
+    assert only_one.returncode == 1 and "TEST_CLIENT_SECRET is not set" in only_one.stdout
+    assert "CASTPROXY_SECRET_KEY" not in only_one.stdout
+
+
+def test_no_secret_in_the_example_or_the_tutorial_has_a_default() -> None:
+    tutorial = (ROOT / "docs" / "tutorial.md").read_text()
+    for text in ((ROOT / "cast.yaml.example").read_text(), tutorial):
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        assert not [line for line in lines if ":-" in line and "${env:" in line]
 
 
 def test_validate_a_valid_config_prints_ok_lines(
@@ -78,7 +104,8 @@ def test_validate_errors_exit_1_with_file_line_col(write_config: WriteConfig, tm
     result = run("validate", "-c", "cast.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "cast.yaml:5:5: `tools` is empty: list at least one operationId to expose",
+        "cast.yaml:5:5: `tools` is empty: list at least one operationId or selector, or write `tools: \"*\"` for "
+        "every operation",
         "cast.yaml:6:18: unknown auth type 'magic' (expected one of: none, bearer, api_key, headers, oauth2, login)",
     ]
 
@@ -138,7 +165,7 @@ def test_validate_includes_spec_check_problems(
     """The seam to castproxy.openapi.check: its problems print with the others and decide the exit code."""
     calls: list[bool] = []
 
-    def check_config(loaded: LoadedConfig, *, offline: bool) -> list[Problem]:
+    def check_config(loaded: LoadedConfig, *, offline: bool, counts: dict[str, int]) -> list[Problem]:
         calls.append(offline)
         return [loaded.problem(("workspaces", "api", "tools", 0), "no operation 'lstItems'; did you mean 'listItems'?")]
 

@@ -151,3 +151,21 @@ async def run_login_tools_of_step_8(url: str) -> None:
 def test_no_runnable_block_needs_a_fixed_secret(block):
     assert "cs_" not in block or SECRET_PLACEHOLDER in block
     assert "pw_" not in block or PASSWORD_PLACEHOLDER in block
+
+
+def test_skipping_the_export_step_fails_validate_naming_each_variable(tmp_path: Path) -> None:
+    """A first-run trap: without step 2's exports, step 4 must fail loudly, not validate with a default secret."""
+    blocks = [body for mark, body in _blocks() if mark is None]
+    write = next(body for body in blocks if body.startswith("cat > cast.yaml"))
+    check = next(body for body in blocks if body.startswith("castproxy validate")).splitlines()[0]
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("CASTPROXY_") and key != "TEST_CLIENT_SECRET"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{write}\n{check}"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "cast.yaml:7:15: environment variable CASTPROXY_SECRET_KEY is not set "
+        "(referenced as ${env:CASTPROXY_SECRET_KEY})",
+        "cast.yaml:23:22: environment variable TEST_CLIENT_SECRET is not set (referenced as ${env:TEST_CLIENT_SECRET})",
+    ]

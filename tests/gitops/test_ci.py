@@ -72,7 +72,8 @@ def test_validate_json_shape(project: Project, capsys: pytest.CaptureFixture[str
     assert code == 0
     assert json.loads(out) == {
         "config": str(project.config), "valid": True, "offline": False, "errors": 0, "warnings": 0, "problems": [],
-        "workspaces": [{"name": "pets", "auth": "auth bearer", "tools": 3, "url": "http://127.0.0.1:8080/mcp/pets"}],
+        "workspaces": [{"name": "pets", "auth": "auth bearer", "tools": 3, "discovery": "list",
+                        "url": "http://127.0.0.1:8080/mcp/pets"}],
         "redirect_uri": None,
     }
     project.config.write_text(BROKEN)

@@ -57,7 +57,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         folder: Path = tmp_path_factory.mktemp(kind)
         write_spec(folder)
         config = folder / "cast.yaml"
-        config.write_text(config_text(upstream.url, {"ws": "", "locked": "    inbound: {api_keys: [k1]}"}))
+        config.write_text(config_text(upstream.url, {"ws": "", "locked": "    inbound: {api_keys: [k1]}",
+                                                     "find": "    tools: '*'\n    discovery: search"}))
         sock = free_socket()
         before = os.environ.get(ENV_SWITCH)
         os.environ[ENV_SWITCH] = "on" if kind == "fast" else "off"
@@ -175,6 +176,25 @@ def cases(version: str | None) -> list[Case]:
         Case("foreign Origin", {**ok_headers, "Origin": "https://evil.example.net"}, ok_body, False),
         Case("allowed Origin (CORS)", {**ok_headers, "Origin": "http://localhost:3000"}, ok_body, True),
     ]
+    out += [  # discovery: search, its meta-tools (castproxy/catalog)
+        Case("search mode: tools/list", *rpc(version, "tools/list", {}), True, workspace="find"),
+        Case("search mode: search", *call(version, "search_operations", {"query": "get one item"}), True,
+             workspace="find"),
+        Case("search mode: search, bad arguments", *call(version, "search_operations", {"limit": 5}), True,
+             workspace="find"),
+        Case("search mode: describe", *call(version, "describe_operation", {"name": "getItem"}), True,
+             workspace="find"),
+        Case("search mode: describe unknown", *call(version, "describe_operation", {"name": "nope"}), True,
+             workspace="find"),
+        Case("search mode: call", *call(version, "call_operation", {"name": "getItem", "arguments": {"id": "7"}}),
+             True, workspace="find"),
+        Case("search mode: call, bad arguments",
+             *call(version, "call_operation", {"name": "listItems", "arguments": {"limit": 0}}), True,
+             workspace="find"),
+        Case("search mode: call unknown", *call(version, "call_operation", {"name": "getItems"}), True,
+             workspace="find"),
+        Case("search mode: direct call", *call(version, "getItem", {"id": "7"}), True, workspace="find"),
+    ]
     if version is None:
         out.append(Case("initialize", headers_for(None, "initialize"), json.dumps({
             "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -234,6 +254,17 @@ def test_tool_results_reach_the_client(pair: Pair) -> None:
     assert modern["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "castproxy"
     assert legacy["result"]["isError"] is True and "500" in legacy["result"]["content"][0]["text"]
     assert "resultType" not in legacy["result"]
+
+
+def test_search_mode_answers_are_real(pair: Pair) -> None:
+    """The search-mode answers compared above are the meta-tools at work, not two identical errors."""
+    with _client() as client:
+        listed = _send(client, pair.fast, Case("", *rpc(LEGACY, "tools/list", {}), True, workspace="find")).json()
+        called = _send(client, pair.fast, Case("", *call(MODERN, "call_operation", {
+            "name": "getItem", "arguments": {"id": "7"}}), True, workspace="find")).json()
+    assert [tool["name"] for tool in listed["result"]["tools"]] == [
+        "search_operations", "describe_operation", "call_operation"]
+    assert called["result"]["structuredContent"] == {"id": "7", "name": "thing"}
 
 
 def test_unknown_tool_is_a_protocol_error_on_both_paths(pair: Pair) -> None:

@@ -9,5 +9,6 @@
 - `recording`: the bundled test server behind an ASGI recorder (what it received; revoking a token).
 - `oauth_client`: what the `mcp` SDK's OAuthClientProvider needs (token storage, a browser stand-in).
 - `auth_server`: castproxy's authorization server driven in-process with stand-in upstreams.
+- `django_upstream`: a third-party OAuth upstream (Django + django-oauth-toolkit + DRF, read/write scopes).
 - `tool_definitions`: hand-built ToolDefinitions for the request-building tests.
 """

@@ -65,13 +65,19 @@ class FakeUpstream:
     grants: dict[str, str] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)
     fail_start: bool = False
+    requested_scopes: list[tuple[str, ...] | None] = field(default_factory=list)  # per start_sign_in
+    narrowed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (grant id, scopes) per narrow
+    fail_narrow: Exception | None = None
 
-    async def start_sign_in(self, context: dict[str, Any]) -> Pending:
+    async def start_sign_in(self, context: dict[str, Any], *, scopes: tuple[str, ...] | None = None) -> Pending:
         if self.fail_start:
             raise SignInError("upstream metadata could not be fetched")
+        self.requested_scopes.append(None if scopes is None else tuple(scopes))
         state = secrets.token_urlsafe(16)
         self.pending[state] = context
         query = {"client_id": "castproxy-at-upstream", "redirect_uri": self.callback_url}
+        if scopes:
+            query["scope"] = " ".join(scopes)
         if self.auth.state:
             query["state"] = state
         return Pending(f"https://upstream.test/authorize?{urlencode(query)}", state)
@@ -97,6 +103,11 @@ class FakeUpstream:
     async def revoke(self, grant_id: str) -> None:
         self.grants.pop(grant_id, None)
         self.revoked.append(grant_id)
+
+    async def narrow(self, grant_id: str, scopes: tuple[str, ...]) -> None:
+        if self.fail_narrow is not None:
+            raise self.fail_narrow
+        self.narrowed.append((grant_id, tuple(scopes)))
 
 
 def pkce() -> tuple[str, str]:
@@ -141,7 +152,15 @@ class Harness:
             return JSONResponse({"grant_id": outcome, "upstream_authorization": headers["Authorization"]})
 
         app = Starlette(routes=[*bridge.routes(), Route("/mcp/{workspace}", mcp, methods=["POST", "GET"])])
+        self.app = app
         self.http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=PUBLIC_URL)
+        self._callers: list[httpx2.AsyncClient] = []
+
+    def caller(self, address: str) -> httpx2.AsyncClient:
+        """A client of the same routes whose requests come from `address` (closed with the harness)."""
+        transport = httpx2.ASGITransport(app=self.app, client=(address, 40000))
+        self._callers.append(httpx2.AsyncClient(transport=transport, base_url=PUBLIC_URL))
+        return self._callers[-1]
 
     async def register(self, redirect_uris: list[str] | None = None, **extra: Any) -> str:
         response = await self.http.post(
@@ -220,6 +239,8 @@ class Harness:
         return await self.http.post(f"/mcp/{workspace}", headers=headers, **kwargs)
 
     async def aclose(self) -> None:
+        for client in self._callers:
+            await client.aclose()
         await self.http.aclose()
         await self.bridge.close()
 

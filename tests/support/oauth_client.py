@@ -9,12 +9,15 @@ client's loopback redirect URI, handing the code to the SDK's callback handler.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx2
 from mcp.client import Client
@@ -141,3 +144,58 @@ async def mcp_session(
         Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
     ):
         yield client
+
+
+async def sign_in_with_scope(
+    base_url: str, workspace: str, scope: str | None, browser: Browser | None = None
+) -> MemoryStorage:
+    """Sign in to castproxy's `workspace` asking for exactly `scope` (the SDK's provider would ask for the
+    scopes of the 401 challenge instead), through the browser stand-in; returns the filled token storage,
+    ready for `mcp_session`, which then uses these tokens without another sign-in."""
+    own = browser is None
+    browser = browser or Browser()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    async with httpx2.AsyncClient(base_url=base_url, timeout=15) as http:
+        registered = await http.post(
+            "/register",
+            json={
+                "redirect_uris": [browser.client_redirect],
+                "client_name": f"scoped client ({scope})",
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": browser.client_redirect,
+            "state": secrets.token_urlsafe(16),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": f"{base_url}/mcp/{workspace}",
+        }
+        if scope is not None:
+            params["scope"] = scope
+        await browser.redirect_handler(f"{base_url}/authorize?{urlencode(params)}")
+        answer = await browser.callback_handler()
+        response = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": answer.code,
+                "redirect_uri": browser.client_redirect,
+                "client_id": client_id,
+                "code_verifier": verifier,
+                "resource": params["resource"],
+            },
+        )
+        assert response.status_code == 200, response.text
+    if own:
+        await browser.aclose()
+    storage = MemoryStorage()
+    storage.tokens = OAuthToken.model_validate(response.json())
+    storage.client_info = OAuthClientInformationFull.model_validate(registered.json())
+    return storage

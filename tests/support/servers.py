@@ -24,10 +24,13 @@ class Running:
         self.thread.join(10)
 
 
-def run(app: Any, sock: socket.socket | None = None, **options: Any) -> Running:
-    """Serve `app` until `stop()`; `options` go to uvicorn.Config (e.g. the production loop="uvloop")."""
+def run(
+    app: Any, sock: socket.socket | None = None, *, config_class: type[uvicorn.Config] = uvicorn.Config, **options: Any
+) -> Running:
+    """Serve `app` until `stop()`; `options` go to uvicorn.Config (e.g. the production loop="uvloop"), or to
+    `config_class` (castproxy.serve.connections.GuardedConfig)."""
     sock = sock or free_socket()
-    config = uvicorn.Config(app, **{"lifespan": "on", "access_log": False, "log_config": None, **options})
+    config = config_class(app, **{"lifespan": "on", "access_log": False, "log_config": None, **options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

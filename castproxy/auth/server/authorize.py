@@ -25,11 +25,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
+from castproxy.auth.server.limits import caller_key
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
 from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
+from castproxy.auth.upstream_oauth import UpstreamAuthError
 from castproxy.serve.origins import normalize_origin
 from castproxy.store.crypto import hash_token
+from castproxy.store.guard import StoreUnavailable
 
 log = logging.getLogger("castproxy.auth")
 
@@ -42,7 +45,7 @@ CALLBACK_COOKIE = "castproxy_callback"
 PENDING_TTL = 600.0  # time to read the consent page
 SIGN_IN_TTL = 900.0  # time to sign in at the upstream
 CONSENT_TTL = 30 * 86400.0
-MAX_STATE_LENGTH = 1024
+MAX_STATE_LENGTH = 512  # clients send ~43 random characters; the state is stored and sent back
 # Requested by some clients to get refresh tokens; castproxy always issues them, so it is not a resource scope.
 IGNORED_SCOPES = frozenset({"offline_access"})
 
@@ -69,7 +72,7 @@ def _single(params: QueryParams, name: str) -> str | None:
     return values[0] if values else None
 
 
-async def _client_and_redirect_uri(server: AuthServer, params: QueryParams) -> tuple[Client, str]:
+async def _client_and_redirect_uri(server: AuthServer, params: QueryParams, caller: str) -> tuple[Client, str]:
     try:
         client_id, redirect_uri = _single(params, "client_id"), _single(params, "redirect_uri")
     except OAuthError as exc:
@@ -77,7 +80,7 @@ async def _client_and_redirect_uri(server: AuthServer, params: QueryParams) -> t
     if not client_id:
         raise _PageError("The request has no client_id.")
     try:
-        client = await server.clients.get(client_id)
+        client = await server.clients.get(client_id, caller=caller)
     except ClientLookupError as exc:
         raise _PageError(f"The application could not be identified: {exc}", exc.retry_after) from None
     if not redirect_uri:
@@ -119,31 +122,41 @@ def _validate(server: AuthServer, client: Client, redirect_uri: str, params: Que
         if len(candidates) != 1:
             raise OAuthError("invalid_target", "resource is required: name the workspace URL ({public_url}/mcp/NAME)")
         entry = candidates[0]
-    requested = params.get("scope")
-    if requested is None or not requested.strip():
-        scopes = entry.scopes
-    else:
-        wanted = [scope for scope in dict.fromkeys(requested.split()) if scope not in IGNORED_SCOPES]
-        unknown = [scope for scope in wanted if scope not in entry.scopes]
-        if unknown:
-            raise OAuthError("invalid_scope", f"scope not offered by workspace {entry.name}: {' '.join(unknown)}")
-        scopes = tuple(wanted) or entry.scopes
     return AuthorizationRequest(
         client_id=client.client_id,
-        client_name=client.client_name,
         redirect_uri=redirect_uri,
         state=state,
         code_challenge=challenge,
         workspace=entry.name,
         resource=entry.resource,
-        scopes=scopes,
+        scopes=granted_scopes(entry.name, entry.scopes, params.get("scope")),
     )
+
+
+def granted_scopes(workspace: str, offered: tuple[str, ...], requested: str | None) -> tuple[str, ...]:
+    """What a client asking for `requested` is granted: those of its scopes the workspace offers (RFC 6749 §3.3
+    lets the server grant less than asked), in the client's order. No scope, or only `offline_access`, means
+    every scope the workspace offers. A request of which nothing is offered is refused."""
+    wanted = [scope for scope in dict.fromkeys((requested or "").split()) if scope not in IGNORED_SCOPES]
+    if not wanted:
+        return offered
+    granted = tuple(scope for scope in wanted if scope in offered)
+    if not granted and offered:
+        raise OAuthError(
+            "invalid_scope",
+            f"none of the requested scopes is offered by workspace {workspace} (it offers: {' '.join(offered)})",
+        )
+    return granted
 
 
 async def authorize(server: AuthServer, request: Request) -> Response:
     params = request.query_params
+    problem = await server.key_problem() if server.key_problem is not None else None
+    if problem is not None:  # a sign-in now would write records the right key cannot read
+        return error_page("Sign-in unavailable", f"This proxy is misconfigured: {problem}.", status=503)
+    caller = caller_key(request.client.host if request.client else None)
     try:
-        client, redirect_uri = await _client_and_redirect_uri(server, params)
+        client, redirect_uri = await _client_and_redirect_uri(server, params, caller)
     except _PageError as exc:
         if exc.retry_after is not None:
             return error_page("Sign-in request refused", exc.message, status=429, retry_after=exc.retry_after)
@@ -152,7 +165,13 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     try:
         wanted = _validate(server, client, redirect_uri, params)
     except OAuthError as exc:
-        return redirect_error(server, redirect_uri, state, exc.error, exc.description)
+        echoed = state if state is None or len(state) <= MAX_STATE_LENGTH else None  # not a long one back
+        return redirect_error(server, redirect_uri, echoed, exc.error, exc.description)
+    # Everything past here keeps records in the store: only so many sign-ins per caller, and in total.
+    refused = server.sign_ins.admit(caller)
+    if refused is not None:
+        status, seconds, message = refused
+        return error_page("Sign-in request refused", message, status=status, retry_after=seconds)
     await server.clients.touch(client)
     browser = request.cookies.get(BROWSER_COOKIE)
     forced = "consent" in (params.get("prompt") or "").split()
@@ -284,12 +303,18 @@ async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest, r
     if entry is None:
         raise OAuthError("invalid_target", f"workspace {wanted.workspace} no longer uses sign-in")
     try:
-        pending = await entry.upstream.start_sign_in({"workspace": wanted.workspace, "client_id": wanted.client_id})
-    except Exception as exc:  # the upstream's metadata or registration endpoint failed: tell the client, log the kind
-        log.warning("upstream sign-in could not start for workspace %s: %s", wanted.workspace, type(exc).__name__)
-        raise OAuthError(
-            "temporarily_unavailable", "the upstream authorization server could not be reached; try again later"
-        ) from None
+        pending = await entry.upstream.start_sign_in(
+            {"workspace": wanted.workspace, "client_id": wanted.client_id}, scopes=wanted.scopes
+        )
+    except Exception as exc:  # the upstream's metadata or registration endpoint failed, or the store
+        # Our own errors carry safe sentences (e.g. "auth.token_url is not set and the metadata of X could not
+        # be fetched"): log and pass those on; anything else only by its kind.
+        known = isinstance(exc, UpstreamAuthError | StoreUnavailable)
+        log.warning("upstream sign-in could not start for workspace %s: %s", wanted.workspace,
+                    str(exc) if known else type(exc).__name__)
+        reason = f"the upstream sign-in could not start: {exc}" if known else (
+            "the upstream authorization server could not be reached; try again later")
+        raise OAuthError("temporarily_unavailable", reason) from None
     response = RedirectResponse(pending.url, status_code=303, headers={"Cache-Control": "no-store"})
     binding = request.cookies.get(CALLBACK_COOKIE)
     if not (binding and _COOKIE_VALUE.match(binding)):

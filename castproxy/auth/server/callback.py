@@ -23,8 +23,9 @@ from castproxy.auth.server.errors import error_page
 from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
 from castproxy.auth.server.redirects import with_params
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
-from castproxy.auth.upstream_oauth import SignInError
+from castproxy.auth.upstream_oauth import SignInError, SignInRefused
 from castproxy.store.crypto import hash_token
+from castproxy.store.guard import StoreUnavailable
 
 log = logging.getLogger("castproxy.auth")
 
@@ -60,6 +61,10 @@ async def callback(server: AuthServer, request: Request) -> Response:
     upstream_error = params.get("error", "")
     try:
         outcome = await entry.upstream.complete_sign_in(params, state=wanted.upstream_state or None)
+    except SignInRefused as exc:
+        return _refused(server, wanted, exc)
+    except StoreUnavailable as exc:
+        return redirect_error(server, wanted.redirect_uri, wanted.state, "temporarily_unavailable", str(exc))
     except SignInError as exc:
         error = upstream_error if upstream_error in _PASSED_ON else "access_denied"
         server.events.sign_in(wanted.workspace, outcome="failed", client_id=wanted.client_id, reason=error)
@@ -97,3 +102,30 @@ async def callback(server: AuthServer, request: Request) -> Response:
     if not params.get("state"):
         response.delete_cookie(SIGN_IN_COOKIE, path=server.base_path + UPSTREAM_CALLBACK_PATH)
     return response
+
+
+def _refused(server: AuthServer, wanted: AuthorizationRequest, exc: SignInRefused) -> Response:
+    """The upstream answered with an OAuth error. The user's own "no" goes straight back to the application;
+    anything else is a setting between castproxy and the upstream (e.g. `pkce: false` where the upstream
+    requires PKCE), which the application cannot fix: the person sees the upstream's words, with a link
+    that hands the error to the application, and the operator finds them in the log."""
+    log.warning(
+        "the upstream refused the sign-in",
+        extra={"fields": {"workspace": wanted.workspace, "upstream_error": exc.error,
+                          "upstream_error_description": exc.description}},
+    )
+    error = exc.error if exc.error in _PASSED_ON else "access_denied"
+    description = f"upstream sign-in failed: {exc}"
+    if exc.error == "access_denied":
+        return redirect_error(server, wanted.redirect_uri, wanted.state, error, description)
+    back = with_params(wanted.redirect_uri, {"error": error, "error_description": description, "state": wanted.state,
+                                             "iss": server.issuer})
+    said = f"{exc.error}: {exc.description}" if exc.description else exc.error
+    return error_page(
+        "The upstream refused the sign-in",
+        f"The sign-in server of workspace {wanted.workspace} answered: {said}. This is a setting of the "
+        "workspace's upstream sign-in (its auth section in castproxy's config), not a problem with your account: "
+        "tell whoever runs castproxy.",
+        status=400,
+        link=("Return to the application", back),
+    )

@@ -2,11 +2,14 @@
 
 Every client is public (no secret; PKCE protects the code): castproxy's tokens are only as good as
 the user's consent and the exact redirect URI, never a client secret a desktop app cannot keep.
-A URL client_id's metadata document is fetched through `DocumentFetcher` and cached briefly.
+A URL client_id's metadata document is fetched through `DocumentFetcher` and reused for its HTTP cache
+lifetime (1 minute to 1 day); a known-good one stays usable a day longer whenever a new fetch is refused
+by the rate limit, so nobody can lock a real client out by spending the limit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -21,7 +24,12 @@ from castproxy.store.base import Store
 
 MAX_REDIRECT_URIS = 10
 MAX_NAME_LENGTH = 200
-DOCUMENT_CACHE_TTL = 300.0
+# How long a fetched metadata document is reused: its Cache-Control max-age, within these bounds.
+DOCUMENT_CACHE_DEFAULT = 300.0
+DOCUMENT_CACHE_MIN = 60.0
+DOCUMENT_CACHE_MAX = 86400.0
+# After that, a known-good document is still used while a new fetch is refused by the rate limit.
+KNOWN_GOOD_TTL = 86400.0
 SUPPORTED_GRANT_TYPES = ("authorization_code", "refresh_token")
 # A registration is kept this long after its last use; a client that is gone simply registers again.
 CLIENT_TTL = 90 * 86400.0
@@ -37,6 +45,7 @@ class Client(Record):
     client_name: str
     kind: str  # "registered" (RFC 7591) | "metadata document" (URL client_id)
     issued_at: int = 0
+    fresh_until: float = 0.0  # metadata documents: reused without a fetch until then (epoch seconds)
 
 
 class ClientLookupError(Exception):
@@ -107,10 +116,11 @@ class ClientRegistry:
             "response_types": ["code"],
         }
 
-    async def get(self, client_id: str) -> Client:
-        """The client, registered or described by its URL; raises ClientLookupError."""
+    async def get(self, client_id: str, *, caller: str = "") -> Client:
+        """The client, registered or described by its URL (fetched on behalf of `caller`, a limiter key);
+        raises ClientLookupError."""
         if client_id.startswith("https://"):
-            return await self._from_document(client_id)
+            return await self._from_document(client_id, caller)
         client = Client.decode(await self._store.get(NS_CLIENT, client_id))
         if client is None:
             raise ClientLookupError(f"unknown client_id {client_id!r}; the MCP client must register again")
@@ -121,21 +131,27 @@ class ClientRegistry:
         if client.kind == "registered":
             await self._store.put(NS_CLIENT, client.client_id, client.encode(), ttl=CLIENT_TTL)
 
-    async def _from_document(self, url: str) -> Client:
+    async def _from_document(self, url: str, caller: str) -> Client:
         problem = client_id_url_problem(url)
         if problem:
             raise ClientLookupError(problem)
+        now = self._fetcher.clock()
         cached = Client.decode(await self._store.get(NS_CLIENT_DOCUMENT, url))
-        if cached is not None:
+        if cached is not None and cached.fresh_until > now:
             return cached
         try:
-            document = await self._fetcher.fetch(url)
+            fetched = await self._fetcher.fetch_document(url, caller=caller)
         except DocumentRateLimited as exc:
+            if cached is not None:  # known good: a busy limit does not lock its users out
+                return cached
             raise ClientLookupError(str(exc), retry_after=exc.retry_after) from None
         except DocumentError as exc:
             raise ClientLookupError(str(exc)) from None
-        client = _client_from_document(url, document)
-        await self._store.put(NS_CLIENT_DOCUMENT, url, client.encode(), ttl=DOCUMENT_CACHE_TTL)
+        client = _client_from_document(url, fetched.document)
+        lifetime = DOCUMENT_CACHE_DEFAULT if fetched.max_age is None else fetched.max_age
+        lifetime = min(max(lifetime, DOCUMENT_CACHE_MIN), DOCUMENT_CACHE_MAX)
+        client = dataclasses.replace(client, fresh_until=now + lifetime)
+        await self._store.put(NS_CLIENT_DOCUMENT, url, client.encode(), ttl=lifetime + KNOWN_GOOD_TTL)
         return client
 
 

@@ -5,8 +5,9 @@ metadata-document). That URL is attacker-chosen, so the fetch resolves the host 
 address that is not globally routable (loopback, private, link-local, CGNAT, multicast, reserved,
 IPv4-mapped, IPv4-compatible, NAT64 and 6to4 forms of those), then connects to that very address
 (no second DNS lookup to rebind), with TLS still verified against the host name. No redirects, a
-short deadline for the whole fetch, a size cap. And only so many fetches per host a minute
-(limits.py), so a stream of /authorize requests cannot make castproxy hammer one host.
+short deadline for the whole fetch, a size cap. And only so many fetches a minute per caller address
+and host (limits.py), so a stream of /authorize requests cannot make castproxy hammer one host, and
+one caller's junk client_ids cannot use up the fetches another caller's real client needs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import ipaddress
 import json
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -31,6 +34,27 @@ MAX_URL_LENGTH = 2048
 _JSON_MEDIA_TYPE = re.compile(r"^application/(?:json|[a-z0-9.+-]+\+json)$")
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+@dataclass(frozen=True)
+class FetchedDocument:
+    document: dict[str, Any]
+    max_age: float | None  # from Cache-Control: seconds it may be reused (0: no-store/no-cache); None: not said
+
+
+def cache_lifetime(cache_control: str) -> float | None:
+    """What a Cache-Control header says about reuse: 0 for no-store/no-cache, max-age seconds, else None."""
+    max_age: float | None = None
+    for directive in cache_control.lower().split(","):
+        name, _, value = directive.strip().partition("=")
+        if name in ("no-store", "no-cache"):
+            return 0.0
+        if name == "max-age":
+            try:
+                max_age = max(0.0, float(value.strip().strip('"')))
+            except ValueError:
+                return 0.0
+    return max_age
 
 
 class DocumentError(Exception):
@@ -108,9 +132,12 @@ class DocumentFetcher:
         timeout: float = FETCH_TIMEOUT,
         max_bytes: int = MAX_DOCUMENT_BYTES,
         limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._resolve = resolve
-        self.limiter = RateLimiter(DOCUMENT_FETCHES) if limiter is None else limiter  # per client_id host
+        # Per caller and client_id host: one caller's junk cannot use up what another caller may fetch.
+        self.limiter = RateLimiter(DOCUMENT_FETCHES) if limiter is None else limiter
+        self.clock = clock  # wall clock for cache lifetimes (the ClientRegistry's too)
         self._max_bytes = max_bytes
         self._deadline = timeout  # for the whole fetch: httpx's timeout is per read, a drip would outlast it
         self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
@@ -118,10 +145,14 @@ class DocumentFetcher:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def fetch(self, url: str) -> dict[str, Any]:
+    async def fetch(self, url: str, *, caller: str = "") -> dict[str, Any]:
+        return (await self.fetch_document(url, caller=caller)).document
+
+    async def fetch_document(self, url: str, *, caller: str = "") -> FetchedDocument:
+        """The document at `url` and its cache lifetime; `caller` is the requesting address's limiter key."""
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port or 443
-        wait = self.limiter.take(host)  # before resolving: a refused fetch sends nothing out
+        wait = self.limiter.take(f"{caller} {host}")  # before resolving: a refused fetch sends nothing out
         if wait:
             seconds = retry_after(wait)
             raise DocumentRateLimited(
@@ -138,7 +169,9 @@ class DocumentFetcher:
             if problem:
                 raise DocumentError(f"refusing to fetch the client metadata document: {host} {problem}")
         try:
-            body = await asyncio.wait_for(self._download(host, port, addresses[0], parts), self._deadline)
+            body, cache_control = await asyncio.wait_for(
+                self._download(host, port, addresses[0], parts), self._deadline
+            )
         except TimeoutError:
             raise DocumentError("client metadata document: the request timed out") from None
         try:
@@ -147,9 +180,9 @@ class DocumentFetcher:
             raise DocumentError("client metadata document is not JSON") from None
         if not isinstance(document, dict):
             raise DocumentError("client metadata document is not a JSON object")
-        return document
+        return FetchedDocument(document, cache_lifetime(cache_control))
 
-    async def _download(self, host: str, port: int, pinned: str, parts: SplitResult) -> bytes:
+    async def _download(self, host: str, port: int, pinned: str, parts: SplitResult) -> tuple[bytes, str]:
         netloc = f"[{pinned}]" if ":" in pinned else pinned
         target = urlunsplit(("https", f"{netloc}:{port}", parts.path or "/", parts.query, ""))
         headers = {"Host": parts.netloc, "Accept": "application/json"}
@@ -171,4 +204,4 @@ class DocumentFetcher:
             raise DocumentError("client metadata document: the request timed out") from None
         except httpx2.HTTPError as exc:
             raise DocumentError(f"client metadata document could not be fetched ({type(exc).__name__})") from None
-        return bytes(body)
+        return bytes(body), response.headers.get("cache-control", "")

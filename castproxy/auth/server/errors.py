@@ -59,7 +59,11 @@ def template(name: str) -> Template:
     return Template(resources.files(__package__).joinpath("templates", name).read_text("utf-8"))
 
 
-def error_page(title: str, message: str, status: int = 400, *, retry_after: str | None = None) -> HTMLResponse:
-    body = template("error.html").substitute(title=html.escape(title), message=html.escape(message))
+def error_page(
+    title: str, message: str, status: int = 400, *, retry_after: str | None = None, link: tuple[str, str] | None = None
+) -> HTMLResponse:
+    """The HTML error page; `link` (text, URL) adds one link under the message, e.g. back to the application."""
+    more = "" if link is None else f'<p><a href="{html.escape(link[1])}">{html.escape(link[0])}</a></p>'
+    body = template("error.html").substitute(title=html.escape(title), message=html.escape(message), link=more)
     headers = PAGE_HEADERS if retry_after is None else {**PAGE_HEADERS, "Retry-After": retry_after}
     return HTMLResponse(body, status_code=status, headers=headers)

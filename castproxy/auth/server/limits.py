@@ -1,7 +1,8 @@
 """How fast one caller may make castproxy do work it keeps or sends out: a token bucket per key.
 
-Two things are limited: client registrations (`POST /register`, each stored for a day) per caller
-address, and client ID metadata document fetches (each an outbound HTTPS request) per client_id host.
+Three things are limited per caller address: client registrations (`POST /register`, each stored for a
+day), client ID metadata document fetches (each an outbound HTTPS request; counted per caller and
+client_id host), and sign-ins started at /authorize (each kept in the store for minutes).
 
 The counts live in this process's memory: each replica counts on its own, so behind N replicas a
 caller gets up to N times the rate, and a restart forgets every count. That is enough to stop one
@@ -12,7 +13,9 @@ caller shares one bucket, unless uvicorn takes the caller from X-Forwarded-For: 
 on loopback, and for the proxy addresses listed in the FORWARDED_ALLOW_IPS environment.
 
 Document hosts are counted by exact host name: one party with a wildcard DNS name gets a bucket per
-subdomain, but can only aim those fetches at its own servers.
+subdomain, but can only aim those fetches at its own servers. Counting per caller too means a flood of
+junk client_ids on one host spends only the flooder's own fetches; many addresses flooding together can
+fetch more, but no more than they could request from that host themselves.
 
 A limiter tracks at most `max_keys` keys, so a caller cycling through addresses cannot grow it
 without bound: a new key beyond the cap evicts the least recently seen one. That key has had the
@@ -24,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +47,10 @@ class RateLimit:
 
 
 REGISTRATIONS = RateLimit(per_minute=20, burst=10)  # per caller address
-DOCUMENT_FETCHES = RateLimit(per_minute=30, burst=10)  # per client_id URL host
+SIGN_INS = RateLimit(per_minute=30, burst=20)  # sign-ins started at /authorize, per caller address
+MAX_LIVE_SIGN_INS = 2000  # sign-ins pending at once in this process, all callers together
+SIGN_IN_LIFETIME = 900.0  # how long a started sign-in keeps records in the store (the longest of its TTLs)
+DOCUMENT_FETCHES = RateLimit(per_minute=30, burst=10)  # per caller address and client_id URL host
 
 
 class RateLimiter:
@@ -107,3 +113,37 @@ def caller_key(host: str | None) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+class SignInBudget:
+    """How many sign-ins /authorize may start: per caller address (a token bucket) and in total (at most
+    `max_live` whose records may still be in the store, counted by this process)."""
+
+    def __init__(
+        self,
+        *,
+        per_caller: RateLimit = SIGN_INS,
+        max_live: int = MAX_LIVE_SIGN_INS,
+        lifetime: float = SIGN_IN_LIFETIME,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.callers = RateLimiter(per_caller, clock=clock)
+        self.max_live = max_live
+        self.lifetime = lifetime
+        self._clock = clock
+        self._live: deque[float] = deque()  # when each started sign-in's records expire, oldest first
+
+    def admit(self, caller: str) -> tuple[int, str, str] | None:
+        """None when `caller` may start one more sign-in (counted); else (status, Retry-After, message)."""
+        wait = self.callers.take(caller)
+        if wait:
+            seconds = retry_after(wait)
+            return 429, seconds, f"Too many sign-ins started from this address; retry in {seconds} s."
+        now = self._clock()
+        while self._live and self._live[0] <= now:
+            self._live.popleft()
+        if len(self._live) >= self.max_live:
+            seconds = retry_after(self._live[0] - now)
+            return 503, seconds, f"Too many sign-ins are in progress on this proxy; retry in {seconds} s."
+        self._live.append(now + self.lifetime)
+        return None

@@ -54,7 +54,6 @@ class AuthorizationRequest(Record):
     """A validated /authorize request: everything the code and the tokens will be bound to."""
 
     client_id: str
-    client_name: str
     redirect_uri: str
     state: str | None
     code_challenge: str

@@ -41,12 +41,16 @@ def redirect_uri_problem(uri: object) -> str | None:
         if not parts.hostname or "@" in parts.netloc:
             return f"redirect URI {uri!r} needs a host and must not contain user information"
         try:
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
+            port = parts.port  # raises ValueError for a malformed port or one beyond 65535
         except ValueError:
             return f"redirect URI {uri!r} has an invalid port"
-        return None
+        return None if port != 0 else f"redirect URI {uri!r} has an invalid port (0)"
     if uri.startswith("http://"):
-        if LOOPBACK_REDIRECT.match(uri):
+        loopback = LOOPBACK_REDIRECT.match(uri)
+        if loopback:
+            port = loopback.group(2)
+            if port is not None and not 1 <= int(port) <= 65535:
+                return f"redirect URI {uri!r} has an invalid port (a port is 1 to 65535)"
             return None
         return (
             f"redirect URI {uri!r} uses http on a non-loopback host; use https, or http on {', '.join(LOOPBACK_HOSTS)}"

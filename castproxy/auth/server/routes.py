@@ -56,6 +56,12 @@ def build_routes(server: AuthServer) -> list[BaseRoute]:
             _api(server, metadata.protected_resource),
             methods=["GET", "OPTIONS"],
         ),
+        # For a client configured with /mcp/NAME/ (served in place, as the proxy never redirects on a slash).
+        Route(
+            "/.well-known/oauth-protected-resource/mcp/{workspace}/",
+            _api(server, metadata.protected_resource),
+            methods=["GET", "OPTIONS"],
+        ),
         Route("/.well-known/openid-configuration", no_oidc, methods=["GET", "OPTIONS"]),
         Route("/.well-known/openid-configuration/{path:path}", no_oidc, methods=["GET", "OPTIONS"]),
         Route("/register", _api(server, registration.register), methods=["POST", "OPTIONS"]),

@@ -6,14 +6,14 @@ old set or the new one, never a mix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.server.clients import ClientRegistry
-from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter
+from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter, SignInBudget
 from castproxy.auth.server.records import canonical_resource
 from castproxy.auth.server.tokens import TokenService
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
@@ -37,7 +37,9 @@ class PendingUpstream(Protocol):
 class UpstreamSignIn(Protocol):
     """The part of castproxy.auth.upstream_oauth.UpstreamOAuth the authorization server drives."""
 
-    async def start_sign_in(self, context: dict[str, Any]) -> PendingUpstream: ...
+    async def start_sign_in(
+        self, context: dict[str, Any], *, scopes: Sequence[str] | None = None
+    ) -> PendingUpstream: ...
 
     async def complete_sign_in(self, params: Mapping[str, str], *, state: str | None = None) -> SignInOutcome: ...
 
@@ -47,6 +49,8 @@ class UpstreamSignIn(Protocol):
 
     async def revoke(self, grant_id: str) -> None: ...
 
+    async def narrow(self, grant_id: str, scopes: Sequence[str]) -> None: ...
+
 
 @dataclass(frozen=True)
 class WorkspaceEntry:
@@ -55,6 +59,7 @@ class WorkspaceEntry:
     upstream: UpstreamSignIn
     resource: str
     resource_metadata_url: str
+    base_url: str = ""  # the upstream API its tokens are sent to (part of what a grant is bound to)
 
     @property
     def sign_in(self) -> bool:
@@ -81,10 +86,14 @@ class AuthServer:
         self.events = events  # sign-ins and consent, for the audit trail and metrics
         # POST /register per caller address; URL client_id document fetches are limited by the DocumentFetcher.
         self.registrations = RateLimiter(REGISTRATIONS) if registration_limiter is None else registration_limiter
+        # Sign-ins started at /authorize (each leaves records in the store for minutes): per caller and in total.
+        self.sign_ins = SignInBudget()
         self.issuer = public_url.rstrip("/")
         self.clients = clients
         self.tokens = tokens
         self.workspaces: Mapping[str, WorkspaceEntry] = {}
+        # Set by the AuthBridge: why the secret key cannot read the store (no sign-in can start then), or None.
+        self.key_problem: Callable[[], Awaitable[str | None]] | None = None
         self.secure_cookies = self.issuer.startswith("https://")
         parts = urlsplit(self.issuer)
         # Normalised (lower case, default port dropped) as browsers send it in `Origin`.

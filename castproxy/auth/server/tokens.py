@@ -7,6 +7,7 @@ is how reuse of a code or of a rotated refresh token (RFC 9700 §2.2.2, §4.14) 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -72,6 +73,7 @@ class TokenService:
         *,
         on_grant_revoked: Callable[[GrantRecord], Awaitable[None]] | None = None,
         events: AuthEvents = NO_EVENTS,
+        on_narrow: Callable[[GrantRecord, tuple[str, ...]], Awaitable[None]] | None = None,
         access_lifetime: float = ACCESS_TOKEN_LIFETIME,
         refresh_lifetime: float = REFRESH_TOKEN_LIFETIME,
         code_lifetime: float = CODE_LIFETIME,
@@ -79,6 +81,7 @@ class TokenService:
         self._store = store
         self._on_grant_revoked = on_grant_revoked
         self.events = events
+        self._on_narrow = on_narrow
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
         self.code_lifetime = code_lifetime
@@ -162,8 +165,11 @@ class TokenService:
     async def refresh(
         self, refresh_token: str, *, client_id: str, scopes: tuple[str, ...] | None, resource: str | None = None
     ) -> IssuedTokens:
+        """Rotate a refresh token. Every check runs before the token is spent, so a refused request (wrong
+        scope, resource or client) leaves it usable; a narrower `scopes` narrows the whole sign-in, upstream
+        grant included, for good."""
         key = hash_token(refresh_token)
-        record = TokenRecord.decode(await self._store.take(NS_REFRESH, key))
+        record = TokenRecord.decode(await self._store.get(NS_REFRESH, key))
         if record is None:
             used = UsedMarker.decode(await self._store.get(NS_REFRESH_USED, key))
             if used is not None:
@@ -172,9 +178,8 @@ class TokenService:
                     "invalid_grant", "refresh token was already used (rotated); the sign-in has been revoked"
                 )
             raise OAuthError("invalid_grant", "refresh token is unknown, expired or revoked")
-        await self._store.put(NS_REFRESH_USED, key, UsedMarker(record.grant_id).encode(), ttl=self.refresh_lifetime)
         if record.client_id != client_id:
-            await self.revoke_grant(record.grant_id, reason="refresh token presented by another client")
+            # Not spent: the client_id of a public client proves nothing, a mix-up must not end the sign-in.
             raise OAuthError("invalid_grant", "refresh token was issued to another client")
         if record.expires_at <= time.time():
             raise OAuthError("invalid_grant", "refresh token expired")
@@ -183,13 +188,36 @@ class TokenService:
             raise OAuthError("invalid_grant", "the sign-in behind this refresh token was revoked; sign in again")
         if resource is not None and resource != canonical_resource(grant.resource):
             raise OAuthError("invalid_target", f"resource differs from the one authorized ({grant.resource})")
-        if scopes is not None:
-            extra = sorted(set(scopes) - set(record.scopes))
-            if extra:
-                raise OAuthError("invalid_scope", f"scope beyond the original grant: {' '.join(extra)}")
-        # Keep the family alive as long as it is being refreshed.
+        wanted = record.scopes if scopes is None else tuple(dict.fromkeys(scopes))
+        extra = sorted(set(wanted) - set(record.scopes))
+        if extra:
+            raise OAuthError("invalid_scope", f"scope beyond the original grant: {' '.join(extra)}")
+        if set(wanted) < set(grant.scopes):
+            await self._narrow_upstream(grant, wanted)
+            grant = dataclasses.replace(grant, scopes=wanted)
+        # Spent only now, atomically: of two refreshes racing with one token, the second counts as reuse.
+        if await self._store.take(NS_REFRESH, key) is None:
+            await self.revoke_grant(record.grant_id, reason="rotated refresh token reused")
+            raise OAuthError("invalid_grant", "refresh token was already used (rotated); the sign-in has been revoked")
+        await self._store.put(NS_REFRESH_USED, key, UsedMarker(record.grant_id).encode(), ttl=self.refresh_lifetime)
+        # Keep the family alive as long as it is being refreshed (and record a narrowing).
         await self.start_grant(grant)
-        return await self._issue(grant, scopes if scopes is not None else record.scopes)
+        return await self._issue(grant, wanted)
+
+    async def _narrow_upstream(self, grant: GrantRecord, scopes: tuple[str, ...]) -> None:
+        if self._on_narrow is None:
+            return
+        try:
+            await self._on_narrow(grant, scopes)
+        except OAuthError:
+            raise
+        except Exception as exc:  # the upstream's own answer is logged by the upstream client; say what to do
+            log.warning("narrowing the upstream grant of workspace %s failed: %s", grant.workspace, type(exc).__name__)
+            raise OAuthError(
+                "invalid_scope",
+                f"the upstream sign-in could not be narrowed to {' '.join(scopes) or 'no scope'}; "
+                "sign in again asking for that scope",
+            ) from None
 
     # --- access tokens ------------------------------------------------------------------------------
 
@@ -227,7 +255,7 @@ class TokenService:
         common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id}
         access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime,
                                     subject=grant.subject)
-        # The refresh token keeps the whole grant's scope; only the access token may be narrowed.
+        # The refresh token carries the whole sign-in's scope (narrowed only by narrowing the sign-in itself).
         refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime,
                                      subject=grant.subject)
         await self._store.put(NS_ACCESS, hash_token(access), access_record.encode(), ttl=self.access_lifetime)
