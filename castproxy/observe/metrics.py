@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -74,6 +75,21 @@ def worker_exited(pid: int) -> None:
 
 def remove_multiprocess(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def shared_metrics() -> Iterator[str]:
+    """For the supervisor of `serve --workers N`, around starting and watching its workers: the workers it
+    starts inside share their metrics through PROMETHEUS_MULTIPROC_DIR (emptied first). A folder made
+    here is removed afterwards; one the operator chose (the variable was set) is kept."""
+    chosen = bool(os.environ.get(MULTIPROC_ENV))
+    folder = prepare_multiprocess()
+    try:
+        yield folder
+    finally:
+        if not chosen:
+            os.environ.pop(MULTIPROC_ENV, None)
+            remove_multiprocess(folder)
 
 
 _CALLS_HELP = "MCP tool calls by workspace, tool and outcome."

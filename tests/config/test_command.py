@@ -67,7 +67,7 @@ def test_the_example_fails_loudly_naming_each_secret_that_is_not_exported() -> N
     assert result.stdout.splitlines() == [
         "cast.yaml.example:26:15: environment variable CASTPROXY_SECRET_KEY is not set "
         "(referenced as ${env:CASTPROXY_SECRET_KEY})",
-        "cast.yaml.example:50:22: environment variable TEST_CLIENT_SECRET is not set "
+        "cast.yaml.example:54:22: environment variable TEST_CLIENT_SECRET is not set "
         "(referenced as ${env:TEST_CLIENT_SECRET})",
     ]
     only_one = run("validate", "-c", "cast.yaml.example", "--offline", env={"CASTPROXY_SECRET_KEY": "k" * 43})

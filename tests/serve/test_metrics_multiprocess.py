@@ -7,6 +7,7 @@ The two processes are started here with the variable set (what the workers' supe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx2
@@ -53,3 +54,12 @@ def test_two_processes_one_sum(tmp_path: Path, upstream: tuple[Upstream, str], m
         assert value(samples, "castproxy_tool_calls_total", workspace="open", tool="getItem", outcome="ok") == 5
     finally:
         stop_serve(first)
+
+
+def test_the_supervisor_helper_sets_up_and_removes_the_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from castproxy.observe.metrics import shared_metrics
+
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with shared_metrics() as folder:
+        assert Path(folder).is_dir() and os.environ[MULTIPROC_ENV] == folder
+    assert not Path(folder).exists() and MULTIPROC_ENV not in os.environ
