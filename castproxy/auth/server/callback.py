@@ -82,10 +82,11 @@ async def callback(server: AuthServer, request: Request) -> Response:
         client_id=wanted.client_id,
         scopes=wanted.scopes,
         created_at=time.time(),
+        subject=str(getattr(outcome, "subject", "") or ""),
     )
     await server.tokens.start_grant(grant)
     server.events.sign_in(wanted.workspace, outcome="ok", client_id=wanted.client_id,
-                          grant=grant_ref(outcome.grant_id))
+                          grant=grant_ref(outcome.grant_id), subject=grant.subject or None)
     code = await server.tokens.issue_code(
         CodeRecord(
             client_id=wanted.client_id,
