@@ -47,6 +47,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(run '{self.prog} --help' for help)\n")
 
 
+def _size(text: str) -> int:
+    """An argparse type: a byte size like `65536` or `64KiB`, at least 1024."""
+    from castproxy.config.model import parse_size  # imported here: most commands never need the model
+
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (got {text!r})") from None
+    if size < 1024:
+        raise argparse.ArgumentTypeError(f"at least 1024 bytes (got {text!r})")
+    return size
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
@@ -100,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--search", metavar="QUERY",
                        help="only the tools that best fit a task in plain words, best first")
     tools.add_argument("--limit", type=int, metavar="N", help="with --search: how many tools (default 10)")
+    tools.add_argument("--max-schema-bytes", type=_size, metavar="SIZE",
+                       help="with --spec: each tool schema's budget, e.g. 65536 or 64KiB (default 32KiB)")
 
     sub.add_parser("schema", help="print the config's JSON Schema",
                    description="Print the JSON Schema of cast.yaml (same as schemas/cast.schema.json).")

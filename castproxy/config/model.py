@@ -373,6 +373,14 @@ _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 
 
+def parse_size(text: str) -> int:
+    """`'64KiB'` -> 65536 (units B, KB, KiB, MB, MiB, GB, GiB; none means bytes); ValueError otherwise."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError("a size like 1048576, '512KiB' or '1MiB'")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
 DurationText = Annotated[str, StringConstraints(pattern=_DURATION.pattern)]
 SizeText = Annotated[str, StringConstraints(pattern=_SIZE.pattern)]
 
@@ -405,6 +413,11 @@ class Workspace(_Strict):
     max_response_bytes: int = Field(2**20, ge=1024, description="Upstream body cap (bytes, or '1MiB').")
     output_schema: bool = Field(False, description="Publish output schemas from the spec's 2xx JSON response.")
     headers: dict[HeaderName, str] = Field(default_factory=dict, description="Extra non-secret upstream headers.")
+    # Issue 10 (bounded tool schemas): the byte budget of each tool's input and output schema.
+    max_schema_bytes: int = Field(
+        32 * 1024, ge=1024, description="Largest tool schema, compact JSON (bytes, or '64KiB'); beyond it "
+        "deep parts are collapsed into permissive schemas.",
+    )
     audit: WorkspaceAudit | None = Field(
         None, description="Audit options of this workspace, e.g. {argument_names: true}."
     )
@@ -436,16 +449,13 @@ class Workspace(_Strict):
             return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
         return value
 
-    @field_validator("max_response_bytes", mode="before", json_schema_input_type=int | SizeText)
+    @field_validator("max_response_bytes", "max_schema_bytes", mode="before", json_schema_input_type=int | SizeText)
     @classmethod
     def _parse_size(cls, value: object) -> object:
         if isinstance(value, bool):
             raise ValueError("a size like 1048576, '512KiB' or '1MiB'")
         if isinstance(value, str):
-            match = _SIZE.match(value)
-            if not match:
-                raise ValueError("a size like 1048576, '512KiB' or '1MiB'")
-            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+            return parse_size(value)
         return value
 
 

@@ -9,7 +9,7 @@
 Tools come in config order (a workspace) or spec order (`--spec`); with `--search "QUERY"` only the
 best `--limit` (default 10) for that task, best first, in the same shape. Without `--json`, a
 readable list goes to stdout and compiler warnings to stderr. Exit 0 ok, 1 when the config or spec
-is unusable.
+is unusable. The JSON is written tool by tool (Graph's 22,000 tools are hundreds of megabytes as one string).
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+import orjson
+
+from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, load_document, safe_url
 from castproxy.openapi.model import ToolDefinition
@@ -35,7 +38,8 @@ DEFAULT_SEARCH_LIMIT = 10
 def tools(args: argparse.Namespace) -> int:
     if getattr(args, "spec", None):
         try:
-            compiled = compile_spec(load_document(args.spec, Path.cwd()))
+            limit = getattr(args, "max_schema_bytes", None) or DEFAULT_MAX_SCHEMA_BYTES
+            compiled = compile_spec(load_document(args.spec, Path.cwd()), max_schema_bytes=limit)
         except SpecError as exc:
             print(f"castproxy tools: {exc.message}", file=sys.stderr)
             return EXIT_INVALID
@@ -117,8 +121,7 @@ def _show(
     query: str | None = None,
 ) -> int:
     if as_json:
-        payload = {"tools": [tool_json(tool) for tool in tools], "base_url": base_url, "warnings": list(warnings)}
-        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write_json(sys.stdout, tools, base_url, warnings)
         return EXIT_OK
     out = sys.stdout
     found = f" for {query!r}, best first" if query is not None else ""
@@ -129,6 +132,28 @@ def _show(
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def write_json(out: TextIO, tools: tuple[ToolDefinition, ...], base_url: str, warnings: tuple[str, ...]) -> None:
+    """`{"tools": [...], "base_url": ..., "warnings": [...]}` as `json.dumps(..., indent=2)` would write it,
+    one tool at a time."""
+    out.write('{\n  "tools": [' if tools else '{\n  "tools": []')
+    for index, tool in enumerate(tools):
+        text = _indented(tool_json(tool))
+        out.write(("," if index else "") + "\n    " + text.replace("\n", "\n    "))
+    if tools:
+        out.write("\n  ]")
+    out.write(',\n  "base_url": ' + json.dumps(base_url, ensure_ascii=False))
+    out.write(',\n  "warnings": ' + json.dumps(list(warnings), indent=2, ensure_ascii=False).replace("\n", "\n  "))
+    out.write("\n}\n")
+
+
+def _indented(value: Any) -> str:
+    """`json.dumps(value, indent=2, ensure_ascii=False)`, fast (orjson) where the value allows it."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:  # an integer beyond 64 bits in a spec's enum or default
+        return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _human(tool: ToolDefinition) -> str:

@@ -6,6 +6,7 @@ change the spec costs nothing. What a tool cannot represent is a warning naming 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -14,7 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from castproxy.openapi.loader import SpecError
+from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES, MIN_SCHEMA_BYTES, SchemaFitter, format_bytes
+from castproxy.openapi.loader import SpecError, gc_paused
 from castproxy.openapi.model import BodyPart, BodySpec, CompiledSpec, Operation, ParameterSpec, ToolDefinition
 from castproxy.openapi.naming import argument_name, assign_names, operation_name
 from castproxy.openapi.refs import RefResolver
@@ -24,31 +26,44 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS = ("path", "query", "header", "cookie")
 MAX_DESCRIPTION = 1024
 MAX_TITLE = 120
+MAX_LISTED_COLLAPSES = 5
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"  # the `$schema` of every input schema
 # Header parameters OpenAPI says to ignore: the request builder and auth own these.
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
+# Headers that say who the client is to the upstream (its IP allow-lists, audit logs, rate limits):
+# an argument must never set them, whatever the spec declares.
+_FORWARDING_HEADERS = frozenset({
+    "forwarded", "x-real-ip", "true-client-ip", "x-client-ip", "x-cluster-client-ip", "cf-connecting-ip",
+    "fastly-client-ip", "x-originating-ip", "x-remote-ip", "x-remote-addr", "client-ip", "via",
+})
+_FORWARDING_PREFIXES = ("x-forwarded-", "x-original-forwarded-")
 _PATH_PLACEHOLDER = re.compile(r"{([^{}]+)}")
 _CACHE_SIZE = 16
 _TOO_DEEP = "the document nests too deeply to compile (thousands of levels)"
 
-_cache: OrderedDict[tuple[str, bool], CompiledSpec] = OrderedDict()
+_cache: OrderedDict[tuple[str, bool, int], CompiledSpec] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def compile_spec(document: dict, *, output_schema: bool = False) -> CompiledSpec:
-    """One `ToolDefinition` per operation of an OpenAPI 3.x (or Swagger 2.0) document."""
+def compile_spec(
+    document: dict, *, output_schema: bool = False, max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
+) -> CompiledSpec:
+    """One `ToolDefinition` per operation of an OpenAPI 3.x (or Swagger 2.0) document; every tool's
+    input (and output) schema within `max_schema_bytes` of compact JSON."""
     try:
         digest = getattr(document, "digest", "") or _digest(document)
     except RecursionError:
         raise SpecError(_TOO_DEEP) from None
-    key = (digest, output_schema)
+    max_schema_bytes = max(max_schema_bytes, MIN_SCHEMA_BYTES)
+    key = (digest, output_schema, max_schema_bytes)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
             return cached
     try:
-        compiled = _Compiler(document, output_schema=output_schema).run()
+        with gc_paused():
+            compiled = _Compiler(document, output_schema=output_schema, max_schema_bytes=max_schema_bytes).run()
     except RecursionError:
         raise SpecError(_TOO_DEEP) from None
     with _cache_lock:
@@ -66,7 +81,7 @@ def _digest(document: dict) -> str:
 class _Draft:
     """One operation on its way to a tool; the name is assigned once all operations are known."""
 
-    __slots__ = ("method", "operation_id", "path", "tool", "warnings")
+    __slots__ = ("label", "method", "operation_id", "path", "tool", "warnings")
 
     def __init__(self, method: str, path: str, operation_id: str | None) -> None:
         self.method = method
@@ -74,11 +89,8 @@ class _Draft:
         self.operation_id = operation_id
         self.warnings: list[str] = []
         self.tool: ToolDefinition | None = None
-
-    @property
-    def label(self) -> str:
-        where = f"{self.method} {self.path}"
-        return f"{self.operation_id} ({where})" if self.operation_id else where
+        where = f"{method} {path}"
+        self.label = f"{operation_id} ({where})" if operation_id else where
 
     def warn(self, message: str) -> None:
         text = f"{self.label}: {message}"
@@ -87,7 +99,7 @@ class _Draft:
 
 
 class _Compiler:
-    def __init__(self, document: dict, *, output_schema: bool) -> None:
+    def __init__(self, document: dict, *, output_schema: bool, max_schema_bytes: int) -> None:
         if not isinstance(document, dict):
             raise SpecError("not an OpenAPI document (the top level is not a mapping)")
         if "openapi" not in document and str(document.get("swagger")) == "2.0":
@@ -103,7 +115,11 @@ class _Compiler:
         self.output_schema = output_schema
         self.resolver = RefResolver(document)
         self.schemas = SchemaConverter(self.resolver)
-        self._params: dict[str, tuple[dict[str, Any], frozenset, tuple[str, ...]]] = {}
+        self.max_schema_bytes = max_schema_bytes
+        self.fit_input = SchemaFitter(self.schemas, REQUEST, max_schema_bytes)
+        self.fit_output = SchemaFitter(self.schemas, RESPONSE, max_schema_bytes)
+        self._params: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
+        self._specs: dict[tuple[Any, ...], ParameterSpec] = {}  # Graph repeats `{user-id}` in thousands
 
     def run(self) -> CompiledSpec:
         paths = self.document.get("paths") or {}
@@ -167,11 +183,10 @@ class _Compiler:
         if required:
             input_schema["required"] = required
         input_schema["additionalProperties"] = False
-        output = self._output_schema(draft, op) if self.output_schema else None
-        if sink.needs:
-            input_schema["$defs"] = self.schemas.defs_for(sink.needs)
         for message in sink.warnings:
             draft.warn(message)
+        input_schema = self._fit(draft, self.fit_input, input_schema, "input schema")
+        output = self._output_schema(draft, op) if self.output_schema else None
 
         summary = _text(op.get("summary"))
         title = summary if summary and len(summary) <= MAX_TITLE else None
@@ -188,6 +203,18 @@ class _Compiler:
             output_schema=output,
             tags=_tags(op.get("tags")),
         )
+
+    def _fit(self, draft: _Draft, fitter: SchemaFitter, root: dict[str, Any], what: str) -> dict[str, Any]:
+        schema, collapsed, warnings = fitter.fit(root)
+        for message in warnings:
+            draft.warn(message)
+        if collapsed:
+            shown = ", ".join(collapsed[:MAX_LISTED_COLLAPSES])
+            if len(collapsed) > MAX_LISTED_COLLAPSES:
+                shown += f" and {len(collapsed) - MAX_LISTED_COLLAPSES} more"
+            draft.warn(f"{what} is over the {format_bytes(self.max_schema_bytes)} budget (max_schema_bytes); "
+                       f"collapsed to permissive schemas: {shown}")
+        return schema
 
     def _parameters(
         self, draft: _Draft, op: dict[str, Any], common: Any, properties: dict[str, Any], required: list[str],
@@ -210,6 +237,10 @@ class _Compiler:
                     continue
                 if location == "header" and param["name"].lower() in _IGNORED_HEADERS:
                     draft.warn(f"header parameter {param['name']!r} is set by castproxy, not by the caller; left out")
+                    continue
+                if location == "header" and _is_forwarding(param["name"]):
+                    draft.warn(f"header parameter {param['name']!r} would let a caller forge forwarding "
+                               "information (client address, host or scheme) sent upstream; left out")
                     continue
                 declared[(param["name"], location)] = (param, ref)
 
@@ -239,18 +270,22 @@ class _Compiler:
                 if not isinstance(style, str):
                     style = "form" if location in ("query", "cookie") else "simple"
                 explode = param.get("explode")
-                specs.append(ParameterSpec(
-                    name=name, location=location, argument=argument, required=is_required, style=style,
-                    explode=explode if isinstance(explode, bool) else style == "form",
-                    allow_reserved=param.get("allowReserved") is True, kind=kind, content_type=content_type,
-                ))
+                exploded = explode if isinstance(explode, bool) else style == "form"
+                reserved = param.get("allowReserved") is True
+                fields = (name, location, argument, is_required, style, exploded, reserved, kind, content_type)
+                parameter = self._specs.get(fields)
+                if parameter is None:
+                    parameter = self._specs[fields] = ParameterSpec(
+                        name=name, location=location, argument=argument, required=is_required, style=style,
+                        explode=exploded, allow_reserved=reserved, kind=kind, content_type=content_type,
+                    )
+                specs.append(parameter)
         return tuple(specs)
 
     def _parameter_schema(self, param: dict[str, Any], ref: str | None, sink: Sink) -> tuple[Any, str, str | None]:
         """The property schema of one parameter (memoised per `$ref`: GitHub reuses a few hundred)."""
         if ref is not None and ref in self._params:
-            schema_kind, needs, warnings = self._params[ref]
-            sink.needs.update(needs)
+            schema_kind, warnings = self._params[ref]
             sink.warnings.extend(warnings)
             return schema_kind["schema"], schema_kind["kind"], schema_kind["content_type"]
         inner = Sink()
@@ -262,7 +297,7 @@ class _Compiler:
         if raw is None:
             inner.warnings.append(f"parameter {param['name']!r} has no schema; taken as a string")
             raw = {"type": "string"}
-        schema = self.schemas.convert(raw, REQUEST, inner)
+        schema = self.schemas.convert(raw, REQUEST, inner, origin=f"parameter {param['name']!r}")
         if schema is True:
             schema = {}
         elif schema is False:
@@ -279,8 +314,7 @@ class _Compiler:
         kind = _kind(self.schemas.definition(schema))
         result = {"schema": schema, "kind": kind, "content_type": content_type}
         if ref is not None:
-            self._params[ref] = (result, frozenset(inner.needs), tuple(inner.warnings))
-        sink.needs.update(inner.needs)
+            self._params[ref] = (result, tuple(inner.warnings))
         sink.warnings.extend(inner.warnings)
         return schema, kind, content_type
 
@@ -315,7 +349,8 @@ class _Compiler:
                 if base != "application/octet-stream" and base not in ("*/*", "application/*"):
                     schema["contentMediaType"] = base
             else:
-                schema = self.schemas.convert(raw_schema, REQUEST, sink) if raw_schema is not None else {}
+                schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body") \
+                    if raw_schema is not None else {}
                 if not isinstance(schema, dict) or not schema:
                     schema = {"type": "string"}
                 schema = _describe(schema, f"Request body ({content_type}).")
@@ -333,11 +368,11 @@ class _Compiler:
                 draft.warn("form body has no schema; left out")
                 return None
             raw_schema = {}
-        schema = self.schemas.convert(raw_schema, REQUEST, sink)
-        shape = self.schemas.definition(schema)
+        schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body")
+        shape = self.schemas.definition(schema, REQUEST, sink)  # its properties may become the arguments
         parts: tuple[BodyPart, ...] = ()
         if is_form:
-            shape, parts = self._form_fields(draft, shape, media, base)
+            shape, parts = self._form_fields(draft, shape, media, base, sink)
         flat = _flat_properties(shape)
         if flat is not None:
             arguments = {argument_name(prop): prop for prop in flat}
@@ -364,7 +399,7 @@ class _Compiler:
         return BodySpec(content_type=content_type, required=body_required, argument=argument, parts=parts)
 
     def _form_fields(
-        self, draft: _Draft, shape: Any, media: dict[str, Any], base: str
+        self, draft: _Draft, shape: Any, media: dict[str, Any], base: str, sink: Sink
     ) -> tuple[Any, tuple[BodyPart, ...]]:
         """Form and multipart fields: file fields become base64 text, as their schema says."""
         fields = _flat_properties(shape)
@@ -386,7 +421,7 @@ class _Compiler:
                     "File contents, base64-encoded." + (f" {prop['description']}" if isinstance(prop, dict)
                                                          and isinstance(prop.get("description"), str) else ""),
                 )
-                item = self.schemas.definition(prop)
+                item = self.schemas.definition(prop, REQUEST, sink)
                 if isinstance(item, dict) and item.get("type") == "array":
                     file_schema = {"type": "array", "items": file_schema, "description": file_schema["description"]}
                 replaced[name] = file_schema
@@ -418,16 +453,14 @@ class _Compiler:
                 if "schema" not in media:
                     return None
                 sink = Sink()
-                schema = self.schemas.convert(media["schema"], RESPONSE, sink)
+                schema = self.schemas.convert(media["schema"], RESPONSE, sink, origin=f"{status} response")
+                root = _object_root(schema, functools.partial(self.schemas.definition, context=RESPONSE, sink=sink))
                 for message in sink.warnings:
                     draft.warn(message)
-                root = _object_root(schema, lambda node: self.schemas.definition(node, RESPONSE))
                 if root is None:
                     draft.warn(f"cannot tell whether the {status} response is an object; no output schema")
                     return None
-                if sink.needs:
-                    root["$defs"] = self.schemas.defs_for(sink.needs)
-                return root
+                return self._fit(draft, self.fit_output, root, "output schema")
             return None
         return None
 
@@ -438,6 +471,11 @@ class _Compiler:
 def _operation_id(op: Any) -> str | None:
     value = op.get("operationId") if isinstance(op, dict) else None
     return value.strip() or None if isinstance(value, str) else None
+
+
+def _is_forwarding(header: str) -> bool:
+    lower = header.strip().lower()
+    return lower in _FORWARDING_HEADERS or lower.startswith(_FORWARDING_PREFIXES)
 
 
 def _claim(argument: str, location: str, taken: set[str]) -> str:

@@ -1,16 +1,17 @@
 """OpenAPI schema objects to JSON Schema 2020-12, as tool input (request) or output (response) schemas.
 
-One `SchemaConverter` serves a whole document. Each `$ref` is converted once per context and the
-result shared by every tool that uses it (results are never mutated afterwards), so a big spec costs
-about as much as its distinct schemas. A `$ref` met again while it is being converted is recursive:
-it becomes `{"$ref": "#/$defs/NAME"}` and the tool's root schema carries `$defs` for it.
+One `SchemaConverter` serves a whole document. Every named schema (a `$ref` target) is converted
+once per context into a `Definition` that every tool shares; inside converted schemas a `$ref`
+stays a reference, `{"$ref": "#/$defs/NAME"}`, and `castproxy.openapi.budget` decides per tool
+which definitions to inline, keep under `$defs` or collapse. So compiling costs about as much as
+the document, whatever the number of operations (results are never mutated afterwards).
 
 Only keywords JSON Schema 2020-12 knows are kept, each checked for the right shape, so the result
 always passes the meta-schema; OpenAPI-only keywords are converted (`nullable`, boolean
 `exclusiveMinimum`, `example`) or dropped (`xml`, `externalDocs`, `x-*`). `readOnly` properties
 leave request schemas and `writeOnly` ones leave response schemas. `oneOf` becomes `anyOf`: real
 specs' variants overlap (objects without `additionalProperties: false`), and `oneOf` would then
-reject a correct call.
+reject a correct call. Patterns become ECMA-262 `u`-mode regexes (`patterns.py`) or are left out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from typing import Any, Literal
 
 from castproxy.openapi.loader import SpecError
+from castproxy.openapi.patterns import ecma_pattern
 from castproxy.openapi.refs import RefResolver
 
 Context = Literal["request", "response"]
@@ -27,9 +29,11 @@ RESPONSE: Context = "response"
 
 TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 NODE_BUDGET = 200_000
+DEFS_PREFIX = "#/$defs/"
+MAX_LISTED_VARIANTS = 12  # Graph's base entity has over 2,000 discriminator values
 _DEF_NAME_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 
-_STRINGS = ("title", "description", "format", "pattern", "contentEncoding", "contentMediaType")
+_STRINGS = ("title", "description", "format", "contentEncoding", "contentMediaType")
 _NUMBERS = ("minimum", "maximum")
 _COUNTS = (
     "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "minContains", "maxContains",
@@ -45,6 +49,11 @@ _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 # What an allOf member may hold for the members to be merged into one object schema.
 _MERGEABLE = frozenset({"type", "properties", "required", "description", "title", "additionalProperties", "deprecated"})
 
+_SHAPE_KEYS = frozenset({
+    "type", "enum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "examples", "example", "dependentRequired",
+    "items", "properties", "required", "discriminator",
+})
+
 _KIND: dict[str, str] = {}
 for _names, _kind in (
     (_STRINGS, "str"), (_NUMBERS, "num"), (_COUNTS, "count"), (_BOOLS, "bool"), (_ANY, "any"),
@@ -55,58 +64,71 @@ for _names, _kind in (
 
 
 class Sink:
-    """What converting one schema needs besides the result: recursive defs used, and warnings."""
+    """What converting one schema produced besides the result: warnings naming where."""
 
-    __slots__ = ("needs", "warnings")
+    __slots__ = ("warnings",)
 
     def __init__(self) -> None:
-        self.needs: set[tuple[str, str]] = set()
         self.warnings: list[str] = []
+
+
+class Definition:
+    """One named schema converted in one context, shared by every tool that reaches it."""
+
+    __slots__ = ("body", "key", "name", "warnings")
+
+    def __init__(self, key: tuple[str, str], name: str) -> None:
+        self.key = key
+        self.name = name
+        self.body: Any = None  # set once converted
+        self.warnings: tuple[str, ...] = ()
 
 
 class SchemaConverter:
     def __init__(self, resolver: RefResolver) -> None:
         self.resolver = resolver
         self.where = "schema"  # names the operation being compiled, for errors
+        self.origin = "schema"  # names the parameter, body or named schema being converted, for warnings
         self.budget = NODE_BUDGET  # schema objects one operation may still convert (reset per operation)
-        self._memo: dict[tuple[str, str], tuple[Any, frozenset[tuple[str, str]], tuple[str, ...]]] = {}
-        self._active: dict[tuple[str, str], bool] = {}  # refs being converted -> met again (recursive)
-        self._defs: dict[tuple[str, str], Any] = {}
-        self._def_needs: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+        self._path: list[str] = []
+        self._definitions: dict[tuple[str, str], Definition] = {}
+        self._by_ref: dict[tuple[str, str], Definition] = {}  # ("#/$defs/NAME", context) -> definition
+        self._active: set[tuple[str, str]] = set()  # definitions being converted (a cycle meets one again)
         self._def_names: dict[str, str] = {}
-        self._def_keys: dict[tuple[str, str], tuple[str, str]] = {}  # ("#/$defs/NAME", context) -> key
         self._taken_names: set[str] = set()
+        self._markers: dict[str, dict[str, str]] = {}
         # id(converted object) -> (object, property names left out as readOnly/writeOnly); the object
         # is kept so its id cannot be reused while the entry exists.
         self._hidden: dict[int, tuple[Any, tuple[str, ...]]] = {}
 
     # -- public -------------------------------------------------------------------------------
 
-    def convert(self, schema: Any, context: Context, sink: Sink) -> Any:
-        """Convert one schema; recursive refs it uses are added to `sink.needs`."""
+    def convert(self, schema: Any, context: Context, sink: Sink, origin: str | None = None) -> Any:
+        """Convert one schema; named schemas in it stay `{"$ref": "#/$defs/NAME"}` references."""
+        if origin is not None:
+            self.origin, self._path = origin, []
         return self._convert(schema, context, sink)
 
-    def defs_for(self, needs: set[tuple[str, str]] | frozenset[tuple[str, str]]) -> dict[str, Any]:
-        """The `$defs` a root schema needs for the recursive refs in `needs` (transitively)."""
-        found: dict[str, Any] = {}
-        pending = list(needs)
-        while pending:
-            key = pending.pop()
-            name = self._def_names[key[0]]
-            if name in found:
-                continue
-            found[name] = self._defs[key]
-            pending.extend(self._def_needs[key])
-        return dict(sorted(found.items()))
+    def definition_for(self, ref: str, context: Context) -> Definition | None:
+        """The definition a `#/$defs/NAME` reference produced here stands for (converted), else None."""
+        found = self._by_ref.get((ref, context))
+        if found is not None and found.body is None:
+            self._convert_definition(found)
+        return found
 
-    def definition(self, schema: Any, context: Context = REQUEST) -> Any:
-        """The body behind a `{"$ref": "#/$defs/NAME"}` produced here, else `schema` itself."""
+    def definition(self, schema: Any, context: Context = REQUEST, sink: Sink | None = None) -> Any:
+        """The body behind a `{"$ref": "#/$defs/NAME"}` produced here, else `schema` itself. A caller that
+        copies from the body passes `sink`, which then gets the definition's warnings."""
         seen = 0
         while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and seen < 16:
-            key = self._def_keys.get((schema["$ref"], context))
-            if key is None or key not in self._defs:
+            found = self._by_ref.get((schema["$ref"], context))
+            if found is None or found.key in self._active:
                 break
-            schema = self._defs[key]
+            if found.body is None:
+                self._convert_definition(found)
+            if sink is not None:
+                sink.warnings.extend(found.warnings)
+            schema = found.body
             seen += 1
         return schema
 
@@ -120,7 +142,8 @@ class SchemaConverter:
         if isinstance(node, bool):
             return node
         if not isinstance(node, dict):
-            sink.warnings.append(f"a schema is {type(node).__name__}, not an object; it accepts any value")
+            sink.warnings.append(f"{self._here()}: a schema is {type(node).__name__}, not an object; "
+                                 "it accepts any value")
             return {}
         ref = node.get("$ref")
         if isinstance(ref, str):
@@ -129,12 +152,16 @@ class SchemaConverter:
         if self.budget < 0:  # YAML aliases can make a small file a huge tree; refs are converted once
             raise SpecError(f"{self.where}: schemas too large (over {NODE_BUDGET} schema objects for one operation)")
 
+        path = self._path
         out: dict[str, Any] = {}
+        loosen = False
         for key, value in node.items():
             kind = _KIND.get(key)
             if kind is None:
-                if key in ("$dynamicRef", "$recursiveRef"):
-                    sink.warnings.append(f"schema keyword {key} is not supported and was left out")
+                if key == "pattern" and isinstance(value, str):
+                    self._pattern(value, out, sink)
+                elif key in ("$dynamicRef", "$recursiveRef"):
+                    sink.warnings.append(f"{self._here()}: schema keyword {key} is not supported and was left out")
                 continue
             if kind == "str":
                 if isinstance(value, str):
@@ -152,89 +179,157 @@ class SchemaConverter:
                 out[key] = value
             elif kind == "schema":
                 if isinstance(value, dict | bool):
+                    path.append(key)
                     out[key] = self._convert(value, context, sink)
+                    path.pop()
             elif kind == "schema_map":
                 if isinstance(value, dict):
-                    out[key] = {name: self._convert(sub, context, sink) for name, sub in value.items()}
+                    out[key], complete = self._schema_map(key, value, context, sink)
+                    # A dropped pattern leaves its names to `additionalProperties`: dropped too, so as not to
+                    # refuse what the pattern allowed.
+                    loosen = loosen or not complete
             elif isinstance(value, list) and value:  # schema_list
-                converted = [self._convert(sub, context, sink) for sub in value]
+                converted = []
+                for index, sub in enumerate(value):
+                    path.append(f"{key}/{index}")
+                    converted.append(self._convert(sub, context, sink))
+                    path.pop()
                 out["anyOf" if key == "oneOf" and "anyOf" not in node else key] = converted
 
+        if loosen:
+            out.pop("additionalProperties", None)
+            out.pop("unevaluatedProperties", None)
         self._shape_keywords(node, out, context, sink)
         if "allOf" in out:
-            out = self._merge_all_of(out)
+            out = self._merge_all_of(out, context, sink)
         if node.get("nullable") is True:
             out = _nullable(out)
         return out
 
+    def _schema_map(
+        self, key: str, value: dict[str, Any], context: Context, sink: Sink
+    ) -> tuple[dict[str, Any], bool]:
+        """A map of subschemas, and False when a patternProperties key had to be left out."""
+        out: dict[str, Any] = {}
+        complete = True
+        for name, sub in value.items():
+            self._path.append(f"{key}/{name}")
+            converted = self._convert(sub, context, sink)
+            self._path.pop()
+            if key == "patternProperties":
+                translated = ecma_pattern(name)
+                if translated is None:
+                    sink.warnings.append(f"{self._here()}: patternProperties key {name!r} is not an ECMA-262 "
+                                         "regular expression; left out (other properties are no longer checked)")
+                    complete = False
+                    continue
+                name = translated
+            out[name] = converted
+        return out, complete
+
+    def _pattern(self, value: str, out: dict[str, Any], sink: Sink) -> None:
+        translated = ecma_pattern(value)
+        if translated is None:
+            sink.warnings.append(f"{self._here()}: pattern {value!r} is not an ECMA-262 regular expression "
+                                 "(u mode); left out")
+        else:
+            out["pattern"] = translated
+
+    def _here(self) -> str:
+        return f"{self.origin} at /{'/'.join(self._path)}" if self._path else self.origin
+
     def _shape_keywords(self, node: dict[str, Any], out: dict[str, Any], context: Context, sink: Sink) -> None:
-        """The keywords whose OpenAPI form differs from JSON Schema 2020-12."""
-        if "type" in node:
+        """The keywords whose OpenAPI form differs from JSON Schema 2020-12 (only those present are looked at:
+        this runs for every schema object of the document)."""
+        present = _SHAPE_KEYS.intersection(node)
+        if not present:
+            return
+        if "type" in present:
             kind = _type(node["type"])
             if kind is None:
-                sink.warnings.append(f"schema type {node['type']!r} is not a JSON Schema type; left out")
+                sink.warnings.append(f"{self._here()}: schema type {node['type']!r} is not a JSON Schema type; "
+                                     "left out")
             elif kind == "file":  # Swagger 2.0 file: bytes, sent base64-encoded
                 out["type"] = "string"
                 out.setdefault("contentEncoding", "base64")
             else:
                 out["type"] = kind
-        enum = node.get("enum")
-        if isinstance(enum, list) and enum:
-            unique: list[Any] = []
-            for item in enum:
-                if item not in unique:
-                    unique.append(item)
-            out["enum"] = unique
+        if "enum" in present:
+            enum = node["enum"]
+            if isinstance(enum, list) and enum:
+                try:
+                    distinct = len(set(enum)) == len(enum)  # Python's equality is coarser than JSON's
+                except TypeError:  # a list or object value
+                    distinct = False
+                out["enum"] = enum if distinct else _unique(enum)
         for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-            value = node.get(key)
-            if value is True and bound in out:  # OpenAPI 3.0 / draft 4: a flag on minimum/maximum
-                out[key] = out.pop(bound)
-            elif _is_number(value):
-                out[key] = value
-        multiple = node.get("multipleOf")
-        if _is_number(multiple) and multiple > 0:
-            out["multipleOf"] = multiple
-        if "examples" in node and isinstance(node["examples"], list):
+            if key in present:
+                value = node[key]
+                if value is True and bound in out:  # OpenAPI 3.0 / draft 4: a flag on minimum/maximum
+                    out[key] = out.pop(bound)
+                elif _is_number(value):
+                    out[key] = value
+        if "multipleOf" in present:
+            multiple = node["multipleOf"]
+            if _is_number(multiple) and multiple > 0:
+                out["multipleOf"] = multiple
+        if "examples" in present and isinstance(node["examples"], list):
             out["examples"] = node["examples"]
-        elif "example" in node:
+        elif "example" in present:
             out["examples"] = [node["example"]]
-        dependent = node.get("dependentRequired")
-        if isinstance(dependent, dict) and all(_is_names(v) for v in dependent.values()):
-            out["dependentRequired"] = {k: list(dict.fromkeys(v)) for k, v in dependent.items()}
+        if "dependentRequired" in present:
+            dependent = node["dependentRequired"]
+            if isinstance(dependent, dict) and all(_is_names(v) for v in dependent.values()):
+                out["dependentRequired"] = {k: list(dict.fromkeys(v)) for k, v in dependent.items()}
 
-        items = node.get("items")
-        if isinstance(items, dict | bool):
-            out["items"] = self._convert(items, context, sink)
-        elif isinstance(items, list):  # draft 4 tuple form
-            out["prefixItems"] = [self._convert(sub, context, sink) for sub in items]
+        path = self._path
+        if "items" in present:
+            items = node["items"]
+            if isinstance(items, dict | bool):
+                path.append("items")
+                out["items"] = self._convert(items, context, sink)
+                path.pop()
+            elif isinstance(items, list):  # draft 4 tuple form
+                converted_items = []
+                for index, sub in enumerate(items):
+                    path.append(f"prefixItems/{index}")
+                    converted_items.append(self._convert(sub, context, sink))
+                    path.pop()
+                out["prefixItems"] = converted_items
 
         hidden: list[str] = []
-        properties = node.get("properties")
-        if isinstance(properties, dict):
+        if "properties" in present and isinstance(node["properties"], dict):
             converted: dict[str, Any] = {}
-            for name, sub in properties.items():
-                if self._is_hidden(sub, context, sink):
+            for name, sub in node["properties"].items():
+                if self._is_hidden(sub, context):
                     hidden.append(name)
                 else:
+                    path.append(f"properties/{name}")
                     converted[name] = self._convert(sub, context, sink)
+                    path.pop()
             out["properties"] = converted
-        required = node.get("required")
-        if _is_names(required):
-            names = [name for name in dict.fromkeys(required) if name not in hidden]
-            if names:
-                out["required"] = names
+        if "required" in present:
+            required = node["required"]
+            if _is_names(required):
+                names = [name for name in dict.fromkeys(required) if name not in hidden]
+                if names:
+                    out["required"] = names
         if hidden:
             self._hidden[id(out)] = (out, tuple(hidden))
 
-        discriminator = node.get("discriminator")
+        discriminator = node.get("discriminator") if "discriminator" in present else None
         if isinstance(discriminator, dict) and isinstance(discriminator.get("propertyName"), str):
             note = f"The `{discriminator['propertyName']}` property selects the variant"
             mapping = discriminator.get("mapping")
             if isinstance(mapping, dict) and mapping:
-                note += " (" + ", ".join(str(value) for value in mapping) + ")"
+                values = [str(value) for value in mapping]
+                shown = ", ".join(values[:MAX_LISTED_VARIANTS])
+                if len(values) > MAX_LISTED_VARIANTS:
+                    shown += f" and {len(values) - MAX_LISTED_VARIANTS} more"
+                note += f" ({shown})"
             out["description"] = f"{out['description']}\n\n{note}." if out.get("description") else f"{note}."
 
-    def _is_hidden(self, sub: Any, context: Context, sink: Sink) -> bool:
+    def _is_hidden(self, sub: Any, context: Context) -> bool:
         flag = "readOnly" if context == REQUEST else "writeOnly"
         seen = 0
         while isinstance(sub, dict):
@@ -249,37 +344,36 @@ class SchemaConverter:
 
     def _reference(self, node: dict[str, Any], ref: str, context: Context, sink: Sink) -> Any:
         key = (ref, context)
-        memo = self._memo.get(key)
-        if memo is None:
-            if key in self._active:
-                self._active[key] = True
-                sink.needs.add(key)
-                return {"$ref": "#/$defs/" + self._def_name(ref)}
-            target = self.resolver.resolve(ref, self.where)
-            inner = Sink()
-            self._active[key] = False
-            try:
-                body = self._convert(target, context, inner)
-            finally:
-                recursive = self._active.pop(key)
-            # Output schemas keep every named schema as a def: they are for validation, not for a
-            # model to read, and inlining GitHub's would publish megabytes of repeated schemas.
-            if recursive or context == RESPONSE:
-                self._defs[key] = body
-                self._def_needs[key] = frozenset(inner.needs)
-                inner.needs.add(key)
-                body = {"$ref": "#/$defs/" + self._def_name(ref)}
-                self._def_keys[(body["$ref"], context)] = key
-            memo = (body, frozenset(inner.needs), tuple(inner.warnings))
-            self._memo[key] = memo
-        result, needs, warnings = memo
-        if needs:
-            sink.needs.update(needs)
-        if warnings:
-            sink.warnings.extend(warnings)
+        found = self._definitions.get(key)
+        if found is None:
+            self.resolver.resolve(ref, self.where)  # a dangling ref is an error of the operation that uses it
+            found = Definition(key, self._def_name(ref))
+            self._definitions[key] = found
+            self._by_ref[(DEFS_PREFIX + found.name, context)] = found
+        result: Any = self._marker(found.name)
         if len(node) > 1:
             result = self._ref_siblings(node, result, context, sink)
         return result
+
+    def _marker(self, name: str) -> dict[str, str]:
+        marker = self._markers.get(name)
+        if marker is None:
+            marker = self._markers[name] = {"$ref": DEFS_PREFIX + name}
+        return marker
+
+    def _convert_definition(self, found: Definition) -> None:
+        """Convert a named schema on first need (its own warnings stay with it, for the tools it reaches)."""
+        ref, context = found.key
+        saved = self.origin, self._path
+        self.origin, self._path = f"schema {found.name}", []
+        self._active.add(found.key)
+        inner = Sink()
+        try:
+            found.body = self._convert(self.resolver.resolve(ref, self.where), context, inner)  # type: ignore[arg-type]
+        finally:
+            self._active.discard(found.key)
+            self.origin, self._path = saved
+        found.warnings = tuple(dict.fromkeys(inner.warnings))
 
     def _ref_siblings(self, node: dict[str, Any], result: Any, context: Context, sink: Sink) -> Any:
         """Keywords next to a `$ref` (3.1 allows them; 3.0 specs use them anyway): layered on a copy."""
@@ -307,19 +401,31 @@ class SchemaConverter:
             self._def_names[ref] = name
         return name
 
-    def _merge_all_of(self, out: dict[str, Any]) -> dict[str, Any]:
-        """allOf of plain object schemas becomes one object schema (clients and flattening need it)."""
+    def _merge_all_of(self, out: dict[str, Any], context: Context, sink: Sink) -> dict[str, Any]:
+        """allOf of plain object schemas becomes one object schema (clients and flattening need it);
+        a named member is merged from its converted body unless it is being converted (a cycle). Its
+        title and description stay its own: Graph's `user` is `allOf: [directoryObject, {...}]`, and
+        every entity would otherwise be titled `entity` and described by the base's variant list."""
         if out.get("type", "object") != "object":
             return out
         own = {key: value for key, value in out.items() if key != "allOf"}
         if not set(own) <= _MERGEABLE or own.get("additionalProperties", True) is not True:
             return out
-        parts = [own, *out["allOf"]]
+        parts = [own]
+        named: set[int] = set()
+        for member in out["allOf"]:
+            if isinstance(member, dict) and set(member) == {"$ref"}:
+                resolved = self.definition(member, context, sink)
+                if resolved is member:
+                    return out
+                member = resolved
+                named.add(len(parts))
+            parts.append(member)
         properties: dict[str, Any] = {}
         required: list[str] = []
         hidden: set[str] = set(self.hidden_properties(out))
         annotations: dict[str, Any] = {}
-        for part in parts:
+        for index, part in enumerate(parts):
             if not isinstance(part, dict) or not set(part) <= _MERGEABLE:
                 return out
             if part.get("type", "object") != "object" or part.get("additionalProperties", True) is not True:
@@ -331,7 +437,7 @@ class SchemaConverter:
                     properties[name] = prop
             required.extend(part.get("required", ()))
             hidden.update(self.hidden_properties(part))
-            for key in ("title", "description", "deprecated"):
+            for key in ("deprecated",) if index in named else ("title", "description", "deprecated"):
                 if key in part:
                     annotations.setdefault(key, part[key])
         merged: dict[str, Any] = {**annotations, "type": "object"}
@@ -371,6 +477,23 @@ def _type(value: Any) -> str | list[str] | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """`values` without repeats, in order (JSON equality: 1 and true differ; Graph enums list hundreds)."""
+    seen: set[tuple[type, Any]] = set()
+    unique: list[Any] = []
+    for item in values:
+        try:
+            key = (type(item), item)
+            if key in seen:
+                continue
+            seen.add(key)
+        except TypeError:  # a list or object value
+            if item in unique:
+                continue
+        unique.append(item)
+    return unique
 
 
 def _is_names(value: Any) -> bool:

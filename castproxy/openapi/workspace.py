@@ -60,7 +60,9 @@ def compile_workspace(
     try:
         if document is None:
             document = load_document(workspace.openapi, base_dir, offline=offline)
-        compiled = compile_spec(document, output_schema=workspace.output_schema)
+        compiled = compile_spec(
+            document, output_schema=workspace.output_schema, max_schema_bytes=workspace.max_schema_bytes
+        )
     except SpecError as exc:
         raise WorkspaceError([((*prefix, "openapi"), exc.message)], offline_skipped=exc.offline_skipped) from None
 

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from castproxy.openapi.patterns import EcmaValidator, unmatched_names
 from castproxy.upstream.fastcheck import compile_check
 
 EXCERPT_CHARS = 40
@@ -55,7 +55,8 @@ def _choices(values: Sequence[Any]) -> str:
 
 
 class ArgumentValidator:
-    """JSON Schema (draft 2020-12) check of one tool's arguments."""
+    """JSON Schema (draft 2020-12, ECMA-262 patterns) check of one tool's arguments; `$ref`s into the
+    schema's own `$defs` resolve locally."""
 
     def __init__(self, input_schema: dict[str, Any]) -> None:
         # Built on the first call, not here: a snapshot of 20,000 operations must not pay for tools never called.
@@ -64,7 +65,7 @@ class ArgumentValidator:
 
     def _build(self) -> None:
         input_schema = self._schema
-        self._validator = Draft202012Validator(input_schema)
+        self._validator = EcmaValidator(input_schema)
         self._certainly_valid = compile_check(input_schema)  # None: the schema needs jsonschema every time
         properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
         self._secret_arguments = frozenset(
@@ -179,6 +180,4 @@ class ArgumentValidator:
 
 def _unexpected(error: ValidationError) -> list[str]:
     schema = error.schema if isinstance(error.schema, dict) else {}
-    known = set(schema.get("properties") or {})
-    patterns = [re.compile(p) for p in (schema.get("patternProperties") or {})]
-    return [key for key in error.instance if key not in known and not any(p.search(key) for p in patterns)]
+    return unmatched_names(error.instance, schema)

@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from castproxy.openapi.patterns import compiled as ecma_regex
+
 Check = Callable[[Any], bool]
 
 # Keywords that only annotate: jsonschema's draft 2020-12 validator asserts nothing for them.
@@ -138,8 +140,11 @@ def _compile(schema: Any) -> Check:
             lambda v, low=low, high=high: not isinstance(v, str) or (len(v) >= low and (high is None or len(v) <= high))
         )
     if "pattern" in schema:
-        search = re.compile(schema["pattern"]).search
-        checks.append(lambda v, search=search: not isinstance(v, str) or search(v) is not None)
+        regex = ecma_regex(schema["pattern"])  # ECMA-262, as jsonschema is told to match (patterns.py)
+        if regex is None:
+            raise Unsupported
+        find = regex.find
+        checks.append(lambda v, find=find: not isinstance(v, str) or find(v) is not None)
 
     if "items" in schema:
         item_check = _compile(schema["items"])

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from castproxy.openapi.patterns import EcmaValidator
 from castproxy.upstream.fastcheck import compile_check
 
 REASON_CHARS = 200
 
 
 class OutputValidator:
-    """JSON Schema (draft 2020-12) check of one tool's structured content."""
+    """JSON Schema (draft 2020-12, ECMA-262 patterns) check of one tool's structured content."""
 
     def __init__(self, output_schema: dict[str, Any]) -> None:
-        self._validator = Draft202012Validator(output_schema)
+        self._validator = EcmaValidator(output_schema)
         self._certainly_valid = compile_check(output_schema)  # None: jsonschema every time
 
     def mismatch(self, structured: Any) -> str | None:

@@ -476,6 +476,30 @@ CASES = [
         "5:25: `max_response_bytes` must be at least 1024 (got 10)",
     ),
     case(
+        "max_schema_bytes_too_small",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            max_schema_bytes: 100
+            tools: [listItems]
+        """,
+        "5:23: `max_schema_bytes` must be at least 1024 (got 100)",
+    ),
+    case(
+        "max_schema_bytes_not_a_size",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./spec.json
+            max_schema_bytes: 32 kilobytes
+            tools: [listItems]
+        """,
+        "5:23: `max_schema_bytes` must be a size like 1048576, '512KiB' or '1MiB' (got '32 kilobytes')",
+    ),
+    case(
         "output_schema_not_bool",
         """\
         version: 1

