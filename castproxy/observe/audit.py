@@ -11,7 +11,6 @@ without bound (the count is in /metrics and in a record written once the writer 
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import os
@@ -24,6 +23,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from castproxy.config.model import AuditSettings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ MAX_PENDING = 100_000  # records waiting for the writer before new ones are drop
 BATCH = 1000  # records written per wake-up at most
 GATHER = 0.02  # seconds the writer waits for more records after the first, unless a full batch is there
 _STOP = object()
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text (one strftime per second)
@@ -52,7 +52,7 @@ def encode(record: Record) -> str:
 
     Records are built with `ts` (epoch seconds) first, so the encoded float is swapped for its ISO text
     in the line rather than by copying the record (this runs once per record, on the writer thread)."""
-    line = _ENCODER.encode(record)
+    line = orjson.dumps(record, default=str).decode()
     if line.startswith('{"ts":'):
         end = line.find(",", 6)
         return '{"ts":"' + iso_time(record["ts"]) + '"' + (line[end:] if end != -1 else "}")
