@@ -33,7 +33,7 @@ Record = dict[str, Any]
 RING_SIZE = 1000  # recent records kept in memory for the admin page, per process
 MAX_PENDING = 100_000  # records waiting for the writer before new ones are dropped
 BATCH = 1000  # records written per wake-up at most
-GATHER = 0.02  # seconds the writer waits for more records after the first, unless a full batch is there
+GATHER = 0.1  # seconds the writer waits for more records after the first, unless a full batch is there
 _STOP = object()
 
 
