@@ -60,6 +60,12 @@ def _size(text: str) -> int:
     return size
 
 
+def _worker_count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of processes, 1 or more (got {text!r})")
+    return int(text)
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
@@ -93,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
+    serve.add_argument("--workers", type=_worker_count, metavar="N",
+                       help="worker processes sharing the port (default: $CASTPROXY_WORKERS, else 1)")
     _add_log_options(serve)
 
     validate = sub.add_parser("validate", help="check a config fully",

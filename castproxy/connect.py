@@ -132,6 +132,12 @@ def connect(args: argparse.Namespace) -> int:
     url = f"{loaded.public_url}/mcp/{args.workspace}"
     snippet = render(args.client, args.workspace, url, needs_key=workspace.inbound is not None)
     print(snippet.text)
-    for note in [*snippet.notes, *workspace_notes(workspace, loaded.callback_url)]:
+    notes = [*snippet.notes, *workspace_notes(workspace, loaded.callback_url)]
+    identity = loaded.config.server.identity
+    if identity is not None:  # company sign-in (castproxy/access): every workspace signs its callers in
+        notes.append(f"On first use the client opens a browser: sign in with your company account ({identity.issuer}).")
+        notes.append(f"Register this redirect URI for client {identity.client_id} at the identity provider: "
+                     f"{loaded.identity_callback_url}")
+    for note in notes:
         print(f"# {note}", file=sys.stderr)
     return 0

@@ -7,15 +7,20 @@ across config reloads, turns an MCP request's castproxy token into the caller's 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import httpx2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from castproxy.access.oidc import IdentityProvider
+from castproxy.access.policy import Caller, Rule
+from castproxy.access.sessions import IdentitySessions
+from castproxy.access.signin import CompanySignIn
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.login import LoginClients
@@ -23,11 +28,11 @@ from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import OAuthError, no_sign_in
 from castproxy.auth.server.limits import RateLimiter
-from castproxy.auth.server.records import GrantRecord, TokenRecord
+from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
 from castproxy.auth.server.tokens import InvalidToken, TokenService
-from castproxy.config.model import LoginAuth, OAuth2Auth
+from castproxy.config.model import IdentitySettings, LoginAuth, OAuth2Auth
 from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher
 from castproxy.store.keycheck import key_problem
@@ -54,6 +59,7 @@ class AuthBridge:
         registration_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         events: AuthEvents = NO_EVENTS,
+        identity: IdentitySettings | None = None,
     ) -> None:
         self._store = store
         self._events = events  # sign-ins, consent, sign-outs, revocations, refreshes (castproxy.observe)
@@ -78,6 +84,10 @@ class AuthBridge:
         self._key_checked = False
         self._key_problem: str | None = None
         self.server.key_problem = self.key_problem
+        if identity is not None:  # company sign-in before every consent (castproxy.access)
+            sessions = IdentitySessions(store, cipher, lifetime=identity.session_lifetime, clock=clock)
+            self.server.identity = CompanySignIn(IdentityProvider(identity, clock=clock), sessions,
+                                                 public_url=public_url)
 
     # --- wiring -------------------------------------------------------------------------------------
 
@@ -89,9 +99,15 @@ class AuthBridge:
         workspaces: Mapping[str, OAuth2Auth],
         logins: Mapping[str, LoginAuth] | None = None,
         base_urls: Mapping[str, str] | None = None,
+        *,
+        sign_in_only: Iterable[str] = (),
+        access: Mapping[str, Rule | None] | None = None,
     ) -> None:
         """Take the oauth2 and login workspaces of a new config snapshot (with the base URL each oauth2
-        workspace's tokens go to); unchanged ones keep their upstream client."""
+        workspace's tokens go to); unchanged ones keep their upstream client. `sign_in_only` are the
+        shared-credential workspaces whose callers sign in at castproxy (server.identity); `access` is who may
+        connect to each workspace, checked at /authorize."""
+        rules = access or {}
         if logins is not None:
             self.logins.update(logins)
         current = self.server.workspaces
@@ -100,7 +116,7 @@ class AuthBridge:
             base_url = (base_urls or {}).get(name, "")
             old = current.get(name)
             if old is not None and old.auth == auth and old.base_url == base_url:
-                fresh[name] = old
+                fresh[name] = dataclasses.replace(old, access=rules.get(name))
                 continue
             self._base_urls[name] = base_url
             fresh[name] = WorkspaceEntry(
@@ -110,7 +126,14 @@ class AuthBridge:
                 resource=self.server.resource_url(name),
                 resource_metadata_url=self.server.resource_metadata_url(name),
                 base_url=base_url,
+                access=rules.get(name),
             )
+        for name in sign_in_only:
+            shared = fresh.get(name)  # a client_credentials workspace keeps its upstream client for its service token
+            fresh[name] = dataclasses.replace(shared, identity_sign_in=True) if shared is not None else WorkspaceEntry(
+                name=name, auth=None, upstream=None, resource=self.server.resource_url(name),
+                resource_metadata_url=self.server.resource_metadata_url(name), access=rules.get(name),
+                identity_sign_in=True)
         self.server.workspaces = fresh
 
     async def key_problem(self) -> str | None:
@@ -127,6 +150,8 @@ class AuthBridge:
         return self._key_problem
 
     async def close(self) -> None:
+        if self.server.identity is not None:
+            await self.server.identity.close()
         await self._fetcher.close()
         await self._http.aclose()
 
@@ -135,10 +160,11 @@ class AuthBridge:
     async def authenticate(self, request: Request, workspace: str) -> str | Response:
         """The upstream grant id behind the caller's castproxy token for `workspace`, or the response to send."""
         outcome = await self.authenticate_caller(request, workspace)
-        return outcome if isinstance(outcome, Response) else outcome.grant_id
+        return outcome if isinstance(outcome, Response) else outcome[0]
 
-    async def authenticate_caller(self, request: Request, workspace: str) -> TokenRecord | Response:
-        """The caller's castproxy token record (grant, client, subject) for `workspace`, or the response to send.
+    async def authenticate_caller(self, request: Request, workspace: str) -> tuple[str, Caller] | Response:
+        """The grant id behind the caller's castproxy token for `workspace` and who the caller is (person,
+        client, granted scopes: read from the token's record, no further store look-up), or the response to send.
 
         Only the Authorization header is read: a token in the query string is refused (RFC 9700 §4.3.2),
         and only castproxy's own tokens are recognised, so an upstream token is never accepted here.
@@ -165,7 +191,9 @@ class AuthBridge:
             record = await self.tokens.authenticate(token, workspace)
         except InvalidToken as exc:
             return self.challenge(workspace, "invalid_token", str(exc))
-        return record
+        caller = Caller(subject=record.subject or None, email=record.email or None, groups=frozenset(record.groups),
+                        client_id=record.client_id, scopes=frozenset(record.scopes) if entry.per_user else None)
+        return record.grant_id, caller
 
     def challenge(self, workspace: str, error: str | None = None, description: str = "", status: int = 401) -> Response:
         """The 401 that sends an MCP client to sign in (RFC 9728 §5.1, RFC 6750 §3)."""
@@ -183,12 +211,26 @@ class AuthBridge:
             headers={"WWW-Authenticate": "Bearer " + ", ".join(parts), "Cache-Control": "no-store"},
         )
 
+    def insufficient_scope(self, workspace: str, scopes: Iterable[str], tool: str) -> Response:
+        """The 403 that sends an MCP client to authorize again with more scopes (MCP authorization 2025-11-25,
+        scope challenge; RFC 6750 §3.1): `scopes` are those held plus those the tool needs."""
+        wanted = " ".join(scopes)
+        description = f"tool {tool[:64]} needs more scope than this sign-in was granted"
+        parts = [f"error={_quote('insufficient_scope')}", f"scope={_quote(wanted)}",
+                 f"resource_metadata={_quote(self.server.resource_metadata_url(workspace))}",
+                 f"error_description={_quote(description)}"]
+        return JSONResponse(
+            {"error": "insufficient_scope", "error_description": description, "scope": wanted},
+            status_code=403,
+            headers={"WWW-Authenticate": "Bearer " + ", ".join(parts), "Cache-Control": "no-store"},
+        )
+
     def credentials_for(self, workspace: str) -> UpstreamCredentials:
         login = self.logins.credentials_for(workspace)
         if login is not None:
             return login
         entry = self.server.workspaces.get(workspace)
-        if entry is None:  # removed by a reload while a call was in flight
+        if entry is None or entry.upstream is None or entry.auth is None:  # removed by a reload during a call
             return _Gone(workspace)
         return _UpstreamTokenCredentials(entry, self.tokens)
 
@@ -210,7 +252,7 @@ class AuthBridge:
 
     async def _revoke_upstream(self, grant: GrantRecord) -> None:
         entry = self.server.workspaces.get(grant.workspace)
-        if entry is None:
+        if entry is None or entry.upstream is None:
             return
         try:
             await entry.upstream.revoke(grant.grant_id)
@@ -223,6 +265,8 @@ class AuthBridge:
         entry = self.server.sign_in_workspace(grant.workspace)
         if entry is None:
             raise OAuthError("invalid_grant", f"workspace {grant.workspace} no longer uses sign-in")
+        if entry.upstream is None:
+            return  # castproxy's own sign-in: nothing upstream to narrow
         try:
             await entry.upstream.narrow(grant.grant_id, scopes)
         except SignInRequired:
@@ -247,7 +291,9 @@ class _UpstreamTokenCredentials:
     async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
         rejected = refused
         upstream = self._entry.upstream
-        if not self._entry.sign_in:
+        if upstream is None:  # an AS workspace without upstream (castproxy's own sign-in): no upstream token
+            raise SignInRequired(f"workspace {self._entry.name} has no upstream OAuth")
+        if not self._entry.per_user:
             # `rejected=` only when there is one, so upstream stand-ins without it keep working.
             token = await (upstream.service_token(rejected=rejected) if rejected else upstream.service_token())
         else:

@@ -107,7 +107,6 @@ def safe_description(value: object, limit: int = 300) -> str:
 class SignInResult:
     grant_id: str
     context: dict = field(default_factory=dict)
-    subject: str = ""  # the person, when the upstream's answer carried an ID token
 
 
 @dataclass(frozen=True)
@@ -482,8 +481,7 @@ class UpstreamOAuth:
         await self._write_grant(grant_id, tokens)
         log.info("workspace %s: upstream sign-in complete (grant %s)", self.workspace, _grant_ref(grant_id))
         context = record.get("context")
-        return SignInResult(grant_id=grant_id, context=context if isinstance(context, dict) else {},
-                            subject=tokens.subject or "")
+        return SignInResult(grant_id=grant_id, context=context if isinstance(context, dict) else {})
 
     # ---- grants ------------------------------------------------------------------------------------
 

@@ -47,9 +47,6 @@ class TokenSet:
     expires_at: float | None  # epoch seconds; None when the upstream did not say
     obtained_at: float
     scopes: tuple[str, ...] = ()
-    # The signed-in person per the ID token the answer carried (OpenID Connect upstreams), for the admin
-    # page and the audit trail only: read without checking the signature, never used to authorize, not stored.
-    subject: str | None = field(default=None, compare=False)
 
     def needs_refresh(self, now: float) -> bool:
         if self.expires_at is None:
@@ -155,20 +152,4 @@ async def request_token(
         expires_at=_parse_expiry(answer.get("expires_in"), now),
         obtained_at=now,
         scopes=tuple(scope.split()) if isinstance(scope, str) else tuple(requested_scopes),
-        subject=id_token_subject(answer.get("id_token")),
     )
-
-
-def id_token_subject(id_token: object) -> str | None:
-    """The `sub` claim of an ID token (OpenID Connect Core 2), when it is a plain printable string."""
-    if not isinstance(id_token, str) or id_token.count(".") != 2:
-        return None
-    payload = id_token.split(".")[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    subject = claims.get("sub") if isinstance(claims, dict) else None
-    if isinstance(subject, str) and 0 < len(subject) <= 255 and subject.isprintable():
-        return subject
-    return None

@@ -114,8 +114,10 @@ def operation_entry(tool: ToolDefinition) -> dict[str, Any]:
 Lookup = Callable[[str], ToolDefinition | None]  # a tool of the workspace by name
 
 
-def search(index: SearchIndex, lookup: Lookup, query: str, limit: int) -> mcp_types.CallToolResult:
-    hits = [tool for tool in (lookup(hit.name) for hit in index.search(query, limit)) if tool is not None]
+def search(index: SearchIndex, lookup: Lookup, query: str, limit: int, spare: int = 0) -> mcp_types.CallToolResult:
+    """`spare`: how many hits `lookup` may drop (tools hidden from the caller), so `limit` are still shown."""
+    found = (lookup(hit.name) for hit in index.search(query, limit + spare))
+    hits = [tool for tool in found if tool is not None][:limit]
     payload = {"query": query, "operations": [operation_entry(tool) for tool in hits]}
     if not hits:
         payload["hint"] = "Nothing matched; try other words (a verb and the thing acted on, e.g. 'delete a user')."

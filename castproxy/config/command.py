@@ -155,6 +155,9 @@ def _print_summary(loaded: LoadedConfig, path: Path, counts: dict[str, int], *, 
               f"at {loaded.public_url}/mcp/{name}")
     if _needs_redirect_uri(loaded):
         print(f"register this redirect URI at the upstream OAuth server: {loaded.callback_url}")
+    if loaded.config.server.identity is not None:
+        print(f"register this redirect URI for client {loaded.config.server.identity.client_id} at the identity "
+              f"provider (server.identity): {loaded.identity_callback_url}")
     if offline:
         print("note: --offline: specs behind URLs were not fetched")
     print(f"{path}: valid ({_count(len(loaded.config.workspaces), 'workspace')})")

@@ -25,6 +25,7 @@ from castproxy.config.source import SourceMap, parse_yaml
 CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"
+IDENTITY_CALLBACK_PATH = "/oauth/identity/callback"  # server.identity: the redirect URI at the company provider
 MAX_CONFIG_BYTES = 4 * 2**20
 # Stands in for a reference that could not be resolved: long and non-empty, so no rule reports the
 # value as missing or short on top of the error that names the reference (or, with need_secrets=False,
@@ -50,11 +51,17 @@ class LoadedConfig:
     warnings: list[Problem]
     public_url: str
     positions: SourceMap = field(default_factory=SourceMap, repr=False, compare=False)
+    secret_files: frozenset[Path] = frozenset()  # every `${file:}` read (serve watches them for changes)
 
     @property
     def callback_url(self) -> str:
         """The redirect URI to register at upstream OAuth servers."""
         return self.public_url + UPSTREAM_CALLBACK_PATH
+
+    @property
+    def identity_callback_url(self) -> str:
+        """The redirect URI to register for castproxy's client at the company identity provider."""
+        return self.public_url + IDENTITY_CALLBACK_PATH
 
     def locate(self, loc: tuple[str | int, ...]) -> tuple[int, int]:
         """1-based (line, column) of the key or value at `loc`, else of its nearest parent in the file."""
@@ -92,9 +99,15 @@ class _Loading:
         self.positions = SourceMap()
         self.origins = SecretOrigins()
         self.problems: list[Problem] = []
-        self.unresolved: set[Loc] = set()  # references that failed: their error is the only one reported there
+        self.files: set[Path] = set()  # every `${file:}` read or tried (serve watches them)
 
     def run(self) -> LoadedConfig:
+        try:
+            return self._run()
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, files=frozenset(self.files)) from None
+
+    def _run(self) -> LoadedConfig:
         text = self._read()
         parsed = parse_yaml(text)
         self.positions = parsed.positions
@@ -114,7 +127,9 @@ class _Loading:
         if errors or config is None:
             raise ConfigError(_ordered(self.problems))
         warnings = _ordered([p for p in self.problems if p.severity == "warning"])
-        return LoadedConfig(config, self.path, self.base_dir, warnings, public_url(config), self.positions)
+        return LoadedConfig(
+            config, self.path, self.base_dir, warnings, public_url(config), self.positions, frozenset(self.files)
+        )
 
     def _read(self) -> str:
         try:
@@ -144,11 +159,14 @@ class _Loading:
         try:
             resolved = resolve(node, self.environ, self.base_dir)
         except ReferenceProblem as exc:
+            if exc.path is not None:
+                self.files.add(exc.path)
             self.origins.referenced.add(path)  # never quote this value in later messages
             if path not in self.secret_paths:
                 self._add(Located(path, str(exc)))
                 self.unresolved.add(path)
             return UNRESOLVED_SECRET
+        self.files.update(resolved.files)
         if resolved.has_reference:
             self.origins.referenced.add(path)
         if resolved.defaults_used:

@@ -61,6 +61,117 @@ class ConnectionSettings(_Strict):
         return value
 
 
+# ---- who may call what (issue 14: castproxy/access) ----------------------------------------------------
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
+RateText = Annotated[str, StringConstraints(pattern=_RATE.pattern)]
+_LIFETIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONG_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+LongDurationText = Annotated[str, StringConstraints(pattern=_LONG_DURATION.pattern)]
+KeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+
+
+class IdentitySettings(_Strict):
+    """The company's OpenID Connect provider (Okta, Entra ID, Google Workspace, Keycloak, ...)."""
+
+    issuer: HttpUrlText = Field(
+        description="The provider's issuer URL (its /.well-known/openid-configuration is read)."
+    )
+    client_id: str = Field(min_length=1, description="castproxy's client at the provider.")
+    client_secret: SecretStr | None = Field(
+        None, description="The client's secret (use ${env:NAME}); absent for a public client (PKCE only)."
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="Scopes asked for at sign-in; openid is always sent.",
+    )
+    groups_claim: str | None = Field(
+        None, description="The ID token claim that lists the person's groups (e.g. groups, roles); absent: none read."
+    )
+    session_lifetime: float = Field(
+        8 * 3600.0, ge=60, le=30 * 86400,
+        description="How long one company sign-in in a browser serves further workspaces (seconds, or '8h').",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        min_length=1,
+        description="ID token signature algorithms accepted (asymmetric ones; 'none' and HMAC are never accepted).",
+    )
+
+    @field_validator("session_lifetime", mode="before", json_schema_input_type=float | LongDurationText)
+    @classmethod
+    def _lifetime(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a duration like 3600, '30m', '8h' or '1d'")
+        if isinstance(value, str):
+            match = _LONG_DURATION.match(value)
+            if not match:
+                raise ValueError("a duration like 3600, '30m', '8h' or '1d'")
+            return float(match.group(1)) * _LIFETIME_UNITS[match.group(2) or "s"]
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+        wrong = [alg for alg in value if alg not in allowed]
+        if wrong:
+            raise ValueError(f"asymmetric JOSE algorithms only ({', '.join(sorted(allowed))}); not {', '.join(wrong)}")
+        return value
+
+
+class AccessRule(_Strict):
+    """Who may: a caller matching any entry (an email, an email domain, a group, a subject)."""
+
+    emails: list[str] = Field(default_factory=list, description="Email addresses (any case).")
+    domains: list[str] = Field(default_factory=list, description="Email domains, e.g. corp.example (any case).")
+    groups: list[str] = Field(
+        default_factory=list, description="Groups from the identity provider's groups claim, or of named inbound keys."
+    )
+    subjects: list[str] = Field(default_factory=list, description="Subjects (`sub`) of the identity provider.")
+
+    @field_validator("emails", "domains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [item.strip().lower().lstrip("@") for item in value]
+
+
+class RateLimit(_Strict):
+    """Calls allowed per caller and for everyone together (N/second, N/minute or N/hour; N at once at most)."""
+
+    per_caller: RateText | None = Field(
+        None, description="Per caller (person, named key, or client): e.g. 10/minute."
+    )
+    total: RateText | None = Field(None, description="For all callers together: e.g. 1000/minute.")
+
+    @field_validator("per_caller", "total", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> object:
+        if value is None:
+            return value
+        match = _RATE.match(value) if isinstance(value, str) else None
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError("a rate like 10/minute: N/second, N/minute or N/hour with N at least 1")
+        return value
+
+
+class NamedApiKey(_Strict):
+    """An inbound key that is a caller of its own: policies and limits see its name and groups."""
+
+    name: KeyName = Field(description="The caller's name in logs, limits and policies (e.g. ci-bot).")
+    key: SecretStr = Field(description="The key; use ${env:NAME} or ${file:PATH}.")
+    groups: list[str] = Field(default_factory=list, description="Groups the key belongs to, for `access` rules.")
+    email: str | None = Field(None, description="An email address policies may match (optional).")
+
+
+def _inbound_key_kind(value: object) -> str:
+    return "named" if isinstance(value, dict | NamedApiKey) else "bare"
+
+
+InboundKey = Annotated[
+    Annotated[SecretStr, Tag("bare")] | Annotated[NamedApiKey, Tag("named")], Discriminator(_inbound_key_kind)
+]
+
+
 # ---- observability (issue 13): the audit trail and the admin page ------------------------------------
 class AuditSettings(_Strict):
     """Where the audit trail goes: one JSON line per tool call, sign-in, revocation, reload..."""
@@ -126,6 +237,11 @@ class ServerSettings(_Strict):
     metrics_token: SecretStr | None = Field(
         None, description="When set, /metrics answers only `Authorization: Bearer TOKEN` (use ${env:NAME})."
     )
+    identity: IdentitySettings | None = Field(
+        None,
+        description="Company sign-in (OpenID Connect): people sign in at this provider before any workspace's "
+        "consent, and every workspace then needs a signed-in caller or an inbound key.",
+    )
 
     @field_validator("port", mode="before")
     @classmethod
@@ -157,6 +273,12 @@ class StoreSettings(_Strict):
     backend: Literal["sqlite", "redis"] = Field("sqlite", description="sqlite (embedded) | redis (replicas).")
     path: str = Field("./.castproxy/state.db", description="SQLite file, relative to the config file.")
     url: SecretStr | None = Field(None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
+    # --- issue 12 (deployments): spec cache ---
+    spec_cache: str | None = Field(
+        None,
+        description="Folder for the last good copy of each remote spec (default: spec-cache beside `path`); "
+        "relative to the config file.",
+    )
 
 
 class NoAuth(_Strict):
@@ -295,8 +417,10 @@ Auth = Annotated[
 class Inbound(_Strict):
     """What callers of a shared-credential workspace must present."""
 
-    api_keys: list[SecretStr] = Field(
-        min_length=1, description="Keys callers send as `Authorization: Bearer KEY` or `X-API-Key: KEY`."
+    api_keys: list[InboundKey] = Field(
+        min_length=1,
+        description="Keys callers send as `Authorization: Bearer KEY` or `X-API-Key: KEY`: a bare key, or "
+        "{name, key, groups} for a key that is a named caller (access policies and limits apply to it).",
     )
 
 
@@ -317,6 +441,8 @@ class ToolSelection(_Strict):
         None, description="Tool name clients see (default: from the operationId); [A-Za-z0-9_.-]{1,64}."
     )
     description: str | None = Field(None, description="Tool description clients see (default: from the spec).")
+    access: AccessRule | None = Field(None, description="Who may call this tool (default: whoever may connect).")
+    rate_limit: RateLimit | None = Field(None, description="Limits on calls of this tool, on top of the workspace's.")
 
 
 class ToolSelector(_Strict):
@@ -330,6 +456,12 @@ class ToolSelector(_Strict):
         "e.g. /repos/** or /users/*/repos.", json_schema_extra={"pattern": "^/"},
     )
     method: HttpMethod | None = Field(None, description="An HTTP method: GET, POST, PUT, PATCH, DELETE, ...")
+    access: AccessRule | None = Field(
+        None, description="Who may call the tools this selector picks (an operation's own entry wins)."
+    )
+    rate_limit: RateLimit | None = Field(
+        None, description="Limits on calls of each tool this selector picks (an operation's own entry wins)."
+    )
 
     @field_validator("method", mode="before", json_schema_input_type=_MethodInAnyCase | None)
     @classmethod
@@ -368,7 +500,7 @@ ExcludeEntry = Annotated[
 ]
 Discovery = Literal["list", "search"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 
@@ -382,6 +514,14 @@ def parse_size(text: str) -> int:
 
 
 DurationText = Annotated[str, StringConstraints(pattern=_DURATION.pattern)]
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_REFRESH = 7 * 24 * 3600
+
+
+def _seconds(text: str) -> float:
+    match = _DURATION.match(text)
+    assert match is not None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
 SizeText = Annotated[str, StringConstraints(pattern=_SIZE.pattern)]
 
 
@@ -421,6 +561,28 @@ class Workspace(_Strict):
     audit: WorkspaceAudit | None = Field(
         None, description="Audit options of this workspace, e.g. {argument_names: true}."
     )
+    # --- issue 12 (deployments): background spec refresh ---
+    refresh: float | None = Field(
+        None, ge=1, le=_MAX_REFRESH,
+        description="Re-fetch a remote spec this often ('10m', '1h', or seconds) and serve it when it changed; "
+        "default: only at start, on a config change or SIGHUP.",
+    )
+
+    @field_validator("refresh", mode="before", json_schema_input_type=float | DurationText | None)
+    @classmethod
+    def _parse_refresh(cls, value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, bool) or (isinstance(value, str) and not _DURATION.match(value)):
+            raise ValueError("a duration like '10m', '1h', '30s' or 600 (seconds)")
+        seconds = _seconds(value) if isinstance(value, str) else value
+        if isinstance(seconds, int | float) and not 1 <= seconds <= _MAX_REFRESH:
+            raise ValueError("a duration from 1 second to 7 days, like '10m' or '1h'")
+        return seconds
+    access: AccessRule | None = Field(
+        None, description="Who may connect (emails, domains, groups, subjects); absent: everyone who can sign in."
+    )
+    rate_limit: RateLimit | None = Field(None, description="Tool calls allowed per caller and in total.")
 
     @field_validator(
         "tools", mode="before", json_schema_input_type=Annotated[list[ToolEntry], Field(min_length=1)] | Literal["*"]
@@ -445,8 +607,7 @@ class Workspace(_Strict):
             match = _DURATION.match(value)
             if not match:
                 raise ValueError("a duration like 30, '30s', '500ms' or '2m'")
-            number, unit = float(match.group(1)), match.group(2) or "s"
-            return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
+            return _seconds(value)
         return value
 
     @field_validator("max_response_bytes", "max_schema_bytes", mode="before", json_schema_input_type=int | SizeText)

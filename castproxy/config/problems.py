@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -24,8 +25,9 @@ class Problem:
 class ConfigError(Exception):
     """A config that cannot be used; carries every problem found, not only the first."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], *, files: frozenset[Path] = frozenset()) -> None:
         self.problems = problems
+        self.files = files  # `${file:}` secrets this load read or tried to (serve watches them)
         super().__init__("\n".join(str(p) for p in problems))
 
     @property

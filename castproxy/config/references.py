@@ -3,7 +3,8 @@
 A reference may stand alone (`token: ${env:API_TOKEN}`) or sit inside text
 (`X-Auth: "Bearer ${env:API_TOKEN}"`); `$${` writes a literal `${`. Errors name the reference, never
 a resolved value. `${file:PATH}` is read relative to the config's folder, with one trailing newline
-removed (what `echo secret > file` and Kubernetes secret files leave behind).
+removed (what `echo secret > file` and Kubernetes secret files leave behind). Every `${file:}` path
+is reported (`Resolved.files`, `ReferenceProblem.path`) so `serve` can watch the files it read.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ SYNTAX_HINT = "write ${env:NAME} or ${file:PATH}, or $${ for a literal '${'"
 class ReferenceProblem(Exception):
     """A reference that is malformed or cannot be resolved; the message is safe to show."""
 
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path  # the secret file that could not be read, if that is the problem
+
 
 @dataclass(frozen=True)
 class Resolved:
     value: str
     has_reference: bool  # at least one ${...} was replaced
     defaults_used: tuple[str, ...]  # env variables that were unset, so their `:-default` applied
+    files: tuple[Path, ...] = ()  # the `${file:}` paths read (absolute, symlinks not resolved)
 
 
 def resolve(text: str, environ: Mapping[str, str], base_dir: Path) -> Resolved:
@@ -36,6 +42,7 @@ def resolve(text: str, environ: Mapping[str, str], base_dir: Path) -> Resolved:
         return Resolved(text, False, ())
     parts: list[str] = []
     defaults: list[str] = []
+    files: list[Path] = []
     found = False
     index = 0
     while True:
@@ -55,16 +62,18 @@ def resolve(text: str, environ: Mapping[str, str], base_dir: Path) -> Resolved:
         end = text.find("}", start + 2)
         if end < 0:
             raise ReferenceProblem(f"unclosed '${{' in this value: {SYNTAX_HINT}")
-        value, default_used = _resolve_one(text[start + 2 : end], environ, base_dir)
+        value, default_used = _resolve_one(text[start + 2 : end], environ, base_dir, files)
         parts.append(value)
         if default_used:
             defaults.append(default_used)
         found = True
         index = end + 1
-    return Resolved("".join(parts), found, tuple(defaults))
+    return Resolved("".join(parts), found, tuple(defaults), tuple(files))
 
 
-def _resolve_one(body: str, environ: Mapping[str, str], base_dir: Path) -> tuple[str, str | None]:
+def _resolve_one(
+    body: str, environ: Mapping[str, str], base_dir: Path, files: list[Path]
+) -> tuple[str, str | None]:
     source, colon, argument = body.partition(":")
     if not colon:
         shown = f" '${{{body}}}'" if _SOURCE_NAME.match(body) else ""
@@ -72,7 +81,9 @@ def _resolve_one(body: str, environ: Mapping[str, str], base_dir: Path) -> tuple
     if source == "env":
         return _resolve_env(argument, environ)
     if source == "file":
-        return _read_file(argument, base_dir), None
+        path = _secret_path(argument, base_dir)
+        files.append(path)
+        return _read_file(argument, path), None
     shown = f" '{source}'" if _SOURCE_NAME.match(source) else ""
     raise ReferenceProblem(f"unknown secret source{shown} in '${{...}}': use ${{env:NAME}} or ${{file:PATH}}")
 
@@ -96,30 +107,32 @@ def _resolve_env(argument: str, environ: Mapping[str, str]) -> tuple[str, str | 
     raise ReferenceProblem(f"environment variable {name} is empty (referenced as ${{env:{name}}})")
 
 
-def _read_file(argument: str, base_dir: Path) -> str:
+def _secret_path(argument: str, base_dir: Path) -> Path:
     if not argument.strip():
         raise ReferenceProblem("empty path in '${file:}': write ${file:PATH} (relative to the config's folder)")
     path = Path(argument).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    return path if path.is_absolute() else base_dir / path
+
+
+def _read_file(argument: str, path: Path) -> str:
     label = f"secret file {path}" + (f" (${{file:{argument}}})" if str(path) != argument else "")
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SECRET_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ReferenceProblem(f"{label} does not exist") from None
+        raise ReferenceProblem(f"{label} does not exist", path) from None
     except IsADirectoryError:
-        raise ReferenceProblem(f"{label} is a directory, not a file") from None
+        raise ReferenceProblem(f"{label} is a directory, not a file", path) from None
     except PermissionError:
-        raise ReferenceProblem(f"{label} cannot be read: permission denied") from None
+        raise ReferenceProblem(f"{label} cannot be read: permission denied", path) from None
     except OSError as exc:
-        raise ReferenceProblem(f"{label} cannot be read: {exc.strerror or 'I/O error'}") from None
+        raise ReferenceProblem(f"{label} cannot be read: {exc.strerror or 'I/O error'}", path) from None
     if len(raw) > MAX_SECRET_FILE_BYTES:
-        raise ReferenceProblem(f"{label} is larger than 64 KiB; a secret file holds only the secret")
+        raise ReferenceProblem(f"{label} is larger than 64 KiB; a secret file holds only the secret", path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ReferenceProblem(f"{label} is not UTF-8 text") from None
+        raise ReferenceProblem(f"{label} is not UTF-8 text", path) from None
     if text.endswith("\r\n"):
         return text[:-2]
     return text[:-1] if text.endswith("\n") else text

@@ -55,10 +55,21 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
         findings += _tool_names(base, workspace.get("tools"), line_of, origins)
         findings += _exposure(base, workspace, auth, server)
         findings += _base_url_userinfo(base, workspace.get("base_url"))
+        findings += _refresh_of_a_file(base, workspace)
     findings += _public_url(server, workspaces)
     findings += _admin(server, has_secret_key)
+    findings += _identity(server, workspaces, has_secret_key)
     findings += _literal_secrets(data, origins)
     return findings
+
+
+def _refresh_of_a_file(base: Path, workspace: dict[str, Any]) -> Iterator[Finding]:
+    openapi = workspace.get("openapi")
+    if workspace.get("refresh") is not None and isinstance(openapi, str) and not openapi.lower().startswith(
+        ("http://", "https://")
+    ):
+        yield Finding(Located((*base, "refresh"), "`refresh` applies to a spec URL; a spec file is watched and "
+                              "reloads when it changes, so remove `refresh` here", key=True), "warning")
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -221,7 +232,7 @@ def _is_loopback(host: Any) -> bool:
 def _exposure(base: Path, workspace: dict[str, Any], auth: dict[str, Any], server: dict[str, Any]) -> Iterator[Finding]:
     host = server.get("host", "127.0.0.1")
     per_user = auth.get("type") == "oauth2" and auth.get("grant", "authorization_code") == "authorization_code"
-    if per_user or workspace.get("inbound") or _is_loopback(host):
+    if per_user or workspace.get("inbound") or server.get("identity") or _is_loopback(host):
         return
     kind = auth.get("type", "none")
     credential = "no upstream credential" if kind == "none" else f"a shared upstream credential ({kind})"
@@ -281,6 +292,11 @@ def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
         for index, value in enumerate(keys if isinstance(keys, list) else []):
             if isinstance(value, str):
                 yield ("workspaces", name, "inbound", "api_keys", index), f"inbound api key {index + 1}"
+            elif isinstance(value, dict) and isinstance(value.get("key"), str):
+                yield ("workspaces", name, "inbound", "api_keys", index, "key"), f"inbound api key {index + 1}"
+    identity = _mapping(server.get("identity"))
+    if isinstance(identity.get("client_secret"), str):
+        yield ("server", "identity", "client_secret"), "the identity provider's `client_secret`"
 
 
 def _literal_secrets(data: dict[str, Any], origins: SecretOrigins) -> Iterator[Finding]:
@@ -302,3 +318,33 @@ def _literal_secrets(data: dict[str, Any], origins: SecretOrigins) -> Iterator[F
 def secret_paths(data: dict[str, Any]) -> set[Path]:
     """Where secrets sit in `data` (what `load_config(need_secrets=False)` may leave unresolved)."""
     return {path for path, _ in _secret_fields(data)} | {("store", "url")}
+
+
+def _identity(server: dict[str, Any], workspaces: Mapping[str, Any], has_secret_key: bool) -> Iterator[Finding]:
+    """server.identity keeps browser sessions and castproxy tokens (secret key); named keys must differ by name."""
+    if server.get("identity") and not has_secret_key:
+        yield Finding(Located(("server", "identity"), "server.identity needs `server.secret_key` (sign-in sessions "
+                              "and tokens are protected with it; at least 32 random characters)", key=True))
+    for name, workspace in workspaces.items():
+        keys = _mapping(_mapping(workspace).get("inbound")).get("api_keys")
+        seen: set[str] = set()
+        for index, value in enumerate(keys if isinstance(keys, list) else []):
+            key_name = value.get("name") if isinstance(value, dict) else None
+            if isinstance(key_name, str):
+                if key_name in seen:
+                    yield Finding(Located(("workspaces", name, "inbound", "api_keys", index, "name"),
+                                          f"inbound key name {key_name!r} is used twice in this workspace"))
+                seen.add(key_name)
+        if (_mapping(workspace).get("access") or _tool_access(workspace)) and not server.get("identity") \
+                and not seen:
+            auth = _mapping(_mapping(workspace).get("auth"))
+            if auth.get("type") != "oauth2":
+                yield Finding(Located(("workspaces", name, "access") if _mapping(workspace).get("access")
+                                      else ("workspaces", name, "tools"),
+                                      "`access` rules need identified callers: set `server.identity` (company "
+                                      "sign-in) or give this workspace named `inbound.api_keys`"), "warning")
+
+
+def _tool_access(workspace: Any) -> bool:
+    tools = _mapping(workspace).get("tools")
+    return any(isinstance(entry, dict) and entry.get("access") for entry in (tools if isinstance(tools, list) else []))

@@ -189,6 +189,9 @@ class Metrics:
             "castproxy_lock_drift", "Whether a workspace's tools differ from the lock file (1) or not (0), "
             "and what it serves: compiled, reviewed or none.", ("workspace", "serving"), registry=own,
             multiprocess_mode="max")
+        self.rate_limited = Counter(
+            "castproxy_rate_limited", "Tool calls refused by a rate limit, by workspace and limit "
+            "(per_caller, total, tool_per_caller, tool_total).", ("workspace", "scope"), registry=own)
         self.audit_dropped = Counter(
             "castproxy_audit_records_dropped", "Audit records dropped because the writer fell too far behind.",
             registry=own)
@@ -227,6 +230,10 @@ class Metrics:
                 self._upstream_children.clear()
             child = self._upstream_children[key] = self.upstream_requests.labels(*key)
         child.inc()
+
+    def record_rate_limited(self, workspace: str, scope: str) -> None:
+        """A call refused by a rate limit (castproxy/access; scope: per_caller, total, tool_per_caller, tool_total)."""
+        self.rate_limited.labels(workspace, scope).inc()
 
     # --- state set from elsewhere ---------------------------------------------------------------------
 

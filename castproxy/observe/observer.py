@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from castproxy.observe.tracing import Tracing
 from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
+    from castproxy.access.policy import Caller
     from castproxy.auth.server.records import GrantRecord
     from castproxy.config.model import AuditSettings
     from castproxy.serve.snapshot import Snapshot
@@ -37,17 +39,21 @@ MAX_DETAIL = 300
 Send = Callable[..., Awaitable[UpstreamResponse | UpstreamFailure]]
 
 
-def _caller(info: RequestInfo) -> dict[str, str]:
+def _caller(info: RequestInfo | None, who: Caller | None) -> dict[str, str]:
+    """Who called, as the record says it: ids and names only (a key by its name or a hash, never itself)."""
     caller: dict[str, str] = {}
-    if info.client_id is not None:
-        caller["client_id"] = info.client_id
-    if info.subject:
-        caller["subject"] = info.subject
-    if info.grant is not None:
+    client_id = (who.client_id if who is not None else None) or (info.client_id if info is not None else None)
+    if client_id:
+        caller["client_id"] = client_id
+    subject = (who.subject if who is not None else None) or (info.subject if info is not None else None)
+    if subject:
+        caller["subject"] = subject
+    if info is not None and info.grant is not None:
         caller["grant"] = info.grant
-    if info.key_id is not None:
-        caller["key"] = info.key_id
-    if info.address is not None:
+    key = (who.key_name if who is not None else None) or (info.key_id if info is not None else None)
+    if key:
+        caller["key"] = key
+    if info is not None and info.address is not None:
         caller["address"] = info.address
     return caller
 
@@ -104,6 +110,7 @@ class Observer:
         self._counted_at = -SIGN_IN_COUNT_EVERY
         self._grant_written: dict[str, float] = {}
         self._dropped_counted = 0
+        self._drift_seen: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # lock drift already recorded
         self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -132,9 +139,9 @@ class Observer:
     # --- tool calls (the hot path) ------------------------------------------------------------------------
 
     def tool_call(self, workspace: str, tool: str, label: str, outcome: str, status: int | None,
-                  seconds: float) -> None:
+                  seconds: float, who: Caller | None = None) -> None:
         """One tool call ended. `label` is the metrics label (the tool name, or `(unknown)`); `tool` the name
-        asked for (cut to 64 characters)."""
+        asked for (cut to 64 characters); `who` the caller as castproxy.access knows it (person, key name)."""
         self.metrics.record_call(workspace, label, outcome, seconds)
         self.stats.record(workspace, label, outcome == "ok", seconds)
         record: Record = {"ts": self._clock(), "event": "tool_call", "workspace": workspace, "tool": tool,
@@ -142,12 +149,13 @@ class Observer:
         info = CURRENT.get()
         if info is not None:
             record["bytes"] = info.upstream_bytes
-            caller = _caller(info)
-            if caller:
-                record["caller"] = caller
             if workspace in self._argument_names and info.arguments is not None:
                 record["arguments"] = sorted(str(name)[:64] for name in info.arguments)
             info.outcome = outcome
+        if info is not None or who is not None:
+            caller = _caller(info, who)
+            if caller:
+                record["caller"] = caller
         self.audit.emit(record)
         if self.tracing is not None:
             self.tracing.note_outcome(outcome)
@@ -170,22 +178,26 @@ class Observer:
         drift = snapshot.drift
         if drift is None:
             self.metrics.set_drift(())
+            self._drift_seen = {}
             return
         self.metrics.set_drift((name, item.serving, 0 if item.state == "in-sync" else 1)
                                for name, item in sorted(drift.workspaces.items()))
+        seen, self._drift_seen = self._drift_seen, {}
         for name, item in sorted(drift.workspaces.items()):
-            if item.state != "in-sync":
+            self._drift_seen[name] = (item.state, item.serving, item.changes)
+            if item.state != "in-sync" and seen.get(name) != self._drift_seen[name]:  # new drift, once
                 self._emit("lock_drift", workspace=name, outcome=item.state, serving=item.serving,
                            mode=drift.mode, changes=len(item.changes))
 
-    def record_reload(self, ok: bool, *, snapshot: Snapshot | None = None, problems: tuple[str, ...] = ()) -> None:
+    def serving(self, workspaces: int) -> None:
+        """The process serves (after start-up, signal handlers in place): a `start` record, so restarts show."""
+        self._emit("start", outcome="ok", workspaces=workspaces, pid=os.getpid())
+
+    def record_reload(self, ok: bool, *, workspaces: int | None = None, problems: tuple[str, ...] = ()) -> None:
         """A config reload was swapped in (ok) or rejected (the last good config keeps serving)."""
         self.metrics.config_reloads.labels("ok" if ok else "failed").inc()
         if ok:
-            self._emit("reload", outcome="ok",
-                       workspaces=len(snapshot.workspaces) if snapshot is not None else None)
-            if snapshot is not None:
-                self.snapshot_installed(snapshot)
+            self._emit("reload", outcome="ok", workspaces=workspaces)
         else:
             self._emit("reload", outcome="failed", problems=len(problems),
                        detail=problems[0][:MAX_DETAIL] if problems else None)

@@ -154,7 +154,7 @@ class _Compiler:
                 name=name, operation_id=tool.operation_id, description=tool.description,
                 input_schema=tool.input_schema, operation=tool.operation, title=tool.title,
                 annotations=tool.annotations, output_schema=tool.output_schema, warnings=tuple(draft.warnings),
-                tags=tool.tags,
+                tags=tool.tags, security_scopes=tool.security_scopes,
             ))
             warnings.extend(draft.warnings)
         return CompiledSpec(
@@ -202,6 +202,7 @@ class _Compiler:
             annotations=annotations,
             output_schema=output,
             tags=_tags(op.get("tags")),
+            security_scopes=_security_scopes(self.document, op),
         )
 
     def _fit(self, draft: _Draft, fitter: SchemaFitter, root: dict[str, Any], what: str) -> dict[str, Any]:
@@ -692,3 +693,25 @@ def _servers(document: dict[str, Any]) -> tuple[str, ...]:
                 url = url.replace("{" + name + "}", str(variable["default"]))
         urls.append(url)
     return tuple(urls)
+
+
+def _security_scopes(document: dict[str, Any], op: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    """The OAuth scopes of the operation's security requirement (its own, else the document's): one tuple per
+    alternative. Schemes other than oauth2/openIdConnect count as needing no scope; () when no alternative
+    names a scope (or one alternative is anonymous: `{}`)."""
+    requirement = op.get("security", document.get("security"))
+    schemes = ((document.get("components") or {}).get("securitySchemes") or {}) if isinstance(
+        document.get("components"), dict) else {}
+    if not isinstance(requirement, list) or not isinstance(schemes, dict):
+        return ()
+    alternatives: list[tuple[str, ...]] = []
+    for alternative in requirement:
+        if not isinstance(alternative, dict):
+            return ()
+        scopes: list[str] = []
+        for scheme, names in alternative.items():
+            kind = schemes.get(scheme, {}).get("type") if isinstance(schemes.get(scheme), dict) else None
+            if kind in ("oauth2", "openIdConnect") and isinstance(names, list):
+                scopes += [name for name in names if isinstance(name, str)]
+        alternatives.append(tuple(dict.fromkeys(scopes)))
+    return () if not alternatives or any(not alternative for alternative in alternatives) else tuple(alternatives)

@@ -18,8 +18,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -36,6 +37,7 @@ _NON_LOCAL_REF = re.compile(rb"""\$ref["']?\s*:\s*["']?(?!#)[^\s"'{\[]""")
 
 
 _PARSED_CACHE_SIZE = 8
+MAX_SPEC_BYTES = 64 * 2**20
 
 
 class SpecError(Exception):
@@ -102,14 +104,22 @@ def load_document(
     *,
     offline: bool = False,
     timeout: float = 10.0,
-    max_bytes: int = 64 * 2**20,
+    max_bytes: int = MAX_SPEC_BYTES,
+    fetcher: Callable[[str], bytes] | None = None,
 ) -> dict:
-    """Load and parse the spec at `source` (a path relative to `base_dir`, or an http(s) URL)."""
+    """Load and parse the spec at `source` (a path relative to `base_dir`, or an http(s) URL).
+
+    `fetcher`, when given, supplies the bytes of a URL instead of a plain GET (the serving layer's
+    spec cache: conditional requests, one fetch per URL per build, the last good copy when down)."""
     if is_url(source):
         if offline:
             raise SpecError(f"{source}: not fetched (offline)", offline_skipped=True)
         label = safe_url(source)
-        return _document(_fetch(source, label, timeout=timeout, max_bytes=max_bytes), label, None, max_bytes)
+        if fetcher is not None:
+            return _document(fetcher(source), label, None, max_bytes)
+        raw = fetch_spec(source, timeout=timeout, max_bytes=max_bytes).body
+        assert raw is not None  # no validators sent, so never 304
+        return _document(raw, label, None, max_bytes)
     if _SCHEME.match(source) and not re.match(r"^[A-Za-z]:[\\/]", source):
         raise SpecError(f"{source}: only http(s) URLs and local file paths are supported")
     path = (base_dir / source).resolve()
@@ -170,20 +180,45 @@ def _read_file(path: Path, label: str, max_bytes: int) -> bytes:
         raise SpecError(f"{label}: cannot read ({exc.strerror or exc})") from None
 
 
-def _fetch(url: str, label: str, *, timeout: float, max_bytes: int) -> bytes:
-    """The body at `url`; errors name it as `label` (the URL with secrets masked) and never echo httpx's text."""
+@dataclass(frozen=True)
+class Fetched:
+    """One GET of a spec URL: the body (None when the server answered 304 Not Modified) and its validators."""
+
+    body: bytes | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def fetch_spec(
+    url: str,
+    *,
+    timeout: float = 10.0,
+    max_bytes: int = MAX_SPEC_BYTES,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> Fetched:
+    """GET `url`, conditionally when validators of a copy we hold are given (304: `body` is None).
+
+    Errors name the URL with secrets masked and never echo httpx's text."""
     import httpx2  # imported here: most commands never fetch
 
+    label = safe_url(url)
+    headers = {"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
     deadline = time.monotonic() + timeout
     try:
         with (
             httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
-            client.stream(
-                "GET", url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
-            ) as response,
+            client.stream("GET", url, headers=headers) as response,
         ):
             if not _URL.match(str(response.url)):
                 raise SpecError(f"{label}: redirected to a non-http(s) URL")
+            validators = {"etag": response.headers.get("etag"), "last_modified": response.headers.get("last-modified")}
+            if response.status_code == 304 and (etag or last_modified):
+                return Fetched(None, **validators)
             if response.status_code != 200:
                 raise SpecError(f"{label}: HTTP {response.status_code} when fetching the spec")
             declared = response.headers.get("content-length")
@@ -198,7 +233,7 @@ def _fetch(url: str, label: str, *, timeout: float, max_bytes: int) -> bytes:
                 if time.monotonic() > deadline:
                     raise SpecError(f"{label}: timed out after {timeout:g} s fetching the spec")
                 chunks.append(chunk)
-            return b"".join(chunks)
+            return Fetched(b"".join(chunks), **validators)
     except httpx2.TimeoutException:
         raise SpecError(f"{label}: timed out after {timeout:g} s fetching the spec") from None
     except httpx2.TooManyRedirects:

@@ -71,6 +71,9 @@ class ToolDefinition:
     output_schema: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()  # what the compiler could not represent for this operation
     tags: tuple[str, ...] = ()  # the operation's OpenAPI tags (tools selectors and search read them)
+    # The operation's OAuth scopes (`security`, oauth2/openIdConnect schemes): alternatives, each needing all its
+    # scopes; () when it names none. castproxy/access enforces them for OAuth upstreams (issue 14).
+    security_scopes: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

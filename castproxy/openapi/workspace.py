@@ -6,12 +6,13 @@ them into FILE:LINE:COL; which operations `tools` and `exclude` pick is castprox
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from castproxy.catalog.select import select
+from castproxy.catalog.select import Picked, select
 from castproxy.config.model import Workspace
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, is_url, load_document
@@ -41,6 +42,7 @@ class WorkspaceTools:
     spec: CompiledSpec | None = None  # the whole compiled spec (for `tools` and diagnostics)
     spec_digest: str = ""  # sha256 of the loaded document's bytes (cast.lock records it)
     notes: tuple[tuple[Loc, str], ...] = ()  # warnings at a config location (e.g. an exclude that excludes nothing)
+    picked: tuple[Picked, ...] = ()  # the tools with the config entries that picked them (per-entry settings)
 
 
 def compile_workspace(
@@ -50,16 +52,18 @@ def compile_workspace(
     offline: bool = False,
     name: str | None = None,
     document: dict[str, Any] | None = None,
+    fetcher: Callable[[str], bytes] | None = None,
 ) -> WorkspaceTools:
     """Load and compile the workspace's spec and pick its tools.
 
     `name` is the workspace's key in the config; problem locations start with
     `("workspaces", name)` when it is given, else at the workspace itself (`("openapi",)`).
-    `document`, when given, is used instead of loading the spec (a reviewed copy kept by castproxy)."""
+    `document`, when given, is used instead of loading the spec (a reviewed copy kept by castproxy);
+    `fetcher` supplies a remote spec's bytes (see `load_document`)."""
     prefix: Loc = ("workspaces", name) if name is not None else ()
     try:
         if document is None:
-            document = load_document(workspace.openapi, base_dir, offline=offline)
+            document = load_document(workspace.openapi, base_dir, offline=offline, fetcher=fetcher)
         compiled = compile_spec(
             document, output_schema=workspace.output_schema, max_schema_bytes=workspace.max_schema_bytes
         )
@@ -73,20 +77,24 @@ def compile_workspace(
             (*prefix, "openapi"),
             "the spec has no absolute server URL to call; set base_url in this workspace",
         ))
-    tools, warnings, notes = select_tools(workspace, compiled, prefix, problems)
+    picked: list[Picked] = []
+    tools, warnings, notes = select_tools(workspace, compiled, prefix, problems, picked=picked)
     if problems:
         raise WorkspaceError(problems, notes=notes)
     return WorkspaceTools(tools=tools, base_url=base_url or "", warnings=warnings, spec=compiled, notes=notes,
-                          spec_digest=getattr(document, "digest", ""))
+                          spec_digest=getattr(document, "digest", ""), picked=tuple(picked))
 
 
 def select_tools(
-    workspace: Workspace, compiled: CompiledSpec, prefix: Loc, problems: list[tuple[Loc, str]]
+    workspace: Workspace, compiled: CompiledSpec, prefix: Loc, problems: list[tuple[Loc, str]],
+    picked: list[Picked] | None = None,
 ) -> tuple[tuple[ToolDefinition, ...], tuple[str, ...], tuple[tuple[Loc, str], ...]]:
     """The configured tools (order: docs/config.md, `tools`), the compiler warnings about them and the
-    positioned selection warnings; errors are appended to `problems`."""
+    positioned selection warnings; errors are appended to `problems` (and the picks to `picked`)."""
     selection = select(workspace.tools, workspace.exclude, compiled.tools, prefix=prefix, spec=workspace.openapi)
     problems.extend(selection.errors)
+    if picked is not None:
+        picked.extend(selection.picked)
     notes = selection.warnings
     if workspace.discovery == "list" and len(selection.picked) > LONG_LIST:
         notes += (((*prefix, "tools"), f"{len(selection.picked):,} tools in tools/list: many MCP clients cut or refuse "

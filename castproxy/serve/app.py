@@ -1,9 +1,10 @@
 """Assemble the Starlette app: MCP endpoints, health, metrics, the admin page, the authorization server, hot reload.
 
-`create_app` loads and compiles the config before returning (a bad config raises ConfigError here,
-so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port). Everything with a
-connection (forwarder session, session manager, watcher) starts and stops in the lifespan. One
-`Observer` (castproxy.observe) hears of every call, sign-in and reload: audit trail, metrics, traces.
+`create_app` loads and compiles the config before returning (a config invalid as a whole raises
+ConfigError here, so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port; a
+workspace that does not build is only degraded). Everything with a connection (forwarder session,
+session manager, watcher, background retries) starts and stops in the lifespan. One `Observer`
+(castproxy.observe) hears of every call, sign-in and reload: audit trail, metrics, traces.
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from castproxy.access.limits import rate_limits
 from castproxy.admin.routes import admin_routes
 from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
 from castproxy.observe.observer import Observer
+from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.inbound import bearer_protected
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
 from castproxy.serve.metrics import metrics_endpoint
+from castproxy.serve.recovery import Backoff
 from castproxy.serve.reload import Reloader
-from castproxy.serve.snapshot import Snapshot, build_snapshot
 from castproxy.serve.state import ServeState
 from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
@@ -73,29 +76,8 @@ def _make_bridge(
         return None
     previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
     cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
-    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock, events=observer)
-
-
-def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
-    """Listen address, public URL, secret key and store are bound at start; say so when an edit changes them."""
-    before, after = first.config, fresh.config
-    changed = [
-        name
-        for name, old, new in (
-            ("server.host", before.server.host, after.server.host),
-            ("server.port", before.server.port, after.server.port),
-            ("server.public_url", first.public_url, fresh.public_url),
-            ("server.secret_key", before.server.secret_key, after.server.secret_key),
-            ("server.previous_secret_keys", before.server.previous_secret_keys, after.server.previous_secret_keys),
-            ("server.connections", before.server.connections, after.server.connections),
-            ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
-            ("store", before.store, after.store),
-            ("server.audit", before.server.audit, after.server.audit),
-        )
-        if old != new
-    ]
-    if changed:
-        log.warning("these settings take effect at the next restart", extra={"fields": {"settings": changed}})
+    return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock,
+                      identity=loaded.config.server.identity, events=observer)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -118,9 +100,14 @@ def create_app(
     host_override: str | None = None,
     port_override: int | None = None,
     clock: Callable[[], float] = time.time,
+    retry: Backoff | None = None,
+    worker: bool = False,
     tracer_provider: Any = None,
 ) -> Starlette:
     """`clock` is what upstream login tokens' expiry is read against (tests advance their own).
+    `retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
+    `worker`: one of several processes serving the port (`serve --workers N`); their metrics add up
+    through PROMETHEUS_MULTIPROC_DIR, which the supervisor sets up (castproxy.observe.metrics).
     `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests pass one with an in-memory
     exporter); by default traces are on only when the OTEL_* environment asks for them."""
     environ = _environ(host_override, port_override)
@@ -128,20 +115,16 @@ def create_app(
     store = _open_store(loaded)
     observer = Observer.from_settings(loaded.config.server.audit, loaded.base_dir, tracer_provider=tracer_provider)
     bridge = _make_bridge(loaded, store, clock, observer)
-    snapshot = build_snapshot(loaded, bridge=bridge)
+    builds = Builds(config_path, environ, loaded, bridge)
+    snapshot = builds.first()
     observer.snapshot_installed(snapshot)
     observer.attach_store(store, bridge.tokens.grants if bridge is not None else None)
 
-    def rebuild() -> Snapshot:  # runs in a worker thread on every reload
-        fresh = load_config(config_path, environ)
-        _warn_fixed_settings(loaded, fresh)
-        return build_snapshot(fresh, bridge=bridge, previous=state.snapshot)
-
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
-    reloader = Reloader(config_path, state, rebuild, observer)
-    manager = StreamableHTTPSessionManager(build_server(ToolCaller(forwarder, observer)), stateless=True,
-                                           json_response=True)
+    reloader = Reloader(config_path, state, builds, observer, retry)
+    caller = ToolCaller(forwarder, observer, rate_limits(loaded, store))
+    manager = StreamableHTTPSessionManager(build_server(caller), stateless=True, json_response=True)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -150,7 +133,8 @@ def create_app(
             async with manager.run():
                 reloader.start(watch=reload)
                 log.info("serving", extra={"fields": {"config": str(loaded.path),
-                                                      "workspaces": sorted(state.snapshot.workspaces)}})
+                                                      "workspaces": state.snapshot.serving()}})
+                observer.serving(len(state.snapshot.workspaces))
                 try:
                     yield
                 finally:
@@ -162,13 +146,14 @@ def create_app(
             await observer.close()
             await store.close()
 
-    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, observer=observer)
+    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, retry_in=reloader.scheduler.retry_in,
+                      observer=observer)
     metrics_token = loaded.config.server.metrics_token
     routes: list[BaseRoute] = [
         Route("/mcp/{workspace}", mcp),
         Route("/mcp/{workspace}/", mcp),  # served in place: a redirect would be built from the Host header
         Route("/healthz", healthz),
-        Route("/readyz", readyz(state)),
+        Route("/readyz", readyz(state, reloader.scheduler)),
         Route(
             "/metrics",
             bearer_protected(

@@ -29,6 +29,8 @@ import mcp_types
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
+from castproxy.access.limits import RateLimits
+from castproxy.access.policy import NOBODY, Caller
 from castproxy.auth.credentials import SignInRequired, bearer_token
 from castproxy.auth.login import sent_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
@@ -56,29 +58,41 @@ def error_result(message: str) -> mcp_types.CallToolResult:
 
 
 class ToolCaller:
-    def __init__(self, forwarder: Forwarder, observer: Observer) -> None:
+    def __init__(self, forwarder: Forwarder, observer: Observer, limits: RateLimits | None = None) -> None:
         self.forwarder = observer.forwarder(forwarder)  # notes each send's status and size for the audit record
         self.observer = observer
+        self.metrics = observer.metrics
+        self.limits = limits or RateLimits.in_memory()  # rate_limit counters (castproxy/access)
 
     async def call(
-        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None
+        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None,
+        who: Caller = NOBODY,
     ) -> mcp_types.CallToolResult:
         """The tool result; raises MCPError (-32602) for a name the workspace has no tool for."""
         started = time.perf_counter()
         if workspace.search is not None and name in meta.NAMES:
-            return await self._meta(workspace, workspace.search, name, arguments, grant_id, started)
-        return await self._operation(workspace, name, arguments, grant_id, started)
+            return await self._meta(workspace, workspace.search, name, arguments, grant_id, started, who)
+        return await self._operation(workspace, name, arguments, grant_id, started, who)
 
     async def _operation(
-        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None, started: float
+        self, workspace: WorkspaceRuntime, name: str, arguments: dict[str, Any], grant_id: str | None, started: float,
+        who: Caller = NOBODY,
     ) -> mcp_types.CallToolResult:
         """The call of one of the workspace's operations, by its tool name."""
         self.observer.note_arguments(arguments)  # only their names are ever recorded, and only on opt-in
         status: int | None = None
+        if workspace.unavailable is not None:  # a degraded workspace's placeholder (snapshot.py)
+            self._record(workspace, name, "workspace_unavailable", None, started)
+            return error_result(f"Workspace '{workspace.name}' is not available: {workspace.unavailable}. "
+                                "castproxy retries it in the background; try again shortly.")
         tool = workspace.tools.get(name)
         if tool is None:
             self._record(workspace, name, "unknown_tool", None, started)
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:64]}")
+        if workspace.access is not None or workspace.limits is not None:  # who may call what (castproxy/access)
+            refused = await self._refused(workspace, name, who, started)
+            if refused is not None:
+                return refused
         try:
             result, outcome, status = await self._call(workspace, tool, arguments, grant_id)
         except SignInRequired as exc:
@@ -101,12 +115,29 @@ class ToolCaller:
                                   "frames": "".join(traceback.format_tb(exc.__traceback__))}},
             )
             result, outcome = error_result(f"Tool '{name}' failed inside the proxy; see the proxy log."), "error"
-        self._record(workspace, name, outcome, status, started)
+        self._record(workspace, name, outcome, status, started, who)
         return result
+
+    async def _refused(
+        self, workspace: WorkspaceRuntime, name: str, who: Caller, started: float
+    ) -> mcp_types.CallToolResult | None:
+        """The isError result for a call the access policy or a rate limit refuses, else None."""
+        if workspace.access is not None:
+            reason = workspace.access.refusal(who, name)
+            if reason is not None:
+                self._record(workspace, name, "access_denied", None, started, who)
+                return error_result(reason)
+        if workspace.limits is not None:
+            over = await self.limits.check(workspace.name, name, who, workspace.limits)
+            if over is not None:
+                self.metrics.record_rate_limited(workspace.name, over.scope)
+                self._record(workspace, name, "rate_limited", None, started, who)
+                return error_result(over.message(name))
+        return None
 
     async def _meta(
         self, workspace: WorkspaceRuntime, index: SearchIndex, name: str, arguments: dict[str, Any],
-        grant_id: str | None, started: float,
+        grant_id: str | None, started: float, who: Caller = NOBODY,
     ) -> mcp_types.CallToolResult:
         """A meta-tool of a `discovery: search` workspace (castproxy/catalog/meta.py). call_operation hands the
         named operation to `_operation`, so it is validated, sent, logged and measured like a direct call."""
@@ -116,42 +147,48 @@ class ToolCaller:
             return _invalid(name, problems)
         # Searching a big catalog takes milliseconds of SQLite, which releases the GIL: a worker thread keeps
         # the event loop serving other requests meanwhile.
+        hidden = workspace.access.hidden(who) if workspace.access is not None else frozenset()
         if name == meta.CALL:
             operation = arguments["name"]
             if operation in workspace.tools:  # even one named like a meta-tool: the operation is meant here
                 return await self._operation(workspace, operation, arguments.get("arguments") or {}, grant_id,
-                                             started)
+                                             started, who)
             result = await anyio.to_thread.run_sync(meta.unknown_operation, operation, index)
             outcome = "unknown_operation"
         elif name == meta.DESCRIBE:
             tool = workspace.tools.get(arguments["name"])
-            if tool is None:
+            if tool is not None and tool.definition.name in hidden:
+                assert workspace.access is not None
+                reason = workspace.access.refusal(who, tool.definition.name) or ""
+                result, outcome = error_result(reason), "access_denied"
+            elif tool is None:
                 result = await anyio.to_thread.run_sync(meta.unknown_operation, arguments["name"], index)
                 outcome = "unknown_operation"
             else:
                 result, outcome = meta.describe(tool.definition), "ok"
         else:
             limit = arguments.get("limit", meta.DEFAULT_LIMIT)
-            result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace), arguments["query"],
-                                                    limit)
+            result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace, hidden),
+                                                    arguments["query"], limit, len(hidden))
             outcome = "ok"
-        self._record(workspace, name, outcome, None, started)
+        self._record(workspace, name, outcome, None, started, who)
         return result
 
     def _record(
-        self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float
+        self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float,
+        who: Caller = NOBODY,
     ) -> None:
         """The call's report to the Observer (audit record, metrics, stats) and its debug log line (names not in
         the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
-        label = UNKNOWN_TOOL if outcome == "unknown_tool" else name
-        self.observer.tool_call(workspace.name, name[:64], label, outcome, status, seconds)
+        label = UNKNOWN_TOOL if outcome in ("unknown_tool", "workspace_unavailable") else name
+        self.observer.tool_call(workspace.name, name[:64], label, outcome, status, seconds, who)
         if call_log.isEnabledFor(logging.DEBUG):  # the audit trail is the per-call record; this line is for debugging
-            call_log.debug(
-                "tool call",
-                extra={"fields": {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
-                                  "duration_ms": round(seconds * 1000, 2), "outcome": outcome}},
-            )
+            fields = {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
+                      "duration_ms": round(seconds * 1000, 2), "outcome": outcome}
+            if who is not NOBODY:  # who called (castproxy/access): the person's subject, or the key's name
+                fields["caller"] = who.subject or who.key_name or who.client_id or who.address
+            call_log.debug("tool call", extra={"fields": fields})
 
     async def _call(
         self, workspace: WorkspaceRuntime, tool: ToolRuntime, arguments: dict[str, Any], grant_id: str | None
@@ -237,10 +274,10 @@ _META_VALIDATORS = {
 }
 
 
-def _definitions(workspace: WorkspaceRuntime) -> meta.Lookup:
+def _definitions(workspace: WorkspaceRuntime, hidden: frozenset[str] = frozenset()) -> meta.Lookup:
     def lookup(name: str) -> ToolDefinition | None:
         tool = workspace.tools.get(name)
-        return tool.definition if tool is not None else None
+        return tool.definition if tool is not None and name not in hidden else None
 
     return lookup
 

@@ -38,7 +38,9 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
+from castproxy.access.policy import NOBODY, Caller
 from castproxy.serve.calls import ToolCaller
+from castproxy.serve.inbound import listing_for
 from castproxy.serve.snapshot import WorkspaceRuntime
 
 ENV_SWITCH = "CASTPROXY_FAST_PATH"
@@ -133,7 +135,8 @@ class FastPath:
         )
 
     async def serve(
-        self, scope: Scope, receive: Receive, send: Send, workspace: WorkspaceRuntime, grant_id: str | None
+        self, scope: Scope, receive: Receive, send: Send, workspace: WorkspaceRuntime, grant_id: str | None,
+        caller: Caller = NOBODY,
     ) -> Receive | None:
         """None when the request was answered here; otherwise the `receive` the SDK must read the request from."""
         if not self.usable or scope["method"] != "POST":
@@ -180,10 +183,10 @@ class FastPath:
         request_id, method, params, version = request
         try:
             if method == CALL:  # ToolCaller turns every failure but an unknown tool into an isError result
-                result = await self.caller.call(workspace, params.name, params.arguments or {}, grant_id)
+                result = await self.caller.call(workspace, params.name, params.arguments or {}, grant_id, who=caller)
                 answer: bytes | ErrorData = _encode(modern, self._wire_result(CALL, version, result))
-            else:
-                answer = self._listing(workspace.listing, version, modern)
+            else:  # one listing per snapshot and policy group (castproxy/access), each encoded once
+                answer = self._listing(listing_for(workspace, caller), version, modern)
         except MCPError as exc:  # the unknown tool's -32602, written as the SDK writes a handler's MCPError
             answer = exc.error
         except ValidationError:  # what the SDK says when a handler's result fails its protocol version's model

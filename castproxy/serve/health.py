@@ -1,10 +1,13 @@
 """Liveness and readiness, as JSON: /healthz says the process answers, /readyz that it can serve.
 
-Readiness needs a loaded config, a reachable store and, with OAuth, a secret key that reads the store.
-A rejected reload does not make the proxy unready (the last good config still serves), but /readyz
-shows the problems and when the last good config was loaded, so an operator sees why an edit did not
-take effect. With a lock file, `lock` says which workspaces drifted from it and what they serve;
-`unavailable` names refused workspaces.
+Readiness needs a loaded config, a reachable store, at least one workspace that serves and, with
+OAuth, a secret key that reads the store. One degraded API out of twenty must not take the pod out
+of its Service, so /readyz stays 200 with `"status": "degraded"` and lists each workspace's state,
+problems and next retry; only when no workspace serves (or the store is down, or the key cannot read
+it) is it 503. A rejected reload does not make the proxy unready either (the last good config still
+serves), but /readyz shows the problems and when the last good config was loaded, so an operator
+sees why an edit did not take effect. With a lock file, `lock` says which workspaces drifted from it
+and what they serve; `unavailable` names workspaces the lock refused.
 """
 
 from __future__ import annotations
@@ -12,11 +15,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from castproxy.serve.snapshot import WorkspaceStatus
 from castproxy.serve.state import ServeState
+
+
+class Planner(Protocol):
+    def retry_in(self, name: str) -> float | None: ...
+
+    def refresh_in(self, name: str) -> float | None: ...
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +50,23 @@ async def _store_ok(state: ServeState) -> bool:
         return False
 
 
+def _workspace(name: str, status: WorkspaceStatus, planner: Planner | None) -> dict[str, object]:
+    entry: dict[str, object] = {"state": status.state}
+    if status.cached_at is not None:
+        entry["spec"] = {"from": "cache", "cached_at": _iso(status.cached_at)}
+    if status.problems:
+        entry["problems"] = [str(problem) for problem in status.problems]
+    if status.state != "serving":
+        entry["since"] = _iso(status.since)
+    retry = planner.retry_in(name) if planner is not None else None
+    if retry is not None:
+        entry["next_retry_in_s"] = round(retry, 1)
+    refresh = planner.refresh_in(name) if planner is not None else None
+    if refresh is not None:
+        entry["next_refresh_in_s"] = round(refresh, 1)
+    return entry
+
+
 async def _key_problem(state: ServeState) -> str | None:
     """Why server.secret_key cannot read the store's encrypted records (the sign-ins in it), or None."""
     try:
@@ -49,17 +77,21 @@ async def _key_problem(state: ServeState) -> str | None:
     return problem if isinstance(problem, str) else None
 
 
-def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
+def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         snapshot = state.snapshot
         store_ok = await _store_ok(state)
+        serving = snapshot.serving()
+        healthy = all(not status.needs_retry for status in snapshot.status.values()) and not snapshot.unavailable
+        status = "unready" if not (store_ok and serving) else "ready" if healthy else "degraded"
         body: dict[str, object] = {
-            "status": "ready" if store_ok else "unready",
+            "status": status,
             "config": {
                 "path": str(snapshot.loaded.path),
                 "loaded_at": _iso(state.last_good_at),
                 "workspaces": sorted(snapshot.workspaces),
             },
+            "workspaces": {name: _workspace(name, snapshot.status[name], planner) for name in sorted(snapshot.status)},
             "store": {"backend": snapshot.loaded.config.store.backend, "reachable": store_ok}
             if state.store is not None else {"backend": None, "reachable": None},
         }
@@ -80,6 +112,6 @@ def readyz(state: ServeState) -> Callable[[Request], Awaitable[JSONResponse]]:
                 "errors": list(state.last_error),
                 "serving": f"the config loaded at {_iso(state.last_good_at)}",
             }
-        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+        return JSONResponse(body, status_code=503 if body["status"] == "unready" else 200)
 
     return endpoint

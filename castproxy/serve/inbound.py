@@ -9,11 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.access.policy import Caller
 from castproxy.auth.credentials import parse_bearer
+
+if TYPE_CHECKING:
+    from castproxy.serve.snapshot import WorkspaceRuntime
 
 
 def hash_key(key: str) -> bytes:
@@ -76,3 +81,18 @@ def bearer_protected(
         return await endpoint(request)
 
     return guarded
+
+
+# -- callers (castproxy/access, issue 14) ------------------------------------------------------------------
+
+def key_caller(workspace: WorkspaceRuntime, headers: Mapping[str, str]) -> Caller:
+    """The caller an accepted inbound key is: a named key's identity, else a key named by its digest's start."""
+    key = presented_key(headers) or ""
+    digest = hash_key(key)
+    return workspace.key_callers.get(digest) or Caller(key_name=f"key-{digest[:4].hex()}")
+
+
+def listing_for(workspace: WorkspaceRuntime, caller: Caller) -> Mapping[str, Any]:
+    """The tools/list answer for this caller: the snapshot's, without the tools its policy hides."""
+    access = workspace.access
+    return workspace.listing if access is None else access.listing_for(caller, workspace.listing)

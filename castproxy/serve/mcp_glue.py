@@ -19,6 +19,9 @@ the supported ones.
 Each admitted request carries a `RequestInfo` (castproxy.observe.context): who calls (client, grant,
 key id, address), for the audit record of whatever tool call it makes. With tracing on, the whole
 request runs inside its server span (castproxy.observe.tracing); off, there is no tracing code here.
+A degraded workspace (its spec or upstream OAuth metadata could not be loaded; see snapshot.py) answers
+503 with the reason and `Retry-After`, after its inbound key check; a `tools/call` to it gets the same
+reason as an `isError` tool result instead, which clients show to the model and the user.
 """
 
 from __future__ import annotations
@@ -38,20 +41,24 @@ from mcp_types import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from castproxy import __version__
+from castproxy.access.policy import NOBODY, Caller
+from castproxy.access.stepup import called_tool
 from castproxy.auth.events import grant_ref
+from castproxy.auth.server.limits import caller_key
 from castproxy.observe.context import CURRENT, RequestInfo, key_id
 from castproxy.observe.observer import Observer
 from castproxy.serve.calls import ToolCaller, error_result
 from castproxy.serve.cors import preflight, with_cors
 from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
-from castproxy.serve.inbound import matched_key, unauthorized
+from castproxy.serve.inbound import key_caller, listing_for, matched_key, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 from castproxy.store.guard import RETRY_AFTER, StoreUnavailable
 
 SCOPE_KEY = "castproxy.call"
+WORKSPACE_UNAVAILABLE = -32000  # JSON-RPC's implementation-defined server error range
 log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _WHITESPACE = b" \t\r\n"
@@ -61,7 +68,8 @@ _WHITESPACE = b" \t\r\n"
 class CallScope:
     workspace: WorkspaceRuntime
     grant_id: str | None
-    info: RequestInfo | None = None  # who calls, for the audit trail
+    caller: Caller = NOBODY  # who is calling (castproxy/access): policies and limits read it
+    info: RequestInfo | None = None  # who calls, for the audit trail (castproxy/observe)
 
 
 def _call_scope(ctx: ServerRequestContext[Any, Any]) -> CallScope:
@@ -77,7 +85,8 @@ class ProxyServer(Server[Any]):
 
     def __init__(self, caller: ToolCaller) -> None:
         async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
-            return dict(_call_scope(ctx).workspace.listing)  # prebuilt once per snapshot, never per call
+            call = _call_scope(ctx)
+            return dict(listing_for(call.workspace, call.caller))  # prebuilt per snapshot and policy group
 
         async def call_tool(
             ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
@@ -86,7 +95,8 @@ class ProxyServer(Server[Any]):
                 call = _call_scope(ctx)
             except RuntimeError:
                 return error_result("This endpoint is not bound to a workspace.")
-            return await caller.call(call.workspace, params.name, params.arguments or {}, call.grant_id)
+            return await caller.call(call.workspace, params.name, params.arguments or {}, call.grant_id,
+                                     who=call.caller)
 
         super().__init__(
             "castproxy",
@@ -148,6 +158,7 @@ class McpEndpoint:
         bridge: Callable[[], Any],
         *,
         fast_path: bool | None = None,
+        retry_in: Callable[[str], float | None] = lambda name: None,
         observer: Observer | None = None,
     ) -> None:
         """`fast_path` None means on unless CASTPROXY_FAST_PATH=off. It only ever answers tools/call and
@@ -155,6 +166,7 @@ class McpEndpoint:
         self.manager = manager
         self.current = current
         self.bridge = bridge
+        self.retry_in = retry_in
         self.observer = observer
         self.tracing = observer.tracing if observer is not None else None
         if fast_path is None:
@@ -186,13 +198,21 @@ class McpEndpoint:
             if origin is not None:
                 send = with_cors(send, origin)
             response, call = await self._admit(request, snapshot)
+            if response is None and call is not None and call.workspace.unavailable is not None:
+                response, receive = await self._unavailable(scope, receive, call.workspace)
             if response is None and call is not None and self.stateless_json:
                 response, receive = await self._refuse_plainly(scope, receive)
             if response is None and call is not None:  # admitted: every check above ran for both paths
                 token = CURRENT.set(call.info)  # the SDK's handler tasks copy this context: they see it too
                 try:
+                    if call.workspace.access is not None and call.caller.scopes is not None:
+                        refused, receive = await self._step_up(call, scope, receive)
+                        if refused is not None:
+                            await refused(scope, receive, send)
+                            return
                     if self.fast_path is not None:
-                        sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id)
+                        sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id,
+                                                                 call.caller)
                         if sdk_receive is None:
                             return
                         receive = sdk_receive
@@ -202,6 +222,23 @@ class McpEndpoint:
                     CURRENT.reset(token)
                 return
         await response(scope, receive, send)
+
+    async def _step_up(self, call: CallScope, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+        """403 insufficient_scope for a tools/call of a tool whose scopes the caller's token lacks (both paths)."""
+        access = call.workspace.access
+        assert access is not None
+        lacking = access.lacking_scopes(call.caller.scopes)
+        if not lacking or scope["method"] != "POST":
+            return None, receive
+        name, receive = await called_tool(receive, self.max_body_size, search=call.workspace.search is not None)
+        bridge = self.bridge()
+        if name is None or name not in lacking or bridge is None:
+            return None, receive
+        need = access.missing_scopes(call.caller, name)
+        assert need is not None and call.caller.scopes is not None
+        log.info("tool call needs more scope: asking the client to step up",
+                 extra={"fields": {"workspace": call.workspace.name, "tool": name[:64], "caller": call.caller.label}})
+        return bridge.insufficient_scope(call.workspace.name, need.challenge(call.caller.scopes), name), receive
 
     async def _refuse_plainly(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
         """The GET / unsupported version / batch answers (see the module docstring), else None and the
@@ -236,6 +273,41 @@ class McpEndpoint:
             return _batch_refused(), receive
         return None, replay(messages, receive)
 
+    async def _unavailable(
+        self, scope: Scope, receive: Receive, workspace: WorkspaceRuntime
+    ) -> tuple[Response | None, Receive]:
+        """A degraded workspace: 503 with the reason, except a tools/call, which goes on to get it as a tool result."""
+        messages: list[Message] = []
+        size = 0
+        while scope["method"] == "POST":
+            chunk = await receive()
+            messages.append(chunk)
+            size += len(chunk.get("body", b""))
+            if chunk["type"] != "http.request" or not chunk.get("more_body", False) or size > self.max_body_size:
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        try:
+            decoded = json.loads(body) if body and size <= self.max_body_size else None
+        except (ValueError, RecursionError):
+            decoded = None
+        if isinstance(decoded, dict) and decoded.get("method") == "tools/call" and "id" in decoded:
+            return None, replay(messages, receive)
+        seconds = self.retry_in(workspace.name)
+        retry_after = max(1, math.ceil(seconds)) if seconds is not None else 5
+        message = (f"workspace '{workspace.name}' is not available: {workspace.unavailable}; castproxy retries it "
+                   f"in the background (next attempt in about {retry_after} s)")
+        details = {"error": "workspace_unavailable", "reason": workspace.unavailable, "retry_after": retry_after}
+        headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
+        if isinstance(decoded, dict) and decoded.get("jsonrpc") == "2.0":
+            # A JSON-RPC error body: MCP clients show its message instead of a bare "HTTP 503".
+            request_id = decoded.get("id") if isinstance(decoded.get("id"), int | str) else None
+            error = {"code": WORKSPACE_UNAVAILABLE, "message": message, "data": details}
+            response: Response = JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error},
+                                              status_code=503, headers=headers)
+        else:
+            response = JSONResponse({**details, "message": message}, status_code=503, headers=headers)
+        return response, replay(messages, receive)
+
     async def _admit(self, request: Request, snapshot: Snapshot) -> tuple[Response | None, CallScope | None]:
         name = request.path_params.get("workspace", "")
         workspace = snapshot.workspaces.get(name)
@@ -246,13 +318,18 @@ class McpEndpoint:
             return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
         client = request.client
         info = RequestInfo(name, address=client.host if client is not None else None)
-        if workspace.inbound_key_hashes:
-            digest = matched_key(request.headers, workspace.inbound_key_hashes)
-            if digest is None:
-                return unauthorized(name), None
-            info.key_id = key_id(digest)
         grant_id: str | None = None
-        if workspace.sign_in:
+        caller = NOBODY
+        digest = matched_key(request.headers, workspace.inbound_key_hashes) if workspace.inbound_key_hashes else None
+        by_key = digest is not None
+        if digest is not None:  # an inbound key (with server.identity, the alternative to castproxy's sign-in)
+            caller = key_caller(workspace, request.headers)
+            info.key_id = key_id(digest)  # the audit trail prefers the key's name when it has one
+        elif workspace.inbound_key_hashes and not workspace.sign_in:
+            return unauthorized(name), None
+        if workspace.unavailable is not None:
+            return None, CallScope(workspace, None, caller, info)  # nothing to sign in to: it answers its reason only
+        if workspace.sign_in and not by_key:
             bridge = self.bridge()
             if bridge is None:
                 return json_error(503, "sign_in_unavailable", "sign-in not available: this proxy has no "
@@ -268,8 +345,16 @@ class McpEndpoint:
                 return sign_in_unavailable(f"sign-in check failed; try again in {seconds} s", seconds), None
             if isinstance(outcome, Response):
                 return outcome, None
-            grant_id = outcome.grant_id
-            info.client_id, info.grant, info.subject = outcome.client_id, grant_ref(grant_id), outcome.subject or None
+            grant_id, caller = outcome
+            info.grant = grant_ref(grant_id)
             if self.observer is not None:
                 self.observer.grant_used(grant_id)
-        return None, CallScope(workspace, grant_id, info)
+        elif not by_key and request.client is not None and workspace.limits is not None:  # limits count per address
+            caller = Caller(address=caller_key(request.client.host))
+        if workspace.access is not None and not workspace.access.may_connect(caller):
+            log.warning("caller refused by the workspace's access policy",
+                        extra={"fields": {"workspace": name, "caller": caller.label}})
+            return json_error(403, "access_denied", f"{caller.label} may not use workspace '{name}': its access "
+                              "policy allows other people or groups"), None
+        info.client_id, info.subject = caller.client_id, caller.subject
+        return None, CallScope(workspace, grant_id, caller, info)

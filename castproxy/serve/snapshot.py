@@ -3,32 +3,46 @@
 `build_snapshot` runs off the event loop (it may read files and fetch specs). It compiles every
 workspace, builds one argument validator per tool (and an output validator per tool that publishes
 an output schema), resolves static credentials, derives each workspace's request target (base URL,
-pinned query, headers) and prebuilds the `tools/list` answer, or raises `ConfigError` naming
-FILE:LINE:COL for every problem. The serving layer swaps a finished snapshot in with one
-assignment; a call keeps the snapshot it started with.
+pinned query, headers) and prebuilds the `tools/list` answer. The serving layer swaps a finished
+snapshot in with one assignment; a call keeps the snapshot it started with.
+
+Workspaces are isolated: one whose spec cannot be fetched or compiled, or whose upstream OAuth
+metadata cannot be found, does not stop the others. It serves the spec's last good copy from the
+disk cache if that compiles, else its previous version from `previous` ("stale"), else nothing
+("degraded": a placeholder runtime that answers 503 with the reason). `WorkspaceStatus` says which,
+and why, with FILE:LINE:COL problems; the serving layer retries such workspaces in the background.
+Under a lock file (castproxy.gitops.drift) each built workspace is also reviewed against the lock,
+which may serve reviewed tools instead or refuse it (`Snapshot.unavailable`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import mcp_types
 
+from castproxy.access.build import access_parts, key_text
+from castproxy.access.limits import WorkspaceLimits
+from castproxy.access.policy import Caller, Rule, WorkspaceAccess
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
 from castproxy.catalog import meta
 from castproxy.catalog.index import SearchIndex, index_for
-from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
+from castproxy.config.model import IdentitySettings, LoginAuth, NoAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.gitops.drift import DriftReport, LockGuard
+from castproxy.openapi.loader import SpecError, is_url
 from castproxy.openapi.model import ToolDefinition
-from castproxy.openapi.workspace import WorkspaceError, compile_workspace
+from castproxy.openapi.spec_cache import SpecFetcher
+from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
+from castproxy.serve.discovery import IssuerCheck
 from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
@@ -64,6 +78,11 @@ class WorkspaceRuntime:
     login: LoginAuth | None = None  # auth.type login: a token from the upstream's login endpoint, via the AuthBridge
     search: SearchIndex | None = None  # discovery: search (then `listing` holds the three meta-tools)
     secrets: tuple[bytes, ...] = ()  # every secret in the config, as masked in tool results (upstream/redact.py)
+    unavailable: str | None = None  # a degraded workspace's placeholder: why it cannot serve (no tools)
+    # Who may call what (castproxy/access, issue 14); None / empty when the workspace sets none of it.
+    access: WorkspaceAccess | None = None
+    limits: WorkspaceLimits | None = None
+    key_callers: Mapping[bytes, Caller] = field(default_factory=dict)  # named inbound key digest -> its caller
     # Derived from base_url, extra_headers and protected_headers once, not on every call.
     target: RequestTarget = field(init=False, repr=False, compare=False)
 
@@ -71,20 +90,58 @@ class WorkspaceRuntime:
         object.__setattr__(self, "target", RequestTarget.of(self.base_url, self.extra_headers, self.protected_headers))
 
 
+WorkspaceState = Literal["serving", "stale", "degraded"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceStatus:
+    """How one workspace of the config fares in this snapshot (for /readyz, the logs and the retries).
+
+    serving: built from this config (its spec maybe from the disk cache: `cached_at`); stale: this
+    config's version failed, the previous one keeps serving; degraded: nothing serves. `problems` say
+    why (also for a serving workspace whose spec came from the cache)."""
+
+    state: WorkspaceState
+    config: Workspace  # the config this status is about (an edit of the workspace is a new attempt)
+    problems: tuple[Problem, ...] = ()
+    since: float = field(default_factory=time.time)  # when it entered this state
+    spec_url: str | None = None  # the remote spec URL (None for a spec file)
+    spec_digest: str | None = None  # digest of the remote bytes the serving version was built from
+    cached_at: float | None = None  # the spec came from the disk cache, stored then
+
+    @property
+    def needs_retry(self) -> bool:
+        """Not serving its config from a spec fetched now: retried in the background."""
+        return self.state != "serving" or self.cached_at is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     loaded: LoadedConfig
-    workspaces: Mapping[str, WorkspaceRuntime]
+    workspaces: Mapping[str, WorkspaceRuntime]  # a degraded workspace is a placeholder (`unavailable` set)
     origins: OriginPolicy
     loaded_at: float = field(default_factory=time.time)
     drift: DriftReport | None = None  # the workspaces against the lock file (None: no lock, or server.lock off)
-    unavailable: Mapping[str, str] = field(default_factory=dict)  # refused workspace -> why (answered with 503)
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # refused by the lock -> why (answered with 503)
+    status: Mapping[str, WorkspaceStatus] = field(default_factory=lambda: MappingProxyType({}))
 
     def oauth_workspaces(self) -> dict[str, OAuth2Auth]:
         return {name: ws.oauth for name, ws in self.workspaces.items() if ws.oauth is not None}
 
+    def serving(self) -> list[str]:
+        """Names of the workspaces that answer tool calls (serving or stale)."""
+        return sorted(name for name, ws in self.workspaces.items() if ws.unavailable is None)
+
     def login_workspaces(self) -> dict[str, LoginAuth]:
         return {name: ws.login for name, ws in self.workspaces.items() if ws.login is not None}
+    def identity_workspaces(self) -> list[str]:
+        """Shared-credential workspaces whose callers sign in at castproxy (server.identity is set)."""
+        return [name for name, ws in self.workspaces.items()
+                if ws.sign_in and not (ws.oauth is not None and ws.oauth.grant == "authorization_code")]
+
+    def connect_rules(self) -> dict[str, Rule | None]:
+        return {name: ws.access.connect if ws.access else None for name, ws in self.workspaces.items()}
+
     def oauth_base_urls(self) -> dict[str, str]:
         """The base URL of each oauth2 workspace: its upstream grants are bound to it (AuthBridge.update)."""
         return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
@@ -134,7 +191,8 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
 
 
 def _build_workspace(
-    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = ()
+    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = (),
+    identity: IdentitySettings | None = None,
 ) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
@@ -156,6 +214,7 @@ def _build_workspace(
         credentials = static_credentials(auth)
     keys = workspace.inbound.api_keys if workspace.inbound else []
     listing, search = _discovery(name, workspace, compiled)
+    policy = access_parts(workspace, compiled.picked, identity)
     return WorkspaceRuntime(
         name=name,
         tools=MappingProxyType(tools),
@@ -166,12 +225,13 @@ def _build_workspace(
         max_response_bytes=workspace.max_response_bytes,
         extra_headers=MappingProxyType(dict(workspace.headers)),
         protected_headers=frozenset(h.lower() for h in credentials.protected_headers),
-        inbound_key_hashes=tuple(hash_key(key.get_secret_value()) for key in keys),
-        sign_in=oauth is not None and oauth.grant == "authorization_code",
+        inbound_key_hashes=tuple(hash_key(key_text(key)) for key in keys),
+        sign_in=(oauth is not None and oauth.grant == "authorization_code") or identity is not None,
         oauth=oauth,
         login=login,
         search=search,
         secrets=secrets,
+        **policy,
     )
 
 
@@ -184,6 +244,27 @@ def _discovery(name: str, workspace: Workspace, compiled: Any) -> tuple[dict[str
     api = workspace.description or (compiled.spec.title if compiled.spec is not None else "") or name
     result = mcp_types.ListToolsResult(tools=meta.listing_tools(api, len(compiled.tools)))
     return result.model_dump(by_alias=True, mode="json", exclude_none=True), index_for(compiled.tools)
+
+
+def _placeholder(name: str, workspace: Workspace, problems: tuple[Problem, ...]) -> WorkspaceRuntime:
+    """A degraded workspace: no tools, nothing sent upstream; its inbound keys still gate the 503."""
+    reason = problems[0].message if problems else "it could not be built"
+    if len(problems) > 1:
+        reason += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    keys = workspace.inbound.api_keys if workspace.inbound else []
+    return WorkspaceRuntime(
+        name=name,
+        tools=MappingProxyType({}),
+        listing=MappingProxyType(_listing(())),
+        base_url="",
+        credentials=static_credentials(NoAuth(type="none")),
+        timeout=workspace.timeout,
+        max_response_bytes=workspace.max_response_bytes,
+        extra_headers=MappingProxyType({}),
+        protected_headers=frozenset(),
+        inbound_key_hashes=tuple(hash_key(key_text(key)) for key in keys),
+        unavailable=reason,
+    )
 
 
 def _in_workspace(name: str, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -200,42 +281,181 @@ def _rebuild(
 ) -> WorkspaceRuntime:
     """The workspace built from a given spec document (the lock guard's reviewed copy)."""
     compiled = compile_workspace(workspace, loaded.base_dir, name=name, document=document)
-    return _build_workspace(name, workspace, compiled, bridge, secrets)
+    return _build_workspace(name, workspace, compiled, bridge, secrets, loaded.config.server.identity)
+
+
+Built = tuple[WorkspaceRuntime, WorkspaceStatus] | None  # None: refused by the lock (Snapshot.unavailable)
+
+
+class _Builder:
+    """One build: shared spec fetches and issuer lookups, the lock's review, the previous snapshot to fall back on."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        bridge: Any,
+        offline: bool,
+        previous: Snapshot | None,
+        fetcher: SpecFetcher,
+        guard: LockGuard | None,
+    ) -> None:
+        self.loaded = loaded
+        self.bridge = bridge
+        self.offline = offline
+        self.previous = previous
+        self.fetcher = fetcher
+        self.guard = guard
+        self.secrets = secret_forms(configured_secrets(loaded.config))
+        self.issuers = IssuerCheck()
+
+    def build(self, name: str, workspace: Workspace) -> Built:
+        url = workspace.openapi if is_url(workspace.openapi) else None
+        if url:
+            with contextlib.suppress(SpecError):  # fetched once here; compiling reads the same result
+                self.fetcher(url)
+            same = self._unchanged(name, workspace, url)
+            if same is not None:
+                return same
+        runtime, problems = self._attempt(name, workspace, self.fetcher)
+        if runtime is not None:
+            if url:
+                self.fetcher.commit(url)
+            return self._reviewed(name, workspace, runtime, self._serving(name, workspace, url))
+        # This config's version does not build. Try, in order: the last good copy of the spec on disk,
+        # the previous version of the workspace, nothing.
+        copy = self.fetcher.cached_copy(url) if url else None
+        if copy is not None:
+            runtime, _ = self._attempt(name, workspace, lambda _: copy)
+            if runtime is not None:
+                cached = self.fetcher.cache.get(url) if self.fetcher.cache and url else None
+                cached_at = cached.stored_at if cached else time.time()
+                notes = (*problems, self._problem(name, ("openapi",), "serving the copy of the spec cached at "
+                                                                      f"{_iso(cached_at)}"))
+                digest = cached.digest if cached else None
+                status = self._status("serving", name, workspace, notes, url, digest, cached_at)
+                return self._reviewed(name, workspace, runtime, status)
+        before = self.previous.workspaces.get(name) if self.previous is not None else None
+        if before is not None and before.unavailable is None:
+            old = self.previous.status.get(name) if self.previous is not None else None
+            return before, self._status("stale", name, workspace, problems, url, old.spec_digest if old else None,
+                                        old.cached_at if old else None)
+        return _placeholder(name, workspace, problems), self._status("degraded", name, workspace, problems, url)
+
+    def _serving(self, name: str, workspace: Workspace, url: str | None) -> WorkspaceStatus:
+        outcome = self.fetcher.outcome(url) if url else None
+        cached_at = outcome.cached_at if outcome is not None and outcome.source == "cache" else None
+        notes = (self._problem(name, ("openapi",), f"{outcome.error}; serving the copy cached at "
+                                                    f"{_iso(cached_at)}"),) if outcome and cached_at else ()
+        return self._status("serving", name, workspace, notes, url, outcome.digest if outcome else None, cached_at)
+
+    def _reviewed(self, name: str, workspace: Workspace, runtime: WorkspaceRuntime, status: WorkspaceStatus) -> Built:
+        """What the lock file lets this workspace serve (the compiled tools, the reviewed ones, or nothing)."""
+        if self.guard is None:
+            return runtime, status
+        rebuild = functools.partial(_rebuild, self.loaded, name, workspace, self.bridge, self.secrets)
+        served = self.guard.review(name, workspace, runtime, self.previous, rebuild)
+        return None if served is None else (served, status)
+
+    def _unchanged(self, name: str, workspace: Workspace, url: str) -> tuple[WorkspaceRuntime, WorkspaceStatus] | None:
+        """The previous runtime, when neither the workspace's config nor its spec bytes changed: a reload,
+        retry or refresh then costs a conditional fetch, not a rebuild of every tool's validators. Not
+        under a lock file, whose review of each build is what /readyz reports."""
+        if self.previous is None or self.guard is not None:
+            return None
+        old, before = self.previous.status.get(name), self.previous.workspaces.get(name)
+        outcome = self.fetcher.outcome(url)
+        if (old is None or before is None or before.unavailable is not None or old.state != "serving"
+                or old.config != workspace or outcome is None or outcome.digest != old.spec_digest):
+            return None
+        self.fetcher.commit(url)
+        return before, self._serving(name, workspace, url)
+
+    def _attempt(
+        self, name: str, workspace: Workspace, fetcher: Callable[[str], bytes]
+    ) -> tuple[WorkspaceRuntime | None, tuple[Problem, ...]]:
+        loaded = self.loaded
+        try:
+            compiled: WorkspaceTools = compile_workspace(
+                workspace, loaded.base_dir, offline=self.offline, name=name, fetcher=fetcher
+            )
+            if isinstance(workspace.auth, OAuth2Auth) and not self.offline:
+                found = self.issuers.problems(workspace.auth, ("workspaces", name))
+                if found:
+                    return None, tuple(loaded.problem(loc, message) for loc, message in found)
+            return _build_workspace(
+                name, workspace, compiled, self.bridge, self.secrets, loaded.config.server.identity
+            ), ()
+        except WorkspaceError as exc:
+            return None, tuple(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
+        except ConfigError as exc:
+            return None, tuple(exc.problems)
+        except Exception as exc:  # a part we call failed unexpectedly: this workspace's problem, not a crash
+            return None, (loaded.problem(("workspaces", name), f"cannot build this workspace: {exc}"),)
+
+    def _problem(self, name: str, loc: tuple[str | int, ...], message: str) -> Problem:
+        return self.loaded.problem(("workspaces", name, *loc), message)
+
+    def _status(
+        self,
+        state: WorkspaceState,
+        name: str,
+        workspace: Workspace,
+        problems: tuple[Problem, ...],
+        url: str | None,
+        digest: str | None = None,
+        cached_at: float | None = None,
+    ) -> WorkspaceStatus:
+        old = self.previous.status.get(name) if self.previous is not None else None
+        since = old.since if old is not None and old.state == state and state != "serving" else time.time()
+        return WorkspaceStatus(state, workspace, problems, since, url, digest, cached_at)
+
+
+def _iso(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp or 0))
 
 
 def build_snapshot(
-    loaded: LoadedConfig, *, bridge: Any = None, offline: bool = False, previous: Snapshot | None = None
+    loaded: LoadedConfig,
+    *,
+    bridge: Any = None,
+    offline: bool = False,
+    previous: Snapshot | None = None,
+    fetcher: SpecFetcher | None = None,
+    only: Collection[str] | None = None,
 ) -> Snapshot:
-    """Compile the whole config or raise ConfigError with every problem found (nothing half-built).
+    """Compile the config's workspaces, each on its own (see the module docstring); never half-built.
 
-    `previous` is the snapshot being served, if any: under `server.lock: enforce` a workspace whose
-    tools drifted from the lock keeps the previous snapshot's reviewed tools."""
-    problems: list[Problem] = []
-    workspaces: dict[str, WorkspaceRuntime] = {}
+    Raises ConfigError only for what concerns the whole config (under `server.lock: enforce`, a lock
+    that cannot be read). `previous` is the snapshot being served: the fallback for a workspace that
+    does not build, and the lock guard's source of reviewed tools. With `only`, the other workspaces
+    keep their runtime and status from `previous` (a retry or a spec refresh of some workspaces).
+    `fetcher` gets remote specs (default: plain fetches, no cache)."""
     guard = LockGuard.for_config(loaded)
-    secrets = secret_forms(configured_secrets(loaded.config))
+    builder = _Builder(loaded, bridge, offline, previous, fetcher or SpecFetcher(None), guard)
+    workspaces: dict[str, WorkspaceRuntime] = {}
+    status: dict[str, WorkspaceStatus] = {}
+    refused: dict[str, str] = {}
     for name, workspace in loaded.config.workspaces.items():
-        try:
-            compiled = compile_workspace(workspace, loaded.base_dir, offline=offline, name=name)
-            runtime = _build_workspace(name, workspace, compiled, bridge, secrets)
-            served: WorkspaceRuntime | None = runtime
-            if guard is not None:  # the lock file's review (castproxy.gitops.drift) may hold the workspace back
-                rebuild = functools.partial(_rebuild, loaded, name, workspace, bridge, secrets)
-                served = guard.review(name, workspace, runtime, previous, rebuild)
-            if served is not None:
-                workspaces[name] = served
-        except WorkspaceError as exc:
-            problems.extend(loaded.problem(_in_workspace(name, loc), message) for loc, message in exc.problems)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-        except Exception as exc:  # a part we call failed unexpectedly: still a rejected config, not a crash
-            problems.append(loaded.problem(("workspaces", name), f"cannot build this workspace: {exc}"))
-    if problems:
-        raise ConfigError(problems)
+        if only is not None and name not in only and previous is not None:
+            if name in previous.status and name in previous.workspaces:
+                workspaces[name], status[name] = previous.workspaces[name], previous.status[name]
+                continue
+            if name in previous.unavailable:
+                refused[name] = previous.unavailable[name]
+                continue
+        built = builder.build(name, workspace)
+        if built is None:
+            refused[name] = guard.unavailable[name] if guard is not None else "refused"
+            continue
+        workspaces[name], status[name] = built
+    drift = guard.report() if guard is not None else None
+    if guard is not None and only is not None and previous is not None and previous.drift is not None:
+        drift = previous.drift  # a partial build reviewed only some workspaces: keep the whole report
     return Snapshot(
         loaded=loaded,
         workspaces=MappingProxyType(workspaces),
         origins=OriginPolicy.from_settings(loaded.public_url, loaded.config.server.allowed_origins),
-        drift=guard.report() if guard is not None else None,
-        unavailable=MappingProxyType(dict(guard.unavailable) if guard is not None else {}),
+        drift=drift,
+        unavailable=MappingProxyType(refused),
+        status=MappingProxyType(status),
     )

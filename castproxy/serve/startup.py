@@ -163,9 +163,10 @@ def _store_words(store: StoreSettings, loaded: LoadedConfig) -> str:
     return f"sqlite {path if os.path.isabs(path) else os.path.normpath(loaded.base_dir / path)}"
 
 
-def banner(loaded: LoadedConfig, tool_counts: Mapping[str, int], listening: str, *, log_format: str,
-           reload: bool) -> str:
-    """The few lines `serve` prints to stderr before its logs."""
+def banner(loaded: LoadedConfig, tool_counts: Mapping[str, int] | None, listening: str, *, log_format: str,
+           reload: bool, workers: int = 1) -> str:
+    """The few lines `serve` prints to stderr before its logs. `tool_counts` None: not known here (under
+    --workers each worker builds the workspaces; /readyz then says how each one fares)."""
     public = loaded.public_url
     lines = [f"castproxy {__version__} serving {loaded.path}", f"  listening on    {listening}"
              + ("" if public == listening else f"   (public URL {public})")]
@@ -173,10 +174,11 @@ def banner(loaded: LoadedConfig, tool_counts: Mapping[str, int], listening: str,
     width = max((len(name) for name in names), default=0)
     for index, name in enumerate(names):
         workspace = loaded.config.workspaces[name]
-        count = tool_counts.get(name)
+        count = tool_counts.get(name) if tool_counts is not None else None
         tools = "not served" if count is None else f"{count} tool{'' if count == 1 else 's'}"
+        what = _auth_words(workspace) if tool_counts is None else f"{tools}, {_auth_words(workspace)}"
         label = "  workspaces      " if index == 0 else " " * 18
-        lines.append(f"{label}{name:<{width}}  {public}/mcp/{name}   ({tools}, {_auth_words(workspace)})")
+        lines.append(f"{label}{name:<{width}}  {public}/mcp/{name}   ({what})")
     lines.append(f"  store           {_store_words(loaded.config.store, loaded)}")
     if any(isinstance(w.auth, OAuth2Auth) and w.auth.grant == "authorization_code"
            for w in loaded.config.workspaces.values()):
@@ -190,5 +192,9 @@ def banner(loaded: LoadedConfig, tool_counts: Mapping[str, int], listening: str,
     lines.append(f"  audit trail     {where or f'file {audit.path}'}")
     if loaded.config.server.admin is not None:
         lines.append(f"  admin page      {public}/admin")
-    lines.append("  reload          " + ("on: edits to the config and local specs, and SIGHUP" if reload else "off"))
+    lines.append("  reload          " + ("on: edits to the config, local specs and secret files, and SIGHUP"
+                                      if reload else "off"))
+    if workers > 1:
+        lines.append(f"  workers         {workers} processes on this port, each loading the config and reloading on "
+                     "its own")
     return "\n".join(lines)

@@ -21,12 +21,16 @@ class ServeState:
         self.last_error: tuple[str, ...] = ()
         self.last_error_at: float | None = None
         if bridge is not None:
-            bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls())
+            _update_bridge(bridge, snapshot)
 
-    def install(self, snapshot: Snapshot) -> None:
+    def install(self, snapshot: Snapshot, *, partial: bool = False) -> None:
+        """`partial`: some workspaces were rebuilt on the config already loaded (a retry or a spec
+        refresh), so when the config was loaded, and a rejected reload since, stay as they are."""
         if self.bridge is not None:  # the bridge first, so the new workspaces can sign in as soon as they serve
-            self.bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls())
+            _update_bridge(self.bridge, snapshot)
         self.snapshot = snapshot
+        if partial:
+            return
         self.last_good_at = snapshot.loaded_at
         self.last_error = ()
         self.last_error_at = None
@@ -34,3 +38,8 @@ class ServeState:
     def reject(self, problems: list[str]) -> None:
         self.last_error = tuple(problems)
         self.last_error_at = time.time()
+
+
+def _update_bridge(bridge: Any, snapshot: Snapshot) -> None:
+    bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls(),
+                  sign_in_only=snapshot.identity_workspaces(), access=snapshot.connect_rules())

@@ -4,8 +4,8 @@ A namespaced key/value store with expiry, atomic single-use reads and a per-name
 the OAuth layer needs (pending sign-ins, codes, tokens, grants, client registrations). Values are
 opaque bytes: callers encrypt secrets before `put` (see castproxy.store.crypto).
 
-Backends: `castproxy.store.sqlite.SQLiteStore` (one file; its locks are process-local, so a SQLite
-store serves exactly one castproxy process) and `castproxy.store.redis.RedisStore` (any number of
+Backends: `castproxy.store.sqlite.SQLiteStore` (one file; its locks are file locks, so it serves the
+processes of one host: `serve --workers N`) and `castproxy.store.redis.RedisStore` (any number of
 replicas; its locks are Redis locks).
 """
 
@@ -52,7 +52,7 @@ class Store(Protocol):
         ...
 
     def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
-        """Mutual exclusion across every process sharing this store (Redis) or this process (SQLite).
+        """Mutual exclusion across every process sharing this store (Redis; SQLite: the processes of one host).
 
         `timeout` bounds both the wait to acquire (then `LockTimeout`) and how long a holder keeps
         the lock if it dies without releasing it (Redis lease)."""

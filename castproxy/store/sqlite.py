@@ -6,8 +6,9 @@ swept lazily (at most once a minute, on a write). `take` and `put_if_absent` are
 (DELETE ... RETURNING, INSERT ... ON CONFLICT), so they stay atomic even if another process opened
 the same file.
 
-`lock` is process-local: a SQLite store backs exactly one castproxy process (one replica). Use the
-Redis store to run several. The file is created readable by its owner only (0600; folders 0700).
+`lock` holds across every process sharing the file (`serve --workers N` on one host): a process-local
+asyncio lock first, then a flock(2) file lock beside the database (filelock.py). Replicas on several
+hosts need the Redis store. The file is created readable by its owner only (0600; folders 0700).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from castproxy.store.base import StoreError
+from castproxy.store.filelock import FileLocks
 from castproxy.store.locks import KeyedLocks
 
 T = TypeVar("T")
@@ -75,7 +77,8 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+            self._file_locks = FileLocks(self.path.with_name(self.path.name + ".locks"))
+        except (OSError, sqlite3.Error, StoreError) as exc:
             self._executor.shutdown(wait=False)
             raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
 
@@ -167,9 +170,13 @@ class SQLiteStore:
 
         return await self._run(work)
 
-    def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
-        """Process-local: SQLite means one castproxy process (see the module docstring)."""
-        return self._locks.hold(name, timeout)
+    @asynccontextmanager
+    async def lock(self, name: str, timeout: float = 30.0) -> AsyncIterator[None]:
+        """Across the processes sharing this file: this process's waiters queue on an asyncio lock (no
+        polling among them), then one of them takes the file lock. `timeout` bounds the whole wait."""
+        deadline = time.monotonic() + timeout
+        async with self._locks.hold(name, timeout), self._file_locks.hold(name, max(0.0, deadline - time.monotonic())):
+            yield
 
     async def ping(self) -> bool:
         try:

@@ -287,3 +287,26 @@ async def test_update_keeps_unchanged_workspaces_and_drops_removed_ones(harness:
     assert response.status_code == 404
     with pytest.raises(SignInRequired, match=r"^workspace alpha no longer uses OAuth in the current config$"):
         await harness.bridge.credentials_for("alpha").apply({}, signed.grant_id)
+
+
+async def test_a_refresh_after_the_company_sign_in_expired_is_refused(harness: Harness) -> None:
+    """Issue 14: a person's groups are as of their company sign-in; once it is identity.session_lifetime old,
+    refreshing stops and the client signs in again (at the identity provider, whose groups may have changed)."""
+    import dataclasses
+    import time
+
+    from castproxy.auth.server.records import NS_GRANT, GrantRecord
+
+    signed = await harness.sign_in()
+    store = harness.bridge.tokens._store
+    grant = GrantRecord.decode(await store.get(NS_GRANT, signed.grant_id))
+    assert grant is not None
+    still = dataclasses.replace(grant, subject="00u1", person_until=time.time() + 3600)
+    await store.put(NS_GRANT, signed.grant_id, still.encode())
+    response = await harness.refresh(signed.client_id, signed.refresh_token)
+    assert response.status_code == 200
+    expired = dataclasses.replace(grant, subject="00u1", person_until=time.time() - 1)
+    await store.put(NS_GRANT, signed.grant_id, expired.encode())
+    response = await harness.refresh(signed.client_id, response.json()["refresh_token"])
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant" and "company sign-in" in response.json()["error_description"]

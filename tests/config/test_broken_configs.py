@@ -150,7 +150,8 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, lock, audit, admin)",
+        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, identity, lock, audit, "
+        "admin)",
     ),
     case(
         "audit_file_without_path",
@@ -409,7 +410,7 @@ CASES = [
                 nmae: list
         """,
         "7:9: unknown key 'nmae' in tools entry 1 (expected one of: operation, name, "
-        "description); did you mean 'name'?",
+        "description, access, rate_limit); did you mean 'name'?",
     ),
     case(
         "tool_entry_without_operation",
@@ -462,6 +463,43 @@ CASES = [
             tools: [listItems]
         """,
         "5:14: `timeout` must be a duration like 30, '30s', '500ms' or '2m' (got '3 days')",
+    ),
+    case(
+        "bad_refresh",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: https://api.example.com/openapi.json
+            refresh: hourly
+            tools: [listItems]
+        """,
+        "5:14: `refresh` must be a duration like '10m', '1h', '30s' or 600 (seconds) (got 'hourly')",
+    ),
+    case(
+        "refresh_too_often",
+        """\
+        version: 1
+        workspaces:
+          api:
+            openapi: https://api.example.com/openapi.json
+            refresh: 500ms
+            tools: [listItems]
+        """,
+        "5:14: `refresh` must be a duration from 1 second to 7 days, like '10m' or '1h' (got '500ms')",
+    ),
+    case(
+        "spec_cache_not_text",
+        """\
+        version: 1
+        store:
+          spec_cache: [a, b]
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "3:15: `spec_cache` must be text",
     ),
     case(
         "max_response_bytes_too_small",
@@ -974,7 +1012,8 @@ CASES = [
               - tag: pulls
                 name: prs
         """,
-        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method); `name` applies to one "
+        "7:9: unknown key 'name' in tools entry 1 (expected one of: tag, path, method, access, rate_limit); "
+        "`name` applies to one "
         "operation: write it with `operation: OPERATION_ID`",
     ),
     case(
@@ -988,7 +1027,8 @@ CASES = [
               - operation: listItems
                 method: GET
         """,
-        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description); a selector "
+        "7:9: unknown key 'method' in tools entry 1 (expected one of: operation, name, description, access, "
+        "rate_limit); a selector "
         "entry (tag, path, method) has no `operation`: write it as its own entry",
     ),
     case(

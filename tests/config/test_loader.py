@@ -321,3 +321,43 @@ def test_windows_line_endings_and_a_byte_order_mark_keep_positions(tmp_path: Pat
     with pytest.raises(ConfigError) as failure:
         load_config(path, {})
     assert [(p.line, p.column) for p in failure.value.errors] == [(5, 12)]
+
+
+def test_refresh_of_a_spec_file_is_a_warning(write_config: WriteConfig) -> None:
+    path = write_config("""\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./api.json
+            refresh: 10m
+            tools: [x]
+          remote:
+            openapi: https://api.example.com/openapi.json
+            refresh: 1h
+            tools: [x]
+        """)
+    loaded = load_config(path, {})
+    assert loaded.config.workspaces["api"].refresh == 600 and loaded.config.workspaces["remote"].refresh == 3600
+    assert [str(w).split(": ", 1)[1] for w in loaded.warnings] == [
+        "warning: `refresh` applies to a spec URL; a spec file is watched and reloads when it changes, "
+        "so remove `refresh` here"
+    ]
+
+
+def test_secret_files_read_are_reported(write_config: WriteConfig, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("t0k\n")
+    path = write_config("""\
+        version: 1
+        workspaces:
+          api:
+            openapi: ./api.json
+            auth: {type: bearer, token: "${file:token}"}
+            inbound:
+              api_keys: ["${file:missing-key}"]
+            tools: [x]
+        """)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, {})
+    assert raised.value.files == {path.parent / "token", path.parent / "missing-key"}  # the missing one too
+    (tmp_path / "missing-key").write_text("k")
+    assert load_config(path, {}).secret_files == {path.parent / "token", path.parent / "missing-key"}

@@ -1,6 +1,6 @@
 """Issue 11, finding 1 end to end: a client that signed in for the read scope cannot write, because castproxy's
-upstream sign-in asked the upstream for that scope only; the upstream (the bundled test server, which checks
-each route's scope) refuses the writing calls.
+upstream sign-in asked the upstream for that scope only (the upstream grant holds just that scope), and,
+since issue 14, castproxy itself refuses the calls of tools whose OpenAPI `security` scopes the token lacks.
 
 The same check against a third-party upstream (Django + django-oauth-toolkit) is in test_oauth_django_upstream.py.
 """
@@ -44,6 +44,10 @@ def _text(result: object) -> str:
 
 
 async def _assert_read_only(stack: OAuthStack, storage: MemoryStorage) -> None:
+    """The upstream grant holds the read scope only, and castproxy (issue 14) neither lists the writing tools nor
+    sends their calls: it answers 403 insufficient_scope before MCP, so a client can step up (test_step_up.py)."""
+    import httpx2
+
     url = f"{stack.proxy.url}/mcp/scoped"
     async with mcp_session(url, storage, Browser()) as client:
         me = await client.call_tool("getCurrentUser", {})
@@ -51,12 +55,16 @@ async def _assert_read_only(stack: OAuthStack, storage: MemoryStorage) -> None:
         assert me.structured_content is not None
         assert me.structured_content["scopes"] == ["read:items"]  # what the upstream itself granted
         assert not (await client.call_tool("listItems", {})).is_error
-        created = await client.call_tool("createItem", {"name": "should not exist"})
-        assert created.is_error
-        assert "Upstream answered 403" in _text(created) and "insufficient_scope" in _text(created)
-        deleted = await client.call_tool("deleteItem", {"id": 1})
-        assert deleted.is_error
-        assert "Upstream answered 403" in _text(deleted)
+        assert {tool.name for tool in (await client.list_tools()).tools} == {"listItems", "getCurrentUser"}
+    assert storage.tokens is not None
+    headers = {"Authorization": f"Bearer {storage.tokens.access_token}", "MCP-Protocol-Version": "2025-11-25",
+               "Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(timeout=15) as http:
+        for name, arguments in (("createItem", {"name": "should not exist"}), ("deleteItem", {"id": 1})):
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+            refused = await http.post(url, json=body, headers=headers)
+            assert refused.status_code == 403
+            assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
     assert all(item["name"] != "should not exist" for item in stack.upstream_app.state.data.items.values())
     assert 1 in stack.upstream_app.state.data.items
 

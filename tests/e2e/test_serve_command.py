@@ -88,13 +88,26 @@ def test_bad_config_at_start_prints_positions_and_exits_1(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_missing_operation_at_start_is_a_positioned_error(tmp_path, testserver):
+def test_missing_operation_at_start_degrades_that_workspace_with_its_position(tmp_path, testserver):
+    """A workspace that does not build is isolated (docs/operations.md); `validate` is what fails on it."""
     config = write_config(tmp_path, testserver, "listItems, listItemz")
-    result = subprocess.run([sys.executable, "-m", "castproxy", "serve", "-c", str(config)],
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
-    assert result.returncode == 1
-    assert re.search(rf"{re.escape(str(config))}:17:\d+: .*listItemz", result.stderr), result.stderr
+    process, url = start_serve(config, {"E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
+    try:
+        headers = {"Authorization": f"Bearer {INBOUND_KEY}", "Accept": "application/json"}
+        answer = httpx2.get(f"{url}/mcp/items", headers=headers)
+        assert answer.status_code == 503 and "listItemz" in answer.json()["reason"]
+        ready = httpx2.get(f"{url}/readyz")
+        assert ready.status_code == 503  # its only workspace serves nothing
+        problems = ready.json()["workspaces"]["items"]["problems"]
+        assert any(re.match(rf"{re.escape(str(config))}:17:\d+: .*listItemz", line) for line in problems), problems
+    finally:
+        stderr = stop(process)
+    assert "workspace degraded" in stderr and "Traceback" not in stderr
+    checked = subprocess.run([sys.executable, "-m", "castproxy", "validate", "-c", str(config)],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
+    assert checked.returncode == 1
+    assert re.search(rf"{re.escape(str(config))}:17:\d+: .*listItemz", checked.stdout + checked.stderr)
 
 
 async def test_serves_calls_and_reloads_on_sighup(tmp_path, testserver):

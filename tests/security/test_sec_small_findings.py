@@ -82,12 +82,15 @@ async def test_the_store_file_and_its_folder_are_private(tmp_path: Path) -> None
     try:
         store = SQLiteStore(tmp_path / "new-folder" / "state.db")
         await store.put("ns", "k", b"v")
+        async with store.lock("upstream-refresh:w:g"):  # its lock files (serve --workers) too
+            pass
     finally:
         os.umask(old)
     try:
         assert stat.S_IMODE((tmp_path / "new-folder").stat().st_mode) == 0o700
-        for path in (tmp_path / "new-folder").iterdir():  # state.db and its -wal/-shm files
-            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+        # state.db, its -wal/-shm files, and state.db.locks/ with its lock files
+        for path in [*(tmp_path / "new-folder").iterdir(), *(tmp_path / "new-folder" / "state.db.locks").iterdir()]:
+            assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path.name
     finally:
         await store.close()
 

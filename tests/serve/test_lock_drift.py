@@ -103,5 +103,6 @@ async def test_enforce_refuses_a_workspace_that_drifted_before_the_start(tmp_pat
     assert response.status_code == 503
     assert response.json()["error"] == "workspace_unavailable"
     assert "differ from cast.lock (server.lock: enforce)" in response.json()["message"]
-    assert body["status"] == "ready" and "open" in body["unavailable"]
+    # Its only workspace is refused: nothing serves, so not ready (docs/operations.md, readiness).
+    assert body["status"] == "unready" and "open" in body["unavailable"]
     assert body["lock"]["workspaces"]["open"]["serving"] == "none"

@@ -62,7 +62,7 @@ async def test_invalid_edit_is_rejected_and_the_old_config_keeps_serving(start_p
     before = await tool_names(proxy)
     loaded_at = readyz(proxy)["config"]["loaded_at"]
     good = proxy.config.read_text()
-    proxy.config.write_text(good.replace("tools: [listItems,", "tools: [noSuchOperation, listItems,"))
+    proxy.config.write_text(good.replace("tools: [listItems,", "timeout: soon\n    tools: [listItems,"))
     for _ in range(250):
         body = readyz(proxy)
         if "last_reload" in body:
@@ -70,7 +70,7 @@ async def test_invalid_edit_is_rejected_and_the_old_config_keeps_serving(start_p
         await asyncio.sleep(0.02)
     assert body["status"] == "ready"
     errors = body["last_reload"]["errors"]
-    assert any(re.match(rf"{re.escape(str(proxy.config))}:\d+:\d+: .*noSuchOperation", line) for line in errors), errors
+    assert any(re.match(rf"{re.escape(str(proxy.config))}:\d+:\d+: .*timeout", line) for line in errors), errors
     assert body["config"]["loaded_at"] == loaded_at
     assert await tool_names(proxy) == before
     async with mcp_client(proxy.mcp("open"), MODERN) as client:
@@ -80,6 +80,29 @@ async def test_invalid_edit_is_rejected_and_the_old_config_keeps_serving(start_p
     proxy.config.write_text(good.replace("tools: [listItems,", "tools: ["))
     await wait_for_tools(proxy, ["createItem", "getItem", "failHard", "slow", "whoami"])
     assert "last_reload" not in readyz(proxy)
+
+
+async def test_workspace_edit_that_does_not_build_keeps_its_previous_version(start_proxy, upstream):
+    """An unknown operationId is this workspace's problem: the rest of the edit applies, it keeps its old tools."""
+    proxy = start_proxy({"open": "", "other": "    tools: [whoami]"})
+    before = await tool_names(proxy)
+    good = proxy.config.read_text()
+    proxy.config.write_text(good.replace("tools: [listItems,", "tools: [noSuchOperation, listItems,")
+                            .replace("tools: [whoami]", "tools: [whoami, getItem]"))
+    await wait_for_tools(proxy, ["whoami", "getItem"], workspace="other")  # the healthy part of the edit applied
+    body = readyz(proxy)
+    assert body["status"] == "degraded" and "last_reload" not in body
+    state = body["workspaces"]["open"]
+    assert state["state"] == "stale"
+    assert any(re.match(rf"{re.escape(str(proxy.config))}:\d+:\d+: .*noSuchOperation", line)
+               for line in state["problems"]), state
+    assert body["workspaces"]["other"] == {"state": "serving"}
+    assert await tool_names(proxy) == before  # the previous version of `open` keeps serving
+    async with mcp_client(proxy.mcp("open"), MODERN) as client:
+        assert not (await client.call_tool("getItem", {"id": "1"})).is_error
+    proxy.config.write_text(good.replace("tools: [listItems,", "tools: ["))
+    await wait_for_tools(proxy, ["createItem", "getItem", "failHard", "slow", "whoami"])
+    assert readyz(proxy)["status"] == "ready"
 
 
 async def test_atomic_rename_is_seen(start_proxy, upstream):
@@ -154,7 +177,7 @@ async def test_spec_file_edit_is_seen(start_proxy, tmp_path):
 
 async def test_settings_bound_at_start_are_reported(start_proxy, caplog):
     proxy = start_proxy(OPEN)
-    with caplog.at_level(logging.WARNING, logger="castproxy.serve.app"):
+    with caplog.at_level(logging.WARNING, logger="castproxy.serve.builds"):
         proxy.config.write_text(proxy.config.read_text().replace("path: state.db", "path: other.db"))
         await wait_for_reload_count(proxy, 1)
     assert any(getattr(r, "fields", {}).get("settings") == ["store"] for r in caplog.records)

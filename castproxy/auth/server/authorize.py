@@ -22,6 +22,8 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from castproxy.access.oidc import Identity
+from castproxy.access.policy import Caller
 from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
@@ -172,6 +174,19 @@ async def authorize(server: AuthServer, request: Request) -> Response:
     if refused is not None:
         status, seconds, message = refused
         return error_page("Sign-in request refused", message, status=status, retry_after=seconds)
+    if server.identity is not None:  # company sign-in first (castproxy.access): who is this person?
+        person = await server.identity.person(request)
+        if person is None:
+            return await server.identity.start(request)
+        entry = server.sign_in_workspace(wanted.workspace)
+        if entry is not None and entry.access is not None and not entry.access.allows(_caller(person)):
+            log.warning("sign-in refused by the workspace's access policy",
+                        extra={"fields": {"workspace": wanted.workspace, "subject": person.subject,
+                                          "email": person.email}})
+            return error_page("Access refused", f"{person.shown} may not use workspace {wanted.workspace}: its "
+                              "access policy allows other people or groups. Ask whoever runs castproxy for access.",
+                              status=403)
+        wanted = dataclasses.replace(wanted, subject=person.subject, email=person.email or "", groups=person.groups)
     await server.clients.touch(client)
     browser = request.cookies.get(BROWSER_COOKIE)
     forced = "consent" in (params.get("prompt") or "").split()
@@ -185,10 +200,16 @@ async def authorize(server: AuthServer, request: Request) -> Response:
 
 
 def _consent_key(browser: str, wanted: AuthorizationRequest) -> str:
-    """One approval per browser, client, workspace and redirect URI (a loopback URI's port aside)."""
+    """One approval per browser, person (company sign-in), client, workspace and redirect URI (a loopback URI's
+    port aside)."""
     loopback = LOOPBACK_REDIRECT.match(wanted.redirect_uri)
     target = f"http://{loopback.group(1)}{loopback.group(3) or ''}" if loopback else wanted.redirect_uri
-    return hash_token(f"{browser}\x00{wanted.client_id}\x00{wanted.workspace}\x00{target}")
+    person = f"\x00{wanted.subject}" if wanted.subject else ""
+    return hash_token(f"{browser}\x00{wanted.client_id}\x00{wanted.workspace}\x00{target}{person}")
+
+
+def _caller(person: Identity) -> Caller:
+    return Caller(subject=person.subject, email=person.email, groups=frozenset(person.groups))
 
 
 def _csrf_token(cookie: str, request_id: str) -> str:
@@ -228,11 +249,26 @@ async def _consent_page(server: AuthServer, request: Request, client: Client, wa
         request_id=html.escape(request_id),
         csrf_token=_csrf_token(cookie, request_id),
         warning=_impersonation_warning(client, wanted.redirect_uri),
+        person=_person_row(wanted),
+        next_step="you sign in to the upstream service next" if _has_upstream(server, wanted) else
+        "the application can use this workspace as you",
     )
     response = HTMLResponse(body, headers=PAGE_HEADERS)
     if fresh_cookie:
         _set_cookie(server, response, CSRF_COOKIE, cookie, path="/authorize", max_age=int(CONSENT_TTL))
     return response
+
+
+def _person_row(wanted: AuthorizationRequest) -> str:
+    if not wanted.subject:
+        return ""
+    shown = wanted.email or wanted.subject
+    return f"<dt>Signed in as</dt><dd>{html.escape(shown)}</dd>\n"
+
+
+def _has_upstream(server: AuthServer, wanted: AuthorizationRequest) -> bool:
+    entry = server.sign_in_workspace(wanted.workspace)
+    return entry is None or entry.per_user
 
 
 def _impersonation_warning(client: Client, redirect_uri: str) -> str:
@@ -302,6 +338,11 @@ async def _upstream_redirect(server: AuthServer, wanted: AuthorizationRequest, r
     entry = server.sign_in_workspace(wanted.workspace)
     if entry is None:
         raise OAuthError("invalid_target", f"workspace {wanted.workspace} no longer uses sign-in")
+    if entry.upstream is None or not entry.per_user:  # castproxy's own sign-in (server.identity): a code at once
+        from castproxy.auth.server.callback import issue_code_for
+
+        location = await issue_code_for(server, wanted, "cpg_" + secrets.token_urlsafe(24))
+        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
     try:
         pending = await entry.upstream.start_sign_in(
             {"workspace": wanted.workspace, "client_id": wanted.client_id}, scopes=wanted.scopes

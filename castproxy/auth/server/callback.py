@@ -59,6 +59,9 @@ async def callback(server: AuthServer, request: Request) -> Response:
             server, wanted.redirect_uri, wanted.state, "invalid_target", f"workspace {wanted.workspace} is gone"
         )
     upstream_error = params.get("error", "")
+    if entry.upstream is None or not entry.per_user:  # the workspace stopped using an upstream sign-in meanwhile
+        return redirect_error(server, wanted.redirect_uri, wanted.state, "invalid_target",
+                              f"workspace {wanted.workspace} has no upstream sign-in any more")
     try:
         outcome = await entry.upstream.complete_sign_in(params, state=wanted.upstream_state or None)
     except SignInRefused as exc:
@@ -75,30 +78,7 @@ async def callback(server: AuthServer, request: Request) -> Response:
         return redirect_error(
             server, wanted.redirect_uri, wanted.state, "server_error", "the upstream sign-in could not be completed"
         )
-    grant = GrantRecord(
-        grant_id=outcome.grant_id,
-        workspace=wanted.workspace,
-        resource=wanted.resource,
-        client_id=wanted.client_id,
-        scopes=wanted.scopes,
-        created_at=time.time(),
-        subject=str(getattr(outcome, "subject", "") or ""),
-    )
-    await server.tokens.start_grant(grant)
-    server.events.sign_in(wanted.workspace, outcome="ok", client_id=wanted.client_id,
-                          grant=grant_ref(outcome.grant_id), subject=grant.subject or None)
-    code = await server.tokens.issue_code(
-        CodeRecord(
-            client_id=wanted.client_id,
-            redirect_uri=wanted.redirect_uri,
-            code_challenge=wanted.code_challenge,
-            workspace=wanted.workspace,
-            resource=wanted.resource,
-            grant_id=outcome.grant_id,
-            scopes=wanted.scopes,
-        )
-    )
-    location = with_params(wanted.redirect_uri, {"code": code, "state": wanted.state, "iss": server.issuer})
+    location = await issue_code_for(server, wanted, outcome.grant_id)
     response = RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
     if not params.get("state"):
         response.delete_cookie(SIGN_IN_COOKIE, path=server.base_path + UPSTREAM_CALLBACK_PATH)
@@ -130,3 +110,33 @@ def _refused(server: AuthServer, wanted: AuthorizationRequest, exc: SignInRefuse
         status=400,
         link=("Return to the application", back),
     )
+
+
+async def issue_code_for(server: AuthServer, wanted: AuthorizationRequest, grant_id: str) -> str:
+    """Start the sign-in's grant and return the client's redirect URI with castproxy's code (and the person)."""
+    # A person's sign-in lasts as long as a company session: then the identity provider is asked again.
+    until = time.time() + server.identity.sessions.lifetime if wanted.subject and server.identity else 0.0
+    grant = GrantRecord(grant_id=grant_id, workspace=wanted.workspace, resource=wanted.resource,
+                        client_id=wanted.client_id, scopes=wanted.scopes, subject=wanted.subject, email=wanted.email,
+                        groups=wanted.groups, person_until=until, created_at=time.time())
+    await server.tokens.start_grant(grant)
+    server.events.sign_in(wanted.workspace, outcome="ok", client_id=wanted.client_id, grant=grant_ref(grant_id),
+                          subject=wanted.subject or None)
+    code = await server.tokens.issue_code(
+        CodeRecord(
+            client_id=wanted.client_id,
+            redirect_uri=wanted.redirect_uri,
+            code_challenge=wanted.code_challenge,
+            workspace=wanted.workspace,
+            resource=wanted.resource,
+            grant_id=grant_id,
+            scopes=wanted.scopes,
+            subject=wanted.subject,
+            email=wanted.email,
+            groups=wanted.groups,
+        )
+    )
+    if wanted.subject:
+        log.info("sign-in completed", extra={"fields": {"workspace": wanted.workspace, "subject": wanted.subject,
+                                                        "client_id": wanted.client_id}})
+    return with_params(wanted.redirect_uri, {"code": code, "state": wanted.state, "iss": server.issuer})

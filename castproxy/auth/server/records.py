@@ -62,6 +62,10 @@ class AuthorizationRequest(Record):
     scopes: tuple[str, ...]
     upstream_state: str = ""  # kept only for an upstream configured with `state: false`
     browser: str = ""  # hash of the browser's CALLBACK_COOKIE once sent to the upstream sign-in
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class CodeRecord(Record):
     resource: str
     grant_id: str
     scopes: tuple[str, ...]
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,13 @@ class GrantRecord(Record):
     resource: str
     client_id: str
     scopes: tuple[str, ...]
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
+    # Until when the company sign-in vouches for the person (and their groups): refreshes stop then.
+    person_until: float = 0.0
     created_at: float = 0.0  # when the sign-in completed (0: a record from before this field)
-    subject: str = ""  # the signed-in person, when castproxy knows who it is
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,10 @@ class TokenRecord(Record):
     client_id: str
     scopes: tuple[str, ...]
     expires_at: float
-    subject: str = ""  # copied from the grant, so a call names its person without another store read
+    # The person signed in at the company identity provider (server.identity), or empty.
+    subject: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from castproxy.auth.server import authorize, callback, metadata, registration, r
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.metadata import CORS
 from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
+from castproxy.config.loader import IDENTITY_CALLBACK_PATH
 
 Handler = Callable[[AuthServer, Request], Awaitable[Response]]
 
@@ -71,6 +72,8 @@ def build_routes(server: AuthServer) -> list[BaseRoute]:
         Route("/token", _api(server, token.token), methods=["POST", "OPTIONS"]),
         Route("/revoke", _api(server, revoke.revoke), methods=["POST", "OPTIONS"]),
     ]
+    if server.identity is not None:  # the company identity provider returns the browser here (castproxy.access)
+        routes.append(Route(IDENTITY_CALLBACK_PATH, server.identity.callback, methods=["GET"]))
     if server.base_path:  # an issuer with a path publishes its metadata under that path too (RFC 8414 §3.1)
         routes.append(
             Route(f"/.well-known/oauth-authorization-server{server.base_path}", as_metadata, methods=["GET", "OPTIONS"])

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from castproxy.access.policy import Rule
+from castproxy.access.signin import CompanySignIn
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter, SignInBudget
@@ -55,20 +57,27 @@ class UpstreamSignIn(Protocol):
 @dataclass(frozen=True)
 class WorkspaceEntry:
     name: str
-    auth: OAuth2Auth
-    upstream: UpstreamSignIn
+    auth: OAuth2Auth | None  # None: a shared-credential workspace whose callers sign in at castproxy (identity)
+    upstream: UpstreamSignIn | None
     resource: str
     resource_metadata_url: str
     base_url: str = ""  # the upstream API its tokens are sent to (part of what a grant is bound to)
+    access: Rule | None = None  # who may connect (the workspace's `access`), checked at /authorize
+    identity_sign_in: bool = False  # a shared-credential workspace whose callers sign in at castproxy (identity)
+
+    @property
+    def per_user(self) -> bool:
+        """Each user signs in at the upstream (authorization_code); otherwise the upstream grant is shared."""
+        return self.auth is not None and self.auth.grant == "authorization_code"
 
     @property
     def sign_in(self) -> bool:
-        """Each user signs in (authorization_code); otherwise the upstream grant is a shared service token."""
-        return self.auth.grant == "authorization_code"
+        """Callers need castproxy's tokens: per-user upstream sign-in, or castproxy's own (server.identity)."""
+        return self.per_user or self.identity_sign_in
 
     @property
     def scopes(self) -> tuple[str, ...]:
-        return tuple(self.auth.scopes)
+        return tuple(self.auth.scopes) if self.auth is not None and self.per_user else ()
 
 
 class AuthServer:
@@ -94,6 +103,8 @@ class AuthServer:
         self.workspaces: Mapping[str, WorkspaceEntry] = {}
         # Set by the AuthBridge: why the secret key cannot read the store (no sign-in can start then), or None.
         self.key_problem: Callable[[], Awaitable[str | None]] | None = None
+        # server.identity: the company sign-in that comes before every consent (castproxy.access), or None.
+        self.identity: CompanySignIn | None = None
         self.secure_cookies = self.issuer.startswith("https://")
         parts = urlsplit(self.issuer)
         # Normalised (lower case, default port dropped) as browsers send it in `Origin`.

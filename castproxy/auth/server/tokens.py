@@ -186,6 +186,11 @@ class TokenService:
         grant = await self.grant(record.grant_id)
         if grant is None:
             raise OAuthError("invalid_grant", "the sign-in behind this refresh token was revoked; sign in again")
+        if grant.person_until and grant.person_until <= time.time():
+            # The company sign-in is as old as identity.session_lifetime: the person (and their groups) must be
+            # vouched for again by the identity provider, so policies follow changes made there.
+            await self.revoke_grant(grant.grant_id, reason="the company sign-in behind it expired")
+            raise OAuthError("invalid_grant", "the company sign-in behind this refresh token expired; sign in again")
         if resource is not None and resource != canonical_resource(grant.resource):
             raise OAuthError("invalid_target", f"resource differs from the one authorized ({grant.resource})")
         wanted = record.scopes if scopes is None else tuple(dict.fromkeys(scopes))
@@ -252,12 +257,11 @@ class TokenService:
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
         now = time.time()
         access, refresh = "cpat_" + secrets.token_urlsafe(32), "cprt_" + secrets.token_urlsafe(32)
-        common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id}
-        access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime,
-                                    subject=grant.subject)
+        common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id,
+                  "subject": grant.subject, "email": grant.email, "groups": grant.groups}
+        access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime)
         # The refresh token carries the whole sign-in's scope (narrowed only by narrowing the sign-in itself).
-        refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime,
-                                     subject=grant.subject)
+        refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime)
         await self._store.put(NS_ACCESS, hash_token(access), access_record.encode(), ttl=self.access_lifetime)
         await self._store.put(NS_REFRESH, hash_token(refresh), refresh_record.encode(), ttl=self.refresh_lifetime)
         return IssuedTokens(access, refresh, int(self.access_lifetime), scopes)

@@ -1,0 +1,87 @@
+"""Browser sessions of the company sign-in, and the sign-ins waiting for the provider's callback.
+
+A session is a random cookie value; the store keeps, under its hash, the person encrypted with a key
+derived from `server.secret_key` (bound to its record), for `identity.session_lifetime`. One company
+sign-in thus serves every workspace the browser connects to until it expires, on every replica that
+shares the store. A pending sign-in keeps the PKCE verifier, nonce, the /authorize request to return
+to and the hash of the browser cookie it is bound to, taken once at the callback.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from castproxy.access.oidc import Identity
+from castproxy.store.base import Store
+from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+
+NS_SESSION = "id-session"
+NS_PENDING = "id-pending"
+PENDING_TTL = 900.0  # time to sign in at the provider
+
+
+@dataclass(frozen=True, slots=True)
+class PendingIdentity:
+    verifier: str
+    nonce: str
+    return_to: str  # the /authorize query string to resume
+    browser: str  # hash of the binding cookie
+
+
+class IdentitySessions:
+    def __init__(
+        self, store: Store, cipher: Cipher, *, lifetime: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._cipher = cipher
+        self.lifetime = lifetime
+        self._clock = clock
+
+    async def start(self, identity: Identity) -> str:
+        """A new session for `identity`: the cookie value to set."""
+        cookie = secrets.token_urlsafe(32)
+        key = hash_token(cookie)
+        payload = {**asdict(identity), "expires_at": self._clock() + self.lifetime}
+        blob = self._cipher.encrypt(json.dumps(payload).encode(), aad=record_aad(NS_SESSION, key))
+        await self._store.put(NS_SESSION, key, blob, ttl=self.lifetime)
+        return cookie
+
+    async def get(self, cookie: str | None) -> Identity | None:
+        """The person of a live session, or None (no cookie, unknown, expired, or unreadable)."""
+        if not cookie or len(cookie) > 128:
+            return None
+        key = hash_token(cookie)
+        blob = await self._store.get(NS_SESSION, key)
+        if blob is None:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(self._cipher.decrypt(blob, aad=record_aad(NS_SESSION, key)))
+        except (InvalidCiphertext, ValueError):
+            return None
+        if float(data.get("expires_at", 0)) <= self._clock():
+            return None
+        return Identity(subject=data["subject"], email=data.get("email"), groups=tuple(data.get("groups") or ()),
+                        name=data.get("name"))
+
+    async def end(self, cookie: str | None) -> None:
+        if cookie and len(cookie) <= 128:
+            await self._store.delete(NS_SESSION, hash_token(cookie))
+
+    async def park(self, state: str, pending: PendingIdentity) -> None:
+        blob = self._cipher.encrypt(json.dumps(asdict(pending)).encode(), aad=record_aad(NS_PENDING, hash_token(state)))
+        await self._store.put(NS_PENDING, hash_token(state), blob, ttl=PENDING_TTL)
+
+    async def take(self, state: str) -> PendingIdentity | None:
+        key = hash_token(state)
+        blob = await self._store.take(NS_PENDING, key)
+        if blob is None:
+            return None
+        try:
+            return PendingIdentity(**json.loads(self._cipher.decrypt(blob, aad=record_aad(NS_PENDING, key))))
+        except (InvalidCiphertext, ValueError, TypeError):
+            return None
