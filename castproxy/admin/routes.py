@@ -221,6 +221,7 @@ class AdminPages:
                 "ref": grant_ref(grant.grant_id),
                 "client_id": grant.client_id,
                 "subject": grant.subject,
+                "email": grant.email,
                 "since": grant.created_at,
                 "last_used": last_used.get(grant.grant_id),
                 "scopes": " ".join(grant.scopes),
