@@ -157,7 +157,7 @@ async def test_every_event_kind_is_recorded_and_no_sink_holds_a_secret(
         good = stack.config.read_text()
         stack.config.write_text(good + "# an edit\n")
         await wait_for_reloads(stack, "ok", 1)
-        stack.config.write_text(good.replace("tools: [listUsers]", "tools: [noSuchOperation]"))
+        stack.config.write_text(good + "surprise: 1\n")  # invalid as a whole (a bad workspace only degrades)
         await wait_for_reloads(stack, "failed", 1)
         stack.config.write_text(good)
         await wait_for_reloads(stack, "ok", 2)
