@@ -28,7 +28,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CASTPROXY_PORT=8080
 
 COPY --from=build /wheels /wheels
-RUN pip install --no-compile /wheels/*.whl \
+# With the otel extra: tracing is then one OTEL_EXPORTER_OTLP_ENDPOINT away (docs/operations.md).
+RUN pip install --no-compile "$(echo /wheels/castproxy-*.whl)[otel]" \
     && rm -rf /wheels \
     && groupadd --system --gid 10001 castproxy \
     && useradd --system --uid 10001 --gid castproxy --home-dir /var/lib/castproxy --shell /usr/sbin/nologin castproxy \

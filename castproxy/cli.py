@@ -79,7 +79,8 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("json", "text"), type=str.lower,
                         help="json lines (default) or text for people; env CASTPROXY_LOG_FORMAT")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error", "critical"), type=str.lower,
-                        help="least severe level written (default info; warning drops the line per tool call); "
+                        help="least severe level written (default info; debug adds a line per tool call, "
+                        "whose record is the audit trail); "
                         "env CASTPROXY_LOG_LEVEL")
 
 

@@ -22,6 +22,7 @@ from castproxy.access.policy import Caller, Rule
 from castproxy.access.sessions import IdentitySessions
 from castproxy.access.signin import CompanySignIn
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.login import LoginClients
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
@@ -57,25 +58,29 @@ class AuthBridge:
         document_fetcher: DocumentFetcher | None = None,
         registration_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        events: AuthEvents = NO_EVENTS,
         identity: IdentitySettings | None = None,
     ) -> None:
         self._store = store
+        self._events = events  # sign-ins, consent, sign-outs, revocations, refreshes (castproxy.observe)
         self._cipher = cipher
         self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
         self._fetcher = document_fetcher or DocumentFetcher()
         self._factory = upstream_factory or self._real_upstream
         self._base_urls: dict[str, str] = {}  # workspace -> base URL, for the upstream clients update() makes
-        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, on_narrow=self._narrow_upstream)
+        self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, on_narrow=self._narrow_upstream,
+                                   events=events)
         self.server = AuthServer(
             store=store,
             public_url=public_url,
             clients=ClientRegistry(store, self._fetcher),
             tokens=self.tokens,
             registration_limiter=registration_limiter,
+            events=events,
         )
         self.callback_url = self.server.url(UPSTREAM_CALLBACK_PATH)
         # `auth.type: login` workspaces: no sign-in, but their tokens live in the same store and cipher.
-        self.logins = LoginClients(store=store, cipher=cipher, http=self._http, clock=clock)
+        self.logins = LoginClients(store=store, cipher=cipher, http=self._http, clock=clock, events=events)
         self._key_checked = False
         self._key_problem: str | None = None
         self.server.key_problem = self.key_problem
@@ -242,6 +247,7 @@ class AuthBridge:
             callback_url=callback_url,
             http=self._http,
             base_url=self._base_urls.get(name) or None,
+            events=self._events,
         )
 
     async def _revoke_upstream(self, grant: GrantRecord) -> None:

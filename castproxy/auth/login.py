@@ -21,6 +21,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 
 from castproxy.auth.credentials import UpstreamCredentials, bearer_token, set_bearer
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.upstream_oauth import UpstreamAuthError
 from castproxy.auth.upstream_tokens import TokenSet, safe_word
 from castproxy.config.model import LoginAuth
@@ -143,8 +144,10 @@ class UpstreamLogin:
         cipher: Cipher,
         http: httpx2.AsyncClient,
         clock: Clock = time.time,
+        events: AuthEvents = NO_EVENTS,
     ) -> None:
         self.workspace = workspace
+        self._events = events  # renewal outcomes, for the audit trail and metrics
         self.auth = auth
         self.store = store
         self.cipher = cipher
@@ -202,18 +205,22 @@ class UpstreamLogin:
                 fresh = await self._refresh(tokens.refresh_token)
             except LoginError as exc:
                 log.info("workspace %s: token refresh failed (%s); logging in again", self.workspace, exc)
+                self._events.token_refresh(self.workspace, outcome="failed", reason="refresh refused; logging in")
             else:
                 await self._write(fresh)
                 log.info("workspace %s: upstream login token refreshed", self.workspace)
+                self._events.token_refresh(self.workspace, outcome="ok")
                 return fresh
         try:
             fresh = await self._login()
         except LoginError:
+            self._events.token_refresh(self.workspace, outcome="failed", reason="login failed")
             if tokens is not None and not refused and not tokens.expired(self._clock()):
                 return tokens  # still usable; a later call tries again
             raise
         await self._write(fresh)
         log.info("workspace %s: logged in at the upstream", self.workspace)
+        self._events.token_refresh(self.workspace, outcome="ok")
         return fresh
 
     # ---- the store -----------------------------------------------------------------------------------
@@ -409,8 +416,12 @@ class LoginCredentials:
 class LoginClients:
     """The UpstreamLogin of every login workspace; unchanged ones survive a reload (their tokens and locks)."""
 
-    def __init__(self, *, store: Store, cipher: Cipher, http: httpx2.AsyncClient, clock: Clock = time.time) -> None:
+    def __init__(
+        self, *, store: Store, cipher: Cipher, http: httpx2.AsyncClient, clock: Clock = time.time,
+        events: AuthEvents = NO_EVENTS,
+    ) -> None:
         self._store = store
+        self._events = events
         self._cipher = cipher
         self._http = http
         self._clock = clock
@@ -425,7 +436,8 @@ class LoginClients:
                 fresh[name] = old
             else:
                 fresh[name] = UpstreamLogin(
-                    name, auth, store=self._store, cipher=self._cipher, http=self._http, clock=self._clock
+                    name, auth, store=self._store, cipher=self._cipher, http=self._http, clock=self._clock,
+                    events=self._events,
                 )
         self._logins = fresh  # one assignment: a call sees the old set or the new one
 

@@ -34,6 +34,7 @@ import httpx2
 
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, set_bearer
 from castproxy.auth.credentials import bearer_token as bearer_token  # re-exported: it used to live here
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.upstream_metadata import (
     MetadataError,
@@ -177,9 +178,11 @@ class UpstreamOAuth:
         callback_url: str,
         http: httpx2.AsyncClient | None = None,
         sign_in_ttl: float = SIGN_IN_TTL,
+        events: AuthEvents = NO_EVENTS,
         base_url: str | None = None,
     ) -> None:
         self.workspace = workspace
+        self._events = events  # refresh outcomes, for the audit trail and metrics
         self.auth = auth
         # What every grant of this workspace is bound to; `base_url` is the API the tokens go to.
         self.binding = upstream_binding(auth, base_url)
@@ -645,13 +648,17 @@ class UpstreamOAuth:
                     _grant_ref(grant_id),
                     exc.error,
                 )
+                self._events.token_refresh(self.workspace, outcome="sign_in_required", grant=_grant_ref(grant_id),
+                                           reason=exc.error)
                 raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
             log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
+            self._events.token_refresh(self.workspace, outcome="failed", grant=_grant_ref(grant_id), reason=exc.error)
             if scopes is None and not refused and not tokens.expired(time.time()):
                 return tokens  # still usable; the next call tries again
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         await self._write_grant(grant_id, fresh)
         log.info("workspace %s: upstream token refreshed (grant %s)", self.workspace, _grant_ref(grant_id))
+        self._events.token_refresh(self.workspace, outcome="ok", grant=_grant_ref(grant_id))
         return fresh
 
     async def revoke(self, grant_id: str) -> None:
@@ -715,15 +722,18 @@ class UpstreamOAuth:
         for attempt in (1, 2):
             client = await self._client()
             try:
-                return await request_token(
+                fresh = await request_token(
                     self._http, await self._token_url(), form, client, requested_scopes=self.auth.scopes
                 )
+                self._events.token_refresh(self.workspace, outcome="ok")
+                return fresh
             except TokenEndpointError as exc:
                 rejected = exc.error in ("invalid_client", "unauthorized_client")
                 if rejected and self.auth.provider == "dcr" and attempt == 1:
                     await self._forget_client(client)
                     continue
                 log.warning("workspace %s: client_credentials token request failed: %s", self.workspace, exc)
+                self._events.token_refresh(self.workspace, outcome="failed", reason=exc.error)
                 if self._service is not None and not self._service.expired(time.time()):
                     return self._service
                 raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None

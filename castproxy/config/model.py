@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, StringConstraints, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -163,6 +172,42 @@ InboundKey = Annotated[
 ]
 
 
+# ---- observability (issue 13): the audit trail and the admin page ------------------------------------
+class AuditSettings(_Strict):
+    """Where the audit trail goes: one JSON line per tool call, sign-in, revocation, reload..."""
+
+    sink: Literal["stdout", "file", "off"] = Field(
+        "stdout", description="stdout (one JSON line per record) | file (rotated by size) | off."
+    )
+    path: str | None = Field(None, description="sink file: the file to write, relative to this config file.")
+    max_bytes: int = Field(
+        100 * 2**20, ge=4096, description="sink file: size at which the file is rotated (bytes, or '100MiB')."
+    )
+    backups: int = Field(5, ge=0, le=1000, description="sink file: rotated files kept (FILE.1 ... FILE.N).")
+
+    @field_validator("max_bytes", mode="before", json_schema_input_type=int | Annotated[str, StringConstraints(
+        pattern=r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")])
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        return Workspace._parse_size(value)
+
+
+class AdminSettings(_Strict):
+    """The admin page at /admin: off unless this is set."""
+
+    api_keys: list[SecretStr] = Field(
+        min_length=1, description="Keys that sign in to /admin; use ${env:NAME} or ${file:PATH}."
+    )
+
+
+class WorkspaceAudit(_Strict):
+    """What the audit trail records of this workspace's calls beyond the defaults."""
+
+    argument_names: bool = Field(
+        False, description="Record the names (never the values) of the arguments of each tool call."
+    )
+
+
 class ServerSettings(_Strict):
     """How the proxy listens and how clients reach it (env overrides: CASTPROXY_HOST, CASTPROXY_PORT, ...)."""
 
@@ -211,6 +256,14 @@ class ServerSettings(_Strict):
         description="When a workspace's tools differ from the lock file beside this config (cast.lock for "
         "cast.yaml): warn (log it, serve them) | enforce (keep serving the reviewed tools, else refuse "
         "the workspace) | off.",
+    )
+
+    # Observability (issue 13).
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail: stdout (default), a rotated file, or off."
+    )
+    admin: AdminSettings | None = Field(
+        None, description="The admin page at /admin (off unless set; needs secret_key for its session cookie)."
     )
 
 
@@ -504,6 +557,9 @@ class Workspace(_Strict):
     max_schema_bytes: int = Field(
         32 * 1024, ge=1024, description="Largest tool schema, compact JSON (bytes, or '64KiB'); beyond it "
         "deep parts are collapsed into permissive schemas.",
+    )
+    audit: WorkspaceAudit | None = Field(
+        None, description="Audit options of this workspace, e.g. {argument_names: true}."
     )
     # --- issue 12 (deployments): background spec refresh ---
     refresh: float | None = Field(

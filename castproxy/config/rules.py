@@ -57,6 +57,7 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
         findings += _base_url_userinfo(base, workspace.get("base_url"))
         findings += _refresh_of_a_file(base, workspace)
     findings += _public_url(server, workspaces)
+    findings += _admin(server, has_secret_key)
     findings += _identity(server, workspaces, has_secret_key)
     findings += _literal_secrets(data, origins)
     return findings
@@ -86,6 +87,18 @@ def _secret_key(server: dict[str, Any], origins: SecretOrigins) -> Iterator[Find
         if isinstance(old, str) and len(old) < MIN_SECRET_KEY_LENGTH:
             yield Finding(Located(("server", "previous_secret_keys", index),
                                   "a previous secret key must be at least 32 characters, like `secret_key`"))
+
+
+def _admin(server: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
+    """The admin page signs its session cookie with keys derived from the secret key; a file trail needs a path."""
+    audit = _mapping(server.get("audit"))
+    if audit.get("sink") == "file" and not audit.get("path"):
+        yield Finding(Located(("server", "audit", "sink"), "the file sink needs `path`: the audit file to write "
+                              "(e.g. path: ./audit/castproxy.jsonl)"))
+    if isinstance(server.get("admin"), dict) and not has_secret_key:
+        yield Finding(Located(("server", "admin"), "`server.admin` needs `server.secret_key` (the admin session "
+                              "cookie is signed with a key derived from it; e.g. secret_key: "
+                              "${env:CASTPROXY_SECRET_KEY})", key=True))
 
 
 def _store(store: dict[str, Any]) -> Iterator[Finding]:
@@ -257,6 +270,10 @@ def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
     for index, old in enumerate(previous if isinstance(previous, list) else []):
         if isinstance(old, str):
             yield ("server", "previous_secret_keys", index), "a previous secret key"
+    admin_keys = _mapping(server.get("admin")).get("api_keys")
+    for index, value in enumerate(admin_keys if isinstance(admin_keys, list) else []):
+        if isinstance(value, str):
+            yield ("server", "admin", "api_keys", index), f"admin api key {index + 1}"
     for name, workspace in _mapping(data.get("workspaces")).items():
         auth = _mapping(_mapping(workspace).get("auth"))
         at: Path = ("workspaces", name, "auth")

@@ -53,7 +53,7 @@ class WorkspaceDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """What one snapshot found, for /readyz, /metrics and the log."""
+    """What one snapshot found, for /readyz, /metrics (castproxy.observe) and the log."""
 
     mode: str
     lock: str  # the lock file's path
@@ -73,22 +73,6 @@ class DriftReport:
         if self.problem:
             body["problem"] = self.problem
         return body
-
-
-def metric_lines(report: DriftReport | None) -> list[str]:
-    """Prometheus lines: 1 per drifted workspace, with what it serves (compiled, reviewed or none)."""
-    if report is None:
-        return []
-    lines = [
-        "# HELP castproxy_lock_drift Whether a workspace's tools differ from the lock file (1) or not (0), "
-        "and what it serves: compiled, reviewed or none.",
-        "# TYPE castproxy_lock_drift gauge",
-    ]
-    for name, item in sorted(report.workspaces.items()):
-        value = 0 if item.state == "in-sync" else 1
-        workspace = name.replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'castproxy_lock_drift{{workspace="{workspace}",serving="{item.serving}"}} {value}')
-    return lines
 
 
 def runtime_record(name: str, workspace: Workspace, runtime: WorkspaceRuntime) -> WorkspaceRecord:

@@ -1,9 +1,10 @@
-"""Assemble the Starlette app: MCP endpoints, health, metrics, the authorization server and hot reload.
+"""Assemble the Starlette app: MCP endpoints, health, metrics, the admin page, the authorization server, hot reload.
 
 `create_app` loads and compiles the config before returning (a config invalid as a whole raises
 ConfigError here, so `castproxy serve` can print FILE:LINE:COL and exit 1 before it binds a port; a
 workspace that does not build is only degraded). Everything with a connection (forwarder session,
-session manager, watcher, background retries) starts and stops in the lifespan.
+session manager, watcher, background retries) starts and stops in the lifespan. One `Observer`
+(castproxy.observe) hears of every call, sign-in and reload: audit trail, metrics, traces.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
@@ -22,17 +24,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from castproxy.access.limits import rate_limits
+from castproxy.admin.routes import admin_routes
 from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
-from castproxy.gitops.drift import metric_lines
+from castproxy.observe.observer import Observer
 from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.inbound import bearer_protected
 from castproxy.serve.mcp_glue import McpEndpoint, build_server
-from castproxy.serve.metrics import Metrics, metrics_endpoint
+from castproxy.serve.metrics import metrics_endpoint
 from castproxy.serve.recovery import Backoff
 from castproxy.serve.reload import Reloader
 from castproxy.serve.state import ServeState
@@ -64,7 +67,9 @@ def _open_store(loaded: LoadedConfig) -> Store:
     return GuardedStore(store, settings.backend)
 
 
-def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float]) -> AuthBridge | None:
+def _make_bridge(
+    loaded: LoadedConfig, store: Store, clock: Callable[[], float], observer: Observer
+) -> AuthBridge | None:
     """The authorization server for oauth2 workspaces, when a secret key is set (else they answer 503)."""
     secret_key = loaded.config.server.secret_key
     if secret_key is None:
@@ -72,7 +77,7 @@ def _make_bridge(loaded: LoadedConfig, store: Store, clock: Callable[[], float])
     previous = [key.get_secret_value() for key in loaded.config.server.previous_secret_keys]
     cipher = Cipher.from_secret(secret_key.get_secret_value(), previous=previous)
     return AuthBridge(store=store, cipher=cipher, public_url=loaded.public_url, clock=clock,
-                      identity=loaded.config.server.identity)
+                      identity=loaded.config.server.identity, events=observer)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -97,22 +102,28 @@ def create_app(
     clock: Callable[[], float] = time.time,
     retry: Backoff | None = None,
     worker: bool = False,
+    tracer_provider: Any = None,
 ) -> Starlette:
     """`clock` is what upstream login tokens' expiry is read against (tests advance their own).
     `retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
-    `worker`: one of several processes serving the port (`serve --workers N`): metrics carry a pid label."""
+    `worker`: one of several processes serving the port (`serve --workers N`); their metrics add up
+    through PROMETHEUS_MULTIPROC_DIR, which the supervisor sets up (castproxy.observe.metrics).
+    `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests pass one with an in-memory
+    exporter); by default traces are on only when the OTEL_* environment asks for them."""
     environ = _environ(host_override, port_override)
     loaded = load_config(config_path, environ)
     store = _open_store(loaded)
-    bridge = _make_bridge(loaded, store, clock)
+    observer = Observer.from_settings(loaded.config.server.audit, loaded.base_dir, tracer_provider=tracer_provider)
+    bridge = _make_bridge(loaded, store, clock, observer)
     builds = Builds(config_path, environ, loaded, bridge)
     snapshot = builds.first()
+    observer.snapshot_installed(snapshot)
+    observer.attach_store(store, bridge.tokens.grants if bridge is not None else None)
 
-    metrics = Metrics(gauges=lambda: metric_lines(state.snapshot.drift), pid=os.getpid() if worker else None)
     forwarder = Forwarder()
     state = ServeState(snapshot, store=store, bridge=bridge)
-    reloader = Reloader(config_path, state, builds, metrics, retry)
-    caller = ToolCaller(forwarder, metrics, rate_limits(loaded, store))
+    reloader = Reloader(config_path, state, builds, observer, retry)
+    caller = ToolCaller(forwarder, observer, rate_limits(loaded, store))
     manager = StreamableHTTPSessionManager(build_server(caller), stateless=True, json_response=True)
 
     @asynccontextmanager
@@ -123,6 +134,7 @@ def create_app(
                 reloader.start(watch=reload)
                 log.info("serving", extra={"fields": {"config": str(loaded.path),
                                                       "workspaces": state.snapshot.serving()}})
+                observer.serving(len(state.snapshot.workspaces))
                 try:
                     yield
                 finally:
@@ -131,9 +143,11 @@ def create_app(
             await forwarder.close()
             if bridge is not None:
                 await bridge.close()
+            await observer.close()
             await store.close()
 
-    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, retry_in=reloader.scheduler.retry_in)
+    mcp = McpEndpoint(manager, lambda: state.snapshot, lambda: bridge, retry_in=reloader.scheduler.retry_in,
+                      observer=observer)
     metrics_token = loaded.config.server.metrics_token
     routes: list[BaseRoute] = [
         Route("/mcp/{workspace}", mcp),
@@ -143,9 +157,10 @@ def create_app(
         Route(
             "/metrics",
             bearer_protected(
-                metrics_endpoint(metrics), metrics_token.get_secret_value() if metrics_token else None, "metrics"
+                metrics_endpoint(observer), metrics_token.get_secret_value() if metrics_token else None, "metrics"
             ),
         ),
+        *admin_routes(state, observer, bridge),
     ]
     if bridge is not None:
         routes += bridge.routes()
@@ -154,4 +169,5 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.serve = state
     app.state.reloader = reloader
+    app.state.observer = observer
     return app

@@ -44,6 +44,7 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
             ("server.metrics_token", before.server.metrics_token, after.server.metrics_token),
             ("store", before.store, after.store),
             ("server.identity", before.server.identity, after.server.identity),
+            ("server.audit", before.server.audit, after.server.audit),
         )
         if old != new
     ]

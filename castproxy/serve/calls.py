@@ -4,9 +4,11 @@ A tool name the workspace does not have is a protocol error (MCP server/tools, E
 caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the fast path answer as a
 JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
 an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
-ends with one structured log line and one metrics observation. In a `discovery: search` workspace the
-three meta-tools are answered here too; `call_operation` runs the named operation on the direct path,
-and an unknown operation name there is an `isError` result (the model picked a name, not a tool).
+ends in `_record`: one report to the Observer (audit record, metrics, call stats; castproxy.observe) and
+a debug log line. Any path that runs a tool through this class is audited there. In a `discovery: search`
+workspace the three meta-tools are answered here too; `call_operation` runs the named operation on the
+direct path (so its record names that operation, and its arguments' names on opt-in), and an unknown
+operation name there is an `isError` result (the model picked a name, not a tool).
 
 A 401 from the upstream of an oauth2 (or login) workspace means the token castproxy sent was refused before
 its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
@@ -34,9 +36,10 @@ from castproxy.auth.login import sent_token
 from castproxy.auth.upstream_oauth import UpstreamAuthError
 from castproxy.catalog import meta
 from castproxy.catalog.index import SearchIndex
+from castproxy.observe.metrics import UNKNOWN_TOOL
+from castproxy.observe.observer import Observer
 from castproxy.openapi.model import ToolDefinition
 from castproxy.serve.logs import CALLS_LOGGER
-from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
 from castproxy.store.guard import StoreUnavailable
 from castproxy.upstream.arguments import ArgumentValidator
@@ -49,17 +52,16 @@ from castproxy.upstream.response import to_tool_result
 call_log = logging.getLogger(CALLS_LOGGER)
 log = logging.getLogger(__name__)
 
-UNKNOWN_TOOL = "(unknown)"  # metrics label for names not in the workspace: callers cannot grow label sets
-
 
 def error_result(message: str) -> mcp_types.CallToolResult:
     return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=message)], is_error=True)
 
 
 class ToolCaller:
-    def __init__(self, forwarder: Forwarder, metrics: Metrics, limits: RateLimits | None = None) -> None:
-        self.forwarder = forwarder
-        self.metrics = metrics
+    def __init__(self, forwarder: Forwarder, observer: Observer, limits: RateLimits | None = None) -> None:
+        self.forwarder = observer.forwarder(forwarder)  # notes each send's status and size for the audit record
+        self.observer = observer
+        self.metrics = observer.metrics
         self.limits = limits or RateLimits.in_memory()  # rate_limit counters (castproxy/access)
 
     async def call(
@@ -77,6 +79,7 @@ class ToolCaller:
         who: Caller = NOBODY,
     ) -> mcp_types.CallToolResult:
         """The call of one of the workspace's operations, by its tool name."""
+        self.observer.note_arguments(arguments)  # only their names are ever recorded, and only on opt-in
         status: int | None = None
         if workspace.unavailable is not None:  # a degraded workspace's placeholder (snapshot.py)
             self._record(workspace, name, "workspace_unavailable", None, started)
@@ -175,16 +178,17 @@ class ToolCaller:
         self, workspace: WorkspaceRuntime, name: str, outcome: str, status: int | None, started: float,
         who: Caller = NOBODY,
     ) -> None:
-        """The call's metrics observation and log line (names not in the workspace share one metrics label)."""
+        """The call's report to the Observer (audit record, metrics, stats) and its debug log line (names not in
+        the workspace share one metrics label)."""
         seconds = time.perf_counter() - started
         label = UNKNOWN_TOOL if outcome in ("unknown_tool", "workspace_unavailable") else name
-        self.metrics.record_call(workspace.name, label, outcome, seconds)
-        if call_log.isEnabledFor(logging.INFO):  # a line per call: build nothing when nobody reads it
+        self.observer.tool_call(workspace.name, name[:64], label, outcome, status, seconds, who)
+        if call_log.isEnabledFor(logging.DEBUG):  # the audit trail is the per-call record; this line is for debugging
             fields = {"workspace": workspace.name, "tool": name[:64], "upstream_status": status,
                       "duration_ms": round(seconds * 1000, 2), "outcome": outcome}
             if who is not NOBODY:  # who called (castproxy/access): the person's subject, or the key's name
                 fields["caller"] = who.subject or who.key_name or who.client_id or who.address
-            call_log.info("tool call", extra={"fields": fields})
+            call_log.debug("tool call", extra={"fields": fields})
 
     async def _call(
         self, workspace: WorkspaceRuntime, tool: ToolRuntime, arguments: dict[str, Any], grant_id: str | None

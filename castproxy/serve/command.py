@@ -99,7 +99,7 @@ def serve(args: argparse.Namespace) -> int:
         loop=_fast("uvloop", "asyncio"),
         http=_fast("httptools", "h11"),
         lifespan="on",
-        access_log=False,  # one structured line per tool call instead
+        access_log=False,  # each tool call has its audit record instead
         log_config=None,  # keep our JSON logging
         server_header=False,
         connection_limits=ConnectionLimits(

@@ -35,14 +35,20 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 
 def key_accepted(headers: Mapping[str, str], key_hashes: Sequence[bytes]) -> bool:
+    return matched_key(headers, key_hashes) is not None
+
+
+def matched_key(headers: Mapping[str, str], key_hashes: Sequence[bytes]) -> bytes | None:
+    """The digest of the configured key the caller presented (what the audit trail names it by), else None."""
     key = presented_key(headers)
     if key is None:
-        return False
+        return None
     digest = hash_key(key)
-    accepted = False
+    matched: bytes | None = None
     for expected in key_hashes:  # no early exit: the time taken does not say which key matched
-        accepted |= hmac.compare_digest(digest, expected)
-    return accepted
+        if hmac.compare_digest(digest, expected):
+            matched = expected
+    return matched
 
 
 def unauthorized(workspace: str) -> JSONResponse:

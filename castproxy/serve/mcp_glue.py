@@ -16,6 +16,9 @@ body, which Streamable HTTP does not accept) gets a short 400 JSON-RPC error rat
 dump; an `MCP-Protocol-Version` header naming a version the SDK does not serve gets a 400 naming it and
 the supported ones.
 
+Each admitted request carries a `RequestInfo` (castproxy.observe.context): who calls (client, grant,
+key id, address), for the audit record of whatever tool call it makes. With tracing on, the whole
+request runs inside its server span (castproxy.observe.tracing); off, there is no tracing code here.
 A degraded workspace (its spec or upstream OAuth metadata could not be loaded; see snapshot.py) answers
 503 with the reason and `Retry-After`, after its inbound key check; a `tools/call` to it gets the same
 reason as an `isError` tool result instead, which clients show to the model and the user.
@@ -43,11 +46,14 @@ from starlette.types import Message, Receive, Scope, Send
 from castproxy import __version__
 from castproxy.access.policy import NOBODY, Caller
 from castproxy.access.stepup import called_tool
+from castproxy.auth.events import grant_ref
 from castproxy.auth.server.limits import caller_key
+from castproxy.observe.context import CURRENT, RequestInfo, key_id
+from castproxy.observe.observer import Observer
 from castproxy.serve.calls import ToolCaller, error_result
 from castproxy.serve.cors import preflight, with_cors
 from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
-from castproxy.serve.inbound import key_accepted, key_caller, listing_for, unauthorized
+from castproxy.serve.inbound import key_caller, listing_for, matched_key, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 from castproxy.store.guard import RETRY_AFTER, StoreUnavailable
 
@@ -63,6 +69,7 @@ class CallScope:
     workspace: WorkspaceRuntime
     grant_id: str | None
     caller: Caller = NOBODY  # who is calling (castproxy/access): policies and limits read it
+    info: RequestInfo | None = None  # who calls, for the audit trail (castproxy/observe)
 
 
 def _call_scope(ctx: ServerRequestContext[Any, Any]) -> CallScope:
@@ -152,6 +159,7 @@ class McpEndpoint:
         *,
         fast_path: bool | None = None,
         retry_in: Callable[[str], float | None] = lambda name: None,
+        observer: Observer | None = None,
     ) -> None:
         """`fast_path` None means on unless CASTPROXY_FAST_PATH=off. It only ever answers tools/call and
         tools/list for a ProxyServer behind a stateless JSON manager; everything else goes to the manager."""
@@ -159,6 +167,8 @@ class McpEndpoint:
         self.current = current
         self.bridge = bridge
         self.retry_in = retry_in
+        self.observer = observer
+        self.tracing = observer.tracing if observer is not None else None
         if fast_path is None:
             fast_path = enabled_by_environment()
         server = manager.app
@@ -169,6 +179,12 @@ class McpEndpoint:
             self.fast_path = FastPath(server, server.caller, max_body_size=self.max_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.tracing is not None and scope["method"] == "POST":  # the request inside its server span
+            await self.tracing.serve(scope, receive, send, self._handle, max_body=self.max_body_size)
+            return
+        await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         snapshot = self.current()  # held for the whole request: in-flight calls keep their config
         origin = request.headers.get("origin")
@@ -187,19 +203,23 @@ class McpEndpoint:
             if response is None and call is not None and self.stateless_json:
                 response, receive = await self._refuse_plainly(scope, receive)
             if response is None and call is not None:  # admitted: every check above ran for both paths
-                if call.workspace.access is not None and call.caller.scopes is not None:
-                    refused, receive = await self._step_up(call, scope, receive)
-                    if refused is not None:
-                        await refused(scope, receive, send)
-                        return
-                if self.fast_path is not None:
-                    sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id,
-                                                             call.caller)
-                    if sdk_receive is None:
-                        return
-                    receive = sdk_receive
-                scope[SCOPE_KEY] = call
-                await self.manager.handle_request(scope, receive, send)
+                token = CURRENT.set(call.info)  # the SDK's handler tasks copy this context: they see it too
+                try:
+                    if call.workspace.access is not None and call.caller.scopes is not None:
+                        refused, receive = await self._step_up(call, scope, receive)
+                        if refused is not None:
+                            await refused(scope, receive, send)
+                            return
+                    if self.fast_path is not None:
+                        sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id,
+                                                                 call.caller)
+                        if sdk_receive is None:
+                            return
+                        receive = sdk_receive
+                    scope[SCOPE_KEY] = call
+                    await self.manager.handle_request(scope, receive, send)
+                finally:
+                    CURRENT.reset(token)
                 return
         await response(scope, receive, send)
 
@@ -296,15 +316,19 @@ class McpEndpoint:
             if reason is not None:  # e.g. its tools drifted from the lock under server.lock: enforce
                 return json_error(503, "workspace_unavailable", reason), None
             return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
+        client = request.client
+        info = RequestInfo(name, address=client.host if client is not None else None)
         grant_id: str | None = None
         caller = NOBODY
-        by_key = bool(workspace.inbound_key_hashes) and key_accepted(request.headers, workspace.inbound_key_hashes)
-        if by_key:  # an inbound key (with server.identity, the alternative to castproxy's sign-in)
+        digest = matched_key(request.headers, workspace.inbound_key_hashes) if workspace.inbound_key_hashes else None
+        by_key = digest is not None
+        if digest is not None:  # an inbound key (with server.identity, the alternative to castproxy's sign-in)
             caller = key_caller(workspace, request.headers)
+            info.key_id = key_id(digest)  # the audit trail prefers the key's name when it has one
         elif workspace.inbound_key_hashes and not workspace.sign_in:
             return unauthorized(name), None
         if workspace.unavailable is not None:
-            return None, CallScope(workspace, None, caller)  # nothing to sign in to: it answers its reason only
+            return None, CallScope(workspace, None, caller, info)  # nothing to sign in to: it answers its reason only
         if workspace.sign_in and not by_key:
             bridge = self.bridge()
             if bridge is None:
@@ -322,6 +346,9 @@ class McpEndpoint:
             if isinstance(outcome, Response):
                 return outcome, None
             grant_id, caller = outcome
+            info.grant = grant_ref(grant_id)
+            if self.observer is not None:
+                self.observer.grant_used(grant_id)
         elif not by_key and request.client is not None and workspace.limits is not None:  # limits count per address
             caller = Caller(address=caller_key(request.client.host))
         if workspace.access is not None and not workspace.access.may_connect(caller):
@@ -329,4 +356,5 @@ class McpEndpoint:
                         extra={"fields": {"workspace": name, "caller": caller.label}})
             return json_error(403, "access_denied", f"{caller.label} may not use workspace '{name}': its access "
                               "policy allows other people or groups"), None
-        return None, CallScope(workspace, grant_id, caller)
+        info.client_id, info.subject = caller.client_id, caller.subject
+        return None, CallScope(workspace, grant_id, caller, info)

@@ -18,6 +18,7 @@ import os
 import signal
 from collections.abc import Collection
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -27,7 +28,6 @@ from castproxy.config.problems import ConfigError
 from castproxy.gitops.lockfile import lock_path
 from castproxy.openapi.loader import is_url
 from castproxy.serve.builds import Builds
-from castproxy.serve.metrics import Metrics
 from castproxy.serve.recovery import Backoff, Scheduler
 from castproxy.serve.snapshot import Snapshot
 from castproxy.serve.state import ServeState
@@ -40,9 +40,19 @@ STEP_MS = 50
 DEBOUNCE_MS = 300
 
 
+class ReloadObserver(Protocol):
+    """What hears of each reload and each snapshot installed (castproxy.observe.Observer: the audit trail,
+    the reloads counter, the lock drift gauge)."""
+
+    def record_reload(self, ok: bool, *, workspaces: int | None = None, problems: tuple[str, ...] = ()) -> None: ...
+
+    def snapshot_installed(self, snapshot: Snapshot) -> None: ...
+
+
 class Reloader:
     def __init__(
-        self, config_path: Path, state: ServeState, builds: Builds, metrics: Metrics, backoff: Backoff | None = None
+        self, config_path: Path, state: ServeState, builds: Builds, metrics: ReloadObserver,
+        backoff: Backoff | None = None,
     ) -> None:
         # Not resolved: behind a ConfigMap the resolved path is a versioned folder that the next update deletes.
         self.config_path = Path(os.path.abspath(config_path))
@@ -71,7 +81,7 @@ class Reloader:
                 return self._rejected(reason, [f"{self.config_path}: cannot load: {type(exc).__name__}: {exc}"])
             self._watch_also(frozenset())
             self._install(previous, snapshot, None)
-            self.metrics.record_reload(True)
+            self.metrics.record_reload(True, workspaces=len(snapshot.workspaces))
             log.info("config reloaded", extra={"fields": {"reason": reason, "workspaces": sorted(snapshot.workspaces)}})
             return True
 
@@ -115,6 +125,7 @@ class Reloader:
     def _install(self, previous: Snapshot, snapshot: Snapshot, built: Collection[str] | None) -> None:
         old_targets = self.targets()
         self.state.install(snapshot, partial=built is not None)
+        self.metrics.snapshot_installed(snapshot)
         self.scheduler.installed(snapshot, built)
         self._log_changes(previous, snapshot, built)
         if self.targets() != old_targets:
@@ -154,7 +165,7 @@ class Reloader:
 
     def _rejected(self, reason: str, problems: list[str]) -> bool:
         self.state.reject(problems)
-        self.metrics.record_reload(False)
+        self.metrics.record_reload(False, problems=tuple(problems))
         log.error(
             "config rejected; the last good config keeps serving",
             extra={"fields": {"reason": reason, "problems": problems}},

@@ -185,8 +185,13 @@ def banner(loaded: LoadedConfig, tool_counts: Mapping[str, int] | None, listenin
         lines.append(f"  OAuth callback  {loaded.callback_url}   (register it at the upstream OAuth servers)")
     lines.append(f"  health          {public}/healthz  {public}/readyz  {public}/metrics")
     other = "text" if log_format == "json" else "json"
-    lines.append(f"  logs            {log_format} on stderr from here on (--log-format {other}; --log-level warning "
-                 "drops the line per call)")
+    lines.append(f"  logs            {log_format} on stderr from here on (--log-format {other}; --log-level debug "
+                 "adds a line per call)")
+    audit = loaded.config.server.audit
+    where = {"stdout": "stdout, a JSON line per call, sign-in and reload", "off": "off"}.get(audit.sink)
+    lines.append(f"  audit trail     {where or f'file {audit.path}'}")
+    if loaded.config.server.admin is not None:
+        lines.append(f"  admin page      {public}/admin")
     lines.append("  reload          " + ("on: edits to the config, local specs and secret files, and SIGHUP"
                                       if reload else "off"))
     if workers > 1:

@@ -36,6 +36,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.problems import ConfigError
+from castproxy.observe.metrics import shared_metrics, worker_exited
 from castproxy.serve.connections import GuardedConfig
 from castproxy.serve.logs import LogFormat, configure_logging
 
@@ -168,6 +169,8 @@ class Supervisor:
             if process.is_alive():
                 continue
             process.join()
+            if process.pid is not None:
+                worker_exited(process.pid)  # its live gauges stop counting
             if process.exitcode == STARTUP_FAILURE:
                 log.error("a worker could not start; stopping", extra={"fields": {"pid": process.pid}})
                 self._failed = True
@@ -196,4 +199,5 @@ def run_workers(options: WorkerOptions, workers: int, host: str, port: int, **se
     """Serve host:port with `workers` processes until SIGTERM/SIGINT (the caller checked the port is free:
     with a plain bind, which fails even next to a SO_REUSEPORT listener, so a second castproxy never
     silently shares the port)."""
-    return Supervisor(options, workers, host, port, settings).run()
+    with shared_metrics():  # the workers' metrics add up in one folder (prometheus_client multiprocess mode)
+        return Supervisor(options, workers, host, port, settings).run()

@@ -44,6 +44,13 @@ class Store(Protocol):
         """Remove the entry; True when a live entry existed."""
         ...
 
+    async def items(self, namespace: str, *, limit: int = 10_000) -> list[tuple[str, bytes]]:
+        """The live (key, value) pairs of one namespace, at most `limit`, in no particular order.
+
+        For listings an operator asks for (sign-ins on the admin page, the active sign-ins gauge), not
+        for the request path: Redis has to scan its keyspace for them."""
+        ...
+
     def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
         """Mutual exclusion across every process sharing this store (Redis; SQLite: the processes of one host).
 

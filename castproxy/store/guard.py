@@ -112,6 +112,9 @@ class GuardedStore:
     async def delete(self, namespace: str, key: str) -> bool:
         return await self._bounded(lambda: self.inner.delete(namespace, key))
 
+    async def items(self, namespace: str, *, limit: int = 10_000) -> list[tuple[str, bytes]]:
+        return await self._bounded(lambda: self.inner.items(namespace, limit=limit))
+
     def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
         return self._hold(name, timeout)
 

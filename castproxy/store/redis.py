@@ -82,6 +82,29 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
 
+    async def items(self, namespace: str, *, limit: int = 10_000) -> list[tuple[str, bytes]]:
+        """SCAN for the namespace's keys (glob characters in the prefix escaped), then MGET them in batches;
+        a key that expired between the two is left out."""
+        start = self._key(namespace, "")
+        pattern = "".join(f"\\{char}" if char in "*?[]\\" else char for char in start) + "*"
+        found: list[tuple[str, bytes]] = []
+        try:
+            keys: list[bytes] = []
+            async for key in self._redis.scan_iter(match=pattern, count=1000):
+                keys.append(key)
+                if len(keys) >= limit:
+                    break
+            for first in range(0, len(keys), 500):
+                batch = keys[first : first + 500]
+                values = await self._redis.mget(batch)
+                for key, value in zip(batch, values, strict=True):
+                    if value is not None:
+                        text = key.decode() if isinstance(key, bytes) else str(key)
+                        found.append((text[len(start):], value if isinstance(value, bytes) else value.encode()))
+        except RedisError as exc:
+            raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
+        return found
+
     def lock(self, name: str, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
         return self._hold(name, timeout)
 

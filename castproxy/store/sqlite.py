@@ -159,6 +159,17 @@ class SQLiteStore:
 
         return await self._run(work)
 
+    async def items(self, namespace: str, *, limit: int = 10_000) -> list[tuple[str, bytes]]:
+        def work(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            rows = db.execute(
+                "SELECT key, value FROM entries WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?) "
+                "LIMIT ?",
+                (namespace, time.time(), max(0, limit)),
+            ).fetchall()
+            return [(str(key), bytes(value)) for key, value in rows]
+
+        return await self._run(work)
+
     @asynccontextmanager
     async def lock(self, name: str, timeout: float = 30.0) -> AsyncIterator[None]:
         """Across the processes sharing this file: this process's waiters queue on an asyncio lock (no

@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from support.metrics import parse, value
 from support.recording import RecordedUpstream, start_recorded
 
 from castproxy.auth.static import static_credentials
 from castproxy.auth.upstream_oauth import UpstreamOAuth
 from castproxy.config.model import BearerAuth, OAuth2Auth
+from castproxy.observe import AuditTrail, Observer
 from castproxy.openapi.compiler import compile_spec
 from castproxy.serve.calls import ToolCaller
-from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import ToolRuntime, WorkspaceRuntime
 from castproxy.store.crypto import Cipher
 from castproxy.store.sqlite import SQLiteStore
@@ -46,11 +47,17 @@ def start_upstream() -> Iterator[Callable[..., RecordedUpstream]]:
         upstream.stop()
 
 
+def calls(caller: ToolCaller, workspace: str, tool: str, outcome: str) -> float | None:
+    """castproxy_tool_calls_total for one series, as /metrics would show it."""
+    samples = parse(caller.observer.metrics.render().decode())
+    return value(samples, "castproxy_tool_calls_total", workspace=workspace, tool=tool, outcome=outcome)
+
+
 @pytest.fixture
 async def caller() -> AsyncIterator[ToolCaller]:
     forwarder = Forwarder()
     await forwarder.start()
-    yield ToolCaller(forwarder, Metrics())
+    yield ToolCaller(forwarder, Observer(AuditTrail(None)))
     await forwarder.close()
 
 
@@ -120,7 +127,7 @@ async def test_401_renews_the_token_and_sends_the_call_once_more(
     ]
     assert upstream.last_token() != refused
     assert upstream.recorder.grants["client_credentials"] == 2
-    assert caller.metrics.calls[("items", "listItems", "ok")] == 2
+    assert calls(caller, "items", "listItems", "ok") == 2
 
 
 async def test_a_post_is_sent_again_with_the_same_body_and_runs_once(
@@ -168,7 +175,7 @@ async def test_a_token_refused_again_after_renewal_is_not_retried_twice(
     assert upstream.recorder.grants["client_credentials"] == 2
     await caller.call(ws, "listItems", {}, None)
     assert len(upstream.recorder.sent) == 4 and upstream.recorder.grants["client_credentials"] == 3
-    assert caller.metrics.calls[("items", "listItems", "upstream_error")] == 2
+    assert calls(caller, "items", "listItems", "upstream_error") == 2
 
 
 async def test_a_static_credential_refused_with_401_is_not_retried(

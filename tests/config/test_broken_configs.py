@@ -150,7 +150,51 @@ CASES = [
             tools: [listItems]
         """,
         "3:3: unknown key 'listen' in server (expected one of: public_url, host, port, "
-        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, identity, lock)",
+        "secret_key, previous_secret_keys, allowed_origins, connections, metrics_token, identity, lock, audit, "
+        "admin)",
+    ),
+    case(
+        "audit_file_without_path",
+        """\
+        version: 1
+        server:
+          audit:
+            sink: file
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "4:11: the file sink needs `path`: the audit file to write (e.g. path: ./audit/castproxy.jsonl)",
+    ),
+    case(
+        "audit_unknown_sink",
+        """\
+        version: 1
+        server:
+          audit: {sink: syslog}
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "3:17: `sink` must be one of: stdout, file, off (got 'syslog')",
+    ),
+    case(
+        "admin_without_secret_key",
+        """\
+        version: 1
+        server:
+          admin:
+            api_keys: ["${env:ADMIN_KEY}"]
+        workspaces:
+          api:
+            openapi: ./spec.json
+            tools: [listItems]
+        """,
+        "3:3: `server.admin` needs `server.secret_key` (the admin session cookie is signed with a key derived "
+        "from it; e.g. secret_key: ${env:CASTPROXY_SECRET_KEY})",
+        env={"ADMIN_KEY": "k" * 40},
     ),
     case(
         "bad_header_timeout",

@@ -15,6 +15,7 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from support.metrics import scrape, value
 from support.net import free_socket
 from support.recording import RecordedUpstream, start_recorded
 from support.redis import REDIS_URL, require_redis
@@ -138,9 +139,9 @@ async def test_a_burst_over_the_per_caller_limit_is_refused_exactly_beyond_it(
             results = [await eng.call_tool("listItems", {}) for _ in range(4)]
             assert [r.is_error for r in results] == [False] * 3 + [True]
             assert "for everyone together" in _text(results[3])
-        metrics = httpx2.get(f"{url}/metrics").text
-        assert 'castproxy_rate_limited_total{workspace="items",scope="per_caller"} 2' in metrics
-        assert 'castproxy_rate_limited_total{workspace="items",scope="total"} 1' in metrics
+        metrics = scrape(url)
+        assert value(metrics, "castproxy_rate_limited_total", workspace="items", scope="per_caller") == 2
+        assert value(metrics, "castproxy_rate_limited_total", workspace="items", scope="total") == 1
         upstream_calls = [r for r in upstream.recorder.sent if r.method == "GET" and r.path == "/api/items"]
         assert len(upstream_calls) == 8  # refused calls never reached the upstream
     finally:
@@ -178,8 +179,7 @@ async def test_two_proxy_processes_sharing_redis_share_the_limit(tmp_path: Path,
                 outcomes.append(result.is_error)
         assert outcomes == [False] * 6 + [True] * 4
         for url in (first_url, second_url):
-            assert 'castproxy_rate_limited_total{workspace="items",scope="per_caller"} 2' in \
-                httpx2.get(f"{url}/metrics").text
+            assert value(scrape(url), "castproxy_rate_limited_total", workspace="items", scope="per_caller") == 2
     finally:
         stop_serve(first)
         stop_serve(second)

@@ -112,7 +112,8 @@ def test_missing_operation_at_start_degrades_that_workspace_with_its_position(tm
 
 async def test_serves_calls_and_reloads_on_sighup(tmp_path, testserver):
     config = write_config(tmp_path, testserver, "listItems, getItem")
-    process, url = start_serve(config, {"E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
+    process, url = start_serve(config, {"E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY},
+                               args=("--no-reload", "--log-level", "debug"))  # debug: the line per tool call
     try:
         assert await tool_names(url, "legacy") == ["listItems", "getItem"]
         headers = {"Authorization": f"Bearer {INBOUND_KEY}"}

@@ -99,13 +99,14 @@ async def test_log_level_warning_drops_the_line_per_call(tmp_path: Path, testser
     assert '"level":"info"' not in stderr
 
 
-async def test_the_line_per_call_is_at_info_and_text_format_reads_as_text(tmp_path: Path, testserver: str) -> None:
+async def test_the_line_per_call_is_at_debug_and_text_format_reads_as_text(tmp_path: Path, testserver: str) -> None:
+    """The record of each call is the audit trail (stdout); the log line per call is for --log-level debug."""
     config = write_config(tmp_path, testserver)
-    process, url = start_serve(config, {**CLEAN_ENV, "CASTPROXY_LOG_FORMAT": "text"})
+    process, url = start_serve(config, {**CLEAN_ENV, "CASTPROXY_LOG_FORMAT": "text", "CASTPROXY_LOG_LEVEL": "debug"})
     await call_once(url)
     stderr = stop_serve(process)
     assert not any(line.startswith("{") for line in stderr.splitlines())
-    assert re.search(r"^\d{4}-\d\d-\d\dT[\d:.]+Z info +castproxy\.calls: tool call workspace=items tool=listItems "
+    assert re.search(r"^\d{4}-\d\d-\d\dT[\d:.]+Z debug +castproxy\.calls: tool call workspace=items tool=listItems "
                      r"upstream_status=200 duration_ms=[\d.]+ outcome=ok$", stderr, re.M), stderr
     assert re.search(r"info +castproxy\.serve\.app: serving config=\S+ workspaces=items,users$", stderr, re.M)
 

@@ -4,11 +4,14 @@ The upstream is the bundled test server in oauth mode, in this process behind a 
 notes every refresh token presented and makes refreshes slow (0.3 s), so that calls on both workers
 overlap a refresh. Without a lock across processes both workers would refresh with the same refresh
 token; the test server rotates them and answers a reuse with invalid_grant (ending the sign-in).
+Which worker did what is read from the audit trail: each worker writes its own file (`{pid}` in the
+path); /metrics answers the sum over both workers, whichever accepts the scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -24,6 +27,7 @@ from urllib.parse import parse_qs
 import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, call_concurrently, write_config
+from support.metrics import scrape, value
 from support.net import free_port
 from support.oauth_client import Browser, MemoryStorage, mcp_session
 from support.recording import UpstreamRecorder, read_body, replaying
@@ -66,6 +70,10 @@ class Stack:
         self.slow = SlowRefreshes(self.recorder)
         self.upstream: Running = run(self.slow)
         self.config = write_config(folder, self.url, self.upstream.url)
+        self.config.write_text(self.config.read_text().replace(
+            "  secret_key: ${env:E2E_SECRET_KEY}\n",
+            "  secret_key: ${env:E2E_SECRET_KEY}\n  audit: {sink: file, path: \"./audit/trail-{pid}.jsonl\"}\n"))
+        self.audit = folder / "audit"
         self.process: subprocess.Popen[str] | None = None
         self.log = ""
 
@@ -89,10 +97,8 @@ class Stack:
                 time.sleep(0.05)
         workers = int(dict(zip(args[::2], args[1::2], strict=False)).get("--workers")
                       or (env or {}).get("CASTPROXY_WORKERS", "1"))
-        seen: set[str] = set()
-        while len(seen) < workers:  # every worker listens (one answered /healthz so far)
-            assert time.monotonic() < deadline, f"only workers {seen} answered"
-            seen |= pids_seen(self.url, r"castproxy_config_reloads_total")
+        while len(pids_seen(self, event="start")) < workers:  # every worker serves (its trail says so)
+            assert time.monotonic() < deadline, "not every worker started"
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -111,19 +117,21 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     assert CLIENT_SECRET not in started.log and SECRET_KEY not in started.log
 
 
-def pids_seen(url: str, pattern: str) -> set[str]:
-    """Worker pids whose /metrics (one new connection each time) show a line matching `pattern`."""
-    text = httpx2.get(f"{url}/metrics", timeout=5).text
-    return {match.group(1) for line in text.splitlines() if re.search(pattern, line)
-            for match in [re.search(r'pid="(\d+)"', line)] if match}
+def pids_seen(stack: Stack, **fields: str) -> set[str]:
+    """Worker pids whose audit file has a record with these fields (e.g. event="tool_call", outcome="ok")."""
+    seen = set()
+    for path in stack.audit.glob("trail-*.jsonl"):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+        if any(record.items() >= fields.items() for record in records):
+            seen.add(path.stem.removeprefix("trail-"))
+    return seen
 
 
-async def wait_for_both_workers(url: str, pattern: str, timeout: float = 20) -> set[str]:
-    seen: set[str] = set()
+async def wait_for_both_workers(stack: Stack, timeout: float = 20, **fields: str) -> set[str]:
+    """Both workers recorded such an event (the trail is written every 0.1 s)."""
     deadline = time.monotonic() + timeout
-    while len(seen) < 2:
-        assert time.monotonic() < deadline, f"only workers {seen} showed {pattern!r}"
-        seen |= pids_seen(url, pattern)
+    while len(seen := pids_seen(stack, **fields)) < 2:
+        assert time.monotonic() < deadline, f"only workers {seen} recorded {fields}"
         await asyncio.sleep(0.02)
     return seen
 
@@ -151,13 +159,18 @@ async def test_two_workers_sharing_sqlite_refresh_a_refused_token_once(stack: St
     token = await sign_in(stack)
     url = f"{stack.url}/mcp/items"
     all_succeeded(await call_concurrently([url], token, 20))
-    await wait_for_both_workers(stack.url, r'castproxy_tool_calls_total\{workspace="items".*outcome="ok"')
+    await wait_for_both_workers(stack, event="tool_call", workspace="items", outcome="ok")
     assert stack.recorder.refreshes == 0
 
     stack.app.state.oauth.expire_access_tokens()  # the upstream now refuses every token it issued
     all_succeeded(await call_concurrently([url], token, 40))
     assert stack.recorder.refreshes == 1
     assert list(stack.slow.presented.values()) == [1]
+    # /metrics, from whichever worker answers, counts the calls of both (prometheus_client multiprocess mode).
+    samples = scrape(stack.url)
+    calls = value(samples, "castproxy_tool_calls_total", workspace="items", tool="listItems", outcome="ok")
+    assert calls == 61  # 20 + 40, and the sign-in's
+    assert value(samples, "castproxy_token_refreshes_total", workspace="items", outcome="ok") == 1
 
 
 @pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
@@ -173,18 +186,20 @@ async def test_two_workers_refresh_each_expiring_token_once(stack: Stack) -> Non
     all_succeeded(await call_concurrently([url], token, 16))
     # Every refresh token was used once: no worker refreshed what the other had just refreshed.
     assert set(stack.slow.presented.values()) == {1}, stack.slow.presented
-    await wait_for_both_workers(stack.url, r'castproxy_tool_calls_total\{workspace="items".*outcome="ok"')
+    await wait_for_both_workers(stack, event="tool_call", workspace="items", outcome="ok")
 
 
 async def test_workers_from_the_environment_each_reload_on_sighup(stack: Stack, tmp_path: Path) -> None:
     stack.start(env={"CASTPROXY_WORKERS": "2"})
     assert stack.process is not None
     process = stack.process
-    first = await wait_for_both_workers(stack.url, r'castproxy_config_reloads_total\{result="ok".*\} 0')
+    first = {path.stem.removeprefix("trail-") for path in stack.audit.glob("trail-*.jsonl")}
+    assert len(first) == 2 and value(scrape(stack.url), "castproxy_config_reloads_total", outcome="ok") == 0
     stack.config.write_text(stack.config.read_text().replace("tools: [listUsers]", "tools: [listUsers, getUser]"))
     process.send_signal(signal.SIGHUP)
-    after = await wait_for_both_workers(stack.url, r'castproxy_config_reloads_total\{result="ok".*\} 1')
+    after = await wait_for_both_workers(stack, event="reload", outcome="ok")
     assert after == first  # the same two workers reloaded in place, none was restarted
+    assert value(scrape(stack.url), "castproxy_config_reloads_total", outcome="ok") == 2  # one per worker
 
 
 def test_bad_config_with_workers_prints_positions_and_exits_1(tmp_path: Path) -> None:

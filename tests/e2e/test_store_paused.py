@@ -22,15 +22,16 @@ import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, OAuthStack, start_oauth_stack
 from pydantic import SecretStr
+from support.metrics import parse, value
 from support.net import free_port
 from support.oauth_client import Browser, MemoryStorage, mcp_session
 from support.skips import skip_or_fail
 
 from castproxy.auth.upstream_oauth import UpstreamOAuth
 from castproxy.config.model import OAuth2Auth
+from castproxy.observe import AuditTrail, Observer
 from castproxy.openapi.compiler import compile_spec
 from castproxy.serve.calls import ToolCaller
-from castproxy.serve.metrics import Metrics
 from castproxy.serve.snapshot import ToolRuntime, WorkspaceRuntime
 from castproxy.store.crypto import Cipher
 from castproxy.store.guard import RETRY_AFTER, STORE_TIMEOUT, GuardedStore
@@ -195,7 +196,7 @@ async def test_a_tool_call_whose_grant_cannot_be_read_says_try_again_in_n_second
     )
     forwarder = Forwarder()
     await forwarder.start()
-    caller = ToolCaller(forwarder, Metrics())
+    caller = ToolCaller(forwarder, Observer(AuditTrail(None)))
     try:
         redis.pause()
         started = time.monotonic()
@@ -210,4 +211,6 @@ async def test_a_tool_call_whose_grant_cannot_be_read_says_try_again_in_n_second
         assert answer.is_error
         assert text.startswith("Tool 'listItems' cannot run right now: castproxy's redis store is unavailable")
         assert "try again in" in text and " s." in text
-    assert caller.metrics.calls[("items", "listItems", "store_unavailable")] == 2
+    samples = parse(caller.observer.metrics.render().decode())
+    assert value(samples, "castproxy_tool_calls_total", workspace="items", tool="listItems",
+                 outcome="store_unavailable") == 2

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from gitops_support import TOOLS, Project, run, spec
+from support.metrics import parse
 
 from castproxy.config.loader import load_config
 from castproxy.config.problems import ConfigError
-from castproxy.gitops.drift import metric_lines
+from castproxy.observe import AuditTrail, Observer
 from castproxy.openapi import loader
 from castproxy.serve.snapshot import Snapshot, build_snapshot
 
@@ -25,6 +26,15 @@ def _required_species(document: dict) -> None:
 
 def build(project: Project, previous: Snapshot | None = None) -> Snapshot:
     return build_snapshot(load_config(project.config), previous=previous)
+
+
+def drift_gauge(snapshot: Snapshot) -> dict[tuple[str, str], float]:
+    """castproxy_lock_drift as /metrics shows it once the snapshot is served: (workspace, serving) -> value."""
+    observer = Observer(AuditTrail(None))
+    observer.snapshot_installed(snapshot)
+    return {(labels["workspace"], labels["serving"]): value
+            for (name, pairs), value in parse(observer.metrics.render().decode()).items()
+            for labels in [dict(pairs)] if name == "castproxy_lock_drift"}
 
 
 def listed(snapshot: Snapshot, tool: str = "createPet") -> dict:
@@ -43,7 +53,7 @@ def test_in_sync_is_reported_and_served(locked: Project) -> None:
     assert snapshot.drift is not None and snapshot.drift.mode == "warn"
     assert snapshot.drift.as_json()["drifted"] == []
     assert snapshot.drift.workspaces["pets"].state == "in-sync"
-    assert metric_lines(snapshot.drift)[-1] == 'castproxy_lock_drift{workspace="pets",serving="compiled"} 0'
+    assert drift_gauge(snapshot) == {("pets", "compiled"): 0}
 
 
 def test_warn_logs_and_serves_the_drifted_tools(locked: Project, caplog: pytest.LogCaptureFixture) -> None:
@@ -58,7 +68,7 @@ def test_warn_logs_and_serves_the_drifted_tools(locked: Project, caplog: pytest.
     assert drift.changes == ("createPet: argument `species` added (required)",)
     record = next(r for r in caplog.records if "differ from the lock" in r.getMessage())
     assert record.fields["changes"] == list(drift.changes)  # type: ignore[attr-defined]
-    assert 'castproxy_lock_drift{workspace="pets",serving="compiled"} 1' in metric_lines(snapshot.drift)
+    assert drift_gauge(snapshot) == {("pets", "compiled"): 1}
 
 
 def test_enforce_keeps_the_previous_snapshots_reviewed_tools(locked: Project) -> None:
@@ -85,7 +95,7 @@ def test_enforce_without_reviewed_tools_refuses_the_workspace(locked: Project, m
     assert "pets" not in snapshot.workspaces
     assert "differ from cast.lock (server.lock: enforce)" in snapshot.unavailable["pets"]
     assert snapshot.drift.workspaces["pets"].serving == "none"  # type: ignore[union-attr]
-    assert 'castproxy_lock_drift{workspace="pets",serving="none"} 1' in metric_lines(snapshot.drift)
+    assert drift_gauge(snapshot) == {("pets", "none"): 1}
 
 
 def test_enforce_rebuilds_from_the_reviewed_spec_this_process_still_holds(

@@ -7,6 +7,7 @@ import importlib.util
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
+from prometheus_client.parser import text_string_to_metric_families
 from serve_support import MODERN, mcp_client
 
 from castproxy.serve.inbound import key_accepted, presented_key
@@ -138,13 +139,18 @@ async def test_health_and_metrics(start_proxy):
             await client.call_tool("dropTables", {})
     metrics = httpx2.get(f"{proxy.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
-    text = metrics.text
-    assert 'castproxy_tool_calls_total{workspace="open",tool="getItem",outcome="ok"} 1' in text
-    assert 'castproxy_tool_calls_total{workspace="open",tool="getItem",outcome="invalid_arguments"} 1' in text
-    assert 'castproxy_tool_calls_total{workspace="open",tool="failHard",outcome="upstream_error"} 1' in text
-    assert 'castproxy_tool_calls_total{workspace="open",tool="(unknown)",outcome="unknown_tool"} 1' in text
-    assert 'castproxy_tool_call_duration_seconds_count{workspace="open",tool="getItem"} 2' in text
-    assert 'castproxy_config_reloads_total{result="ok"} 0' in text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(metrics.text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    assert value("castproxy_tool_calls_total", workspace="open", tool="getItem", outcome="ok") == 1
+    assert value("castproxy_tool_calls_total", workspace="open", tool="getItem", outcome="invalid_arguments") == 1
+    assert value("castproxy_tool_calls_total", workspace="open", tool="failHard", outcome="upstream_error") == 1
+    assert value("castproxy_tool_calls_total", workspace="open", tool="(unknown)", outcome="unknown_tool") == 1
+    assert value("castproxy_tool_call_duration_seconds_count", workspace="open", tool="getItem") == 2
+    assert value("castproxy_config_reloads_total", outcome="ok") == 0
 
 
 async def test_unreachable_store_makes_the_proxy_unready(start_proxy):

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from serve_support import MODERN, SPEC, config_text, mcp_client, run, wait_until, write_spec
+from support.metrics import scrape, value
 from support.net import free_socket
 
 from castproxy.cli import main
@@ -67,8 +68,7 @@ async def test_enforce_keeps_serving_the_reviewed_tools_when_the_spec_changes(tm
     async with mcp_client(proxy.mcp("open"), MODERN) as client:
         result = await client.call_tool("getItem", {"id": "7"})
     assert not result.is_error and result.structured_content == {"id": "7", "name": "thing"}
-    metrics = httpx2.get(f"{proxy.url}/metrics").text
-    assert 'castproxy_lock_drift{workspace="open",serving="reviewed"} 1' in metrics
+    assert value(scrape(proxy.url), "castproxy_lock_drift", workspace="open", serving="reviewed") == 1
 
     # The change is reviewed: the new lock alone is a reload, and the new tools are served.
     assert main(["lock", "-c", str(proxy.config)]) == 0
@@ -83,8 +83,7 @@ async def test_warn_serves_the_drifted_tools_and_says_so(tmp_path, start_proxy, 
     await wait_until(lambda: readyz(proxy)["lock"]["drifted"] == ["open"])
     assert readyz(proxy)["lock"]["workspaces"]["open"]["serving"] == "compiled"
     assert "fields" in (await get_item_schema(proxy))["required"]
-    metrics = httpx2.get(f"{proxy.url}/metrics").text
-    assert 'castproxy_lock_drift{workspace="open",serving="compiled"} 1' in metrics
+    assert value(scrape(proxy.url), "castproxy_lock_drift", workspace="open", serving="compiled") == 1
 
 
 async def test_enforce_refuses_a_workspace_that_drifted_before_the_start(tmp_path, upstream,

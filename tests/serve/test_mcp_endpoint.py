@@ -19,6 +19,11 @@ def text_of(result) -> str:
     return "\n".join(block.text for block in result.content if getattr(block, "text", None))
 
 
+def call_records(proxy) -> list[dict]:
+    """The proxy's audit records of tool calls, oldest first (the per-call record; see castproxy.observe)."""
+    return [record for record in proxy.app.state.observer.audit.recent if record["event"] == "tool_call"]
+
+
 async def test_lists_the_configured_tools(start_proxy, mode):
     proxy = start_proxy({"open": "    tools: [listItems, getItem, {operation: createItem, name: add_item}]"})
     async with mcp_client(proxy.mcp("open"), mode) as client:
@@ -94,18 +99,17 @@ async def test_bad_arguments_are_tool_errors_naming_them(start_proxy, upstream, 
     assert api.seen == []
 
 
-async def test_unknown_tool_is_a_protocol_error(start_proxy, upstream, mode, caplog):
+async def test_unknown_tool_is_a_protocol_error(start_proxy, upstream, mode):
     """MCP server/tools, Error Handling: an unknown tool is JSON-RPC -32602, not a tool result."""
     api, _ = upstream
     proxy = start_proxy(OPEN)
-    with caplog.at_level(logging.INFO, logger="castproxy.calls"):
-        async with mcp_client(proxy.mcp("open"), mode) as client:
-            with pytest.raises(MCPError) as raised:
-                await client.call_tool("dropTables", {})
+    async with mcp_client(proxy.mcp("open"), mode) as client:
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool("dropTables", {})
     assert (raised.value.code, raised.value.message) == (-32602, "Unknown tool: dropTables")
     assert "Traceback" not in str(raised.value.data or "")
     assert api.seen == []
-    [line] = [record.fields for record in caplog.records if record.name == "castproxy.calls"]
+    [line] = call_records(proxy)
     assert (line["tool"], line["outcome"], line["upstream_status"]) == ("dropTables", "unknown_tool", None)
 
 
@@ -118,28 +122,31 @@ async def test_upstream_failure_is_a_tool_error_naming_the_status(start_proxy, m
     assert "Traceback" not in text_of(result)
 
 
-async def test_unreachable_upstream_is_a_tool_error(start_proxy, mode, caplog):
+async def test_unreachable_upstream_is_a_tool_error(start_proxy, mode):
     proxy = start_proxy({"gone": "    base_url: http://127.0.0.1:9"})
-    with caplog.at_level(logging.INFO, logger="castproxy.calls"):
-        async with mcp_client(proxy.mcp("gone"), mode) as client:
-            result = await client.call_tool("getItem", {"id": "1"})
+    async with mcp_client(proxy.mcp("gone"), mode) as client:
+        result = await client.call_tool("getItem", {"id": "1"})
     assert result.is_error
     assert text_of(result) and "Traceback" not in text_of(result)
-    [line] = [record.fields for record in caplog.records if record.name == "castproxy.calls"]
+    [line] = call_records(proxy)
     assert line["outcome"].startswith("upstream_") and line["upstream_status"] is None
 
 
-async def test_one_log_line_per_call_without_argument_values(start_proxy, mode, caplog):
+async def test_one_record_and_debug_line_per_call_without_argument_values(start_proxy, mode, caplog):
     proxy = start_proxy(OPEN)
-    with caplog.at_level(logging.INFO, logger="castproxy.calls"):
+    with caplog.at_level(logging.DEBUG, logger="castproxy.calls"):
         async with mcp_client(proxy.mcp("open"), mode) as client:
             await client.call_tool("getItem", {"id": "secret-looking-value"})
             await client.call_tool("failHard", {})
-    fields = [record.fields for record in caplog.records if record.name == "castproxy.calls"]
+    fields = call_records(proxy)
     assert [(f["tool"], f["upstream_status"], f["outcome"]) for f in fields] == [
         ("getItem", 200, "ok"), ("failHard", 500, "upstream_error")]
     assert all(f["workspace"] == "open" and f["duration_ms"] >= 0 for f in fields)
-    assert "secret-looking-value" not in caplog.text
+    item = b'{"id":"secret-looking-value","name":"thing"}'
+    assert [f["bytes"] for f in fields] == [len(item), len(b"database on fire")]
+    lines = [record.fields for record in caplog.records if record.name == "castproxy.calls"]
+    assert [line["outcome"] for line in lines] == ["ok", "upstream_error"]  # the debug line, for --log-level debug
+    assert "secret-looking-value" not in caplog.text and "secret-looking-value" not in str(fields)
 
 
 async def test_raw_protocol_versions(start_proxy, mode):

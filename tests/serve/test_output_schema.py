@@ -32,7 +32,7 @@ def _typed_spec(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_answer_breaking_the_output_schema_is_an_error_naming_the_mismatch(start_proxy, mode, caplog):
     proxy = start_proxy({"typed": "    output_schema: true\n    tools: [getItem, listItems]"})
-    with caplog.at_level(logging.INFO, logger="castproxy.calls"):
+    with caplog.at_level(logging.DEBUG, logger="castproxy.calls"):
         async with mcp_client(proxy.mcp("typed"), mode) as client:
             tools = {tool.name: tool for tool in (await client.list_tools()).tools}
             drifted = await client.call_tool("getItem", {"id": "7"})

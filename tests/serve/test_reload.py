@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx2
 from serve_support import MODERN, config_text, mcp_client
+from support.metrics import scrape, value
 
 OPEN = {"open": ""}
 
@@ -74,8 +75,7 @@ async def test_invalid_edit_is_rejected_and_the_old_config_keeps_serving(start_p
     assert await tool_names(proxy) == before
     async with mcp_client(proxy.mcp("open"), MODERN) as client:
         assert not (await client.call_tool("getItem", {"id": "1"})).is_error
-    metrics = httpx2.get(f"{proxy.url}/metrics").text
-    assert 'castproxy_config_reloads_total{result="failed"}' in metrics
+    assert value(scrape(proxy.url), "castproxy_config_reloads_total", outcome="failed") == 1
     # Fixing the file clears the error.
     proxy.config.write_text(good.replace("tools: [listItems,", "tools: ["))
     await wait_for_tools(proxy, ["createItem", "getItem", "failHard", "slow", "whoami"])
@@ -185,7 +185,7 @@ async def test_settings_bound_at_start_are_reported(start_proxy, caplog):
 
 async def wait_for_reload_count(proxy, count: int) -> None:
     for _ in range(250):
-        if f'castproxy_config_reloads_total{{result="ok"}} {count}' in httpx2.get(f"{proxy.url}/metrics").text:
+        if value(scrape(proxy.url), "castproxy_config_reloads_total", outcome="ok") == count:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("reload not seen")

@@ -44,7 +44,7 @@ async def test_call_operation_takes_the_direct_path(
     proxy: tuple[str, Upstream], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, api = proxy
-    caplog.set_level(logging.INFO, logger=CALLS_LOGGER)
+    caplog.set_level(logging.DEBUG, logger=CALLS_LOGGER)
     async with mcp_client(f"{url}/mcp/find", "legacy") as client:
         result = await client.call_tool("call_operation", {"name": "getItem", "arguments": {"id": "42"}})
         assert result.structured_content == {"id": "42", "name": "thing"}

@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 from serve_support import MODERN, SPEC, mcp_client, run, wait_until
+from support.metrics import scrape, value
 from support.net import free_socket
 from support.servers import Running
 from support.spec_host import SpecHost, serve_spec
@@ -105,7 +106,7 @@ async def test_reload_fetches_each_url_once_and_conditionally(
         assert (host.full_fetches, host.not_modified) == (1, 0)  # three workspaces, one fetch
         before = app.state.serve.snapshot.workspaces["a"]
         config.write_text(config.read_text() + "\n")  # any edit reloads
-        await wait_until(lambda: 'reloads_total{result="ok"} 1' in httpx2.get(f"{url}/metrics").text, timeout=10)
+        await wait_until(lambda: value(scrape(url), "castproxy_config_reloads_total", outcome="ok") == 1, timeout=10)
         assert (host.full_fetches, host.not_modified) == (1, 1)  # 304: the cached copy is reused
         assert app.state.serve.snapshot.workspaces["a"] is before  # same config, same bytes: nothing rebuilt
         assert host.seen[-1].if_none_match is not None

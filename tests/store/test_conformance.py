@@ -150,3 +150,26 @@ async def test_burst_larger_than_any_connection_pool(store):
     await store.put("ns", "grant", b"v")
     results = await asyncio.gather(*(store.get("ns", "grant") for _ in range(300)))
     assert results == [b"v"] * 300
+
+
+async def test_items_lists_one_namespace_live_entries(store):
+    await store.put("grants", "a", b"one")
+    await store.put("grants", "b:with:colons", b"two", ttl=60)
+    await store.put("grants", "gone", b"x", ttl=0.05)
+    await store.put("grants-other", "c", b"not this namespace")
+    await store.put("grant", "d", b"nor this one")
+    deadline = asyncio.get_running_loop().time() + 5
+    while await store.get("grants", "gone") is not None:  # until the short entry has expired
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    assert sorted(await store.items("grants")) == [("a", b"one"), ("b:with:colons", b"two")]
+    assert await store.items("empty") == []
+
+
+async def test_items_honours_the_limit_and_glob_characters(store):
+    for index in range(30):
+        await store.put("ns*[x]", f"k{index}", b"v")
+    await store.put("nsA[x]", "other", b"v")  # would match if '*' were a glob
+    found = await store.items("ns*[x]", limit=10)
+    assert len(found) == 10 and all(key.startswith("k") for key, _ in found)
+    assert len(await store.items("ns*[x]")) == 30

@@ -306,6 +306,8 @@ async def consent(server: AuthServer, request: Request) -> Response:
             "Sign-in expired",
             "This sign-in request expired or was already answered. Start the sign-in again from your MCP client.",
         )
+    server.events.consent(wanted.workspace, client_id=wanted.client_id,
+                          decision="approve" if form.get("decision") == "approve" else "deny")
     if form.get("decision") != "approve":
         return redirect_error(server, wanted.redirect_uri, wanted.state, "access_denied", "the user denied access")
     try:

@@ -17,6 +17,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from castproxy.auth.events import grant_ref
 from castproxy.auth.server.authorize import CALLBACK_COOKIE, SIGN_IN_COOKIE, redirect_error
 from castproxy.auth.server.errors import error_page
 from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
@@ -69,9 +70,11 @@ async def callback(server: AuthServer, request: Request) -> Response:
         return redirect_error(server, wanted.redirect_uri, wanted.state, "temporarily_unavailable", str(exc))
     except SignInError as exc:
         error = upstream_error if upstream_error in _PASSED_ON else "access_denied"
+        server.events.sign_in(wanted.workspace, outcome="failed", client_id=wanted.client_id, reason=error)
         return redirect_error(server, wanted.redirect_uri, wanted.state, error, f"upstream sign-in failed: {exc}")
     except Exception as exc:
         log.warning("upstream sign-in failed for workspace %s: %s", wanted.workspace, type(exc).__name__)
+        server.events.sign_in(wanted.workspace, outcome="failed", client_id=wanted.client_id, reason="server_error")
         return redirect_error(
             server, wanted.redirect_uri, wanted.state, "server_error", "the upstream sign-in could not be completed"
         )
@@ -115,8 +118,10 @@ async def issue_code_for(server: AuthServer, wanted: AuthorizationRequest, grant
     until = time.time() + server.identity.sessions.lifetime if wanted.subject and server.identity else 0.0
     grant = GrantRecord(grant_id=grant_id, workspace=wanted.workspace, resource=wanted.resource,
                         client_id=wanted.client_id, scopes=wanted.scopes, subject=wanted.subject, email=wanted.email,
-                        groups=wanted.groups, person_until=until)
+                        groups=wanted.groups, person_until=until, created_at=time.time())
     await server.tokens.start_grant(grant)
+    server.events.sign_in(wanted.workspace, outcome="ok", client_id=wanted.client_id, grant=grant_ref(grant_id),
+                          subject=wanted.subject or None)
     code = await server.tokens.issue_code(
         CodeRecord(
             client_id=wanted.client_id,

@@ -103,6 +103,7 @@ class GrantRecord(Record):
     groups: tuple[str, ...] = ()
     # Until when the company sign-in vouches for the person (and their groups): refreshes stop then.
     person_until: float = 0.0
+    created_at: float = 0.0  # when the sign-in completed (0: a record from before this field)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from castproxy.access.policy import Rule
 from castproxy.access.signin import CompanySignIn
+from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter, SignInBudget
 from castproxy.auth.server.records import canonical_resource
@@ -88,8 +89,10 @@ class AuthServer:
         clients: ClientRegistry,
         tokens: TokenService,
         registration_limiter: RateLimiter | None = None,
+        events: AuthEvents = NO_EVENTS,
     ) -> None:
         self.store = store
+        self.events = events  # sign-ins and consent, for the audit trail and metrics
         # POST /register per caller address; URL client_id document fetches are limited by the DocumentFetcher.
         self.registrations = RateLimiter(REGISTRATIONS) if registration_limiter is None else registration_limiter
         # Sign-ins started at /authorize (each leaves records in the store for minutes): per caller and in total.

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from castproxy.auth.events import NO_EVENTS, AuthEvents, grant_ref
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.records import (
@@ -71,6 +72,7 @@ class TokenService:
         store: Store,
         *,
         on_grant_revoked: Callable[[GrantRecord], Awaitable[None]] | None = None,
+        events: AuthEvents = NO_EVENTS,
         on_narrow: Callable[[GrantRecord, tuple[str, ...]], Awaitable[None]] | None = None,
         access_lifetime: float = ACCESS_TOKEN_LIFETIME,
         refresh_lifetime: float = REFRESH_TOKEN_LIFETIME,
@@ -78,6 +80,7 @@ class TokenService:
     ) -> None:
         self._store = store
         self._on_grant_revoked = on_grant_revoked
+        self.events = events
         self._on_narrow = on_narrow
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
@@ -91,11 +94,22 @@ class TokenService:
     async def grant(self, grant_id: str) -> GrantRecord | None:
         return GrantRecord.decode(await self._store.get(NS_GRANT, grant_id))
 
-    async def revoke_grant(self, grant_id: str, *, upstream: bool = True, reason: str = "revoked") -> None:
-        """Kill every token issued from this sign-in; with `upstream`, also revoke the upstream grant."""
+    async def grants(self, limit: int = 10_000) -> list[GrantRecord]:
+        """The live sign-ins (for the admin page and the active sign-ins gauge), at most `limit`."""
+        found = [GrantRecord.decode(blob) for _, blob in await self._store.items(NS_GRANT, limit=limit)]
+        return [grant for grant in found if grant is not None]
+
+    async def revoke_grant(
+        self, grant_id: str, *, upstream: bool = True, reason: str = "revoked", event: str = "revocation"
+    ) -> None:
+        """Kill every token issued from this sign-in; with `upstream`, also revoke the upstream grant.
+
+        `event` is what the audit trail calls it: sign_out when the client asked, revocation otherwise."""
         grant = GrantRecord.decode(await self._store.take(NS_GRANT, grant_id))
         if grant is None:
             return
+        self.events.sign_in_ended(grant.workspace, event=event, client_id=grant.client_id, grant=grant_ref(grant_id),
+                                  reason=reason, subject=grant.subject or None)
         log.warning(
             "sign-in ended: %s (workspace %s, client %s, grant %s)",
             reason,
@@ -232,12 +246,13 @@ class TokenService:
         if access is not None:
             _check_owner(access, client_id)
             await self._store.delete(NS_ACCESS, key)
+            self.events.token_revoked(access.workspace, client_id=access.client_id, grant=grant_ref(access.grant_id))
             return
         refresh = TokenRecord.decode(await self._store.get(NS_REFRESH, key))
         if refresh is not None:
             _check_owner(refresh, client_id)
             await self._store.delete(NS_REFRESH, key)
-            await self.revoke_grant(refresh.grant_id, reason="refresh token revoked by the client")
+            await self.revoke_grant(refresh.grant_id, reason="refresh token revoked by the client", event="sign_out")
 
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
         now = time.time()

@@ -1,0 +1,1 @@
+"""The admin page at /admin: what the proxy serves, how calls go, who is signed in (reads observe/ and store/)."""
