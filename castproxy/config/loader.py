@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from castproxy.config.messages import Located, describe
+from castproxy.config.messages import Located, explain_validation_error
 from castproxy.config.model import Config
 from castproxy.config.overrides import ServerOverrides, variable_for
 from castproxy.config.problems import ConfigError, Problem, Severity
@@ -180,7 +181,8 @@ class _Loading:
             for error in exc.errors():
                 field_name = str(error["loc"][0])
                 as_data = {"server": {field_name: error.get("input")}}
-                located = describe({**error, "loc": ("server", field_name)}, as_data, may_show=lambda _: True)
+                at_server: ErrorDetails = {**error, "loc": ("server", field_name)}
+                located = explain_validation_error(at_server, as_data, may_show=lambda _: True)
                 self._add(Located(("server", field_name), f"environment variable {variable_for(field_name)}: "
                                   f"{located.message}"))
             return
@@ -202,7 +204,7 @@ class _Loading:
             return Config.model_validate(data)
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
-                self._add(describe(error, data, may_show=self._may_show))
+                self._add(explain_validation_error(error, data, may_show=self._may_show))
             return None
 
     def _may_show(self, path: Loc) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import ErrorDetails
 
 from castproxy.config import model
 
@@ -31,7 +32,6 @@ AUTH_TYPES: dict[str, type[BaseModel]] = {
 TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection", "selector"})
 _ENTRY_SHAPES = ("an operationId, '*', a mapping with `operation` (and optional `name`, `description`), "
                  "or a selector with `tag`, `path` and/or `method`")
-_URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def model_at(path: Path, data: Any) -> type[BaseModel] | None:
             return model.ToolSelector
         case ("workspaces", str(), "auth"):
             auth = _get(data, path)
-            return AUTH_TYPES.get(auth.get("type")) if isinstance(auth, dict) else None
+            return AUTH_TYPES.get(str(auth.get("type"))) if isinstance(auth, dict) else None
     return None
 
 
@@ -116,7 +116,7 @@ def where(path: Path) -> str:
     return "here"
 
 
-def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], bool]) -> Located:
+def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callable[[Path], bool]) -> Located:
     """Turn one entry of `ValidationError.errors()` into a positioned, readable problem."""
     path, is_key = data_path(error["loc"], data)
     kind = error["type"]
@@ -224,13 +224,13 @@ def _unknown_key(path: Path, data: Any) -> str:
 
 
 def _pattern_message(pattern: str, name: str, shown: str) -> str:
-    if pattern == _URL_PATTERN:
+    if pattern == model.URL_PATTERN:
         return f"{name} must be an http:// or https:// URL{shown}"
     if pattern == model.TOOL_NAME_PATTERN:
         return f"{name} must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'{shown}"
     if pattern == model.HEADER_NAME_PATTERN:
         return f"{name} must be a valid HTTP header name{shown}"
-    if pattern == model.AnswerLocation.__metadata__[0].pattern:
+    if pattern == model.ANSWER_LOCATION_PATTERN:
         return f"{name} must be a field name or a JSON pointer such as /data/token (~0 for '~', ~1 for '/'){shown}"
     return f"{name} has the wrong format{shown}"
 

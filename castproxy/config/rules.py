@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from castproxy.config.messages import Located, Path
+from castproxy.config.problems import Severity
 
 MIN_SECRET_KEY_LENGTH = 32
 SECRET_KEY_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -22,7 +23,7 @@ _LITERAL_HINT = "use ${env:NAME} or ${file:PATH} so the secret stays out of the 
 @dataclass(frozen=True)
 class Finding:
     located: Located
-    severity: str = "error"
+    severity: Severity = "error"
 
 
 @dataclass

@@ -74,7 +74,7 @@ def _widen(prop: dict[str, Any]) -> dict[str, Any]:
         return prop
     if not _widenable(prop):
         return prop
-    annotations = {key: prop.pop(key) for key in ("title", "description", "default") if key in prop}
+    annotations: dict[str, Any] = {key: prop.pop(key) for key in ("title", "description", "default") if key in prop}
     return {"anyOf": [prop, _REFERENCE], **annotations}
 
 

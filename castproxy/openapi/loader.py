@@ -49,7 +49,7 @@ class SpecError(Exception):
         self.offline_skipped = offline_skipped
 
 
-class SpecDocument(dict):
+class SpecDocument(dict[str, Any]):
     """A loaded document: a dict, plus the digest of everything it was loaded from."""
 
     digest: str = ""
@@ -106,7 +106,7 @@ def load_document(
     timeout: float = 10.0,
     max_bytes: int = MAX_SPEC_BYTES,
     fetcher: Callable[[str], bytes] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Load and parse the spec at `source` (a path relative to `base_dir`, or an http(s) URL).
 
     `fetcher`, when given, supplies the bytes of a URL instead of a plain GET (the serving layer's
@@ -350,7 +350,7 @@ def _check_version(document: Any, label: str) -> None:
         raise SpecError(f"{label}: 'paths' must be a mapping")
 
 
-def _iter_refs(node: Any):
+def _iter_refs(node: Any) -> Iterator[tuple[dict[str, Any], str]]:
     """Every dict holding a string `$ref`, iteratively (documents can nest deeply)."""
     stack = [node]
     seen: set[int] = set()
@@ -378,7 +378,7 @@ def _escape(token: str) -> str:
     return quote(token.replace("~", "~0").replace("/", "~1"), safe="~!$&'()*+,;=:@-._")
 
 
-def _bundle(document: dict, root_path: Path, max_bytes: int) -> list[bytes]:
+def _bundle(document: dict[str, Any], root_path: Path, max_bytes: int) -> list[bytes]:
     """Load every local file the document refers to (transitively) and point refs into the bundle."""
     root_dir = root_path.parent
     files: dict[str, Any] = {}

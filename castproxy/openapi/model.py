@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ParameterLocation = Literal["path", "query", "header", "cookie"]
+ParameterKind = Literal["primitive", "array", "object"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class ParameterSpec:
     style: str = "simple"  # OpenAPI style; defaults: path/header "simple", query/cookie "form"
     explode: bool = False  # OpenAPI explode; default true for style "form"
     allow_reserved: bool = False
-    kind: Literal["primitive", "array", "object"] = "primitive"  # shape, for serialisation
+    kind: ParameterKind = "primitive"  # shape, for serialisation
     content_type: str | None = None  # set when the parameter uses `content` (value sent as JSON text)
 
 

@@ -334,7 +334,8 @@ def _additional_properties_keyword(
         yield ValidationError(f"Additional properties are not allowed ({names} unexpected)")
 
 
-EcmaValidator: Any = validators.extend(
+# types-jsonschema leaves `extend` unannotated; it returns a Draft 2020-12 validator class with our keywords.
+EcmaValidator: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {
         "pattern": _pattern_keyword,

@@ -118,10 +118,10 @@ def _form_body(form: list[dict[str, Any]], consumes: list[str]) -> dict[str, Any
         "application/x-www-form-urlencoded")
     properties = {}
     for param in form:
-        schema = _schema_of(param)
+        field = _schema_of(param)
         if "description" in param:
-            schema["description"] = param["description"]
-        properties[param["name"]] = schema
+            field["description"] = param["description"]
+        properties[param["name"]] = field
     required = [param["name"] for param in form if param.get("required") is True]
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:

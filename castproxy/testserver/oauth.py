@@ -320,7 +320,7 @@ class OAuthServer:
         for user_id, user in self.users.items():
             if hint and hint in (str(user_id), user.get("email")):
                 return user_id
-        return next(iter(self.users))
+        return next(iter(self.users.keys()))
 
     def _approve(self, pending: _PendingApproval, user_id: int, status: int = 302) -> Response:
         code = secrets.token_urlsafe(32)
