@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from castproxy.errors import CastproxyError
+
 Severity = Literal["error", "warning"]
 
 
@@ -22,7 +24,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(CastproxyError):
     """A config that cannot be used; carries every problem found, not only the first."""
 
     def __init__(self, problems: list[Problem], *, files: frozenset[Path] = frozenset()) -> None:

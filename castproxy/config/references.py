@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from castproxy.errors import CastproxyError
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")
 MAX_SECRET_FILE_BYTES = 64 * 1024
 SYNTAX_HINT = "write ${env:NAME} or ${file:PATH}, or $${ for a literal '${'"
 
 
-class ReferenceProblem(Exception):
+class ReferenceProblem(CastproxyError):
     """A reference that is malformed or cannot be resolved; the message is safe to show."""
 
     def __init__(self, message: str, path: Path | None = None) -> None:

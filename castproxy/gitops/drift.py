@@ -232,7 +232,7 @@ class LockGuard:
             return None
         try:
             candidate = rebuild(document)
-        except Exception as exc:  # the reviewed spec no longer compiles with this config: nothing to serve
+        except Exception as exc:  # catch-all on purpose: whatever stops serve's rebuild, there is nothing to serve
             log.warning("the reviewed spec could not be rebuilt", extra={"fields": {"workspace": name,
                                                                                     "error": str(exc)}})
             return None

@@ -21,6 +21,7 @@ from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.model import Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.source import parse_yaml
+from castproxy.errors import CastproxyError
 from castproxy.gitops.lockfile import DIGEST_PREFIX, Inventory, WorkspaceRecord, sorted_inventory, tool_record
 from castproxy.openapi.loader import is_url, safe_url
 from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
@@ -31,7 +32,7 @@ _SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 _NON_LOCAL_REF = re.compile(rb"""["']?\$ref["']?\s*:\s*["']?(?!#)[^\s"']""")
 
 
-class GitError(Exception):
+class GitError(CastproxyError):
     """git could not give what was asked (no repository, unknown revision, git missing)."""
 
 

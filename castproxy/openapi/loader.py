@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from castproxy.errors import CastproxyError
+
 FILES_KEY = "x-castproxy-files"
 # Far above any real spec (GitHub's 13 MB document is about 2 million values), far below an alias bomb.
 MAX_EXPANDED_YAML_NODES = 10_000_000
@@ -40,7 +42,7 @@ _PARSED_CACHE_SIZE = 8
 MAX_SPEC_BYTES = 64 * 2**20
 
 
-class SpecError(Exception):
+class SpecError(CastproxyError):
     """An OpenAPI document that cannot be loaded or compiled; the message says what and where."""
 
     def __init__(self, message: str, *, offline_skipped: bool = False) -> None:

@@ -54,7 +54,7 @@ def is_ecma(pattern: str) -> bool:
 def compiled(pattern: str) -> regress.Regex | None:
     try:
         return regress.Regex(pattern, "u")
-    except Exception:  # regress raises its own error type for every syntax problem
+    except (regress.RegressError, ValueError):  # a syntax problem; ValueError: a lone surrogate
         return None
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from castproxy.catalog.select import Picked, select
 from castproxy.config.model import Workspace
+from castproxy.errors import CastproxyError
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, is_url, load_document
 from castproxy.openapi.model import CompiledSpec, ToolDefinition
@@ -22,7 +23,7 @@ Loc = tuple[str | int, ...]
 LONG_LIST = 300  # tools in a list-mode workspace beyond which `validate` suggests discovery: search
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(CastproxyError):
     """A workspace whose tools cannot be built; `problems` are (config location, message) pairs."""
 
     def __init__(

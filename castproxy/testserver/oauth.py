@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from castproxy.errors import CastproxyError
 from castproxy.testserver.approval import approval_page, error_page
 from castproxy.testserver.gate import Caller
 
@@ -92,8 +93,8 @@ class _Token:
     used: bool = False  # refresh tokens only
 
 
-class OAuthError(Exception):
-    """A token-endpoint error: `error` is the RFC 6749 code, `description` is safe to show."""
+class OAuthRefusal(CastproxyError):
+    """The test server refusing an OAuth request: `error` is the RFC 6749 code, `description` is safe to show."""
 
     def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(description)
@@ -119,7 +120,7 @@ def issuer_of(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _token_error(exc: OAuthError, *, basic: bool = False) -> JSONResponse:
+def _token_error(exc: OAuthRefusal, *, basic: bool = False) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if exc.status == 401 and basic:
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
@@ -269,7 +270,7 @@ class OAuthServer:
             return refuse("invalid_request", "code_challenge is malformed")
         try:
             scopes = self._granted_scopes(client, params.get("scope"))
-        except OAuthError as exc:
+        except OAuthRefusal as exc:
             return refuse(exc.error, exc.description)
 
         pending = _PendingApproval(
@@ -341,7 +342,7 @@ class OAuthServer:
         wanted = requested.split()
         unknown = [scope for scope in wanted if scope not in client.scopes]
         if unknown:
-            raise OAuthError("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
+            raise OAuthRefusal("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
         return tuple(dict.fromkeys(wanted))
 
     # ---- token endpoint ------------------------------------------------------------------------
@@ -353,9 +354,9 @@ class OAuthServer:
             client = self._authenticate_client(request, form)
             grant_type = form.get("grant_type", "")
             if grant_type not in GRANT_TYPES:
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+                raise OAuthRefusal("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
             if grant_type not in client.grant_types:
-                raise OAuthError("unauthorized_client", f"this client may not use {grant_type}")
+                raise OAuthRefusal("unauthorized_client", f"this client may not use {grant_type}")
             if grant_type == "authorization_code":
                 answer = self._exchange_code(client, form)
             elif grant_type == "refresh_token":
@@ -363,7 +364,7 @@ class OAuthServer:
             else:
                 scopes = self._granted_scopes(client, form.get("scope"))
                 answer = self._issue(client, None, scopes, family=secrets.token_hex(8), refresh=False)
-        except OAuthError as exc:
+        except OAuthRefusal as exc:
             return _token_error(exc, basic=basic)
         return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
@@ -373,55 +374,56 @@ class OAuthServer:
         client_id, secret = form.get("client_id", ""), form.get("client_secret")
         if header.lower().startswith("basic "):
             if secret is not None:
-                raise OAuthError("invalid_request", "use one client authentication method, not two")
+                raise OAuthRefusal("invalid_request", "use one client authentication method, not two")
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+                raise OAuthRefusal("invalid_client", "malformed Basic credentials", 401) from None
             raw_id, sep, raw_secret = decoded.partition(":")
             if not sep:
-                raise OAuthError("invalid_client", "malformed Basic credentials", 401)
+                raise OAuthRefusal("invalid_client", "malformed Basic credentials", 401)
             # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
             basic_id, secret = unquote(raw_id.replace("+", " ")), unquote(raw_secret.replace("+", " "))
             if client_id and client_id != basic_id:
-                raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+                raise OAuthRefusal("invalid_request", "client_id differs from the Basic credentials")
             client_id, method = basic_id, "client_secret_basic"
         elif secret is not None:
             method = "client_secret_post"
         client = self.clients.get(client_id)
         if client is None:
-            raise OAuthError("invalid_client", "unknown client", 401)
+            raise OAuthRefusal("invalid_client", "unknown client", 401)
         if client.client_secret is None:
             if method != "none":
-                raise OAuthError("invalid_client", "this public client has no secret", 401)
+                raise OAuthRefusal("invalid_client", "this public client has no secret", 401)
             return client
         if method == "none":
-            raise OAuthError("invalid_client", "client authentication is required", 401)
+            raise OAuthRefusal("invalid_client", "client authentication is required", 401)
         if method not in client.auth_methods:
-            raise OAuthError("invalid_client", f"this client must authenticate with {sorted(client.auth_methods)}", 401)
+            methods = sorted(client.auth_methods)
+            raise OAuthRefusal("invalid_client", f"this client must authenticate with {methods}", 401)
         if not hmac.compare_digest((secret or "").encode(), client.client_secret.encode()):
-            raise OAuthError("invalid_client", "client authentication failed", 401)
+            raise OAuthRefusal("invalid_client", "client authentication failed", 401)
         return client
 
     def _exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
         code = self._codes.get(form.get("code", ""))
         if code is None:
-            raise OAuthError("invalid_grant", "the authorization code is unknown")
+            raise OAuthRefusal("invalid_grant", "the authorization code is unknown")
         if code.used:
             # A replayed code may mean it leaked: revoke what it produced (RFC 6749 §4.1.2).
             self._revoke_family(code.family)
-            raise OAuthError("invalid_grant", "the authorization code was already used")
+            raise OAuthRefusal("invalid_grant", "the authorization code was already used")
         if self.clock() >= code.expires_at:
-            raise OAuthError("invalid_grant", "the authorization code expired")
+            raise OAuthRefusal("invalid_grant", "the authorization code expired")
         if code.client_id != client.client_id:
-            raise OAuthError("invalid_grant", "the authorization code was issued to another client")
+            raise OAuthRefusal("invalid_grant", "the authorization code was issued to another client")
         if form.get("redirect_uri") != code.redirect_uri:
-            raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+            raise OAuthRefusal("invalid_grant", "redirect_uri does not match the authorization request")
         verifier = form.get("code_verifier")
         if not verifier:
-            raise OAuthError("invalid_request", "code_verifier is required (PKCE)")
+            raise OAuthRefusal("invalid_request", "code_verifier is required (PKCE)")
         if not _PKCE_VALUE.match(verifier) or not hmac.compare_digest(pkce_challenge(verifier), code.code_challenge):
-            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+            raise OAuthRefusal("invalid_grant", "code_verifier does not match the code_challenge")
         code.used = True
         code.family = secrets.token_hex(8)
         refresh = "refresh_token" in client.grant_types
@@ -430,18 +432,18 @@ class OAuthServer:
     def _refresh_tokens(self, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
         presented = self._refresh.get(form.get("refresh_token", ""))
         if presented is None:
-            raise OAuthError("invalid_grant", "the refresh token is unknown or revoked")
+            raise OAuthRefusal("invalid_grant", "the refresh token is unknown or revoked")
         if presented.client_id != client.client_id:
-            raise OAuthError("invalid_grant", "the refresh token was issued to another client")
+            raise OAuthRefusal("invalid_grant", "the refresh token was issued to another client")
         if presented.used:
             # Reuse of a rotated token: treat the family as stolen (RFC 9700 §4.14.2).
             self._revoke_family(presented.family)
-            raise OAuthError("invalid_grant", "the refresh token was already used")
+            raise OAuthRefusal("invalid_grant", "the refresh token was already used")
         scopes = presented.scopes
         if form.get("scope"):
             narrower = tuple(dict.fromkeys(form["scope"].split()))
             if not set(narrower) <= set(presented.scopes):
-                raise OAuthError("invalid_scope", "a refresh cannot widen the granted scopes")
+                raise OAuthRefusal("invalid_scope", "a refresh cannot widen the granted scopes")
             scopes = narrower
         presented.used = True
         return self._issue(client, presented.user_id, scopes, family=presented.family, refresh=True)
@@ -480,7 +482,7 @@ class OAuthServer:
         basic = request.headers.get("authorization", "").lower().startswith("basic ")
         try:
             client = self._authenticate_client(request, form)
-        except OAuthError as exc:
+        except OAuthRefusal as exc:
             return _token_error(exc, basic=basic)
         value = form.get("token", "")
         token = self._refresh.get(value) or self._access.get(value)
