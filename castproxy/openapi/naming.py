@@ -13,7 +13,6 @@ import re
 
 MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def short_hash(text: str, length: int = 8) -> str:

