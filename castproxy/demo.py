@@ -1,11 +1,5 @@
-"""`castproxy demo`: the whole tutorial in one command.
-
-Starts the bundled test server in oauth mode (in this process, on `--upstream-port`, with the proxy's
-callback as its only redirect URI), writes a config like the contract's example into a temporary
-folder (a generated secret key; the client secret passed through the environment, never written),
-runs `castproxy serve` on it as a child process, waits until it is ready, and prints the MCP URL and
-the Claude Desktop snippet. Ctrl-C or SIGTERM stops both and removes the folder. `--mode jwt` does the
-same with the test server in mode jwt and an `auth.type: login` workspace (no sign-in in the client).
+"""`castproxy demo`: the whole tutorial in one command (test server + `castproxy serve` on a generated
+config, then the MCP URL and the client snippet; Ctrl-C stops both): docs/architecture.md, "Client snippets".
 """
 
 from __future__ import annotations

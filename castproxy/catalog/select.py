@@ -1,7 +1,6 @@
 """Which operations of a compiled spec a workspace exposes: operationIds, selectors and `exclude`.
 
-Pure: entries of the config model in, the picked tools and positioned problems out. Rationale and
-the precise rules (order, precedence, what counts as "matches nothing") are in docs/config.md, `tools`.
+Pure: config entries in, the picked tools and positioned problems out (rules: docs/config.md, `tools`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Words for the operation search: identifiers split into words, one vocabulary for documents and queries.
-
-What a lexical index misses is added here, the same way on both sides: abbreviations and a few
-synonyms (`repo` -> repository, `PR` -> pull), irregular plurals (FTS5's porter stemmer does the
-regular ones), and the verbs of a task, which say which HTTP methods fit (create/open -> POST).
+"""Words for the operation search: identifiers split into words, one vocabulary for documents and queries
+(abbreviations, synonyms, irregular plurals, and the verbs that imply HTTP methods).
 """
 
 from __future__ import annotations

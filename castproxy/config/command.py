@@ -1,10 +1,5 @@
-"""`castproxy validate` and `castproxy schema`.
-
-validate prints one `FILE:LINE:COL: message` line per problem (warnings as `... warning: ...`) and
-exits 1 when any is an error; on success, one OK line per workspace and the redirect URI to register
-at each upstream OAuth server. `--format github|json` prints the same for CI (castproxy.gitops.ci).
-Spec checks (specs load, operationIds exist) come from castproxy.openapi.check; online, each oauth2
-`issuer`'s discovery metadata is checked (config/issuers.py).
+"""`castproxy validate` (FILE:LINE:COL problems, or one OK line per workspace; `--format github|json`) and
+`castproxy schema`. Spec checks come from openapi/check.py, issuer checks from config/issuers.py.
 """
 
 from __future__ import annotations

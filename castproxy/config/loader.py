@@ -1,7 +1,6 @@
 """Loading cast.yaml: YAML with positions -> secret references -> env overrides -> model -> cross-field rules.
 
-Every step collects problems instead of stopping at the first, and every problem carries
-FILE:LINE:COL. Either a whole valid `LoadedConfig` comes back, or `ConfigError` with all errors.
+Either a whole valid `LoadedConfig` comes back, or `ConfigError` with every problem at FILE:LINE:COL.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """pydantic validation errors -> a config path and a sentence a cast.yaml author understands.
 
-pydantic's locations carry union tags (`auth` -> `oauth2`, a tools entry -> `selection`) and a
-`[key]` marker for bad mapping keys; they are mapped back onto the paths of the YAML data so the
-position points at the offending key or value. Messages quote a value only when it cannot be a
-secret (it is not in a secret field and did not come from a `${...}` reference).
+A value is quoted only when it cannot be a secret (docs/architecture.md, "Config errors").
 """
 
 from __future__ import annotations

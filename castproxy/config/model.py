@@ -1,7 +1,6 @@
 """The config model (pydantic v2): the whole cast.yaml format of the product contract.
 
-Secret values arrive here already resolved from `${env:...}`/`${file:...}` and are held as
-`SecretStr`, whose repr, str and JSON form are masked; only `.get_secret_value()` reveals them.
+Secrets arrive resolved and are held as `SecretStr` (masked; only `.get_secret_value()` reveals them).
 """
 
 from __future__ import annotations

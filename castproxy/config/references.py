@@ -1,10 +1,7 @@
 """Secret references in string values: `${env:NAME}`, `${env:NAME:-default}` and `${file:PATH}`.
 
-A reference may stand alone (`token: ${env:API_TOKEN}`) or sit inside text
-(`X-Auth: "Bearer ${env:API_TOKEN}"`); `$${` writes a literal `${`. Errors name the reference, never
-a resolved value. `${file:PATH}` is read relative to the config's folder, with one trailing newline
-removed (what `echo secret > file` and Kubernetes secret files leave behind). Every `${file:}` path
-is reported (`Resolved.files`, `ReferenceProblem.path`) so `serve` can watch the files it read.
+Errors name the reference, never a resolved value; every `${file:}` path is reported so `serve` can
+watch it (rules: docs/architecture.md, "Config errors and secret references").
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Checks that span several fields, and the warnings `validate` prints.
 
-They read the resolved data (plain dicts), not the model, so they still run when another part of
-the file has a type error: one `validate` run reports everything. Each rule reads defensively and
-stays quiet about values of the wrong type (the model reports those).
+They read the resolved plain data, not the model, so they run even when another part has a type error.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """The JSON Schema of cast.yaml, generated from the model (what `castproxy schema` prints).
 
-Editors use it through the `yaml-language-server` modeline of cast.yaml. It matches what the
-loader accepts: any number, boolean or pattern-checked text (URLs) may also be written as a
-`${env:...}`/`${file:...}` reference, which the loader resolves before the model checks the value;
-keys of name->value mappings (workspace names, header names) must match their pattern.
+A number, boolean or pattern-checked value may also be written as a `${env:}`/`${file:}` reference.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Reading cast.yaml: plain data plus the line and column of every key and value.
+"""Reading cast.yaml: plain data plus the line and column of every key and value (a `SourceMap` by path).
 
-ruamel.yaml's round-trip loader keeps positions (`.lc`) on every mapping and sequence; this module
-turns its tree into plain dicts, lists and scalars and keeps those positions in a `SourceMap`
-keyed by path (`("workspaces", "test-oauth", "tools", 3)`). YAML syntax errors and duplicate keys
-become positioned messages instead of exceptions, so they can be reported with everything else.
+YAML syntax errors and duplicate keys become positioned messages, reported with everything else.
 """
 
 from __future__ import annotations

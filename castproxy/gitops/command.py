@@ -1,10 +1,4 @@
-"""`castproxy lock` and `castproxy diff`.
-
-lock: exit 0 written (or already up to date), 1 when the config or a spec cannot be used; with
-`--check`, 0 in sync and 1 out of date (the changes printed) or no lock. diff: 0 no change, 1
-changes none of which is known to be breaking (or the comparison could not be made: the reason is
-on stderr and stdout stays empty), 3 breaking changes. Usage errors are 2, as everywhere.
-"""
+"""`castproxy lock` and `castproxy diff` (exit codes: docs/gitops.md)."""
 
 from __future__ import annotations
 

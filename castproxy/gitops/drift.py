@@ -1,11 +1,6 @@
 """Drift at serve time: each workspace's compiled tools against the lock beside the config.
 
-`LockGuard` runs inside every snapshot build (start and reload). A workspace drifts when its tools
-(names, operations, endpoints, definition digests) or the base URL taken from its spec differ from
-the lock. `server.lock: warn` logs the drift and serves what was compiled; `enforce` serves the
-last reviewed tools instead (the previous snapshot's, or rebuilt from a spec document whose digest
-is the locked one, if this process still holds it) and otherwise refuses the workspace with a
-503 naming the reason; `off` reads no lock. An enforce config without a readable lock is rejected.
+`LockGuard` runs inside every snapshot build; `server.lock` says what drift does (docs/architecture.md).
 """
 
 from __future__ import annotations

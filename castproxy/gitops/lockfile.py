@@ -1,10 +1,6 @@
 """cast.lock: the tools a config exposes, as last reviewed, recorded as digests.
 
-Per workspace: the spec's source and the digest of the loaded document, and the base URL when it
-comes from the spec's servers; per tool: name, operation, method, path and the digest of its
-published definition (canonical JSON: sorted keys, no whitespace, UTF-8). The file is written in a
-fixed YAML subset, sorted, so two runs on any machine give the same bytes and a pull request shows
-one small block per changed tool.
+Written in a fixed, sorted YAML subset, so any machine writes the same bytes (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""Two JSON Schemas of one tool (its input, or its output) compared keyword by keyword, each difference classed.
-
-Local `$ref`s (`#/$defs/Name`, or any `#/...` pointer) are resolved within each tool's own schema
-first, so moving a schema into `$defs` is no change; a recursive schema is walked once per pair of
-refs. Each difference makes the schema accept fewer values ("narrower"), more ("wider"), some of
-each, or is only words (descriptions). For an input, narrower is breaking: a call that worked may
-now be refused (a new required argument, a narrower type, an enum value removed). For an output it
-is the other way round: wider is breaking for whoever reads the result.
+"""Two JSON Schemas of one tool (its input, or its output) compared keyword by keyword, each difference classed
+as narrower, wider or words (docs/architecture.md, "Reviewed tools").
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """The sides of a comparison: a config compiled now, the same config as of a git revision, or its lock.
 
-Configs are loaded without their secrets (`need_secrets=False`): reviewing tools never needs a
-credential, and CI jobs for pull requests usually have none. A git revision is materialised with
-`git show REV:PATH` into a temporary folder: the config and the local spec files it names (with
-the spec's folder when the spec refers to other files), so relative paths resolve as they did then.
+Configs load without their secrets; a revision is materialised with `git show` into a temporary folder.
 """
 
 from __future__ import annotations

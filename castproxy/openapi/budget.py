@@ -1,16 +1,7 @@
 """Fitting one tool's schema into its byte budget (`max_schema_bytes`, measured as compact UTF-8 JSON).
 
-A converted root schema refers to named schemas as `{"$ref": "#/$defs/NAME"}`. `SchemaFitter.fit`
-walks those references breadth first and includes each named schema whole while the budget allows,
-nearest first and smaller before wider; the rest become permissive stubs (their types and required
-properties, and a description saying what was collapsed). A root that is too big on its own is cut
-level by level, the deepest first and the widest first within a level; the top-level arguments and
-their types always stay. Then a named schema used once is inlined, and one used several times stays
-under `$defs` unless inlining a small leaf is shorter.
-
-A stub only drops assertions, so it accepts every value the full schema accepts; nothing under
-`not`, `if`, `contains`, `oneOf` or beside `unevaluated*` is collapsed (there dropping an
-assertion could reject more), and named schemas referenced from there are always included whole.
+What is included, collapsed or inlined, and why a collapse never refuses more: docs/architecture.md,
+"Schema budget".
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Compiling an OpenAPI document into MCP tool definitions: one tool per operation.
 
-`compile_spec` is pure and cached by the document's content hash, so a config reload that does not
-change the spec costs nothing. What a tool cannot represent is a warning naming the operation.
+`compile_spec` is pure and cached by content hash; what a tool cannot represent is a warning naming it.
 """
 
 from __future__ import annotations

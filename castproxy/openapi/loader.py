@@ -1,11 +1,6 @@
 """Loading an OpenAPI document: from a file or an http(s) URL, JSON or YAML, with bounded fetching.
 
-Refs into other local files (within the spec's own folder) are bundled into the returned document
-under `x-castproxy-files`, and their `$ref`s rewritten to point there, so the compiler only ever
-follows local `#/...` pointers. A remote `$ref` is never fetched: it is an error naming the ref.
-
-The returned document is a `SpecDocument` (a plain dict with a `digest` of the source bytes), so the
-compiler can cache by content without re-serialising a large document.
+Local file refs are bundled under `x-castproxy-files`; a remote `$ref` is an error, never fetched.
 """
 
 from __future__ import annotations

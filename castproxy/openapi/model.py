@@ -1,8 +1,4 @@
-"""What the compiler produces and the request builder consumes: immutable, JSON-free at call time.
-
-A `ToolDefinition` is one MCP tool; its `operation` says how each argument of the tool's
-input schema maps onto the HTTP request (path/query/header/cookie parameter or body).
-"""
+"""What the compiler produces and the request builder consumes: immutable, JSON-free at call time."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
 """JSON Schema `pattern`s as ECMA-262 regular expressions in `u` mode, the dialect JSON Schema names.
 
-Specs often carry Java, Python or PCRE spellings (`\\_`, `\\p{Alnum}`, `[\\w- ]`, `\\Z`) that a JavaScript
-client compiling with the `u` flag rejects, and with them a whole tools/list. `ecma_pattern` keeps a
-valid pattern as it is, rewrites the spellings that have an exact ECMA-262 equivalent, and answers
-None for the rest (the caller drops the pattern and warns). `regress` (an ECMA-262 engine) decides
-validity and is also what matches argument values, so a call is checked the way clients check it.
+A valid pattern is kept, a Java/Python/PCRE spelling with an exact equivalent rewritten, the rest dropped
+(None); `regress` also matches argument values, so calls are checked the way clients check them.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """OpenAPI schema objects to JSON Schema 2020-12, as tool input (request) or output (response) schemas.
 
-One `SchemaConverter` serves a whole document. Every named schema (a `$ref` target) is converted
-once per context into a `Definition` that every tool shares; inside converted schemas a `$ref`
-stays a reference, `{"$ref": "#/$defs/NAME"}`, and `castproxy.openapi.budget` decides per tool
-which definitions to inline, keep under `$defs` or collapse. So compiling costs about as much as
-the document, whatever the number of operations (results are never mutated afterwards).
-
-Only keywords JSON Schema 2020-12 knows are kept, each checked for the right shape, so the result
-always passes the meta-schema; OpenAPI-only keywords are converted (`nullable`, boolean
-`exclusiveMinimum`, `example`) or dropped (`xml`, `externalDocs`, `x-*`). `readOnly` properties
-leave request schemas and `writeOnly` ones leave response schemas. `oneOf` becomes `anyOf`: real
-specs' variants overlap (objects without `additionalProperties: false`), and `oneOf` would then
-reject a correct call. Patterns become ECMA-262 `u`-mode regexes (`patterns.py`) or are left out.
+Each named schema is converted once per context and shared as `#/$defs/NAME`; the keyword rules are in
+docs/architecture.md, "Schema conversion".
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Swagger 2.0 to OpenAPI 3.0, enough for compiling tools: servers, parameters, bodies, responses.
-
-Schemas are kept where they are (`#/definitions/...` refs still resolve, because `definitions` is
-copied to the new document's root); parameter and response refs are resolved while converting.
+"""Swagger 2.0 to OpenAPI 3.0, enough for compiling tools: servers, parameters, bodies, responses
+(`definitions` is copied to the root, so `#/definitions/...` refs still resolve).
 """
 
 from __future__ import annotations

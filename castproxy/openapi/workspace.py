@@ -1,7 +1,6 @@
 """One workspace's tools: its spec compiled, narrowed to the configured operations, renamed as asked.
 
-Problems come back as config locations (`("workspaces", NAME, "tools", 3)`) so the caller can turn
-them into FILE:LINE:COL; which operations `tools` and `exclude` pick is castproxy/catalog/select.py's job.
+Problems come back as config locations (`("workspaces", NAME, "tools", 3)`) for FILE:LINE:COL.
 """
 
 from __future__ import annotations

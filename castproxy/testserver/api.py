@@ -1,7 +1,5 @@
-"""The test server's items/users REST API: the routes, their scopes, and JSON errors.
-
-Request bodies are validated against the schemas of the bundled `openapi.json`, so the document
-and the behaviour cannot drift apart.
+"""The test server's items/users REST API: the routes, their scopes, and JSON errors (request bodies are
+validated against the bundled `openapi.json`, so document and behaviour cannot drift apart).
 """
 
 from __future__ import annotations

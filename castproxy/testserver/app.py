@@ -1,8 +1,6 @@
 """Builds the test server's Starlette app for one mode: `none`, `apikey`, `oauth`, `oauth-dcr` or `jwt`.
 
-`app.state` holds `credentials` (TestServerCredentials), `data` (the DataStore), in the oauth modes
-`oauth` (the OAuthServer) and in mode jwt `jwt` (the JwtServer), whose methods tests may use to
-revoke or expire tokens and whose counters say how many logins and refreshes arrived.
+`app.state` holds `credentials`, `data`, and `oauth` or `jwt` (their counters and revocations for tests).
 """
 
 from __future__ import annotations

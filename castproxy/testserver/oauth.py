@@ -1,17 +1,7 @@
-"""The test server's OAuth 2.0 authorization server (modes `oauth` and `oauth-dcr`).
+"""The test server's OAuth 2.0 authorization server (modes `oauth` and `oauth-dcr`), strict on purpose.
 
-What it enforces, so that the proxy's OAuth client is tested against a strict server:
-- authorization_code needs `state` and a PKCE S256 `code_challenge` (plain is refused);
-  the token request must then send the matching `code_verifier` and the same `redirect_uri`;
-- redirect URIs are compared exactly (string equality) with the client's registered ones;
-  an unknown client or redirect URI gets an error page, never a redirect;
-- codes are single-use (a replayed code also revokes the tokens issued from it) and live 60 s;
-- refresh tokens rotate; presenting a used one is `invalid_grant` and revokes its whole family;
-- confidential clients authenticate with client_secret_basic or client_secret_post (the
-  pre-registered client may use either; a registered client must use the method it registered);
-- bearer tokens are checked per endpoint scope: 401 `invalid_token` (unknown, revoked, expired),
-  403 `insufficient_scope`.
-Mode `oauth-dcr` adds RFC 7591 registration at `POST /auth/clients`.
+What it enforces (PKCE S256, exact redirect URIs, single-use codes, rotating refresh tokens, scopes):
+docs/architecture.md, "Test server".
 """
 
 from __future__ import annotations
