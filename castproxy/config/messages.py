@@ -116,19 +116,17 @@ def where(path: Path) -> str:
 def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callable[[Path], bool]) -> Located:
     """Turn one entry of `ValidationError.errors()` into a positioned, readable problem."""
     path, is_key = data_path(error["loc"], data)
-    kind = error["type"]
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    field = next((part for part in reversed(path) if isinstance(part, str)), "value")
-    item = bool(path) and isinstance(path[-1], int)
-    name = f"each entry of `{field}`" if item else f"`{field}`"
-    if not may_show(path):
-        shown = " (the value comes from a ${...} reference and is not shown)"
-    else:
-        shown = f" (got {_quote(value)})" if isinstance(value, str | int | float) else ""
-
     if is_key:
         return Located(path, _bad_key(path, str(path[-1]) if path else ""), key=True)
+    field = next((part for part in reversed(path) if isinstance(part, str)), "value")
+    return _placement_problem(error, path, field, data, may_show) or _value_problem(error, path, field, may_show)
+
+
+def _placement_problem(
+    error: ErrorDetails, path: Path, field: str, data: Any, may_show: Callable[[Path], bool]
+) -> Located | None:
+    """A key missing or unknown, an auth `type` missing or unknown, a tools/exclude entry of the wrong shape."""
+    kind = error["type"]
     if kind == "missing":
         parent = path[:-1]
         hint = " (add `version: 1`)" if path == ("version",) else ""
@@ -139,13 +137,24 @@ def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callab
         types = ", ".join(AUTH_TYPES)
         if kind == "union_tag_not_found":
             return Located(path, f"`{field}` needs a `type`: one of {types}", key=True)
-        tag = _quote(ctx.get("tag")) if may_show((*path, "type")) else "(from a ${...} reference)"
+        tag = _quote((error.get("ctx") or {}).get("tag")) if may_show((*path, "type")) else "(from a ${...} reference)"
         return Located((*path, "type"), f"unknown {field} type {tag} (expected one of: {types})")
     if path[-2:-1] == ("tools",) and kind in ("string_type", "model_type", "model_attributes_type"):
         return Located(path, f"each tools entry must be {_ENTRY_SHAPES}")
     if path[-2:-1] == ("exclude",) and kind in ("string_type", "model_type", "model_attributes_type"):
         return Located(path, "each exclude entry must be an operationId, or a selector mapping with `tag`, `path` "
                        "and/or `method`")
+    return None
+
+
+def _value_problem(error: ErrorDetails, path: Path, field: str, may_show: Callable[[Path], bool]) -> Located:
+    """A value of the wrong type, empty, not among the choices, of the wrong format or out of bounds."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    name = f"each entry of `{field}`" if path and isinstance(path[-1], int) else f"`{field}`"
+    if not may_show(path):
+        shown = " (the value comes from a ${...} reference and is not shown)"
+    else:
+        shown = f" (got {_quote(value)})" if isinstance(value, str | int | float) else ""
     if kind in ("bool_type", "bool_parsing"):
         return Located(path, f"{name} must be true or false{shown}")
     if kind in ("int_type", "int_parsing", "int_from_float"):
@@ -181,15 +190,17 @@ def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callab
         return Located(path, _pattern_message(ctx.get("pattern", ""), name, shown))
     if kind == "value_error":
         return Located(path, f"{name} must be {ctx.get('error')}{shown}")
-    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-              "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
-    if kind in bounds:
-        words, key = bounds[kind]
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
         bound = ctx.get(key)
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)  # "at least 1", not "at least 1.0", for a float field
         return Located(path, f"{name} must be {words} {bound}{shown}")
     return Located(path, f"{name}: {error['msg']}")
+
+
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
 
 
 def _bad_key(path: Path, key: str) -> str:

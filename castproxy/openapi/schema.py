@@ -132,7 +132,6 @@ class SchemaConverter:
         if self.budget < 0:  # YAML aliases can make a small file a huge tree; refs are converted once
             raise SpecError(f"{self.where}: schemas too large (over {NODE_BUDGET} schema objects for one operation)")
 
-        path = self._path
         out: dict[str, Any] = {}
         loosen = False
         for key, value in node.items():
@@ -157,20 +156,10 @@ class SchemaConverter:
                     out[key] = value
             elif kind == "any":
                 out[key] = value
-            elif kind == "schema":
-                if isinstance(value, dict | bool):
-                    path.append(key)
-                    out[key] = self._convert(value, context, warnings)
-                    path.pop()
-            elif kind == "schema_map":
-                if isinstance(value, dict):
-                    out[key], complete = self._schema_map(key, value, context, warnings)
-                    # A dropped pattern leaves its names to `additionalProperties`: dropped too, so as not to
-                    # refuse what the pattern allowed.
-                    loosen = loosen or not complete
-            elif isinstance(value, list) and value:  # schema_list
-                out["anyOf" if key == "oneOf" and "anyOf" not in node else key] = self._convert_list(
-                    key, value, context, warnings)
+            else:
+                # A dropped patternProperties key leaves its names to `additionalProperties`: dropped too, so as
+                # not to refuse what the pattern allowed.
+                loosen = not self._subschemas(node, key, value, kind, out, context, warnings) or loosen
 
         if loosen:
             out.pop("additionalProperties", None)
@@ -181,6 +170,26 @@ class SchemaConverter:
         if node.get("nullable") is True:
             out = _nullable(out)
         return out
+
+    def _subschemas(
+        self, node: dict[str, Any], key: str, value: Any, kind: str, out: dict[str, Any], context: Context,
+        warnings: list[str],
+    ) -> bool:
+        """A keyword holding a schema, a map or a list of them, converted into `out`; False when a
+        patternProperties key had to be left out."""
+        if kind == "schema":
+            if isinstance(value, dict | bool):
+                self._path.append(key)
+                out[key] = self._convert(value, context, warnings)
+                self._path.pop()
+        elif kind == "schema_map":
+            if isinstance(value, dict):
+                out[key], complete = self._schema_map(key, value, context, warnings)
+                return complete
+        elif isinstance(value, list) and value:  # schema_list
+            out["anyOf" if key == "oneOf" and "anyOf" not in node else key] = self._convert_list(
+                key, value, context, warnings)
+        return True
 
     def _schema_map(
         self, key: str, value: dict[str, Any], context: Context, warnings: list[str]

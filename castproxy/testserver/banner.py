@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from castproxy.testserver.credentials import TestServerCredentials
+from castproxy.testserver.app import TestServerCredentials
 from castproxy.testserver.oauth import GRANT_TYPES, SCOPES
 
 

@@ -257,18 +257,14 @@ class OAuthServer:
         except OAuthRefusal as exc:
             return refuse(exc.error, exc.description)
 
-        pending = _PendingApproval(
-            client_id=client.client_id,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            state=state,
-            code_challenge=challenge,
-            issuer=issuer,
-            expires_at=self.clock() + APPROVAL_LIFETIME,
-        )
+        pending = _PendingApproval(client_id=client.client_id, redirect_uri=redirect_uri, scopes=scopes, state=state,
+                                   code_challenge=challenge, issuer=issuer, expires_at=self.clock() + APPROVAL_LIFETIME)
         if self.auto_approve:
-            user_id = self._user_from_hint(params.get("login_hint"))
-            return self._approve(pending, user_id)
+            return self._approve(pending, self._user_from_hint(params.get("login_hint")))
+        return self._approval_page(pending, client)
+
+    def _approval_page(self, pending: _PendingApproval, client: Client) -> Response:
+        scopes, redirect_uri = pending.scopes, pending.redirect_uri
         request_id = secrets.token_urlsafe(24)
         self._pending[request_id] = pending
         page = approval_page(
