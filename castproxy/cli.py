@@ -16,6 +16,8 @@ from typing import NoReturn
 
 from castproxy import __version__
 
+__all__ = ["CLIENT_NAMES", "build_parser", "main"]
+
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2

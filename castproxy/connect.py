@@ -18,6 +18,8 @@ from castproxy.config.loader import load_config, resolve_config_path
 from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError
 
+__all__ = ["KEY_PLACEHOLDER", "connect", "render"]
+
 KEY_PLACEHOLDER = "YOUR_MCP_KEY"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 

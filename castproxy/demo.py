@@ -27,6 +27,8 @@ from castproxy.testserver.banner import banner
 from castproxy.testserver.jwt import generate_password
 from castproxy.testserver.runner import RunningServer, bind_socket, run_in_thread
 
+__all__ = ["demo"]
+
 WORKSPACE = "test-oauth"
 WORKSPACES = {"oauth": WORKSPACE, "jwt": "test-jwt"}
 DEMO_USER = "alice"

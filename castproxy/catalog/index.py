@@ -28,6 +28,8 @@ from castproxy.catalog.words import (
 )
 from castproxy.openapi.model import ToolDefinition
 
+__all__ = ["Hit", "SearchIndex", "index_for", "summary_of"]
+
 # bm25 weights of the columns, in table order: what an operation is called counts most, prose least.
 # `action` is the name's last part (CreateUser in users.user.CreateUser, create-fork in repos/create-fork): what
 # the operation does, without the resource path a big API repeats in thousands of names.

@@ -14,6 +14,11 @@ import mcp_types
 from castproxy.catalog.index import SearchIndex, summary_of
 from castproxy.openapi.model import ToolDefinition
 
+__all__ = [
+    "CALL", "CALL_SCHEMA", "DEFAULT_LIMIT", "DESCRIBE", "DESCRIBE_SCHEMA", "NAMES", "SEARCH", "SEARCH_SCHEMA",
+    "Lookup", "describe", "listing_tools", "search", "unknown_operation"
+]
+
 SEARCH = "search_operations"
 DESCRIBE = "describe_operation"
 CALL = "call_operation"

@@ -14,6 +14,8 @@ from functools import lru_cache
 from castproxy.config.model import ALL_OPERATIONS, ExcludeEntry, ToolEntry, ToolSelection, ToolSelector
 from castproxy.openapi.model import ToolDefinition
 
+__all__ = ["Picked", "glob_pattern", "select"]
+
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 MAX_LISTED = 8

@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+__all__ = ["ALIASES", "STOPWORDS", "VERBS", "Query", "analyse", "identifier_words", "text_words", "with_aliases"]
+
 _IDENTIFIER_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 # Abbreviations: word -> what it stands for, added next to it with the same weight (documents and queries).

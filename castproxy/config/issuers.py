@@ -14,6 +14,8 @@ from castproxy.config.loader import LoadedConfig
 from castproxy.config.model import OAuth2Auth
 from castproxy.config.problems import Problem
 
+__all__ = ["check_issuers"]
+
 FETCH_TIMEOUT = 10.0
 
 # RFC 8414 metadata name -> the config field that can set it instead.

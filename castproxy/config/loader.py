@@ -22,6 +22,11 @@ from castproxy.config.references import ReferenceProblem, resolve
 from castproxy.config.rules import SecretOrigins, check, secret_paths
 from castproxy.config.source import SourceMap, parse_yaml
 
+__all__ = [
+    "CONFIG_ENV", "IDENTITY_CALLBACK_PATH", "UNRESOLVED_SECRET", "UPSTREAM_CALLBACK_PATH", "LoadedConfig",
+    "load_config", "resolve_config_path"
+]
+
 CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
 UPSTREAM_CALLBACK_PATH = "/oauth/callback"

@@ -16,6 +16,8 @@ from pydantic_core import ErrorDetails
 
 from castproxy.config import model
 
+__all__ = ["AUTH_TYPES", "Located", "explain_validation_error"]
+
 Path = tuple[str | int, ...]
 
 AUTH_TYPES: dict[str, type[BaseModel]] = {

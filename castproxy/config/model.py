@@ -10,6 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, StringConstraints, Tag, field_validator
 
+__all__ = [
+    "ALL_OPERATIONS", "ANSWER_LOCATION_PATTERN", "HEADER_NAME_PATTERN", "SELECTOR_KEYS", "TOOL_NAME_PATTERN",
+    "URL_PATTERN", "AccessRule", "ApiKeyAuth", "Auth", "BearerAuth", "Config", "ConnectionSettings", "ExcludeEntry",
+    "HeadersAuth", "HttpUrlText", "IdentitySettings", "Inbound", "InboundKey", "LoginAuth", "NamedApiKey", "NoAuth",
+    "OAuth2Auth", "RateLimit", "ServerSettings", "StoreSettings", "ToolEntry", "ToolSelection", "ToolSelector",
+    "Workspace", "parse_size"
+]
+
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"

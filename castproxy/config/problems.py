@@ -8,6 +8,8 @@ from typing import Literal
 
 from castproxy.errors import CastproxyError
 
+__all__ = ["ConfigError", "Problem", "Severity"]
+
 Severity = Literal["error", "warning"]
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from castproxy.errors import CastproxyError
 
+__all__ = ["ReferenceProblem", "Resolved", "resolve"]
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")
 MAX_SECRET_FILE_BYTES = 64 * 1024

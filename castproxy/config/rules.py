@@ -13,6 +13,8 @@ from typing import Any
 from castproxy.config.messages import Located, Path
 from castproxy.config.problems import Severity
 
+__all__ = ["SecretOrigins", "check", "secret_paths"]
+
 MIN_SECRET_KEY_LENGTH = 32
 SECRET_KEY_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 _LITERAL_HINT = "use ${env:NAME} or ${file:PATH} so the secret stays out of the file (and out of git)"

@@ -10,6 +10,8 @@ from typing import Any
 
 from castproxy.config.model import Config
 
+__all__ = ["SCHEMA_DIALECT", "config_schema", "schema_text"]
+
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:castproxy:schema:cast.yaml:v1"
 TITLE = "castproxy config (cast.yaml)"

@@ -14,6 +14,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
+__all__ = ["ParsedSource", "Position", "SourceMap", "SyntaxProblem", "parse_yaml"]
+
 Path = tuple[str | int, ...]
 Position = tuple[int, int]  # line, column; both count from 1
 MAX_VALUES = 100_000

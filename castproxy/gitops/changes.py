@@ -13,6 +13,8 @@ from typing import Any, Literal
 from castproxy.gitops.lockfile import Inventory, ToolRecord, WorkspaceRecord
 from castproxy.gitops.schemas import Direction, compare_schemas
 
+__all__ = ["Change", "ChangeClass", "Comparison", "compare"]
+
 ChangeClass = Literal["breaking", "non-breaking", "unknown"]
 EXIT_NO_CHANGE = 0
 EXIT_CHANGES = 1

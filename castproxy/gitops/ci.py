@@ -12,6 +12,8 @@ from typing import Any
 
 from castproxy.config.problems import Problem
 
+__all__ = ["escape_data", "escape_property", "github_command", "validate_json"]
+
 TITLE = "castproxy validate"
 
 

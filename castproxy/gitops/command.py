@@ -17,6 +17,8 @@ from castproxy.gitops.lockfile import Inventory, LockError, lock_path, parse_loc
 from castproxy.gitops.report import render
 from castproxy.gitops.sources import GitError, committed_definitions, git_revision, inventory_of, load_for_review
 
+__all__ = ["diff", "lock"]
+
 EXIT_OK = 0
 EXIT_INVALID = 1
 

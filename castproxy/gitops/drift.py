@@ -28,6 +28,8 @@ from castproxy.gitops.report import sentence
 from castproxy.gitops.sources import with_definitions
 from castproxy.openapi.loader import cached_document, is_url, safe_url
 
+__all__ = ["DriftReport", "LockGuard", "lock_problems", "metric_lines"]
+
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig
     from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime

@@ -19,6 +19,11 @@ from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.source import SourceMap, parse_yaml
 from castproxy.openapi.model import ToolDefinition
 
+__all__ = [
+    "DIGEST_PREFIX", "Inventory", "LockError", "ToolRecord", "WorkspaceRecord", "digest_of", "lock_path",
+    "parse_lock", "published_definition", "read_lock", "render_lock", "sorted_inventory", "tool_record"
+]
+
 LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock"
 DIGEST_PREFIX = "sha256:"
@@ -102,14 +107,8 @@ def published_definition(tool: ToolDefinition) -> dict[str, Any]:
 
 def tool_record(tool: ToolDefinition) -> ToolRecord:
     definition = published_definition(tool)
-    return ToolRecord(
-        name=tool.name,
-        operation=tool.operation_id,
-        method=tool.operation.method,
-        path=tool.operation.path,
-        digest=digest_of(definition),
-        definition=definition,
-    )
+    return ToolRecord(name=tool.name, operation=tool.operation_id, method=tool.operation.method,
+                      path=tool.operation.path, digest=digest_of(definition), definition=definition)
 
 
 def sorted_inventory(workspaces: list[WorkspaceRecord]) -> Inventory:

@@ -12,6 +12,8 @@ from typing import Any
 
 from castproxy.gitops.changes import Change, Comparison
 
+__all__ = ["markdown", "render", "sentence"]
+
 FORMATS = ("text", "markdown", "json")
 COMMENT_MARKER = "<!-- castproxy-diff -->"  # lets a workflow find and update its earlier comment
 MAX_MARKDOWN_ROWS = 200  # GitHub refuses comments over 65,536 characters

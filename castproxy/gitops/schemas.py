@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
+__all__ = ["Direction", "SchemaChange", "compare_schemas"]
+
 Direction = Literal["input", "output"]
 Effect = Literal["narrower", "wider", "both", "words"]
 

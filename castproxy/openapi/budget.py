@@ -16,6 +16,8 @@ import orjson
 
 from castproxy.openapi.schema import DEFS_PREFIX, Context, SchemaConverter
 
+__all__ = ["DEFAULT_MAX_SCHEMA_BYTES", "MIN_SCHEMA_BYTES", "SchemaFitter", "format_bytes", "size_of"]
+
 DEFAULT_MAX_SCHEMA_BYTES = 32 * 1024
 MIN_SCHEMA_BYTES = 1024
 MAX_LISTED_COLLAPSES = 5

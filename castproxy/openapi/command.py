@@ -18,6 +18,8 @@ from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, load_document, safe_url
 from castproxy.openapi.model import ToolDefinition
 
+__all__ = ["tools"]
+
 if TYPE_CHECKING:
     from castproxy.config.problems import Problem
 

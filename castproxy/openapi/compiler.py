@@ -31,6 +31,8 @@ from castproxy.openapi.naming import argument_name, assign_names, operation_name
 from castproxy.openapi.refs import RefResolver
 from castproxy.openapi.schema import NODE_BUDGET, REQUEST, RESPONSE, SchemaConverter
 
+__all__ = ["METHODS", "compile_spec"]
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS: tuple[ParameterLocation, ...] = ("path", "query", "header", "cookie")
 MAX_DESCRIPTION = 1024
@@ -247,19 +249,13 @@ class _Compiler:
 
         summary = _text(op.get("summary"))
         title = summary if summary and len(summary) <= MAX_TITLE else None
+        description = _description(summary, _text(op.get("description")), op.get("deprecated") is True,
+                                   draft.method, draft.path)
+        operation = Operation(method=draft.method, path=draft.path, parameters=parameters, body=body)
         draft.tool = ToolDefinition(
-            name="",
-            operation_id=draft.operation_id,
-            description=_description(summary, _text(op.get("description")), op.get("deprecated") is True,
-                                     draft.method, draft.path),
-            input_schema=input_schema,
-            operation=Operation(method=draft.method, path=draft.path, parameters=parameters, body=body),
-            title=title,
-            annotations=_annotations(draft.method, title),
-            output_schema=output,
-            tags=_tags(op.get("tags")),
-            security_scopes=_security_scopes(self.document, op),
-        )
+            name="", operation_id=draft.operation_id, description=description, input_schema=input_schema,
+            operation=operation, title=title, annotations=_annotations(draft.method, title), output_schema=output,
+            tags=_tags(op.get("tags")), security_scopes=_security_scopes(self.document, op))
 
     def _fit(self, draft: _UnnamedTool, fitter: SchemaFitter, root: dict[str, Any], what: str) -> dict[str, Any]:
         schema, collapsed, warnings = fitter.fit(root)

@@ -22,6 +22,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from castproxy.errors import CastproxyError
 
+__all__ = [
+    "FILES_KEY", "MAX_SPEC_BYTES", "Fetched", "SpecDocument", "SpecError", "cached_document", "fetch_spec",
+    "gc_paused", "is_url", "load_document", "safe_url"
+]
+
 FILES_KEY = "x-castproxy-files"
 # Far above any real spec (GitHub's 13 MB document is about 2 million values), far below an alias bomb.
 MAX_EXPANDED_YAML_NODES = 10_000_000

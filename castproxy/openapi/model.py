@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+__all__ = [
+    "BodyPart", "BodySpec", "CompiledSpec", "Operation", "ParameterKind", "ParameterLocation", "ParameterSpec",
+    "ToolDefinition"
+]
+
 ParameterLocation = Literal["path", "query", "header", "cookie"]
 ParameterKind = Literal["primitive", "array", "object"]
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+__all__ = ["argument_name", "assign_names", "operation_name", "sanitize"]
+
 MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -14,6 +14,8 @@ import regress
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
+__all__ = ["EcmaValidator", "compiled", "ecma_pattern", "is_ecma", "search", "unmatched_names"]
+
 # Characters ECMA-262 `u` mode allows after a backslash as themselves.
 _SYNTAX = frozenset("^$\\.*+?()[]{}|/")
 # Escapes with a meaning in both dialects, kept as they are (`\1`..`\9`, `\c`, `\x`, `\u`, `\k` too).

@@ -13,6 +13,8 @@ from castproxy.openapi.loader import SpecError
 from castproxy.openapi.patterns import ecma_pattern
 from castproxy.openapi.refs import RefResolver
 
+__all__ = ["DEFS_PREFIX", "NODE_BUDGET", "REQUEST", "RESPONSE", "Context", "SchemaConverter"]
+
 Context = Literal["request", "response"]
 REQUEST: Context = "request"
 RESPONSE: Context = "response"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from castproxy.openapi.loader import MAX_SPEC_BYTES, Fetched, SpecError, fetch_spec, safe_url
 
+__all__ = ["CachedSpec", "FetchOutcome", "SpecCache", "SpecFetcher"]
+
 log = logging.getLogger(__name__)
 
 Fetch = Callable[..., Fetched]  # fetch_spec's signature; tests may pass a stand-in

@@ -8,6 +8,8 @@ from typing import Any
 
 from castproxy.openapi.refs import RefResolver
 
+__all__ = ["convert_swagger2"]
+
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 _SCHEMA_KEYS = (
     "type", "format", "items", "enum", "default", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",

@@ -18,6 +18,8 @@ from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, is_url, load_document
 from castproxy.openapi.model import CompiledSpec, ToolDefinition
 
+__all__ = ["WorkspaceError", "WorkspaceTools", "compile_workspace"]
+
 Loc = tuple[str | int, ...]
 LONG_LIST = 300  # tools in a list-mode workspace beyond which `validate` suggests discovery: search
 

@@ -18,6 +18,8 @@ from starlette.routing import Route
 from castproxy.testserver.data import DataStore
 from castproxy.testserver.gate import Caller, Gate
 
+__all__ = ["OPERATION_SCOPES", "api_routes", "bundled_document"]
+
 # operationId -> the OAuth scope it needs (also written into the OpenAPI document's `security`).
 OPERATION_SCOPES = {
     "listItems": "read:items",

@@ -23,6 +23,8 @@ from castproxy.testserver.gate import ApiKeyGate, Gate, OpenGate
 from castproxy.testserver.jwt import JwtServer, generate_password, usernames
 from castproxy.testserver.oauth import DEFAULT_REDIRECT_URIS, PRE_REGISTERED_CLIENT_ID, Client, OAuthServer
 
+__all__ = ["TestServerCredentials", "create_app", "generate_client_secret"]
+
 
 def generate_client_secret() -> str:
     return "cs_" + secrets.token_urlsafe(24)

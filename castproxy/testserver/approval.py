@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
+__all__ = ["approval_page", "error_page"]
+
 SCOPE_DESCRIPTIONS = {
     "read:items": "Read items",
     "write:items": "Create, change and delete items",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from castproxy.testserver.app import TestServerCredentials
 from castproxy.testserver.oauth import GRANT_TYPES, SCOPES
 
+__all__ = ["banner"]
+
 
 def banner(credentials: TestServerCredentials, base_url: str) -> str:
     lines = [

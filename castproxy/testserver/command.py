@@ -11,6 +11,8 @@ from castproxy.testserver.app import create_app
 from castproxy.testserver.banner import banner
 from castproxy.testserver.runner import bind_socket
 
+__all__ = ["testserver"]
+
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+__all__ = ["DataStore"]
+
 SEED_USERS: tuple[dict[str, Any], ...] = (
     {"id": 1, "name": "Alice Martin", "email": "alice@example.com", "role": "admin"},
     {"id": 2, "name": "Bob Chen", "email": "bob@example.com", "role": "member"},

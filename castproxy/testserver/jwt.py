@@ -23,6 +23,8 @@ from starlette.routing import Route
 from castproxy.testserver.gate import Caller
 from castproxy.testserver.oauth import SCOPES
 
+__all__ = ["REFRESH_LIFETIME", "JwtServer", "generate_password", "usernames"]
+
 ALGORITHM = "HS256"
 REFRESH_LIFETIME = 24 * 3600
 REALM = "castproxy-testserver"

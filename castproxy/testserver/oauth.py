@@ -26,6 +26,11 @@ from castproxy.errors import CastproxyError
 from castproxy.testserver.approval import approval_page, error_page
 from castproxy.testserver.gate import Caller
 
+__all__ = [
+    "DEFAULT_REDIRECT_URIS", "GRANT_TYPES", "PRE_REGISTERED_CLIENT_ID", "SCOPES", "Client", "OAuthRefusal",
+    "OAuthServer", "pkce_challenge"
+]
+
 SCOPES = ("read:items", "write:items", "read:users")
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
@@ -264,16 +269,10 @@ class OAuthServer:
         return self._approval_page(pending, client)
 
     def _approval_page(self, pending: _PendingApproval, client: Client) -> Response:
-        scopes, redirect_uri = pending.scopes, pending.redirect_uri
         request_id = secrets.token_urlsafe(24)
         self._pending[request_id] = pending
-        page = approval_page(
-            request_id=request_id,
-            client_name=client.name,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            users=self.users.values(),
-        )
+        page = approval_page(request_id=request_id, client_name=client.name, redirect_uri=pending.redirect_uri,
+                             scopes=pending.scopes, users=self.users.values())
         return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
     async def answer_approval(self, request: Request) -> Response:
@@ -305,14 +304,9 @@ class OAuthServer:
 
     def _approve(self, pending: _PendingApproval, user_id: int, status: int = 302) -> Response:
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Code(
-            client_id=pending.client_id,
-            redirect_uri=pending.redirect_uri,
-            scopes=pending.scopes,
-            user_id=user_id,
-            code_challenge=pending.code_challenge,
-            expires_at=self.clock() + CODE_LIFETIME,
-        )
+        self._codes[code] = _Code(client_id=pending.client_id, redirect_uri=pending.redirect_uri, scopes=pending.scopes,
+                                  user_id=user_id, code_challenge=pending.code_challenge,
+                                  expires_at=self.clock() + CODE_LIFETIME)
         answer = {"code": code, "state": pending.state, "iss": pending.issuer}
         return RedirectResponse(_with_query(pending.redirect_uri, answer), status)
 
