@@ -12,11 +12,11 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from castproxy.config.model import ALL_OPERATIONS, ExcludeEntry, ToolEntry, ToolSelection, ToolSelector
+from castproxy.config.source import Loc
 from castproxy.openapi.model import ToolDefinition
 
 __all__ = ["Picked", "glob_pattern", "select"]
 
-Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 MAX_LISTED = 8
 

@@ -20,7 +20,7 @@ from castproxy.config.overrides import ServerOverrides, variable_for
 from castproxy.config.problems import ConfigError, Problem, Severity
 from castproxy.config.references import ReferenceProblem, resolve
 from castproxy.config.rules import SecretOrigins, check, secret_paths
-from castproxy.config.source import SourceMap, parse_yaml
+from castproxy.config.source import Loc, SourceMap, parse_yaml
 
 __all__ = [
     "CONFIG_ENV", "IDENTITY_CALLBACK_PATH", "UNRESOLVED_SECRET", "UPSTREAM_CALLBACK_PATH", "LoadedConfig",
@@ -37,9 +37,6 @@ MAX_CONFIG_BYTES = 4 * 2**20
 # so commands that never use secrets run). Never used for anything else: such a config is refused,
 # and connect/tools/lock/diff send no secret anywhere.
 UNRESOLVED_SECRET = "castproxy-unresolved-reference-0000000000000000000000000000000000"
-
-Loc = tuple[str | int, ...]
-
 
 def resolve_config_path(option: str | None) -> Path:
     """The `-c` value, else $CASTPROXY_CONFIG, else ./cast.yaml."""

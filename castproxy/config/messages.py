@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from castproxy.config import model
+from castproxy.config.source import Loc
 
 __all__ = ["AUTH_TYPES", "Located", "explain_validation_error"]
 
-Path = tuple[str | int, ...]
 
 AUTH_TYPES: dict[str, type[BaseModel]] = {
     "none": model.NoAuth,
@@ -37,12 +37,12 @@ _ENTRY_SHAPES = ("an operationId, '*', a mapping with `operation` (and optional 
 class Located:
     """One problem found in the data: where (path; `key=True` points at the key itself) and what."""
 
-    path: Path
+    path: Loc
     message: str
     key: bool = False
 
 
-def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
+def data_path(loc: Iterable[str | int], data: Any) -> tuple[Loc, bool]:
     """Follow a pydantic location through the data; returns the data path and whether it names a key."""
     path: list[str | int] = []
     node = data
@@ -66,7 +66,7 @@ def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
     return tuple(path), False
 
 
-def _union_tags(path: Path) -> frozenset[str | int]:
+def _union_tags(path: Loc) -> frozenset[str | int]:
     match path:
         case ("workspaces", str(), "auth"):
             return frozenset(AUTH_TYPES)
@@ -75,7 +75,7 @@ def _union_tags(path: Path) -> frozenset[str | int]:
     return frozenset()
 
 
-def model_at(path: Path, data: Any) -> type[BaseModel] | None:
+def model_at(path: Loc, data: Any) -> type[BaseModel] | None:
     """The model class that validates the mapping at `path` (for "expected one of" lists)."""
     match path:
         case ():
@@ -101,7 +101,7 @@ def model_at(path: Path, data: Any) -> type[BaseModel] | None:
     return None
 
 
-def where(path: Path) -> str:
+def where(path: Loc) -> str:
     """Where a key sits, as words: "at the top level", "in workspace 'api'", "in auth"."""
     match path:
         case ():
@@ -115,7 +115,7 @@ def where(path: Path) -> str:
     return "here"
 
 
-def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callable[[Path], bool]) -> Located:
+def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callable[[Loc], bool]) -> Located:
     """Turn one entry of `ValidationError.errors()` into a positioned, readable problem."""
     path, is_key = data_path(error["loc"], data)
     if is_key:
@@ -125,7 +125,7 @@ def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callab
 
 
 def _placement_problem(
-    error: ErrorDetails, path: Path, field: str, data: Any, may_show: Callable[[Path], bool]
+    error: ErrorDetails, path: Loc, field: str, data: Any, may_show: Callable[[Loc], bool]
 ) -> Located | None:
     """A key missing or unknown, an auth `type` missing or unknown, a tools/exclude entry of the wrong shape."""
     kind = error["type"]
@@ -149,7 +149,7 @@ def _placement_problem(
     return None
 
 
-def _value_problem(error: ErrorDetails, path: Path, field: str, may_show: Callable[[Path], bool]) -> Located:
+def _value_problem(error: ErrorDetails, path: Loc, field: str, may_show: Callable[[Loc], bool]) -> Located:
     """A value of the wrong type, empty, not among the choices, of the wrong format or out of bounds."""
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     name = f"each entry of `{field}`" if path and isinstance(path[-1], int) else f"`{field}`"
@@ -205,7 +205,7 @@ _BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at mos
            "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
 
 
-def _bad_key(path: Path, key: str) -> str:
+def _bad_key(path: Loc, key: str) -> str:
     if path[:1] == ("workspaces",) and len(path) == 2:
         message = f"workspace name '{key}' must be a URL slug: lower-case letters, digits and '-'"
         if re.fullmatch(r"[a-z0-9-]+", key):
@@ -216,7 +216,7 @@ def _bad_key(path: Path, key: str) -> str:
     return f"key '{key}' is not allowed here"
 
 
-def _unknown_key(path: Path, data: Any) -> str:
+def _unknown_key(path: Loc, data: Any) -> str:
     key = str(path[-1])
     parent = path[:-1]
     owner = model_at(parent, data)
@@ -257,7 +257,7 @@ def _quote(value: object) -> str:
     return f"'{text}'"
 
 
-def _get(data: Any, path: Path) -> Any:
+def _get(data: Any, path: Loc) -> Any:
     for part in path:
         if isinstance(data, dict) and isinstance(part, str):
             data = data.get(part)

@@ -24,7 +24,7 @@ MAX_LISTED_COLLAPSES = 5
 SHORT_DESCRIPTION = 120
 COLLAPSED = "collapsed: too large"
 
-Path = tuple[str | int, ...]
+SchemaPath = tuple[str | int, ...]
 STUB, LEAN, FULL = 0, 1, 2  # how much of a named schema a tool includes
 ROOM_STEP = 256  # plans are shared between tools whose room differs by less than this
 
@@ -71,7 +71,7 @@ class _Info:
         self.size = size
         self.refs = refs  # names referenced where a collapse may happen, with how many times, in order
         self.pinned = pinned  # names referenced where a collapse must not happen (under `not`, ...)
-        self.sites: list[tuple[Path, str, bool]] | None = None  # where each reference is (found on first need)
+        self.sites: list[tuple[SchemaPath, str, bool]] | None = None  # where each reference is (found on first need)
         self.stub: dict[str, Any] | None = None
         self.stub_size = 0
         self.lean: Any = None
@@ -99,12 +99,12 @@ def _scan(node: Any) -> tuple[int, dict[str, int], tuple[str, ...]]:
     return size, refs, pinned
 
 
-def _ref_sites(root: Any) -> list[tuple[Path, str, bool]]:
+def _ref_sites(root: Any) -> list[tuple[SchemaPath, str, bool]]:
     """Every `{"$ref": "#/$defs/NAME"}` under `root`: (path, NAME, whether it sits where a collapse
     must not happen)."""
-    sites: list[tuple[Path, str, bool]] = []
+    sites: list[tuple[SchemaPath, str, bool]] = []
 
-    def visit(node: Any, path: Path, unsafe: bool) -> None:
+    def visit(node: Any, path: SchemaPath, unsafe: bool) -> None:
         if not isinstance(node, dict):
             return
         ref = node.get("$ref")
@@ -129,19 +129,19 @@ def _ref_sites(root: Any) -> list[tuple[Path, str, bool]]:
     return sites
 
 
-def _at(node: Any, path: Path) -> Any:
+def _at(node: Any, path: SchemaPath) -> Any:
     for step in path:
         node = node[step]
     return node
 
 
-def _replace(node: Any, replacements: dict[Path, Any]) -> Any:
+def _replace(node: Any, replacements: dict[SchemaPath, Any]) -> Any:
     """A copy of `node` with the values at the given paths replaced; untouched branches stay shared."""
     if not replacements:
         return node
     if () in replacements:
         return replacements[()]
-    heads: dict[str | int, dict[Path, Any]] = {}
+    heads: dict[str | int, dict[SchemaPath, Any]] = {}
     for path, value in replacements.items():
         heads.setdefault(path[0], {})[path[1:]] = value
     copy: Any = dict(node) if isinstance(node, dict) else list(node)
@@ -240,9 +240,9 @@ class _Plan:
             self.built[name] = done
         return done
 
-    def replacements(self, sites: list[tuple[Path, str, bool]], node: Any) -> dict[Path, Any]:
+    def replacements(self, sites: list[tuple[SchemaPath, str, bool]], node: Any) -> dict[SchemaPath, Any]:
         """The inlined schemas for the references at `sites` in `node`."""
-        replacements: dict[Path, Any] = {}
+        replacements: dict[SchemaPath, Any] = {}
         for path, name, _ in sites:
             if name not in self.inline or name not in self.state:
                 continue
@@ -582,11 +582,11 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-def _tree(root: dict[str, Any]) -> list[tuple[Path, int, int]]:
+def _tree(root: dict[str, Any]) -> list[tuple[SchemaPath, int, int]]:
     """The collapsible subschemas of the root's arguments: (path, depth, parent index); arguments are depth 1."""
-    nodes: list[tuple[Path, int, int]] = []
+    nodes: list[tuple[SchemaPath, int, int]] = []
 
-    def visit(node: Any, path: Path, depth: int, parent: int, unsafe: bool) -> None:
+    def visit(node: Any, path: SchemaPath, depth: int, parent: int, unsafe: bool) -> None:
         if not isinstance(node, dict):
             return
         index = parent
@@ -613,14 +613,14 @@ def _tree(root: dict[str, Any]) -> list[tuple[Path, int, int]]:
     return nodes
 
 
-def _ancestor_indexes(index: int, nodes: list[tuple[Path, int, int]]) -> Iterator[int]:
+def _ancestor_indexes(index: int, nodes: list[tuple[SchemaPath, int, int]]) -> Iterator[int]:
     parent = nodes[index][2]
     while parent != -1:
         yield parent
         parent = nodes[parent][2]
 
 
-def _saved_below(nodes: list[tuple[Path, int, int]], savings: list[int], chosen: set[int]) -> dict[int, int]:
+def _saved_below(nodes: list[tuple[SchemaPath, int, int]], savings: list[int], chosen: set[int]) -> dict[int, int]:
     """For each node, what the collapses already chosen beneath it save."""
     below: dict[int, int] = {}
     for i in chosen:
@@ -629,13 +629,13 @@ def _saved_below(nodes: list[tuple[Path, int, int]], savings: list[int], chosen:
     return below
 
 
-def _level_gain(nodes: list[tuple[Path, int, int]], savings: list[int], chosen: set[int], level: int) -> int:
+def _level_gain(nodes: list[tuple[SchemaPath, int, int]], savings: list[int], chosen: set[int], level: int) -> int:
     """What collapsing every node at `level` saves beyond the collapses already chosen (all deeper)."""
     below = _saved_below(nodes, savings, chosen)
     return sum(max(savings[i] - below.get(i, 0), 0) for i, (_, depth, _) in enumerate(nodes) if depth == level)
 
 
-def _argument_path(path: Path) -> str:
+def _argument_path(path: SchemaPath) -> str:
     """`properties/body/properties/members/items` -> `body.members[]` (how a user names that part)."""
     parts: list[str] = []
     steps = list(path)

@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 from castproxy.catalog.select import Picked, select
 from castproxy.config.model import Workspace
+from castproxy.config.source import Loc
 from castproxy.errors import CastproxyError
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, is_url, load_document
@@ -20,7 +21,6 @@ from castproxy.openapi.model import CompiledSpec, ToolDefinition
 
 __all__ = ["WorkspaceError", "WorkspaceTools", "compile_workspace"]
 
-Loc = tuple[str | int, ...]
 LONG_LIST = 300  # tools in a list-mode workspace beyond which `validate` suggests discovery: search
 
 
