@@ -41,7 +41,7 @@ class SchemaChange:
 
 def compare_schemas(old: Any, new: Any, direction: Direction) -> list[SchemaChange]:
     """The differences between two versions of one tool's input (or output) schema."""
-    walk = _Walk(old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}, direction)
+    walk = _SchemaComparison(old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}, direction)
     walk.compare("", old, new, 0)
     return walk.changes
 
@@ -97,7 +97,9 @@ def _pointer(root: Mapping[str, Any], ref: str) -> Any:
 
 
 @dataclass
-class _Walk:
+class _SchemaComparison:
+    """One comparison of an old and a new schema: the changes found so far and the `$ref` pairs being walked."""
+
     old_root: Mapping[str, Any]
     new_root: Mapping[str, Any]
     direction: Direction

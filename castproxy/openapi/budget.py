@@ -61,7 +61,7 @@ def format_bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-class _Info:
+class _SchemaFacts:
     """What the fitter needs to know about one converted schema (a named one, or a tool's root)."""
 
     __slots__ = ("lean", "lean_size", "name", "pinned", "refs", "sites", "size", "stub", "stub_size")
@@ -206,7 +206,7 @@ def _short(description: Any) -> str:
     return text
 
 
-class _Plan:
+class _InclusionPlan:
     """Which named schemas one set of references includes, how much of each, and which are inlined;
     shared by every tool with those references and that room."""
 
@@ -264,9 +264,9 @@ class SchemaFitter:
         self.converter = converter
         self.context = context
         self.budget = budget
-        self._infos: dict[str, _Info] = {}
+        self._infos: dict[str, _SchemaFacts] = {}
         self._types: dict[str, frozenset[str] | None] = {}
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], _InclusionPlan] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ class SchemaFitter:
             out = {**out, "$defs": plan.defs}
         return out, [*collapsed, *plan.collapsed], plan.included, size + plan.total
 
-    def _plan(self, refs: dict[str, int], forced: list[str], room: int) -> _Plan:
+    def _plan(self, refs: dict[str, int], forced: list[str], room: int) -> _InclusionPlan:
         state, total = self._grow(refs, forced, room, FULL)
         if STUB in state.values():  # structure before prose: every schema lean, then whole where room is left
             state, total = self._grow(refs, forced, room, LEAN)
@@ -346,7 +346,7 @@ class SchemaFitter:
             marker = len(name) + 19  # {"$ref":"#/$defs/NAME"}
             if count <= 1 or (leaf and count * size <= size + self._entry(name) + count * marker):
                 inline.add(name)
-        plan = _Plan(self, state, inline, total)
+        plan = _InclusionPlan(self, state, inline, total)
         plan.defs = {name: plan.content(name) for name in sorted(state) if name not in inline and counts.get(name, 0)}
         used = [name for name in state if counts.get(name, 0)]
         plan.collapsed = [f"schema {name}" for name in sorted(name for name in used if state[name] == STUB)]
@@ -558,11 +558,11 @@ class SchemaFitter:
         found = self.converter.definition_for(DEFS_PREFIX + name, self.context)
         return found.body if found is not None else {}
 
-    def _info(self, name: str) -> _Info:
+    def _info(self, name: str) -> _SchemaFacts:
         info = self._infos.get(name)
         if info is None:
             size, refs, pinned = _scan(self._body(name))
-            info = self._infos[name] = _Info(name, size, refs, pinned)
+            info = self._infos[name] = _SchemaFacts(name, size, refs, pinned)
         return info
 
 
