@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.connect import render
 from castproxy.testserver.app import create_app, generate_client_secret
-from castproxy.testserver.banner import banner
+from castproxy.testserver.command import banner
 from castproxy.testserver.jwt import generate_password
 from castproxy.testserver.runner import RunningServer, bind_socket, run_in_thread
 

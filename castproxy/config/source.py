@@ -43,13 +43,13 @@ class SourceMap:
         for end in range(len(path), 0, -1):
             prefix = path[:end]
             key_pos, value_pos = self.keys.get(prefix), self.values.get(prefix)
-            if key_pos is None and value_pos is None:
-                continue
-            if key or end < len(path):
-                return key_pos or value_pos  # type: ignore[return-value]
-            if value_pos is not None and (key_pos is None or value_pos[0] == key_pos[0]):
+            if key_pos is None:
+                if value_pos is None:
+                    continue
                 return value_pos
-            return key_pos  # type: ignore[return-value]
+            if key or end < len(path) or value_pos is None or value_pos[0] != key_pos[0]:
+                return key_pos
+            return value_pos
         return (1, 1)
 
 

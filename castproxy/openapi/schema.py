@@ -60,7 +60,7 @@ class Definition:
 
     __slots__ = ("body", "key", "name", "warnings")
 
-    def __init__(self, key: tuple[str, str], name: str) -> None:
+    def __init__(self, key: tuple[str, Context], name: str) -> None:
         self.key = key
         self.name = name
         self.body: Any = None  # set once converted
@@ -74,9 +74,9 @@ class SchemaConverter:
         self.origin = "schema"  # names the parameter, body or named schema being converted, for warnings
         self.budget = NODE_BUDGET  # schema objects one operation may still convert (reset per operation)
         self._path: list[str] = []
-        self._definitions: dict[tuple[str, str], Definition] = {}
-        self._by_ref: dict[tuple[str, str], Definition] = {}  # ("#/$defs/NAME", context) -> definition
-        self._active: set[tuple[str, str]] = set()  # definitions being converted (a cycle meets one again)
+        self._definitions: dict[tuple[str, Context], Definition] = {}
+        self._by_ref: dict[tuple[str, Context], Definition] = {}  # ("#/$defs/NAME", context) -> definition
+        self._active: set[tuple[str, Context]] = set()  # definitions being converted (a cycle meets one again)
         self._def_names: dict[str, str] = {}
         self._taken_names: set[str] = set()
         self._markers: dict[str, dict[str, str]] = {}
@@ -357,7 +357,7 @@ class SchemaConverter:
         self._active.add(found.key)
         inner: list[str] = []
         try:
-            found.body = self._convert(self.resolver.resolve(ref, self.where), context, inner)  # type: ignore[arg-type]
+            found.body = self._convert(self.resolver.resolve(ref, self.where), context, inner)
         finally:
             self._active.discard(found.key)
             self.origin, self._path = saved
