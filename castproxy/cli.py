@@ -12,8 +12,11 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from castproxy import __version__
+
+__all__ = ["CLIENT_NAMES", "build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -42,7 +45,7 @@ DIFF_FORMATS = ("text", "markdown", "json")
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on usage errors already; this only makes the message say where to look."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(run '{self.prog} --help' for help)\n")
 
@@ -92,7 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"castproxy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_config_commands(sub)
+    _add_trying_commands(sub)
+    _add_review_commands(sub)
+    return parser
 
+
+def _add_config_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`serve`, `validate`, `tools` and `schema`: running and checking a config."""
     serve = sub.add_parser("serve", help="run the proxy", description="Serve every workspace of the config "
                            "as an MCP endpoint at /mcp/WORKSPACE; the config reloads when its file changes.")
     _add_config_option(serve)
@@ -127,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the config's JSON Schema",
                    description="Print the JSON Schema of cast.yaml (same as schemas/cast.schema.json).")
 
+
+def _add_trying_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`connect`, `testserver` and `demo`: connecting a client, and trying castproxy without an API of one's own."""
     connect = sub.add_parser("connect", help="print the MCP client snippet for a workspace",
                              description="Print the config snippet an MCP client needs for a workspace.")
     connect.add_argument("workspace", help="workspace name from the config")
@@ -154,8 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="oauth: each user signs in (default) | jwt: the proxy logs in at the upstream")
     demo.add_argument("--port", type=int, default=8080, help="proxy port (default 8080)")
     demo.add_argument("--upstream-port", type=int, default=3456, help="test server port (default 3456)")
-    _add_review_commands(sub)
-    return parser
 
 
 def _add_review_commands(sub: argparse._SubParsersAction[_Parser]) -> None:

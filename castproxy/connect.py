@@ -1,17 +1,7 @@
 """`castproxy connect WORKSPACE --client NAME`: the exact config snippet an MCP client needs.
 
-The snippet alone goes to stdout (so `castproxy connect ws --client cursor > mcp.json` works); where
-to paste it and what else to do (e.g. the upstream redirect URI to register) go to stderr.
-
-Formats, per each client's documentation:
-- Claude Desktop (`claude_desktop_config.json`): a local `npx -y mcp-remote@latest URL` bridge
-  (`--allow-http` added for plain http to a host other than localhost, which mcp-remote refuses otherwise);
-- Cursor (`~/.cursor/mcp.json` or `.cursor/mcp.json`): `mcpServers.NAME.url`;
-- Windsurf (`~/.codeium/windsurf/mcp_config.json`): `mcpServers.NAME.serverUrl`;
-- Cline (`cline_mcp_settings.json`): `mcpServers.NAME` with `type: streamableHttp` (without it Cline
-  falls back to SSE) and `url`;
-- Claude Code: `claude mcp add --transport http NAME URL`;
-- VS Code (`.vscode/mcp.json`): `servers.NAME` with `type: http` and `url`.
+The snippet alone goes to stdout, where to paste it to stderr; each client's format is in
+docs/architecture.md, "Client snippets".
 """
 
 from __future__ import annotations
@@ -27,6 +17,8 @@ from urllib.parse import urlsplit
 from castproxy.config.loader import load_config, resolve_config_path
 from castproxy.config.model import LoginAuth, OAuth2Auth, Workspace
 from castproxy.config.problems import ConfigError
+
+__all__ = ["KEY_PLACEHOLDER", "connect", "render"]
 
 KEY_PLACEHOLDER = "YOUR_MCP_KEY"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -1,11 +1,5 @@
-"""`castproxy demo`: the whole tutorial in one command.
-
-Starts the bundled test server in oauth mode (in this process, on `--upstream-port`, with the proxy's
-callback as its only redirect URI), writes a config like the contract's example into a temporary
-folder (a generated secret key; the client secret passed through the environment, never written),
-runs `castproxy serve` on it as a child process, waits until it is ready, and prints the MCP URL and
-the Claude Desktop snippet. Ctrl-C or SIGTERM stops both and removes the folder. `--mode jwt` does the
-same with the test server in mode jwt and an `auth.type: login` workspace (no sign-in in the client).
+"""`castproxy demo`: the whole tutorial in one command (test server + `castproxy serve` on a generated
+config, then the MCP URL and the client snippet; Ctrl-C stops both): docs/architecture.md, "Client snippets".
 """
 
 from __future__ import annotations
@@ -24,13 +18,16 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from starlette.applications import Starlette
+
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.connect import render
-from castproxy.testserver.app import create_app
-from castproxy.testserver.banner import banner
-from castproxy.testserver.credentials import generate_client_secret
+from castproxy.testserver.app import create_app, generate_client_secret
+from castproxy.testserver.command import banner
 from castproxy.testserver.jwt import generate_password
 from castproxy.testserver.runner import RunningServer, bind_socket, run_in_thread
+
+__all__ = ["demo"]
 
 WORKSPACE = "test-oauth"
 WORKSPACES = {"oauth": WORKSPACE, "jwt": "test-jwt"}
@@ -142,6 +139,36 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+def _test_upstream(mode: str, public_url: str) -> tuple[Starlette, dict[str, str], str]:
+    """The test server's app, the secrets the proxy gets through its environment (never written to the
+    generated file), and how the first call goes."""
+    secrets_env = {"CASTPROXY_SECRET_KEY": secrets.token_urlsafe(32)}
+    if mode == "jwt":
+        password = generate_password()
+        secrets_env.update(TEST_API_USER=DEMO_USER, TEST_API_PASSWORD=password)
+        return (create_app("jwt", password=password), secrets_env,
+                f"  castproxy logs in at the test server as {DEMO_USER}: the client needs no sign-in.\n")
+    client_secret = generate_client_secret()
+    secrets_env.update(TEST_CLIENT_SECRET=client_secret)
+    app = create_app("oauth", redirect_uris=[public_url + UPSTREAM_CALLBACK_PATH], client_secret=client_secret)
+    return app, secrets_env, "  On first use the client opens a browser: approve castproxy, then the test server.\n"
+
+
+def _print_running(public_url: str, workspace: str, config: Path, first_use: str) -> None:
+    url = f"{public_url}/mcp/{workspace}"
+    print(
+        f"\n  castproxy demo is running\n"
+        f"  🔌 MCP URL  : {url}\n"
+        f"  📄 Config   : {config}\n\n"
+        f"  Claude Desktop (claude_desktop_config.json):\n\n{render('claude-desktop', workspace, url).text}\n\n"
+        f"  Other clients: castproxy connect {workspace} -c {config} --client cursor|windsurf|cline|"
+        f"claude-code|vscode\n"
+        f"{first_use}"
+        f"  Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+
+
 def demo(args: argparse.Namespace) -> int:
     port, upstream_port = args.port, args.upstream_port
     if port == upstream_port:
@@ -153,22 +180,8 @@ def demo(args: argparse.Namespace) -> int:
             return 1
 
     mode = args.mode
-    workspace = WORKSPACES[mode]
     public_url = f"http://localhost:{port}"
-    # Secrets go to the proxy through its environment, never into the generated file.
-    secrets_env = {"CASTPROXY_SECRET_KEY": secrets.token_urlsafe(32)}
-    if mode == "jwt":
-        password = generate_password()
-        upstream_app = create_app("jwt", password=password)
-        secrets_env.update(TEST_API_USER=DEMO_USER, TEST_API_PASSWORD=password)
-        first_use = f"  castproxy logs in at the test server as {DEMO_USER}: the client needs no sign-in.\n"
-    else:
-        client_secret = generate_client_secret()
-        upstream_app = create_app(
-            "oauth", redirect_uris=[public_url + UPSTREAM_CALLBACK_PATH], client_secret=client_secret
-        )
-        secrets_env.update(TEST_CLIENT_SECRET=client_secret)
-        first_use = "  On first use the client opens a browser: approve castproxy, then the test server.\n"
+    upstream_app, secrets_env, first_use = _test_upstream(mode, public_url)
     folder = Path(tempfile.mkdtemp(prefix="castproxy-demo-"))
     upstream: RunningServer | None = None
     proxy: subprocess.Popen[bytes] | None = None
@@ -185,18 +198,7 @@ def demo(args: argparse.Namespace) -> int:
         if not _wait_ready(f"http://127.0.0.1:{port}", proxy):
             print("castproxy demo: the proxy did not become ready (see its log above)", file=sys.stderr)
             return 1
-        url = f"{public_url}/mcp/{workspace}"
-        print(
-            f"\n  castproxy demo is running\n"
-            f"  🔌 MCP URL  : {url}\n"
-            f"  📄 Config   : {config}\n\n"
-            f"  Claude Desktop (claude_desktop_config.json):\n\n{render('claude-desktop', workspace, url).text}\n\n"
-            f"  Other clients: castproxy connect {workspace} -c {config} --client cursor|windsurf|cline|"
-            f"claude-code|vscode\n"
-            f"{first_use}"
-            f"  Press Ctrl-C to stop.\n",
-            flush=True,
-        )
+        _print_running(public_url, WORKSPACES[mode], config, first_use)
         code = proxy.wait()
         print(f"castproxy demo: the proxy exited with status {code}", file=sys.stderr)
         return 1

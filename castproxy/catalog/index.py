@@ -1,10 +1,7 @@
 """An in-memory full-text index of a workspace's operations, ranked for tasks phrased in words.
 
-SQLite FTS5 (porter stemmer, bm25 with per-field weights) finds the candidates; they are then
-re-ranked with what bm25 cannot see: the HTTP methods the task's verbs imply, the task's leading
-verb, first-person tasks (the caller's own account), how much of the task the operation's name and
-summary cover and how much of the name the task asks for. Built once per snapshot, off the event
-loop; a search takes a lock and milliseconds. docs/config.md (`discovery`) describes it for users.
+SQLite FTS5 finds the candidates, then a re-ranking adds what bm25 cannot see (docs/architecture.md,
+"Operation search").
 """
 
 from __future__ import annotations
@@ -30,6 +27,8 @@ from castproxy.catalog.words import (
     with_aliases,
 )
 from castproxy.openapi.model import ToolDefinition
+
+__all__ = ["Hit", "SearchIndex", "index_for", "summary_of"]
 
 # bm25 weights of the columns, in table order: what an operation is called counts most, prose least.
 # `action` is the name's last part (CreateUser in users.user.CreateUser, create-fork in repos/create-fork): what

@@ -1,7 +1,6 @@
 """The three meta-tools of a `discovery: search` workspace: search its operations, describe one, call one.
 
-This module defines them (names, descriptions, input schemas) and answers the first two; calling an
-operation is serve/calls.py's `ToolCaller`, so it takes the very path of a direct tool call.
+Calling one is serve/calls.py's `ToolCaller`, so it takes the very path of a direct tool call.
 """
 
 from __future__ import annotations
@@ -14,6 +13,11 @@ import mcp_types
 
 from castproxy.catalog.index import SearchIndex, summary_of
 from castproxy.openapi.model import ToolDefinition
+
+__all__ = [
+    "CALL", "CALL_SCHEMA", "DEFAULT_LIMIT", "DESCRIBE", "DESCRIBE_SCHEMA", "NAMES", "SEARCH", "SEARCH_SCHEMA",
+    "Lookup", "describe", "listing_tools", "search", "unknown_operation"
+]
 
 SEARCH = "search_operations"
 DESCRIBE = "describe_operation"

@@ -1,7 +1,6 @@
 """Which operations of a compiled spec a workspace exposes: operationIds, selectors and `exclude`.
 
-Pure: entries of the config model in, the picked tools and positioned problems out. Rationale and
-the precise rules (order, precedence, what counts as "matches nothing") are in docs/config.md, `tools`.
+Pure: config entries in, the picked tools and positioned problems out (rules: docs/config.md, `tools`).
 """
 
 from __future__ import annotations
@@ -13,9 +12,11 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from castproxy.config.model import ALL_OPERATIONS, ExcludeEntry, ToolEntry, ToolSelection, ToolSelector
+from castproxy.config.source import Loc
 from castproxy.openapi.model import ToolDefinition
 
-Loc = tuple[str | int, ...]
+__all__ = ["Picked", "glob_pattern", "select"]
+
 Problem = tuple[Loc, str]
 MAX_LISTED = 8
 

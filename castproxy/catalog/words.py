@@ -1,8 +1,5 @@
-"""Words for the operation search: identifiers split into words, one vocabulary for documents and queries.
-
-What a lexical index misses is added here, the same way on both sides: abbreviations and a few
-synonyms (`repo` -> repository, `PR` -> pull), irregular plurals (FTS5's porter stemmer does the
-regular ones), and the verbs of a task, which say which HTTP methods fit (create/open -> POST).
+"""Words for the operation search: identifiers split into words, one vocabulary for documents and queries
+(abbreviations, synonyms, irregular plurals, and the verbs that imply HTTP methods).
 """
 
 from __future__ import annotations
@@ -10,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+__all__ = ["ALIASES", "STOPWORDS", "VERBS", "Query", "analyse", "identifier_words", "text_words", "with_aliases"]
 
 _IDENTIFIER_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 

@@ -1,17 +1,11 @@
-"""`castproxy validate` and `castproxy schema`.
-
-validate prints one `FILE:LINE:COL: message` line per problem (warnings as `... warning: ...`) and
-exits 1 when any is an error; on success, one OK line per workspace and the redirect URI to register
-at each upstream OAuth server. `--format github|json` prints the same for CI (castproxy.gitops.ci).
-Spec checks (specs load, operationIds exist) come from castproxy.openapi.check; online, each oauth2
-`issuer`'s discovery metadata is checked (config/issuers.py).
+"""`castproxy validate` (FILE:LINE:COL problems, or one OK line per workspace; `--format github|json`) and
+`castproxy schema`. Spec checks come from openapi/check.py, issuer checks from config/issuers.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,13 +14,18 @@ from castproxy.config.model import ALL_OPERATIONS, OAuth2Auth, ToolSelector, Wor
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.schema import schema_text
 
+__all__ = ["schema", "validate"]
+
 EXIT_OK = 0
 EXIT_INVALID = 1
 
-SpecCheck = Callable[..., list[Problem]]
-
 
 def validate(args: argparse.Namespace) -> int:
+    # Imported here: these modules build on the config package (at the top the imports would be circular).
+    from castproxy.config.issuers import check_issuers
+    from castproxy.gitops.drift import lock_problems
+    from castproxy.openapi.check import check_config
+
     output = getattr(args, "format", "text")
     path = resolve_config_path(args.config)
     if not path.is_file():
@@ -45,12 +44,12 @@ def validate(args: argparse.Namespace) -> int:
     problems = list(loaded.warnings)
     counts: dict[str, int] = {}  # tools per workspace, once its spec compiled
     try:
-        problems += _spec_check()(loaded, offline=args.offline, counts=counts)
+        problems += check_config(loaded, offline=args.offline, counts=counts)
     except ConfigError as exc:
         problems += exc.problems
     if not args.offline:
-        problems += _issuer_check()(loaded)
-    problems += _lock_check(loaded)
+        problems += check_issuers(loaded)
+    problems += lock_problems(loaded)
     valid = not any(problem.severity == "error" for problem in problems)
     _report(output, problems, loaded if valid else None, path, offline=args.offline, counts=counts)
     return EXIT_OK if valid else EXIT_INVALID
@@ -91,27 +90,6 @@ def _report(
 def schema(args: argparse.Namespace) -> int:
     sys.stdout.write(schema_text())
     return EXIT_OK
-
-
-def _spec_check() -> SpecCheck:
-    """castproxy.openapi.check.check_config (imported here: the openapi package builds on this one)."""
-    from castproxy.openapi.check import check_config
-
-    return check_config
-
-
-def _lock_check(loaded: LoadedConfig) -> list[Problem]:
-    """server.lock: enforce needs a readable lock file (castproxy.gitops.drift; imported here like the spec check)."""
-    from castproxy.gitops.drift import lock_problems
-
-    return lock_problems(loaded)
-
-
-def _issuer_check() -> Callable[[LoadedConfig], list[Problem]]:
-    """castproxy.config.issuers.check_issuers (imported here: it uses the auth package, which builds on this one)."""
-    from castproxy.config.issuers import check_issuers
-
-    return check_issuers
 
 
 def _shown_problems(problems: list[Problem], path: Path) -> list[Problem]:

@@ -1,9 +1,5 @@
-"""`validate`'s online check of each oauth2 `issuer`: its discovery metadata is reachable and has what castproxy needs.
-
-castproxy reads an issuer's RFC 8414 metadata (then OpenID Connect discovery) for every endpoint the
-config leaves out, and to check `iss` on sign-in answers. Without this check an issuer with no
-metadata passes `validate` and only fails when a user signs in. Each problem points at the issuer's
-FILE:LINE:COL and says what was tried and what is missing. Each issuer is fetched once, all at once.
+"""`validate`'s online check of each oauth2 `issuer`: its discovery metadata is reachable and has what castproxy
+needs (each issuer fetched once, all at once; each problem at the issuer's FILE:LINE:COL).
 """
 
 from __future__ import annotations
@@ -17,6 +13,8 @@ from castproxy.auth.upstream_metadata import metadata_urls
 from castproxy.config.loader import LoadedConfig
 from castproxy.config.model import OAuth2Auth
 from castproxy.config.problems import Problem
+
+__all__ = ["check_issuers"]
 
 FETCH_TIMEOUT = 10.0
 

@@ -1,7 +1,6 @@
 """Loading cast.yaml: YAML with positions -> secret references -> env overrides -> model -> cross-field rules.
 
-Every step collects problems instead of stopping at the first, and every problem carries
-FILE:LINE:COL. Either a whole valid `LoadedConfig` comes back, or `ConfigError` with all errors.
+Either a whole valid `LoadedConfig` comes back, or `ConfigError` with every problem at FILE:LINE:COL.
 """
 
 from __future__ import annotations
@@ -13,14 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from castproxy.config.messages import Located, describe
+from castproxy.config.messages import Located, explain_validation_error
 from castproxy.config.model import Config
 from castproxy.config.overrides import ServerOverrides, variable_for
 from castproxy.config.problems import ConfigError, Problem, Severity
 from castproxy.config.references import ReferenceProblem, resolve
 from castproxy.config.rules import SecretOrigins, check, secret_paths
-from castproxy.config.source import SourceMap, parse_yaml
+from castproxy.config.source import Loc, SourceMap, parse_yaml
+
+__all__ = [
+    "CONFIG_ENV", "IDENTITY_CALLBACK_PATH", "UNRESOLVED_SECRET", "UPSTREAM_CALLBACK_PATH", "LoadedConfig",
+    "load_config", "resolve_config_path"
+]
 
 CONFIG_ENV = "CASTPROXY_CONFIG"
 DEFAULT_CONFIG = "cast.yaml"
@@ -32,9 +37,6 @@ MAX_CONFIG_BYTES = 4 * 2**20
 # so commands that never use secrets run). Never used for anything else: such a config is refused,
 # and connect/tools/lock/diff send no secret anywhere.
 UNRESOLVED_SECRET = "castproxy-unresolved-reference-0000000000000000000000000000000000"
-
-Loc = tuple[str | int, ...]
-
 
 def resolve_config_path(option: str | None) -> Path:
     """The `-c` value, else $CASTPROXY_CONFIG, else ./cast.yaml."""
@@ -180,7 +182,8 @@ class _Loading:
             for error in exc.errors():
                 field_name = str(error["loc"][0])
                 as_data = {"server": {field_name: error.get("input")}}
-                located = describe({**error, "loc": ("server", field_name)}, as_data, may_show=lambda _: True)
+                at_server: ErrorDetails = {**error, "loc": ("server", field_name)}
+                located = explain_validation_error(at_server, as_data, may_show=lambda _: True)
                 self._add(Located(("server", field_name), f"environment variable {variable_for(field_name)}: "
                                   f"{located.message}"))
             return
@@ -202,7 +205,7 @@ class _Loading:
             return Config.model_validate(data)
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
-                self._add(describe(error, data, may_show=self._may_show))
+                self._add(explain_validation_error(error, data, may_show=self._may_show))
             return None
 
     def _may_show(self, path: Loc) -> bool:

@@ -1,9 +1,6 @@
 """pydantic validation errors -> a config path and a sentence a cast.yaml author understands.
 
-pydantic's locations carry union tags (`auth` -> `oauth2`, a tools entry -> `selection`) and a
-`[key]` marker for bad mapping keys; they are mapped back onto the paths of the YAML data so the
-position points at the offending key or value. Messages quote a value only when it cannot be a
-secret (it is not in a secret field and did not come from a `${...}` reference).
+A value is quoted only when it cannot be a secret (docs/architecture.md, "Config errors").
 """
 
 from __future__ import annotations
@@ -15,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import ErrorDetails
 
 from castproxy.config import model
+from castproxy.config.source import Loc
 
-Path = tuple[str | int, ...]
+__all__ = ["AUTH_TYPES", "Located", "explain_validation_error"]
+
 
 AUTH_TYPES: dict[str, type[BaseModel]] = {
     "none": model.NoAuth,
@@ -31,19 +31,18 @@ AUTH_TYPES: dict[str, type[BaseModel]] = {
 TOOL_ENTRY_TAGS: frozenset[str | int] = frozenset({"operation", "selection", "selector"})
 _ENTRY_SHAPES = ("an operationId, '*', a mapping with `operation` (and optional `name`, `description`), "
                  "or a selector with `tag`, `path` and/or `method`")
-_URL_PATTERN = model.HttpUrlText.__metadata__[0].pattern
 
 
 @dataclass(frozen=True)
 class Located:
     """One problem found in the data: where (path; `key=True` points at the key itself) and what."""
 
-    path: Path
+    path: Loc
     message: str
     key: bool = False
 
 
-def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
+def data_path(loc: Iterable[str | int], data: Any) -> tuple[Loc, bool]:
     """Follow a pydantic location through the data; returns the data path and whether it names a key."""
     path: list[str | int] = []
     node = data
@@ -67,7 +66,7 @@ def data_path(loc: Iterable[str | int], data: Any) -> tuple[Path, bool]:
     return tuple(path), False
 
 
-def _union_tags(path: Path) -> frozenset[str | int]:
+def _union_tags(path: Loc) -> frozenset[str | int]:
     match path:
         case ("workspaces", str(), "auth"):
             return frozenset(AUTH_TYPES)
@@ -76,7 +75,7 @@ def _union_tags(path: Path) -> frozenset[str | int]:
     return frozenset()
 
 
-def model_at(path: Path, data: Any) -> type[BaseModel] | None:
+def model_at(path: Loc, data: Any) -> type[BaseModel] | None:
     """The model class that validates the mapping at `path` (for "expected one of" lists)."""
     match path:
         case ():
@@ -98,11 +97,11 @@ def model_at(path: Path, data: Any) -> type[BaseModel] | None:
             return model.ToolSelector
         case ("workspaces", str(), "auth"):
             auth = _get(data, path)
-            return AUTH_TYPES.get(auth.get("type")) if isinstance(auth, dict) else None
+            return AUTH_TYPES.get(str(auth.get("type"))) if isinstance(auth, dict) else None
     return None
 
 
-def where(path: Path) -> str:
+def where(path: Loc) -> str:
     """Where a key sits, as words: "at the top level", "in workspace 'api'", "in auth"."""
     match path:
         case ():
@@ -116,22 +115,20 @@ def where(path: Path) -> str:
     return "here"
 
 
-def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], bool]) -> Located:
+def explain_validation_error(error: ErrorDetails, data: Any, *, may_show: Callable[[Loc], bool]) -> Located:
     """Turn one entry of `ValidationError.errors()` into a positioned, readable problem."""
     path, is_key = data_path(error["loc"], data)
-    kind = error["type"]
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    field = next((part for part in reversed(path) if isinstance(part, str)), "value")
-    item = bool(path) and isinstance(path[-1], int)
-    name = f"each entry of `{field}`" if item else f"`{field}`"
-    if not may_show(path):
-        shown = " (the value comes from a ${...} reference and is not shown)"
-    else:
-        shown = f" (got {_quote(value)})" if isinstance(value, str | int | float) else ""
-
     if is_key:
         return Located(path, _bad_key(path, str(path[-1]) if path else ""), key=True)
+    field = next((part for part in reversed(path) if isinstance(part, str)), "value")
+    return _placement_problem(error, path, field, data, may_show) or _value_problem(error, path, field, may_show)
+
+
+def _placement_problem(
+    error: ErrorDetails, path: Loc, field: str, data: Any, may_show: Callable[[Loc], bool]
+) -> Located | None:
+    """A key missing or unknown, an auth `type` missing or unknown, a tools/exclude entry of the wrong shape."""
+    kind = error["type"]
     if kind == "missing":
         parent = path[:-1]
         hint = " (add `version: 1`)" if path == ("version",) else ""
@@ -142,13 +139,24 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
         types = ", ".join(AUTH_TYPES)
         if kind == "union_tag_not_found":
             return Located(path, f"`{field}` needs a `type`: one of {types}", key=True)
-        tag = _quote(ctx.get("tag")) if may_show((*path, "type")) else "(from a ${...} reference)"
+        tag = _quote((error.get("ctx") or {}).get("tag")) if may_show((*path, "type")) else "(from a ${...} reference)"
         return Located((*path, "type"), f"unknown {field} type {tag} (expected one of: {types})")
     if path[-2:-1] == ("tools",) and kind in ("string_type", "model_type", "model_attributes_type"):
         return Located(path, f"each tools entry must be {_ENTRY_SHAPES}")
     if path[-2:-1] == ("exclude",) and kind in ("string_type", "model_type", "model_attributes_type"):
         return Located(path, "each exclude entry must be an operationId, or a selector mapping with `tag`, `path` "
                        "and/or `method`")
+    return None
+
+
+def _value_problem(error: ErrorDetails, path: Loc, field: str, may_show: Callable[[Loc], bool]) -> Located:
+    """A value of the wrong type, empty, not among the choices, of the wrong format or out of bounds."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    name = f"each entry of `{field}`" if path and isinstance(path[-1], int) else f"`{field}`"
+    if not may_show(path):
+        shown = " (the value comes from a ${...} reference and is not shown)"
+    else:
+        shown = f" (got {_quote(value)})" if isinstance(value, str | int | float) else ""
     if kind in ("bool_type", "bool_parsing"):
         return Located(path, f"{name} must be true or false{shown}")
     if kind in ("int_type", "int_parsing", "int_from_float"):
@@ -184,10 +192,8 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
         return Located(path, _pattern_message(ctx.get("pattern", ""), name, shown))
     if kind == "value_error":
         return Located(path, f"{name} must be {ctx.get('error')}{shown}")
-    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-              "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
-    if kind in bounds:
-        words, key = bounds[kind]
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
         bound = ctx.get(key)
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)  # "at least 1", not "at least 1.0", for a float field
@@ -195,7 +201,11 @@ def describe(error: dict[str, Any], data: Any, *, may_show: Callable[[Path], boo
     return Located(path, f"{name}: {error['msg']}")
 
 
-def _bad_key(path: Path, key: str) -> str:
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}
+
+
+def _bad_key(path: Loc, key: str) -> str:
     if path[:1] == ("workspaces",) and len(path) == 2:
         message = f"workspace name '{key}' must be a URL slug: lower-case letters, digits and '-'"
         if re.fullmatch(r"[a-z0-9-]+", key):
@@ -206,7 +216,7 @@ def _bad_key(path: Path, key: str) -> str:
     return f"key '{key}' is not allowed here"
 
 
-def _unknown_key(path: Path, data: Any) -> str:
+def _unknown_key(path: Loc, data: Any) -> str:
     key = str(path[-1])
     parent = path[:-1]
     owner = model_at(parent, data)
@@ -224,13 +234,13 @@ def _unknown_key(path: Path, data: Any) -> str:
 
 
 def _pattern_message(pattern: str, name: str, shown: str) -> str:
-    if pattern == _URL_PATTERN:
+    if pattern == model.URL_PATTERN:
         return f"{name} must be an http:// or https:// URL{shown}"
     if pattern == model.TOOL_NAME_PATTERN:
         return f"{name} must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'{shown}"
     if pattern == model.HEADER_NAME_PATTERN:
         return f"{name} must be a valid HTTP header name{shown}"
-    if pattern == model.AnswerLocation.__metadata__[0].pattern:
+    if pattern == model.ANSWER_LOCATION_PATTERN:
         return f"{name} must be a field name or a JSON pointer such as /data/token (~0 for '~', ~1 for '/'){shown}"
     return f"{name} has the wrong format{shown}"
 
@@ -247,7 +257,7 @@ def _quote(value: object) -> str:
     return f"'{text}'"
 
 
-def _get(data: Any, path: Path) -> Any:
+def _get(data: Any, path: Loc) -> Any:
     for part in path:
         if isinstance(data, dict) and isinstance(part, str):
             data = data.get(part)

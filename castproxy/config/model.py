@@ -1,7 +1,6 @@
 """The config model (pydantic v2): the whole cast.yaml format of the product contract.
 
-Secret values arrive here already resolved from `${env:...}`/`${file:...}` and are held as
-`SecretStr`, whose repr, str and JSON form are masked; only `.get_secret_value()` reveals them.
+Secrets arrive resolved and are held as `SecretStr` (masked; only `.get_secret_value()` reveals them).
 """
 
 from __future__ import annotations
@@ -20,13 +19,23 @@ from pydantic import (
     field_validator,
 )
 
+__all__ = [
+    "ALL_OPERATIONS", "ANSWER_LOCATION_PATTERN", "HEADER_NAME_PATTERN", "SELECTOR_KEYS", "TOOL_NAME_PATTERN",
+    "URL_PATTERN", "AccessRule", "ApiKeyAuth", "Auth", "BearerAuth", "Config", "ConnectionSettings", "ExcludeEntry",
+    "HeadersAuth", "HttpUrlText", "IdentitySettings", "Inbound", "InboundKey", "LoginAuth", "NamedApiKey", "NoAuth",
+    "OAuth2Auth", "RateLimit", "ServerSettings", "StoreSettings", "ToolEntry", "ToolSelection", "ToolSelector",
+    "Workspace", "parse_size"
+]
+
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+ANSWER_LOCATION_PATTERN = r"^(?:[^/].*|(?:/(?:[^~/]|~[01])*)+)$"
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
-HttpUrlText = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$")]
+HttpUrlText = Annotated[str, StringConstraints(pattern=URL_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -51,7 +60,7 @@ class ConnectionSettings(_Strict):
     @field_validator("header_timeout", "body_timeout", "keep_alive", mode="before", json_schema_input_type=float | str)
     @classmethod
     def _durations(cls, value: object) -> object:
-        return Workspace._parse_duration(value)  # type: ignore[operator]
+        return Workspace._parse_duration(value)
 
     @field_validator("max_open", mode="before")
     @classmethod
@@ -342,7 +351,7 @@ class OAuth2Auth(_Strict):
 
 # ---- auth type `login` (issue 16) ---------------------------------------------------------------------
 # Where a value sits in a JSON answer: a top-level field name, or an RFC 6901 JSON pointer ("/data/token").
-AnswerLocation = Annotated[str, StringConstraints(pattern=r"^(?:[^/].*|(?:/(?:[^~/]|~[01])*)+)$")]
+AnswerLocation = Annotated[str, StringConstraints(pattern=ANSWER_LOCATION_PATTERN)]
 # The same text form as Workspace.timeout (defined further down, with the Workspace it belongs to).
 LifetimeText = Annotated[str, StringConstraints(pattern=r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")]
 

@@ -1,59 +1,52 @@
-"""Environment overrides for the `server` section (containers set these instead of editing the file).
+"""CASTPROXY_HOST, _PORT, _PUBLIC_URL, _SECRET_KEY and _ALLOWED_ORIGINS (comma-separated) win over `server`.
 
-CASTPROXY_HOST, CASTPROXY_PORT, CASTPROXY_PUBLIC_URL, CASTPROXY_SECRET_KEY and
-CASTPROXY_ALLOWED_ORIGINS (comma-separated) win over the file. An empty variable counts as unset.
-pydantic-settings reads them from the mapping `load_config` was given, not only from os.environ,
-so tests and `serve` reloads see exactly the environment they pass.
+Read from the mapping `load_config` was given, not from os.environ; an empty variable counts as unset.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from castproxy.config.model import HttpUrlText
+
+__all__ = ["ENV_PREFIX", "ServerOverrides", "variable_for"]
 
 ENV_PREFIX = "CASTPROXY_"
 
 
-class ServerOverrides(BaseSettings):
+class ServerOverrides(BaseModel):
     """The server fields that may come from CASTPROXY_* variables (None: not set)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     host: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
     public_url: HttpUrlText | None = None
     secret_key: SecretStr | None = None
-    allowed_origins: Annotated[list[str], NoDecode] | None = None
+    allowed_origins: list[str] | None = None
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)  # a JSON list is taken as it is, `null` as unset
+        if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Values arrive through `from_environ`; no .env files, no secrets dir, no implicit os.environ.
-        return (init_settings,)
-
-    @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ServerOverrides:
-        """Read the overrides from `environ`; raises ValidationError (locations are field names)."""
-        return cls(**_MappingEnvSource(cls, environ)())
+        """Read the overrides from `environ` (names in any case); raises ValidationError (locations are field names)."""
+        prefix = ENV_PREFIX.lower()
+        found = {variable.lower().removeprefix(prefix): value for variable, value in environ.items()
+                 if variable.lower().startswith(prefix) and value}
+        return cls.model_validate({name: value for name, value in found.items() if name in cls.model_fields})
 
     def values(self) -> dict[str, Any]:
         """The fields that were set, as values for the config's `server` mapping."""
@@ -62,17 +55,3 @@ class ServerOverrides(BaseSettings):
 
 def variable_for(field: str) -> str:
     return ENV_PREFIX + field.upper()
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' env source, reading a given mapping instead of os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
-
-
-__all__ = ["ENV_PREFIX", "ServerOverrides", "ValidationError", "variable_for"]

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from castproxy.errors import CastproxyError
+
+__all__ = ["ConfigError", "Problem", "Severity"]
+
 Severity = Literal["error", "warning"]
 
 
@@ -22,7 +26,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(CastproxyError):
     """A config that cannot be used; carries every problem found, not only the first."""
 
     def __init__(self, problems: list[Problem], *, files: frozenset[Path] = frozenset()) -> None:

@@ -1,10 +1,7 @@
 """Secret references in string values: `${env:NAME}`, `${env:NAME:-default}` and `${file:PATH}`.
 
-A reference may stand alone (`token: ${env:API_TOKEN}`) or sit inside text
-(`X-Auth: "Bearer ${env:API_TOKEN}"`); `$${` writes a literal `${`. Errors name the reference, never
-a resolved value. `${file:PATH}` is read relative to the config's folder, with one trailing newline
-removed (what `echo secret > file` and Kubernetes secret files leave behind). Every `${file:}` path
-is reported (`Resolved.files`, `ReferenceProblem.path`) so `serve` can watch the files it read.
+Errors name the reference, never a resolved value; every `${file:}` path is reported so `serve` can
+watch it (rules: docs/architecture.md, "Config errors and secret references").
 """
 
 from __future__ import annotations
@@ -14,13 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from castproxy.errors import CastproxyError
+
+__all__ = ["ReferenceProblem", "Resolved", "resolve"]
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")
 MAX_SECRET_FILE_BYTES = 64 * 1024
 SYNTAX_HINT = "write ${env:NAME} or ${file:PATH}, or $${ for a literal '${'"
 
 
-class ReferenceProblem(Exception):
+class ReferenceProblem(CastproxyError):
     """A reference that is malformed or cannot be resolved; the message is safe to show."""
 
     def __init__(self, message: str, path: Path | None = None) -> None:

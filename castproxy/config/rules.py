@@ -1,8 +1,6 @@
 """Checks that span several fields, and the warnings `validate` prints.
 
-They read the resolved data (plain dicts), not the model, so they still run when another part of
-the file has a type error: one `validate` run reports everything. Each rule reads defensively and
-stays quiet about values of the wrong type (the model reports those).
+They read the resolved plain data, not the model, so they run even when another part has a type error.
 """
 
 from __future__ import annotations
@@ -12,7 +10,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from castproxy.config.messages import Located, Path
+from castproxy.config.messages import Located
+from castproxy.config.problems import Severity
+from castproxy.config.source import Loc
+
+__all__ = ["SecretOrigins", "check", "secret_paths"]
 
 MIN_SECRET_KEY_LENGTH = 32
 SECRET_KEY_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -22,19 +24,19 @@ _LITERAL_HINT = "use ${env:NAME} or ${file:PATH} so the secret stays out of the 
 @dataclass(frozen=True)
 class Finding:
     located: Located
-    severity: str = "error"
+    severity: Severity = "error"
 
 
 @dataclass
 class SecretOrigins:
     """Where string values came from: `${...}` references, `:-default` fallbacks, env overrides."""
 
-    referenced: set[Path] = field(default_factory=set)
-    defaults: dict[Path, tuple[str, ...]] = field(default_factory=dict)
-    environment: dict[Path, str] = field(default_factory=dict)  # path -> CASTPROXY_* variable
+    referenced: set[Loc] = field(default_factory=set)
+    defaults: dict[Loc, tuple[str, ...]] = field(default_factory=dict)
+    environment: dict[Loc, str] = field(default_factory=dict)  # path -> CASTPROXY_* variable
 
 
-def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> list[Finding]:
+def check(data: Any, origins: SecretOrigins, line_of: Callable[[Loc], int]) -> list[Finding]:
     if not isinstance(data, dict):
         return []
     findings: list[Finding] = []
@@ -46,7 +48,7 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
     for name, workspace in workspaces.items():
         if not isinstance(workspace, dict):
             continue
-        base: Path = ("workspaces", name)
+        base: Loc = ("workspaces", name)
         auth = _mapping(workspace.get("auth"))
         if auth.get("type") == "oauth2":
             findings += _oauth2(base, auth, has_secret_key)
@@ -63,7 +65,7 @@ def check(data: Any, origins: SecretOrigins, line_of: Callable[[Path], int]) -> 
     return findings
 
 
-def _refresh_of_a_file(base: Path, workspace: dict[str, Any]) -> Iterator[Finding]:
+def _refresh_of_a_file(base: Loc, workspace: dict[str, Any]) -> Iterator[Finding]:
     openapi = workspace.get("openapi")
     if workspace.get("refresh") is not None and isinstance(openapi, str) and not openapi.lower().startswith(
         ("http://", "https://")
@@ -106,7 +108,7 @@ def _store(store: dict[str, Any]) -> Iterator[Finding]:
         yield Finding(Located(("store", "backend"), "store backend redis needs `url` (e.g. redis://127.0.0.1:6379/0)"))
 
 
-def _oauth2(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
+def _oauth2(base: Loc, auth: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
     at = (*base, "auth")
     if not has_secret_key:
         yield Finding(Located((*at, "type"), f"workspace '{base[1]}' uses oauth2, which needs `server.secret_key` "
@@ -146,7 +148,7 @@ def _oauth2(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[
 _REFRESH_KEYS = ("refresh_token_field", "refresh_send_as", "refresh_body_field")
 
 
-def _login(base: Path, auth: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
+def _login(base: Loc, auth: dict[str, Any], has_secret_key: bool) -> Iterator[Finding]:
     """`auth.type: login`: the secret key for the stored token, and the fields that only make sense together."""
     at = (*base, "auth")
     if not has_secret_key:
@@ -195,13 +197,13 @@ def _url_host(url: str) -> str:
 
 
 def _tool_names(
-    base: Path, tools: Any, line_of: Callable[[Path], int], origins: SecretOrigins
+    base: Loc, tools: Any, line_of: Callable[[Loc], int], origins: SecretOrigins
 ) -> Iterator[Finding]:
     if not isinstance(tools, list):
         return
-    first_seen: dict[str, Path] = {}
+    first_seen: dict[str, Loc] = {}
     for index, entry in enumerate(tools):
-        path: Path = (*base, "tools", index)
+        path: Loc = (*base, "tools", index)
         if isinstance(entry, str) and entry != "*":  # "*" is a selector: it names no tool
             name = entry
         elif isinstance(entry, dict) and isinstance(entry.get("name") or entry.get("operation"), str):
@@ -229,7 +231,7 @@ def _is_loopback(host: Any) -> bool:
         return False
 
 
-def _exposure(base: Path, workspace: dict[str, Any], auth: dict[str, Any], server: dict[str, Any]) -> Iterator[Finding]:
+def _exposure(base: Loc, workspace: dict[str, Any], auth: dict[str, Any], server: dict[str, Any]) -> Iterator[Finding]:
     host = server.get("host", "127.0.0.1")
     per_user = auth.get("type") == "oauth2" and auth.get("grant", "authorization_code") == "authorization_code"
     if per_user or workspace.get("inbound") or server.get("identity") or _is_loopback(host):
@@ -241,7 +243,7 @@ def _exposure(base: Path, workspace: dict[str, Any], auth: dict[str, Any], serve
                   "warning")
 
 
-def _base_url_userinfo(base: Path, base_url: Any) -> Iterator[Finding]:
+def _base_url_userinfo(base: Loc, base_url: Any) -> Iterator[Finding]:
     """user:password@ in base_url would travel into `tools` output and binary tool results' URIs."""
     if isinstance(base_url, str) and "@" in base_url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]:
         yield Finding(Located((*base, "base_url"), "`base_url` must not contain user information (user:password@): "
@@ -261,7 +263,7 @@ def _public_url(server: dict[str, Any], workspaces: Mapping[str, Any]) -> Iterat
             return
 
 
-def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
+def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
     """Every value that is a secret by position, with the label used in warnings."""
     server = _mapping(data.get("server"))
     if isinstance(server.get("secret_key"), str):
@@ -276,7 +278,7 @@ def _secret_fields(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
             yield ("server", "admin", "api_keys", index), f"admin api key {index + 1}"
     for name, workspace in _mapping(data.get("workspaces")).items():
         auth = _mapping(_mapping(workspace).get("auth"))
-        at: Path = ("workspaces", name, "auth")
+        at: Loc = ("workspaces", name, "auth")
         for key in ("client_secret", "token", "value"):
             if isinstance(auth.get(key), str):
                 yield (*at, key), f"`{key}`"
@@ -315,7 +317,7 @@ def _literal_secrets(data: dict[str, Any], origins: SecretOrigins) -> Iterator[F
                           "warning")
 
 
-def secret_paths(data: dict[str, Any]) -> set[Path]:
+def secret_paths(data: dict[str, Any]) -> set[Loc]:
     """Where secrets sit in `data` (what `load_config(need_secrets=False)` may leave unresolved)."""
     return {path for path, _ in _secret_fields(data)} | {("store", "url")}
 

@@ -1,9 +1,6 @@
 """The JSON Schema of cast.yaml, generated from the model (what `castproxy schema` prints).
 
-Editors use it through the `yaml-language-server` modeline of cast.yaml. It matches what the
-loader accepts: any number, boolean or pattern-checked text (URLs) may also be written as a
-`${env:...}`/`${file:...}` reference, which the loader resolves before the model checks the value;
-keys of name->value mappings (workspace names, header names) must match their pattern.
+A number, boolean or pattern-checked value may also be written as a `${env:}`/`${file:}` reference.
 """
 
 from __future__ import annotations
@@ -12,6 +9,8 @@ import json
 from typing import Any
 
 from castproxy.config.model import Config
+
+__all__ = ["SCHEMA_DIALECT", "config_schema", "schema_text"]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:castproxy:schema:cast.yaml:v1"
@@ -74,7 +73,7 @@ def _widen(prop: dict[str, Any]) -> dict[str, Any]:
         return prop
     if not _widenable(prop):
         return prop
-    annotations = {key: prop.pop(key) for key in ("title", "description", "default") if key in prop}
+    annotations: dict[str, Any] = {key: prop.pop(key) for key in ("title", "description", "default") if key in prop}
     return {"anyOf": [prop, _REFERENCE], **annotations}
 
 

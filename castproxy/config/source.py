@@ -1,9 +1,6 @@
-"""Reading cast.yaml: plain data plus the line and column of every key and value.
+"""Reading cast.yaml: plain data plus the line and column of every key and value (a `SourceMap` by path).
 
-ruamel.yaml's round-trip loader keeps positions (`.lc`) on every mapping and sequence; this module
-turns its tree into plain dicts, lists and scalars and keeps those positions in a `SourceMap`
-keyed by path (`("workspaces", "test-oauth", "tools", 3)`). YAML syntax errors and duplicate keys
-become positioned messages instead of exceptions, so they can be reported with everything else.
+YAML syntax errors and duplicate keys become positioned messages, reported with everything else.
 """
 
 from __future__ import annotations
@@ -17,7 +14,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
-Path = tuple[str | int, ...]
+__all__ = ["Loc", "ParsedSource", "Position", "SourceMap", "SyntaxProblem", "parse_yaml"]
+
+Loc = tuple[str | int, ...]  # a place in the data: mapping keys and list indexes from the root
 Position = tuple[int, int]  # line, column; both count from 1
 MAX_VALUES = 100_000
 
@@ -33,10 +32,10 @@ class SyntaxProblem:
 class SourceMap:
     """Where each path's key and value start in the file."""
 
-    keys: dict[Path, Position] = field(default_factory=dict)
-    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Loc, Position] = field(default_factory=dict)
+    values: dict[Loc, Position] = field(default_factory=dict)
 
-    def locate(self, path: Path, *, key: bool = False) -> Position:
+    def locate(self, path: Loc, *, key: bool = False) -> Position:
         """The value's position when it starts on its key's line (scalars, flow collections), else the key's.
 
         A path that is not in the file (a missing key, a default) falls back to its nearest parent.
@@ -44,13 +43,13 @@ class SourceMap:
         for end in range(len(path), 0, -1):
             prefix = path[:end]
             key_pos, value_pos = self.keys.get(prefix), self.values.get(prefix)
-            if key_pos is None and value_pos is None:
-                continue
-            if key or end < len(path):
-                return key_pos or value_pos  # type: ignore[return-value]
-            if value_pos is not None and (key_pos is None or value_pos[0] == key_pos[0]):
+            if key_pos is None:
+                if value_pos is None:
+                    continue
                 return value_pos
-            return key_pos  # type: ignore[return-value]
+            if key or end < len(path) or value_pos is None or value_pos[0] != key_pos[0]:
+                return key_pos
+            return value_pos
         return (1, 1)
 
 
@@ -126,7 +125,7 @@ class _Converter:
         self.budget = MAX_VALUES
         self.open: set[int] = set()  # ids of the collections being converted (the current path)
 
-    def plain(self, node: Any, path: Path) -> Any:
+    def plain(self, node: Any, path: Loc) -> Any:
         self.budget -= 1
         if self.budget < 0:
             raise _TooLarge(f"the document expands to more than {MAX_VALUES} values (aliases repeating aliases?)")
@@ -140,7 +139,7 @@ class _Converter:
         finally:
             self.open.discard(id(node))
 
-    def _mapping(self, node: CommentedMap, path: Path) -> dict[str, Any]:
+    def _mapping(self, node: CommentedMap, path: Loc) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for raw_key, value in node.items():
             key = _key_text(raw_key)
@@ -157,7 +156,7 @@ class _Converter:
             result[key] = self.plain(value, child)
         return result
 
-    def _sequence(self, node: CommentedSeq, path: Path) -> list[Any]:
+    def _sequence(self, node: CommentedSeq, path: Loc) -> list[Any]:
         items = []
         for index, value in enumerate(node):
             child = (*path, index)

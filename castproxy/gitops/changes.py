@@ -1,10 +1,6 @@
 """What changed between two inventories (a lock, a config now, a config at a git revision), each change classed.
 
-Tools are paired by operation first (a new name for the same operation is a rename), then by name.
-A pair whose definitions are both known is compared field by field (`schemas` does the schemas);
-when one side is a lock, which holds only digests, a changed tool is reported with class `unknown`.
-Breaking means a caller or a reader of results that worked before may now fail: a tool removed or
-renamed, a new required argument, a narrower type, an enum value removed, a different endpoint.
+Pairing and the meaning of "breaking": docs/architecture.md, "Reviewed tools".
 """
 
 from __future__ import annotations
@@ -16,6 +12,8 @@ from typing import Any, Literal
 
 from castproxy.gitops.lockfile import Inventory, ToolRecord, WorkspaceRecord
 from castproxy.gitops.schemas import Direction, compare_schemas
+
+__all__ = ["Change", "ChangeClass", "Comparison", "compare"]
 
 ChangeClass = Literal["breaking", "non-breaking", "unknown"]
 EXIT_NO_CHANGE = 0

@@ -1,13 +1,5 @@
-"""`castproxy validate` output for CI systems: GitHub Actions workflow commands, or one JSON object.
-
-`--format github` prints `::error file=F,line=L,col=C,title=castproxy validate::message` (and
-`::warning ...`), which the runner turns into annotations on the pull request's lines; `file` is
-relative to the repository ($GITHUB_WORKSPACE), the way GitHub matches it. Escaping follows
-the runner's rules: in the message `%`, CR and LF; in properties also `:` and `,`.
-
-`--format json` prints {"config", "valid", "offline", "errors", "warnings", "problems": [{"file",
-"line", "column", "severity", "message"}], "workspaces": [{"name", "auth", "tools", "url"}],
-"redirect_uri"}; `workspaces` is empty and `redirect_uri` null unless the config is valid.
+"""`castproxy validate` output for CI systems: GitHub Actions workflow commands, or one JSON object
+(shapes and escaping: docs/gitops.md).
 """
 
 from __future__ import annotations
@@ -19,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from castproxy.config.problems import Problem
+
+__all__ = ["escape_data", "escape_property", "github_command", "validate_json"]
 
 TITLE = "castproxy validate"
 

@@ -1,10 +1,4 @@
-"""`castproxy lock` and `castproxy diff`.
-
-lock: exit 0 written (or already up to date), 1 when the config or a spec cannot be used; with
-`--check`, 0 in sync and 1 out of date (the changes printed) or no lock. diff: 0 no change, 1
-changes none of which is known to be breaking (or the comparison could not be made: the reason is
-on stderr and stdout stays empty), 3 breaking changes. Usage errors are 2, as everywhere.
-"""
+"""`castproxy lock` and `castproxy diff` (exit codes: docs/gitops.md)."""
 
 from __future__ import annotations
 
@@ -22,6 +16,8 @@ from castproxy.gitops.changes import Comparison, compare
 from castproxy.gitops.lockfile import Inventory, LockError, lock_path, parse_lock, read_lock, render_lock
 from castproxy.gitops.report import render
 from castproxy.gitops.sources import GitError, committed_definitions, git_revision, inventory_of, load_for_review
+
+__all__ = ["diff", "lock"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1

@@ -1,11 +1,6 @@
 """Drift at serve time: each workspace's compiled tools against the lock beside the config.
 
-`LockGuard` runs inside every snapshot build (start and reload). A workspace drifts when its tools
-(names, operations, endpoints, definition digests) or the base URL taken from its spec differ from
-the lock. `server.lock: warn` logs the drift and serves what was compiled; `enforce` serves the
-last reviewed tools instead (the previous snapshot's, or rebuilt from a spec document whose digest
-is the locked one, if this process still holds it) and otherwise refuses the workspace with a
-503 naming the reason; `off` reads no lock. An enforce config without a readable lock is rejected.
+`LockGuard` runs inside every snapshot build; `server.lock` says what drift does (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -32,6 +27,8 @@ from castproxy.gitops.lockfile import (
 from castproxy.gitops.report import sentence
 from castproxy.gitops.sources import with_definitions
 from castproxy.openapi.loader import cached_document, is_url, safe_url
+
+__all__ = ["DriftReport", "LockGuard", "lock_problems", "metric_lines"]
 
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig
@@ -216,7 +213,7 @@ class LockGuard:
             return None
         try:
             candidate = rebuild(document)
-        except Exception as exc:  # the reviewed spec no longer compiles with this config: nothing to serve
+        except Exception as exc:  # catch-all on purpose: whatever stops serve's rebuild, there is nothing to serve
             log.warning("the reviewed spec could not be rebuilt", extra={"fields": {"workspace": name,
                                                                                     "error": str(exc)}})
             return None

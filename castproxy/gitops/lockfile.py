@@ -1,10 +1,6 @@
 """cast.lock: the tools a config exposes, as last reviewed, recorded as digests.
 
-Per workspace: the spec's source and the digest of the loaded document, and the base URL when it
-comes from the spec's servers; per tool: name, operation, method, path and the digest of its
-published definition (canonical JSON: sorted keys, no whitespace, UTF-8). The file is written in a
-fixed YAML subset, sorted, so two runs on any machine give the same bytes and a pull request shows
-one small block per changed tool.
+Written in a fixed, sorted YAML subset, so any machine writes the same bytes (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -22,6 +18,11 @@ import yaml
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.source import SourceMap, parse_yaml
 from castproxy.openapi.model import ToolDefinition
+
+__all__ = [
+    "DIGEST_PREFIX", "Inventory", "LockError", "ToolRecord", "WorkspaceRecord", "digest_of", "lock_path",
+    "parse_lock", "published_definition", "read_lock", "render_lock", "sorted_inventory", "tool_record"
+]
 
 LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock"
@@ -106,14 +107,8 @@ def published_definition(tool: ToolDefinition) -> dict[str, Any]:
 
 def tool_record(tool: ToolDefinition) -> ToolRecord:
     definition = published_definition(tool)
-    return ToolRecord(
-        name=tool.name,
-        operation=tool.operation_id,
-        method=tool.operation.method,
-        path=tool.operation.path,
-        digest=digest_of(definition),
-        definition=definition,
-    )
+    return ToolRecord(name=tool.name, operation=tool.operation_id, method=tool.operation.method,
+                      path=tool.operation.path, digest=digest_of(definition), definition=definition)
 
 
 def sorted_inventory(workspaces: list[WorkspaceRecord]) -> Inventory:

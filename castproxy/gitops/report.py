@@ -1,9 +1,6 @@
 """A comparison printed for people (text), for a pull request comment (markdown) or for programs (json).
 
-The JSON shape is stable (docs/gitops.md): {"old", "new", "result", "exit_code", "summary",
-"changes": [{"workspace", "tool", "kind", "class", "message", "argument", "schema", "before",
-"after"}], "notes"}. Markdown escapes everything that comes from a spec or a config, so a spec's
-description cannot add links, images, HTML or @mentions to the comment.
+The JSON shape is stable (docs/gitops.md); markdown escapes everything that comes from a spec or config.
 """
 
 from __future__ import annotations
@@ -14,6 +11,8 @@ from itertools import groupby
 from typing import Any
 
 from castproxy.gitops.changes import Change, Comparison
+
+__all__ = ["markdown", "render", "sentence"]
 
 FORMATS = ("text", "markdown", "json")
 COMMENT_MARKER = "<!-- castproxy-diff -->"  # lets a workflow find and update its earlier comment

@@ -1,11 +1,5 @@
-"""Two JSON Schemas of one tool (its input, or its output) compared keyword by keyword, each difference classed.
-
-Local `$ref`s (`#/$defs/Name`, or any `#/...` pointer) are resolved within each tool's own schema
-first, so moving a schema into `$defs` is no change; a recursive schema is walked once per pair of
-refs. Each difference makes the schema accept fewer values ("narrower"), more ("wider"), some of
-each, or is only words (descriptions). For an input, narrower is breaking: a call that worked may
-now be refused (a new required argument, a narrower type, an enum value removed). For an output it
-is the other way round: wider is breaking for whoever reads the result.
+"""Two JSON Schemas of one tool (its input, or its output) compared keyword by keyword, each difference classed
+as narrower, wider or words (docs/architecture.md, "Reviewed tools").
 """
 
 from __future__ import annotations
@@ -15,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
+
+__all__ = ["Direction", "SchemaChange", "compare_schemas"]
 
 Direction = Literal["input", "output"]
 Effect = Literal["narrower", "wider", "both", "words"]
@@ -45,7 +41,7 @@ class SchemaChange:
 
 def compare_schemas(old: Any, new: Any, direction: Direction) -> list[SchemaChange]:
     """The differences between two versions of one tool's input (or output) schema."""
-    walk = _Walk(old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}, direction)
+    walk = _SchemaComparison(old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}, direction)
     walk.compare("", old, new, 0)
     return walk.changes
 
@@ -101,7 +97,9 @@ def _pointer(root: Mapping[str, Any], ref: str) -> Any:
 
 
 @dataclass
-class _Walk:
+class _SchemaComparison:
+    """One comparison of an old and a new schema: the changes found so far and the `$ref` pairs being walked."""
+
     old_root: Mapping[str, Any]
     new_root: Mapping[str, Any]
     direction: Direction

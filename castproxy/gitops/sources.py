@@ -1,9 +1,6 @@
 """The sides of a comparison: a config compiled now, the same config as of a git revision, or its lock.
 
-Configs are loaded without their secrets (`need_secrets=False`): reviewing tools never needs a
-credential, and CI jobs for pull requests usually have none. A git revision is materialised with
-`git show REV:PATH` into a temporary folder: the config and the local spec files it names (with
-the spec's folder when the spec refers to other files), so relative paths resolve as they did then.
+Configs load without their secrets; a revision is materialised with `git show` into a temporary folder.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.config.model import Workspace
 from castproxy.config.problems import ConfigError, Problem
 from castproxy.config.source import parse_yaml
+from castproxy.errors import CastproxyError
 from castproxy.gitops.lockfile import DIGEST_PREFIX, Inventory, WorkspaceRecord, sorted_inventory, tool_record
 from castproxy.openapi.loader import is_url, safe_url
 from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
@@ -31,7 +29,7 @@ _SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 _NON_LOCAL_REF = re.compile(rb"""["']?\$ref["']?\s*:\s*["']?(?!#)[^\s"']""")
 
 
-class GitError(Exception):
+class GitError(CastproxyError):
     """git could not give what was asked (no repository, unknown revision, git missing)."""
 
 

@@ -1,16 +1,7 @@
 """Fitting one tool's schema into its byte budget (`max_schema_bytes`, measured as compact UTF-8 JSON).
 
-A converted root schema refers to named schemas as `{"$ref": "#/$defs/NAME"}`. `SchemaFitter.fit`
-walks those references breadth first and includes each named schema whole while the budget allows,
-nearest first and smaller before wider; the rest become permissive stubs (their types and required
-properties, and a description saying what was collapsed). A root that is too big on its own is cut
-level by level, the deepest first and the widest first within a level; the top-level arguments and
-their types always stay. Then a named schema used once is inlined, and one used several times stays
-under `$defs` unless inlining a small leaf is shorter.
-
-A stub only drops assertions, so it accepts every value the full schema accepts; nothing under
-`not`, `if`, `contains`, `oneOf` or beside `unevaluated*` is collapsed (there dropping an
-assertion could reject more), and named schemas referenced from there are always included whole.
+What is included, collapsed or inlined, and why a collapse never refuses more: docs/architecture.md,
+"Schema budget".
 """
 
 from __future__ import annotations
@@ -25,13 +16,15 @@ import orjson
 
 from castproxy.openapi.schema import DEFS_PREFIX, Context, SchemaConverter
 
+__all__ = ["DEFAULT_MAX_SCHEMA_BYTES", "MIN_SCHEMA_BYTES", "SchemaFitter", "format_bytes", "size_of"]
+
 DEFAULT_MAX_SCHEMA_BYTES = 32 * 1024
 MIN_SCHEMA_BYTES = 1024
 MAX_LISTED_COLLAPSES = 5
 SHORT_DESCRIPTION = 120
 COLLAPSED = "collapsed: too large"
 
-Path = tuple[str | int, ...]
+SchemaPath = tuple[str | int, ...]
 STUB, LEAN, FULL = 0, 1, 2  # how much of a named schema a tool includes
 ROOM_STEP = 256  # plans are shared between tools whose room differs by less than this
 
@@ -68,7 +61,7 @@ def format_bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-class _Info:
+class _SchemaFacts:
     """What the fitter needs to know about one converted schema (a named one, or a tool's root)."""
 
     __slots__ = ("lean", "lean_size", "name", "pinned", "refs", "sites", "size", "stub", "stub_size")
@@ -78,7 +71,7 @@ class _Info:
         self.size = size
         self.refs = refs  # names referenced where a collapse may happen, with how many times, in order
         self.pinned = pinned  # names referenced where a collapse must not happen (under `not`, ...)
-        self.sites: list[tuple[Path, str, bool]] | None = None  # where each reference is (found on first need)
+        self.sites: list[tuple[SchemaPath, str, bool]] | None = None  # where each reference is (found on first need)
         self.stub: dict[str, Any] | None = None
         self.stub_size = 0
         self.lean: Any = None
@@ -106,12 +99,12 @@ def _scan(node: Any) -> tuple[int, dict[str, int], tuple[str, ...]]:
     return size, refs, pinned
 
 
-def _ref_sites(root: Any) -> list[tuple[Path, str, bool]]:
+def _ref_sites(root: Any) -> list[tuple[SchemaPath, str, bool]]:
     """Every `{"$ref": "#/$defs/NAME"}` under `root`: (path, NAME, whether it sits where a collapse
     must not happen)."""
-    sites: list[tuple[Path, str, bool]] = []
+    sites: list[tuple[SchemaPath, str, bool]] = []
 
-    def visit(node: Any, path: Path, unsafe: bool) -> None:
+    def visit(node: Any, path: SchemaPath, unsafe: bool) -> None:
         if not isinstance(node, dict):
             return
         ref = node.get("$ref")
@@ -136,19 +129,19 @@ def _ref_sites(root: Any) -> list[tuple[Path, str, bool]]:
     return sites
 
 
-def _at(node: Any, path: Path) -> Any:
+def _at(node: Any, path: SchemaPath) -> Any:
     for step in path:
         node = node[step]
     return node
 
 
-def _replace(node: Any, replacements: dict[Path, Any]) -> Any:
+def _replace(node: Any, replacements: dict[SchemaPath, Any]) -> Any:
     """A copy of `node` with the values at the given paths replaced; untouched branches stay shared."""
     if not replacements:
         return node
     if () in replacements:
         return replacements[()]
-    heads: dict[str | int, dict[Path, Any]] = {}
+    heads: dict[str | int, dict[SchemaPath, Any]] = {}
     for path, value in replacements.items():
         heads.setdefault(path[0], {})[path[1:]] = value
     copy: Any = dict(node) if isinstance(node, dict) else list(node)
@@ -213,7 +206,7 @@ def _short(description: Any) -> str:
     return text
 
 
-class _Plan:
+class _InclusionPlan:
     """Which named schemas one set of references includes, how much of each, and which are inlined;
     shared by every tool with those references and that room."""
 
@@ -247,9 +240,9 @@ class _Plan:
             self.built[name] = done
         return done
 
-    def replacements(self, sites: list[tuple[Path, str, bool]], node: Any) -> dict[Path, Any]:
+    def replacements(self, sites: list[tuple[SchemaPath, str, bool]], node: Any) -> dict[SchemaPath, Any]:
         """The inlined schemas for the references at `sites` in `node`."""
-        replacements: dict[Path, Any] = {}
+        replacements: dict[SchemaPath, Any] = {}
         for path, name, _ in sites:
             if name not in self.inline or name not in self.state:
                 continue
@@ -271,9 +264,9 @@ class SchemaFitter:
         self.converter = converter
         self.context = context
         self.budget = budget
-        self._infos: dict[str, _Info] = {}
+        self._infos: dict[str, _SchemaFacts] = {}
         self._types: dict[str, frozenset[str] | None] = {}
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], _InclusionPlan] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -329,7 +322,7 @@ class SchemaFitter:
             out = {**out, "$defs": plan.defs}
         return out, [*collapsed, *plan.collapsed], plan.included, size + plan.total
 
-    def _plan(self, refs: dict[str, int], forced: list[str], room: int) -> _Plan:
+    def _plan(self, refs: dict[str, int], forced: list[str], room: int) -> _InclusionPlan:
         state, total = self._grow(refs, forced, room, FULL)
         if STUB in state.values():  # structure before prose: every schema lean, then whole where room is left
             state, total = self._grow(refs, forced, room, LEAN)
@@ -353,7 +346,7 @@ class SchemaFitter:
             marker = len(name) + 19  # {"$ref":"#/$defs/NAME"}
             if count <= 1 or (leaf and count * size <= size + self._entry(name) + count * marker):
                 inline.add(name)
-        plan = _Plan(self, state, inline, total)
+        plan = _InclusionPlan(self, state, inline, total)
         plan.defs = {name: plan.content(name) for name in sorted(state) if name not in inline and counts.get(name, 0)}
         used = [name for name in state if counts.get(name, 0)]
         plan.collapsed = [f"schema {name}" for name in sorted(name for name in used if state[name] == STUB)]
@@ -565,11 +558,11 @@ class SchemaFitter:
         found = self.converter.definition_for(DEFS_PREFIX + name, self.context)
         return found.body if found is not None else {}
 
-    def _info(self, name: str) -> _Info:
+    def _info(self, name: str) -> _SchemaFacts:
         info = self._infos.get(name)
         if info is None:
             size, refs, pinned = _scan(self._body(name))
-            info = self._infos[name] = _Info(name, size, refs, pinned)
+            info = self._infos[name] = _SchemaFacts(name, size, refs, pinned)
         return info
 
 
@@ -589,11 +582,11 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-def _tree(root: dict[str, Any]) -> list[tuple[Path, int, int]]:
+def _tree(root: dict[str, Any]) -> list[tuple[SchemaPath, int, int]]:
     """The collapsible subschemas of the root's arguments: (path, depth, parent index); arguments are depth 1."""
-    nodes: list[tuple[Path, int, int]] = []
+    nodes: list[tuple[SchemaPath, int, int]] = []
 
-    def visit(node: Any, path: Path, depth: int, parent: int, unsafe: bool) -> None:
+    def visit(node: Any, path: SchemaPath, depth: int, parent: int, unsafe: bool) -> None:
         if not isinstance(node, dict):
             return
         index = parent
@@ -620,14 +613,14 @@ def _tree(root: dict[str, Any]) -> list[tuple[Path, int, int]]:
     return nodes
 
 
-def _ancestor_indexes(index: int, nodes: list[tuple[Path, int, int]]) -> Iterator[int]:
+def _ancestor_indexes(index: int, nodes: list[tuple[SchemaPath, int, int]]) -> Iterator[int]:
     parent = nodes[index][2]
     while parent != -1:
         yield parent
         parent = nodes[parent][2]
 
 
-def _saved_below(nodes: list[tuple[Path, int, int]], savings: list[int], chosen: set[int]) -> dict[int, int]:
+def _saved_below(nodes: list[tuple[SchemaPath, int, int]], savings: list[int], chosen: set[int]) -> dict[int, int]:
     """For each node, what the collapses already chosen beneath it save."""
     below: dict[int, int] = {}
     for i in chosen:
@@ -636,13 +629,13 @@ def _saved_below(nodes: list[tuple[Path, int, int]], savings: list[int], chosen:
     return below
 
 
-def _level_gain(nodes: list[tuple[Path, int, int]], savings: list[int], chosen: set[int], level: int) -> int:
+def _level_gain(nodes: list[tuple[SchemaPath, int, int]], savings: list[int], chosen: set[int], level: int) -> int:
     """What collapsing every node at `level` saves beyond the collapses already chosen (all deeper)."""
     below = _saved_below(nodes, savings, chosen)
     return sum(max(savings[i] - below.get(i, 0), 0) for i, (_, depth, _) in enumerate(nodes) if depth == level)
 
 
-def _argument_path(path: Path) -> str:
+def _argument_path(path: SchemaPath) -> str:
     """`properties/body/properties/members/items` -> `body.members[]` (how a user names that part)."""
     parts: list[str] = []
     steps = list(path)

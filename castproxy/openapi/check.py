@@ -7,6 +7,8 @@ from castproxy.config.loader import LoadedConfig
 from castproxy.config.problems import Problem
 from castproxy.openapi.workspace import WorkspaceError, compile_workspace
 
+__all__ = ["check_config"]
+
 MAX_WARNINGS_PER_WORKSPACE = 20
 
 

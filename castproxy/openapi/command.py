@@ -1,15 +1,6 @@
 """`castproxy tools`: the MCP tools a workspace (or one spec alone) exposes, as clients will see them.
 
-`--json` prints one JSON object, stable for CI pipelines to parse:
-
-    {"tools": [{"name", "operationId", "method", "path", "title", "description", "input_schema",
-                "output_schema" (only when published), "annotations"}, ...],
-     "base_url": "...", "warnings": ["...", ...]}
-
-Tools come in config order (a workspace) or spec order (`--spec`); with `--search "QUERY"` only the
-best `--limit` (default 10) for that task, best first, in the same shape. Without `--json`, a
-readable list goes to stdout and compiler warnings to stderr. Exit 0 ok, 1 when the config or spec
-is unusable. The JSON is written tool by tool (Graph's 22,000 tools are hundreds of megabytes as one string).
+The `--json` shape is stable (docs/architecture.md, "`castproxy tools --json`"); it is written tool by tool.
 """
 
 from __future__ import annotations
@@ -26,6 +17,8 @@ from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, load_document, safe_url
 from castproxy.openapi.model import ToolDefinition
+
+__all__ = ["tools"]
 
 if TYPE_CHECKING:
     from castproxy.config.problems import Problem

@@ -1,11 +1,11 @@
 """Compiling an OpenAPI document into MCP tool definitions: one tool per operation.
 
-`compile_spec` is pure and cached by the document's content hash, so a config reload that does not
-change the spec costs nothing. What a tool cannot represent is a warning naming the operation.
+`compile_spec` is pure and cached by content hash; what a tool cannot represent is a warning naming it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -17,13 +17,24 @@ from typing import Any
 
 from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES, MIN_SCHEMA_BYTES, SchemaFitter, format_bytes
 from castproxy.openapi.loader import SpecError, gc_paused
-from castproxy.openapi.model import BodyPart, BodySpec, CompiledSpec, Operation, ParameterSpec, ToolDefinition
+from castproxy.openapi.model import (
+    BodyPart,
+    BodySpec,
+    CompiledSpec,
+    Operation,
+    ParameterKind,
+    ParameterLocation,
+    ParameterSpec,
+    ToolDefinition,
+)
 from castproxy.openapi.naming import argument_name, assign_names, operation_name
 from castproxy.openapi.refs import RefResolver
-from castproxy.openapi.schema import NODE_BUDGET, REQUEST, RESPONSE, SchemaConverter, Sink
+from castproxy.openapi.schema import NODE_BUDGET, REQUEST, RESPONSE, SchemaConverter
+
+__all__ = ["METHODS", "compile_spec"]
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-LOCATIONS = ("path", "query", "header", "cookie")
+LOCATIONS: tuple[ParameterLocation, ...] = ("path", "query", "header", "cookie")
 MAX_DESCRIPTION = 1024
 MAX_TITLE = 120
 MAX_LISTED_COLLAPSES = 5
@@ -41,12 +52,34 @@ _PATH_PLACEHOLDER = re.compile(r"{([^{}]+)}")
 _CACHE_SIZE = 16
 _TOO_DEEP = "the document nests too deeply to compile (thousands of levels)"
 
+# A parameter's property schema, its shape (for serialisation) and its `content` media type, if any.
+_ParameterSchema = tuple[Any, ParameterKind, str | None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RequestBody:
+    """The media type picked from a requestBody, and what the body says about itself."""
+
+    content_type: str
+    media: dict[str, Any]
+    required: bool
+    description: str
+
+    @property
+    def base(self) -> str:
+        return self.content_type.split(";")[0].strip().lower()
+
+    @property
+    def is_form(self) -> bool:
+        return self.base == "application/x-www-form-urlencoded" or self.base.startswith("multipart/")
+
+
 _cache: OrderedDict[tuple[str, bool, int], CompiledSpec] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
 def compile_spec(
-    document: dict, *, output_schema: bool = False, max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
+    document: dict[str, Any], *, output_schema: bool = False, max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
 ) -> CompiledSpec:
     """One `ToolDefinition` per operation of an OpenAPI 3.x (or Swagger 2.0) document; every tool's
     input (and output) schema within `max_schema_bytes` of compact JSON."""
@@ -73,12 +106,12 @@ def compile_spec(
     return compiled
 
 
-def _digest(document: dict) -> str:
+def _digest(document: dict[str, Any]) -> str:
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _Draft:
+class _UnnamedTool:
     """One operation on its way to a tool; the name is assigned once all operations are known."""
 
     __slots__ = ("label", "method", "operation_id", "path", "tool", "warnings")
@@ -98,8 +131,41 @@ class _Draft:
             self.warnings.append(text)
 
 
+class _Arguments:
+    """The input schema's properties as parameters, then the body, claim them (names stay unique)."""
+
+    __slots__ = ("properties", "required", "taken")
+
+    def __init__(self) -> None:
+        self.properties: dict[str, Any] = {}
+        self.required: list[str] = []
+        self.taken: set[str] = set()
+
+    def claim(self, argument: str, location: str) -> str:
+        """`argument`, or `LOCATION_argument` (then numbered) when another parameter has it already."""
+        name = argument
+        if name in self.taken:
+            name = f"{location}_{argument}"[:64]
+            counter = 2
+            while name in self.taken:
+                name = f"{location}_{argument}"[:60] + f"_{counter}"
+                counter += 1
+        self.taken.add(name)
+        return name
+
+    def add(self, argument: str, schema: Any, *, required: bool) -> None:
+        self.taken.add(argument)
+        self.properties[argument] = schema
+        if required:
+            self.required.append(argument)
+
+
+# Declared parameters by (name, location): the parameter object and the `$ref` it came from.
+_Declared = dict[tuple[str, ParameterLocation], tuple[dict[str, Any], str | None]]
+
+
 class _Compiler:
-    def __init__(self, document: dict, *, output_schema: bool, max_schema_bytes: int) -> None:
+    def __init__(self, document: dict[str, Any], *, output_schema: bool, max_schema_bytes: int) -> None:
         if not isinstance(document, dict):
             raise SpecError("not an OpenAPI document (the top level is not a mapping)")
         if "openapi" not in document and str(document.get("swagger")) == "2.0":
@@ -118,7 +184,7 @@ class _Compiler:
         self.max_schema_bytes = max_schema_bytes
         self.fit_input = SchemaFitter(self.schemas, REQUEST, max_schema_bytes)
         self.fit_output = SchemaFitter(self.schemas, RESPONSE, max_schema_bytes)
-        self._params: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
+        self._params: dict[str, tuple[_ParameterSchema, tuple[str, ...]]] = {}
         self._specs: dict[tuple[Any, ...], ParameterSpec] = {}  # Graph repeats `{user-id}` in thousands
 
     def run(self) -> CompiledSpec:
@@ -126,7 +192,7 @@ class _Compiler:
         if not isinstance(paths, dict):
             raise SpecError("'paths' must be a mapping")
         global_warnings: list[str] = []
-        drafts: list[_Draft] = []
+        drafts: list[_UnnamedTool] = []
         for path, raw_item in paths.items():
             item, _ = self.resolver.follow(raw_item, f"path {path}")
             if not isinstance(item, dict):
@@ -137,7 +203,7 @@ class _Compiler:
                 op = item.get(method)
                 if op is None:
                     continue
-                draft = _Draft(method.upper(), path, _operation_id(op))
+                draft = _UnnamedTool(method.upper(), path, _operation_id(op))
                 if not isinstance(op, dict):
                     global_warnings.append(f"{draft.label}: not an operation object; left out")
                     continue
@@ -149,13 +215,7 @@ class _Compiler:
         warnings = list(global_warnings)
         for draft, name in zip(drafts, names, strict=True):
             assert draft.tool is not None
-            tool = draft.tool
-            tools.append(ToolDefinition(
-                name=name, operation_id=tool.operation_id, description=tool.description,
-                input_schema=tool.input_schema, operation=tool.operation, title=tool.title,
-                annotations=tool.annotations, output_schema=tool.output_schema, warnings=tuple(draft.warnings),
-                tags=tool.tags, security_scopes=tool.security_scopes,
-            ))
+            tools.append(dataclasses.replace(draft.tool, name=name, warnings=tuple(draft.warnings)))
             warnings.extend(draft.warnings)
         return CompiledSpec(
             title=_title(self.document), servers=_servers(self.document), tools=tuple(tools), warnings=tuple(warnings)
@@ -163,15 +223,13 @@ class _Compiler:
 
     # -- one operation ------------------------------------------------------------------------
 
-    def _operation(self, draft: _Draft, op: dict[str, Any], common: Any, item: dict[str, Any]) -> None:
+    def _operation(self, draft: _UnnamedTool, op: dict[str, Any], common: Any, item: dict[str, Any]) -> None:
         self.schemas.where = draft.label
         self.schemas.budget = NODE_BUDGET
-        sink = Sink()
-        properties: dict[str, Any] = {}
-        required: list[str] = []
-        taken: set[str] = set()
-        parameters = self._parameters(draft, op, common, properties, required, taken, sink)
-        body = self._body(draft, op, properties, required, taken, sink)
+        warnings: list[str] = []
+        arguments = _Arguments()
+        parameters = self._parameters(draft, op, common, arguments, warnings)
+        body = self._body(draft, op, arguments, warnings)
         if op.get("servers") or item.get("servers"):
             draft.warn("declares its own servers; calls go to the workspace's base URL")
         if op.get("callbacks"):
@@ -179,33 +237,27 @@ class _Compiler:
 
         # The dialect named explicitly (SEP-1613): 2020-12 is MCP's default, but clients that look for `$schema`
         # (the conformance suite among them) then know it without guessing.
-        input_schema: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT, "type": "object", "properties": properties}
-        if required:
-            input_schema["required"] = required
+        input_schema: dict[str, Any] = {
+            "$schema": JSON_SCHEMA_DIALECT, "type": "object", "properties": arguments.properties}
+        if arguments.required:
+            input_schema["required"] = arguments.required
         input_schema["additionalProperties"] = False
-        for message in sink.warnings:
+        for message in warnings:
             draft.warn(message)
         input_schema = self._fit(draft, self.fit_input, input_schema, "input schema")
         output = self._output_schema(draft, op) if self.output_schema else None
 
         summary = _text(op.get("summary"))
         title = summary if summary and len(summary) <= MAX_TITLE else None
-        annotations = _annotations(draft.method, title)
+        description = _description(summary, _text(op.get("description")), op.get("deprecated") is True,
+                                   draft.method, draft.path)
+        operation = Operation(method=draft.method, path=draft.path, parameters=parameters, body=body)
         draft.tool = ToolDefinition(
-            name="",
-            operation_id=draft.operation_id,
-            description=_description(summary, _text(op.get("description")), op.get("deprecated") is True,
-                                     draft.method, draft.path),
-            input_schema=input_schema,
-            operation=Operation(method=draft.method, path=draft.path, parameters=parameters, body=body),
-            title=title,
-            annotations=annotations,
-            output_schema=output,
-            tags=_tags(op.get("tags")),
-            security_scopes=_security_scopes(self.document, op),
-        )
+            name="", operation_id=draft.operation_id, description=description, input_schema=input_schema,
+            operation=operation, title=title, annotations=_annotations(draft.method, title), output_schema=output,
+            tags=_tags(op.get("tags")), security_scopes=_security_scopes(self.document, op))
 
-    def _fit(self, draft: _Draft, fitter: SchemaFitter, root: dict[str, Any], what: str) -> dict[str, Any]:
+    def _fit(self, draft: _UnnamedTool, fitter: SchemaFitter, root: dict[str, Any], what: str) -> dict[str, Any]:
         schema, collapsed, warnings = fitter.fit(root)
         for message in warnings:
             draft.warn(message)
@@ -217,34 +269,12 @@ class _Compiler:
                        f"collapsed to permissive schemas: {shown}")
         return schema
 
-    def _parameters(
-        self, draft: _Draft, op: dict[str, Any], common: Any, properties: dict[str, Any], required: list[str],
-        taken: set[str], sink: Sink,
-    ) -> tuple[ParameterSpec, ...]:
-        declared: dict[tuple[str, str], tuple[dict[str, Any], str | None]] = {}
-        for group in (common, op.get("parameters") or []):
-            if not isinstance(group, list):
-                draft.warn("'parameters' is not a list; left out")
-                continue
-            for raw in group:
-                param, ref = self.resolver.follow(raw, draft.label)
-                if not isinstance(param, dict) or not isinstance(param.get("name"), str):
-                    draft.warn("a parameter without a name; left out")
-                    continue
-                location = param.get("in")
-                if location not in LOCATIONS:
-                    draft.warn(f"parameter {param['name']!r} is in {location!r} (not path, query, header or cookie); "
-                               "left out")
-                    continue
-                if location == "header" and param["name"].lower() in _IGNORED_HEADERS:
-                    draft.warn(f"header parameter {param['name']!r} is set by castproxy, not by the caller; left out")
-                    continue
-                if location == "header" and _is_forwarding(param["name"]):
-                    draft.warn(f"header parameter {param['name']!r} would let a caller forge forwarding "
-                               "information (client address, host or scheme) sent upstream; left out")
-                    continue
-                declared[(param["name"], location)] = (param, ref)
+    # -- parameters ---------------------------------------------------------------------------
 
+    def _parameters(
+        self, draft: _UnnamedTool, op: dict[str, Any], common: Any, arguments: _Arguments, warnings: list[str]
+    ) -> tuple[ParameterSpec, ...]:
+        declared = self._declared_parameters(draft, op, common)
         placeholders = _PATH_PLACEHOLDER.findall(draft.path)
         for name in placeholders:
             if (name, "path") not in declared:
@@ -259,44 +289,72 @@ class _Compiler:
                 if location == "path" and name not in placeholders:
                     draft.warn(f"path parameter {name!r} does not appear in the path; left out")
                     continue
-                argument = _claim(argument_name(name), location, taken)
-                schema, kind, content_type = self._parameter_schema(param, ref, sink)
-                if argument != name:
-                    schema = _describe(schema, f"Sent as the {location} parameter `{name}`.", prepend=True)
-                properties[argument] = schema
-                is_required = location == "path" or param.get("required") is True
-                if is_required:
-                    required.append(argument)
-                style = param.get("style")
-                if not isinstance(style, str):
-                    style = "form" if location in ("query", "cookie") else "simple"
-                explode = param.get("explode")
-                exploded = explode if isinstance(explode, bool) else style == "form"
-                reserved = param.get("allowReserved") is True
-                fields = (name, location, argument, is_required, style, exploded, reserved, kind, content_type)
-                parameter = self._specs.get(fields)
-                if parameter is None:
-                    parameter = self._specs[fields] = ParameterSpec(
-                        name=name, location=location, argument=argument, required=is_required, style=style,
-                        explode=exploded, allow_reserved=reserved, kind=kind, content_type=content_type,
-                    )
-                specs.append(parameter)
+                specs.append(self._parameter(name, location, param, ref, arguments, warnings))
         return tuple(specs)
 
-    def _parameter_schema(self, param: dict[str, Any], ref: str | None, sink: Sink) -> tuple[Any, str, str | None]:
+    def _declared_parameters(self, draft: _UnnamedTool, op: dict[str, Any], common: Any) -> _Declared:
+        """The path item's and the operation's parameters (the operation's win), minus those left out."""
+        declared: _Declared = {}
+        for group in (common, op.get("parameters") or []):
+            if not isinstance(group, list):
+                draft.warn("'parameters' is not a list; left out")
+                continue
+            for raw in group:
+                param, ref = self.resolver.follow(raw, draft.label)
+                if not isinstance(param, dict) or not isinstance(param.get("name"), str):
+                    draft.warn("a parameter without a name; left out")
+                    continue
+                location, name = param.get("in"), param["name"]
+                if location not in LOCATIONS:
+                    draft.warn(f"parameter {name!r} is in {location!r} (not path, query, header or cookie); left out")
+                elif location == "header" and name.lower() in _IGNORED_HEADERS:
+                    draft.warn(f"header parameter {name!r} is set by castproxy, not by the caller; left out")
+                elif location == "header" and _is_forwarding(name):
+                    draft.warn(f"header parameter {name!r} would let a caller forge forwarding "
+                               "information (client address, host or scheme) sent upstream; left out")
+                else:
+                    declared[(name, location)] = (param, ref)
+        return declared
+
+    def _parameter(
+        self, name: str, location: ParameterLocation, param: dict[str, Any], ref: str | None, arguments: _Arguments,
+        warnings: list[str],
+    ) -> ParameterSpec:
+        argument = arguments.claim(argument_name(name), location)
+        schema, kind, content_type = self._parameter_schema(param, ref, warnings)
+        if argument != name:
+            schema = _with_description(schema, f"Sent as the {location} parameter `{name}`.", prepend=True)
+        is_required = location == "path" or param.get("required") is True
+        arguments.add(argument, schema, required=is_required)
+        style = param.get("style")
+        if not isinstance(style, str):
+            style = "form" if location in ("query", "cookie") else "simple"
+        explode = param.get("explode")
+        exploded = explode if isinstance(explode, bool) else style == "form"
+        reserved = param.get("allowReserved") is True
+        fields = (name, location, argument, is_required, style, exploded, reserved, kind, content_type)
+        parameter = self._specs.get(fields)
+        if parameter is None:
+            parameter = self._specs[fields] = ParameterSpec(
+                name=name, location=location, argument=argument, required=is_required, style=style,
+                explode=exploded, allow_reserved=reserved, kind=kind, content_type=content_type,
+            )
+        return parameter
+
+    def _parameter_schema(self, param: dict[str, Any], ref: str | None, warnings: list[str]) -> _ParameterSchema:
         """The property schema of one parameter (memoised per `$ref`: GitHub reuses a few hundred)."""
         if ref is not None and ref in self._params:
-            schema_kind, warnings = self._params[ref]
-            sink.warnings.extend(warnings)
-            return schema_kind["schema"], schema_kind["kind"], schema_kind["content_type"]
-        inner = Sink()
+            result, remembered = self._params[ref]
+            warnings.extend(remembered)
+            return result
+        inner: list[str] = []
         content_type: str | None = None
         raw: Any = param.get("schema")
         if raw is None and isinstance(param.get("content"), dict) and param["content"]:
             content_type, media = next(iter(param["content"].items()))
             raw = media.get("schema", {}) if isinstance(media, dict) else {}
         if raw is None:
-            inner.warnings.append(f"parameter {param['name']!r} has no schema; taken as a string")
+            inner.append(f"parameter {param['name']!r} has no schema; taken as a string")
             raw = {"type": "string"}
         schema = self.schemas.convert(raw, REQUEST, inner, origin=f"parameter {param['name']!r}")
         if schema is True:
@@ -304,24 +362,24 @@ class _Compiler:
         elif schema is False:
             schema = {"not": {}}
         if content_type is not None and "json" in content_type:
-            schema = _describe(schema, f"Sent as {content_type} text.")
+            schema = _with_description(schema, f"Sent as {content_type} text.")
         description = _text(param.get("description"))
         if description:
-            schema = _describe(schema, description, replace=True)
+            schema = _with_description(schema, description, replace=True)
         if param.get("deprecated") is True:
             schema = {**schema, "deprecated": True}
         if "example" in param and "examples" not in schema:
             schema = {**schema, "examples": [param["example"]]}
-        kind = _kind(self.schemas.definition(schema))
-        result = {"schema": schema, "kind": kind, "content_type": content_type}
+        result = (schema, _kind(self.schemas.definition(schema)), content_type)
         if ref is not None:
-            self._params[ref] = (result, tuple(inner.warnings))
-        sink.warnings.extend(inner.warnings)
-        return schema, kind, content_type
+            self._params[ref] = (result, tuple(inner))
+        warnings.extend(inner)
+        return result
+
+    # -- request body: opaque (text or bytes), spread into arguments, or one `body` argument --------
 
     def _body(
-        self, draft: _Draft, op: dict[str, Any], properties: dict[str, Any], required: list[str],
-        taken: set[str], sink: Sink,
+        self, draft: _UnnamedTool, op: dict[str, Any], arguments: _Arguments, warnings: list[str]
     ) -> BodySpec | None:
         raw = op.get("requestBody")
         if raw is None:
@@ -335,94 +393,77 @@ class _Compiler:
             draft.warn("requestBody has no content; left out")
             return None
         content_type, media = _pick_media(content)
-        media = media if isinstance(media, dict) else {}
-        body_required = body.get("required") is True
-        description = _text(body.get("description"))
-        base = content_type.split(";")[0].strip().lower()
-        is_form = base == "application/x-www-form-urlencoded" or base.startswith("multipart/")
-
-        if not is_form and not _is_json(base):
-            binary = not base.startswith("text/")
-            raw_schema = media.get("schema")
-            if binary:
-                note = f"Request body ({content_type}), base64-encoded."
-                schema: Any = {"type": "string", "contentEncoding": "base64", "description": note}
-                if base != "application/octet-stream" and base not in ("*/*", "application/*"):
-                    schema["contentMediaType"] = base
-            else:
-                schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body") \
-                    if raw_schema is not None else {}
-                if not isinstance(schema, dict) or not schema:
-                    schema = {"type": "string"}
-                schema = _describe(schema, f"Request body ({content_type}).")
-            if description:
-                schema = _describe(schema, description, prepend=True)
-            argument = _claim("body", "request", taken)
-            properties[argument] = schema
-            if body_required:
-                required.append(argument)
-            return BodySpec(content_type=content_type, required=body_required, argument=argument, binary=binary)
-
-        raw_schema = media.get("schema")
+        request = _RequestBody(content_type, media if isinstance(media, dict) else {}, body.get("required") is True,
+                               _text(body.get("description")))
+        if not request.is_form and not _is_json(request.base):
+            return self._opaque_body(request, arguments, warnings)
+        raw_schema = request.media.get("schema")
         if raw_schema is None:
-            if is_form:
+            if request.is_form:
                 draft.warn("form body has no schema; left out")
                 return None
             raw_schema = {}
-        schema = self.schemas.convert(raw_schema, REQUEST, sink, origin="request body")
-        shape = self.schemas.definition(schema, REQUEST, sink)  # its properties may become the arguments
+        schema = self.schemas.convert(raw_schema, REQUEST, warnings, origin="request body")
+        shape = self.schemas.definition(schema, REQUEST, warnings)  # its properties may become the arguments
         parts: tuple[BodyPart, ...] = ()
-        if is_form:
-            shape, parts = self._form_fields(draft, shape, media, base, sink)
-        flat = _flat_properties(shape)
-        if flat is not None:
-            arguments = {argument_name(prop): prop for prop in flat}
-            if len(arguments) == len(flat) and not (set(arguments) & taken):
-                body_required_props = [p for p in shape.get("required", ()) if p in flat] if body_required else []
-                mapping: list[tuple[str, str]] = []
-                for argument, prop in arguments.items():
-                    properties[argument] = flat[prop] if argument == prop else _describe(
-                        flat[prop], f"Sent as the body property `{prop}`.", prepend=True)
-                    taken.add(argument)
-                    mapping.append((argument, prop))
-                    if prop in body_required_props:
-                        required.append(argument)
-                return BodySpec(content_type=content_type, required=body_required,
-                                properties=tuple(mapping), parts=parts)
-            schema = shape if is_form else schema
-        elif is_form and shape is not schema:
+        if request.is_form:
+            shape, parts = self._form_fields(draft, shape, request, warnings)
             schema = shape
-        argument = _claim("body", "request", taken)
-        note = description or f"The request body ({content_type})."
-        properties[argument] = _describe(schema if isinstance(schema, dict) else {}, note, prepend=bool(description))
-        if body_required:
-            required.append(argument)
-        return BodySpec(content_type=content_type, required=body_required, argument=argument, parts=parts)
+        spread = _spread_body(request, shape, parts, arguments)
+        if spread is not None:
+            return spread
+        argument = arguments.claim("body", "request")
+        note = request.description or f"The request body ({content_type})."
+        arguments.add(argument, _with_description(schema if isinstance(schema, dict) else {}, note,
+                                                  prepend=bool(request.description)), required=request.required)
+        return BodySpec(content_type=content_type, required=request.required, argument=argument, parts=parts)
+
+    def _opaque_body(self, request: _RequestBody, arguments: _Arguments, warnings: list[str]) -> BodySpec:
+        """A body that is neither JSON nor a form: text, or bytes sent as base64 text."""
+        content_type, base = request.content_type, request.base
+        binary = not base.startswith("text/")
+        if binary:
+            schema: Any = {"type": "string", "contentEncoding": "base64",
+                           "description": f"Request body ({content_type}), base64-encoded."}
+            if base != "application/octet-stream" and base not in ("*/*", "application/*"):
+                schema["contentMediaType"] = base
+        else:
+            raw_schema = request.media.get("schema")
+            schema = self.schemas.convert(raw_schema, REQUEST, warnings, origin="request body") \
+                if raw_schema is not None else {}
+            if not isinstance(schema, dict) or not schema:
+                schema = {"type": "string"}
+            schema = _with_description(schema, f"Request body ({content_type}).")
+        if request.description:
+            schema = _with_description(schema, request.description, prepend=True)
+        argument = arguments.claim("body", "request")
+        arguments.add(argument, schema, required=request.required)
+        return BodySpec(content_type=content_type, required=request.required, argument=argument, binary=binary)
 
     def _form_fields(
-        self, draft: _Draft, shape: Any, media: dict[str, Any], base: str, sink: Sink
+        self, draft: _UnnamedTool, shape: Any, request: _RequestBody, warnings: list[str]
     ) -> tuple[Any, tuple[BodyPart, ...]]:
         """Form and multipart fields: file fields become base64 text, as their schema says."""
         fields = _flat_properties(shape)
         if fields is None:
-            draft.warn(f"{base} body is not an object with properties; sent as one value")
+            draft.warn(f"{request.base} body is not an object with properties; sent as one value")
             return shape, ()
-        encoding = media.get("encoding") if isinstance(media.get("encoding"), dict) else {}
-        multipart = base.startswith("multipart/")
+        encoding = _mapping(request.media.get("encoding"))
+        multipart = request.base.startswith("multipart/")
         parts: list[BodyPart] = []
         replaced: dict[str, Any] = {}
         for name, prop in fields.items():
-            field_encoding = encoding.get(name) if isinstance(encoding.get(name), dict) else {}
+            field_encoding = _mapping(encoding.get(name))
             part_type = field_encoding.get("contentType")
             part_type = part_type if isinstance(part_type, str) else None
             binary = multipart and _is_file(self.schemas.definition(prop), part_type)
             if binary:
-                file_schema = _describe(
+                file_schema = _with_description(
                     {"type": "string", "contentEncoding": "base64"},
                     "File contents, base64-encoded." + (f" {prop['description']}" if isinstance(prop, dict)
                                                          and isinstance(prop.get("description"), str) else ""),
                 )
-                item = self.schemas.definition(prop, REQUEST, sink)
+                item = self.schemas.definition(prop, REQUEST, warnings)
                 if isinstance(item, dict) and item.get("type") == "array":
                     file_schema = {"type": "array", "items": file_schema, "description": file_schema["description"]}
                 replaced[name] = file_schema
@@ -436,7 +477,7 @@ class _Compiler:
             shape = {**shape, "properties": {**shape["properties"], **replaced}}
         return shape, tuple(parts)
 
-    def _output_schema(self, draft: _Draft, op: dict[str, Any]) -> dict[str, Any] | None:
+    def _output_schema(self, draft: _UnnamedTool, op: dict[str, Any]) -> dict[str, Any] | None:
         responses = op.get("responses")
         if not isinstance(responses, dict):
             return None
@@ -453,10 +494,11 @@ class _Compiler:
                     continue
                 if "schema" not in media:
                     return None
-                sink = Sink()
-                schema = self.schemas.convert(media["schema"], RESPONSE, sink, origin=f"{status} response")
-                root = _object_root(schema, functools.partial(self.schemas.definition, context=RESPONSE, sink=sink))
-                for message in sink.warnings:
+                warnings: list[str] = []
+                schema = self.schemas.convert(media["schema"], RESPONSE, warnings, origin=f"{status} response")
+                root = _object_root(schema, functools.partial(self.schemas.definition, context=RESPONSE,
+                                                              warnings=warnings))
+                for message in warnings:
                     draft.warn(message)
                 if root is None:
                     draft.warn(f"cannot tell whether the {status} response is an object; no output schema")
@@ -479,20 +521,30 @@ def _is_forwarding(header: str) -> bool:
     return lower in _FORWARDING_HEADERS or lower.startswith(_FORWARDING_PREFIXES)
 
 
-def _claim(argument: str, location: str, taken: set[str]) -> str:
-    """`argument`, or `LOCATION_argument` (then numbered) when another parameter has it already."""
-    name = argument
-    if name in taken:
-        name = f"{location}_{argument}"[:64]
-        counter = 2
-        while name in taken:
-            name = f"{location}_{argument}"[:60] + f"_{counter}"
-            counter += 1
-    taken.add(name)
-    return name
+def _spread_body(
+    request: _RequestBody, shape: Any, parts: tuple[BodyPart, ...], arguments: _Arguments
+) -> BodySpec | None:
+    """An object body whose properties become top-level arguments, when their names are free; else None."""
+    flat = _flat_properties(shape)
+    if flat is None:
+        return None
+    names = {argument_name(prop): prop for prop in flat}
+    if len(names) != len(flat) or set(names) & arguments.taken:
+        return None
+    required_props = [p for p in shape.get("required", ()) if p in flat] if request.required else []
+    for argument, prop in names.items():
+        schema = flat[prop] if argument == prop else _with_description(
+            flat[prop], f"Sent as the body property `{prop}`.", prepend=True)
+        arguments.add(argument, schema, required=prop in required_props)
+    return BodySpec(content_type=request.content_type, required=request.required,
+                    properties=tuple(names.items()), parts=parts)
 
 
-def _describe(schema: Any, text: str, *, prepend: bool = False, replace: bool = False) -> Any:
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _with_description(schema: Any, text: str, *, prepend: bool = False, replace: bool = False) -> Any:
     """A copy of `schema` with `text` in its description (schemas may be shared, so never in place)."""
     if not isinstance(schema, dict):
         schema = {} if schema is True else {"not": {}}
@@ -546,7 +598,7 @@ def _annotations(method: str, title: str | None) -> dict[str, Any]:
     return annotations
 
 
-def _kind(schema: Any) -> str:
+def _kind(schema: Any) -> ParameterKind:
     if not isinstance(schema, dict):
         return "primitive"
     kind = schema.get("type")
@@ -597,7 +649,8 @@ def _flat_properties(schema: Any) -> dict[str, Any] | None:
             return None
     if isinstance(schema.get("additionalProperties"), dict):
         return None
-    return schema["properties"]
+    properties: dict[str, Any] = schema["properties"]
+    return properties
 
 
 def _is_file(schema: Any, part_type: str | None) -> bool:
@@ -611,7 +664,7 @@ def _is_file(schema: Any, part_type: str | None) -> bool:
         return True
     if "contentMediaType" in schema and "contentEncoding" not in schema:
         return True
-    return bool(part_type) and not (part_type.startswith("text/") or "json" in part_type)
+    return part_type is not None and part_type != "" and not (part_type.startswith("text/") or "json" in part_type)
 
 
 def _object_root(schema: Any, definition: Callable[[Any], Any]) -> dict[str, Any] | None:
@@ -687,8 +740,7 @@ def _servers(document: dict[str, Any]) -> tuple[str, ...]:
         if not isinstance(server, dict) or not isinstance(server.get("url"), str):
             continue
         url = server["url"]
-        variables = server.get("variables") if isinstance(server.get("variables"), dict) else {}
-        for name, variable in variables.items():
+        for name, variable in _mapping(server.get("variables")).items():
             if isinstance(variable, dict) and "default" in variable:
                 url = url.replace("{" + name + "}", str(variable["default"]))
         urls.append(url)

@@ -1,11 +1,6 @@
 """Loading an OpenAPI document: from a file or an http(s) URL, JSON or YAML, with bounded fetching.
 
-Refs into other local files (within the spec's own folder) are bundled into the returned document
-under `x-castproxy-files`, and their `$ref`s rewritten to point there, so the compiler only ever
-follows local `#/...` pointers. A remote `$ref` is never fetched: it is an error naming the ref.
-
-The returned document is a `SpecDocument` (a plain dict with a `digest` of the source bytes), so the
-compiler can cache by content without re-serialising a large document.
+Local file refs are bundled under `x-castproxy-files`; a remote `$ref` is an error, never fetched.
 """
 
 from __future__ import annotations
@@ -25,6 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from castproxy.errors import CastproxyError
+
+__all__ = [
+    "FILES_KEY", "MAX_SPEC_BYTES", "Fetched", "SpecDocument", "SpecError", "cached_document", "fetch_spec",
+    "gc_paused", "is_url", "load_document", "safe_url"
+]
+
 FILES_KEY = "x-castproxy-files"
 # Far above any real spec (GitHub's 13 MB document is about 2 million values), far below an alias bomb.
 MAX_EXPANDED_YAML_NODES = 10_000_000
@@ -40,7 +42,7 @@ _PARSED_CACHE_SIZE = 8
 MAX_SPEC_BYTES = 64 * 2**20
 
 
-class SpecError(Exception):
+class SpecError(CastproxyError):
     """An OpenAPI document that cannot be loaded or compiled; the message says what and where."""
 
     def __init__(self, message: str, *, offline_skipped: bool = False) -> None:
@@ -49,7 +51,7 @@ class SpecError(Exception):
         self.offline_skipped = offline_skipped
 
 
-class SpecDocument(dict):
+class SpecDocument(dict[str, Any]):
     """A loaded document: a dict, plus the digest of everything it was loaded from."""
 
     digest: str = ""
@@ -106,7 +108,7 @@ def load_document(
     timeout: float = 10.0,
     max_bytes: int = MAX_SPEC_BYTES,
     fetcher: Callable[[str], bytes] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Load and parse the spec at `source` (a path relative to `base_dir`, or an http(s) URL).
 
     `fetcher`, when given, supplies the bytes of a URL instead of a plain GET (the serving layer's
@@ -350,7 +352,7 @@ def _check_version(document: Any, label: str) -> None:
         raise SpecError(f"{label}: 'paths' must be a mapping")
 
 
-def _iter_refs(node: Any):
+def _iter_refs(node: Any) -> Iterator[tuple[dict[str, Any], str]]:
     """Every dict holding a string `$ref`, iteratively (documents can nest deeply)."""
     stack = [node]
     seen: set[int] = set()
@@ -378,7 +380,7 @@ def _escape(token: str) -> str:
     return quote(token.replace("~", "~0").replace("/", "~1"), safe="~!$&'()*+,;=:@-._")
 
 
-def _bundle(document: dict, root_path: Path, max_bytes: int) -> list[bytes]:
+def _bundle(document: dict[str, Any], root_path: Path, max_bytes: int) -> list[bytes]:
     """Load every local file the document refers to (transitively) and point refs into the bundle."""
     root_dir = root_path.parent
     files: dict[str, Any] = {}

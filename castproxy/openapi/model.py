@@ -1,15 +1,17 @@
-"""What the compiler produces and the request builder consumes: immutable, JSON-free at call time.
-
-A `ToolDefinition` is one MCP tool; its `operation` says how each argument of the tool's
-input schema maps onto the HTTP request (path/query/header/cookie parameter or body).
-"""
+"""What the compiler produces and the request builder consumes: immutable, JSON-free at call time."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+__all__ = [
+    "BodyPart", "BodySpec", "CompiledSpec", "Operation", "ParameterKind", "ParameterLocation", "ParameterSpec",
+    "ToolDefinition"
+]
+
 ParameterLocation = Literal["path", "query", "header", "cookie"]
+ParameterKind = Literal["primitive", "array", "object"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +25,7 @@ class ParameterSpec:
     style: str = "simple"  # OpenAPI style; defaults: path/header "simple", query/cookie "form"
     explode: bool = False  # OpenAPI explode; default true for style "form"
     allow_reserved: bool = False
-    kind: Literal["primitive", "array", "object"] = "primitive"  # shape, for serialisation
+    kind: ParameterKind = "primitive"  # shape, for serialisation
     content_type: str | None = None  # set when the parameter uses `content` (value sent as JSON text)
 
 

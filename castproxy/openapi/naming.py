@@ -1,9 +1,5 @@
-"""Tool and argument names: sanitised to `[A-Za-z0-9_.-]{1,64}`, unique, and stable.
-
-Stability: a name depends only on its own operation (operationId, else method and path). When two
-operations would get the same name, the one whose operationId already is that name keeps it and the
-others get a suffix hashed from their own method and path, never from their order in the spec, so
-adding an unrelated operation renames nothing.
+"""Tool and argument names: sanitised to `[A-Za-z0-9_.-]{1,64}`, unique, and stable (a name depends only on
+its own operation, so adding an unrelated operation renames nothing).
 """
 
 from __future__ import annotations
@@ -11,9 +7,10 @@ from __future__ import annotations
 import hashlib
 import re
 
+__all__ = ["argument_name", "assign_names", "operation_name", "sanitize"]
+
 MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def short_hash(text: str, length: int = 8) -> str:

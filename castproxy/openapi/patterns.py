@@ -1,10 +1,7 @@
 """JSON Schema `pattern`s as ECMA-262 regular expressions in `u` mode, the dialect JSON Schema names.
 
-Specs often carry Java, Python or PCRE spellings (`\\_`, `\\p{Alnum}`, `[\\w- ]`, `\\Z`) that a JavaScript
-client compiling with the `u` flag rejects, and with them a whole tools/list. `ecma_pattern` keeps a
-valid pattern as it is, rewrites the spellings that have an exact ECMA-262 equivalent, and answers
-None for the rest (the caller drops the pattern and warns). `regress` (an ECMA-262 engine) decides
-validity and is also what matches argument values, so a call is checked the way clients check it.
+A valid pattern is kept, a Java/Python/PCRE spelling with an exact equivalent rewritten, the rest dropped
+(None); `regress` also matches argument values, so calls are checked the way clients check them.
 """
 
 from __future__ import annotations
@@ -16,6 +13,8 @@ from typing import Any
 import regress
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
+
+__all__ = ["EcmaValidator", "compiled", "ecma_pattern", "is_ecma", "search", "unmatched_names"]
 
 # Characters ECMA-262 `u` mode allows after a backslash as themselves.
 _SYNTAX = frozenset("^$\\.*+?()[]{}|/")
@@ -54,7 +53,7 @@ def is_ecma(pattern: str) -> bool:
 def compiled(pattern: str) -> regress.Regex | None:
     try:
         return regress.Regex(pattern, "u")
-    except Exception:  # regress raises its own error type for every syntax problem
+    except (regress.RegressError, ValueError):  # a syntax problem; ValueError: a lone surrogate
         return None
 
 
@@ -334,7 +333,8 @@ def _additional_properties_keyword(
         yield ValidationError(f"Additional properties are not allowed ({names} unexpected)")
 
 
-EcmaValidator: Any = validators.extend(
+# types-jsonschema leaves `extend` unannotated; it returns a Draft 2020-12 validator class with our keywords.
+EcmaValidator: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {
         "pattern": _pattern_keyword,

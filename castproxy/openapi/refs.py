@@ -7,6 +7,8 @@ from urllib.parse import unquote
 
 from castproxy.openapi.loader import SpecError
 
+__all__ = ["RefResolver"]
+
 
 class RefResolver:
     """Resolves `#/...` JSON pointers against the document root; results are memoised per ref."""

@@ -1,17 +1,7 @@
 """OpenAPI schema objects to JSON Schema 2020-12, as tool input (request) or output (response) schemas.
 
-One `SchemaConverter` serves a whole document. Every named schema (a `$ref` target) is converted
-once per context into a `Definition` that every tool shares; inside converted schemas a `$ref`
-stays a reference, `{"$ref": "#/$defs/NAME"}`, and `castproxy.openapi.budget` decides per tool
-which definitions to inline, keep under `$defs` or collapse. So compiling costs about as much as
-the document, whatever the number of operations (results are never mutated afterwards).
-
-Only keywords JSON Schema 2020-12 knows are kept, each checked for the right shape, so the result
-always passes the meta-schema; OpenAPI-only keywords are converted (`nullable`, boolean
-`exclusiveMinimum`, `example`) or dropped (`xml`, `externalDocs`, `x-*`). `readOnly` properties
-leave request schemas and `writeOnly` ones leave response schemas. `oneOf` becomes `anyOf`: real
-specs' variants overlap (objects without `additionalProperties: false`), and `oneOf` would then
-reject a correct call. Patterns become ECMA-262 `u`-mode regexes (`patterns.py`) or are left out.
+Each named schema is converted once per context and shared as `#/$defs/NAME`; the keyword rules are in
+docs/architecture.md, "Schema conversion".
 """
 
 from __future__ import annotations
@@ -22,6 +12,8 @@ from typing import Any, Literal
 from castproxy.openapi.loader import SpecError
 from castproxy.openapi.patterns import ecma_pattern
 from castproxy.openapi.refs import RefResolver
+
+__all__ = ["DEFS_PREFIX", "NODE_BUDGET", "REQUEST", "RESPONSE", "Context", "SchemaConverter"]
 
 Context = Literal["request", "response"]
 REQUEST: Context = "request"
@@ -63,21 +55,12 @@ for _names, _kind in (
         _KIND[_name] = _kind
 
 
-class Sink:
-    """What converting one schema produced besides the result: warnings naming where."""
-
-    __slots__ = ("warnings",)
-
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-
 class Definition:
     """One named schema converted in one context, shared by every tool that reaches it."""
 
     __slots__ = ("body", "key", "name", "warnings")
 
-    def __init__(self, key: tuple[str, str], name: str) -> None:
+    def __init__(self, key: tuple[str, Context], name: str) -> None:
         self.key = key
         self.name = name
         self.body: Any = None  # set once converted
@@ -91,9 +74,9 @@ class SchemaConverter:
         self.origin = "schema"  # names the parameter, body or named schema being converted, for warnings
         self.budget = NODE_BUDGET  # schema objects one operation may still convert (reset per operation)
         self._path: list[str] = []
-        self._definitions: dict[tuple[str, str], Definition] = {}
-        self._by_ref: dict[tuple[str, str], Definition] = {}  # ("#/$defs/NAME", context) -> definition
-        self._active: set[tuple[str, str]] = set()  # definitions being converted (a cycle meets one again)
+        self._definitions: dict[tuple[str, Context], Definition] = {}
+        self._by_ref: dict[tuple[str, Context], Definition] = {}  # ("#/$defs/NAME", context) -> definition
+        self._active: set[tuple[str, Context]] = set()  # definitions being converted (a cycle meets one again)
         self._def_names: dict[str, str] = {}
         self._taken_names: set[str] = set()
         self._markers: dict[str, dict[str, str]] = {}
@@ -103,11 +86,11 @@ class SchemaConverter:
 
     # -- public -------------------------------------------------------------------------------
 
-    def convert(self, schema: Any, context: Context, sink: Sink, origin: str | None = None) -> Any:
+    def convert(self, schema: Any, context: Context, warnings: list[str], origin: str | None = None) -> Any:
         """Convert one schema; named schemas in it stay `{"$ref": "#/$defs/NAME"}` references."""
         if origin is not None:
             self.origin, self._path = origin, []
-        return self._convert(schema, context, sink)
+        return self._convert(schema, context, warnings)
 
     def definition_for(self, ref: str, context: Context) -> Definition | None:
         """The definition a `#/$defs/NAME` reference produced here stands for (converted), else None."""
@@ -116,9 +99,9 @@ class SchemaConverter:
             self._convert_definition(found)
         return found
 
-    def definition(self, schema: Any, context: Context = REQUEST, sink: Sink | None = None) -> Any:
+    def definition(self, schema: Any, context: Context = REQUEST, warnings: list[str] | None = None) -> Any:
         """The body behind a `{"$ref": "#/$defs/NAME"}` produced here, else `schema` itself. A caller that
-        copies from the body passes `sink`, which then gets the definition's warnings."""
+        copies from the body passes `warnings`, which then gets the definition's warnings."""
         seen = 0
         while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and seen < 16:
             found = self._by_ref.get((schema["$ref"], context))
@@ -126,8 +109,8 @@ class SchemaConverter:
                 break
             if found.body is None:
                 self._convert_definition(found)
-            if sink is not None:
-                sink.warnings.extend(found.warnings)
+            if warnings is not None:
+                warnings.extend(found.warnings)
             schema = found.body
             seen += 1
         return schema
@@ -138,30 +121,28 @@ class SchemaConverter:
 
     # -- conversion ---------------------------------------------------------------------------
 
-    def _convert(self, node: Any, context: Context, sink: Sink) -> Any:
+    def _convert(self, node: Any, context: Context, warnings: list[str]) -> Any:
         if isinstance(node, bool):
             return node
         if not isinstance(node, dict):
-            sink.warnings.append(f"{self._here()}: a schema is {type(node).__name__}, not an object; "
-                                 "it accepts any value")
+            warnings.append(f"{self._here()}: a schema is {type(node).__name__}, not an object; it accepts any value")
             return {}
         ref = node.get("$ref")
         if isinstance(ref, str):
-            return self._reference(node, ref, context, sink)
+            return self._reference(node, ref, context, warnings)
         self.budget -= 1
         if self.budget < 0:  # YAML aliases can make a small file a huge tree; refs are converted once
             raise SpecError(f"{self.where}: schemas too large (over {NODE_BUDGET} schema objects for one operation)")
 
-        path = self._path
         out: dict[str, Any] = {}
         loosen = False
         for key, value in node.items():
             kind = _KIND.get(key)
             if kind is None:
                 if key == "pattern" and isinstance(value, str):
-                    self._pattern(value, out, sink)
+                    self._pattern(value, out, warnings)
                 elif key in ("$dynamicRef", "$recursiveRef"):
-                    sink.warnings.append(f"{self._here()}: schema keyword {key} is not supported and was left out")
+                    warnings.append(f"{self._here()}: schema keyword {key} is not supported and was left out")
                 continue
             if kind == "str":
                 if isinstance(value, str):
@@ -177,49 +158,55 @@ class SchemaConverter:
                     out[key] = value
             elif kind == "any":
                 out[key] = value
-            elif kind == "schema":
-                if isinstance(value, dict | bool):
-                    path.append(key)
-                    out[key] = self._convert(value, context, sink)
-                    path.pop()
-            elif kind == "schema_map":
-                if isinstance(value, dict):
-                    out[key], complete = self._schema_map(key, value, context, sink)
-                    # A dropped pattern leaves its names to `additionalProperties`: dropped too, so as not to
-                    # refuse what the pattern allowed.
-                    loosen = loosen or not complete
-            elif isinstance(value, list) and value:  # schema_list
-                converted = []
-                for index, sub in enumerate(value):
-                    path.append(f"{key}/{index}")
-                    converted.append(self._convert(sub, context, sink))
-                    path.pop()
-                out["anyOf" if key == "oneOf" and "anyOf" not in node else key] = converted
+            else:
+                # A dropped patternProperties key leaves its names to `additionalProperties`: dropped too, so as
+                # not to refuse what the pattern allowed.
+                loosen = not self._subschemas(node, key, value, kind, out, context, warnings) or loosen
 
         if loosen:
             out.pop("additionalProperties", None)
             out.pop("unevaluatedProperties", None)
-        self._shape_keywords(node, out, context, sink)
+        self._shape_keywords(node, out, context, warnings)
         if "allOf" in out:
-            out = self._merge_all_of(out, context, sink)
+            out = self._merge_all_of(out, context, warnings)
         if node.get("nullable") is True:
             out = _nullable(out)
         return out
 
+    def _subschemas(
+        self, node: dict[str, Any], key: str, value: Any, kind: str, out: dict[str, Any], context: Context,
+        warnings: list[str],
+    ) -> bool:
+        """A keyword holding a schema, a map or a list of them, converted into `out`; False when a
+        patternProperties key had to be left out."""
+        if kind == "schema":
+            if isinstance(value, dict | bool):
+                self._path.append(key)
+                out[key] = self._convert(value, context, warnings)
+                self._path.pop()
+        elif kind == "schema_map":
+            if isinstance(value, dict):
+                out[key], complete = self._schema_map(key, value, context, warnings)
+                return complete
+        elif isinstance(value, list) and value:  # schema_list
+            out["anyOf" if key == "oneOf" and "anyOf" not in node else key] = self._convert_list(
+                key, value, context, warnings)
+        return True
+
     def _schema_map(
-        self, key: str, value: dict[str, Any], context: Context, sink: Sink
+        self, key: str, value: dict[str, Any], context: Context, warnings: list[str]
     ) -> tuple[dict[str, Any], bool]:
         """A map of subschemas, and False when a patternProperties key had to be left out."""
         out: dict[str, Any] = {}
         complete = True
         for name, sub in value.items():
             self._path.append(f"{key}/{name}")
-            converted = self._convert(sub, context, sink)
+            converted = self._convert(sub, context, warnings)
             self._path.pop()
             if key == "patternProperties":
                 translated = ecma_pattern(name)
                 if translated is None:
-                    sink.warnings.append(f"{self._here()}: patternProperties key {name!r} is not an ECMA-262 "
+                    warnings.append(f"{self._here()}: patternProperties key {name!r} is not an ECMA-262 "
                                          "regular expression; left out (other properties are no longer checked)")
                     complete = False
                     continue
@@ -227,10 +214,10 @@ class SchemaConverter:
             out[name] = converted
         return out, complete
 
-    def _pattern(self, value: str, out: dict[str, Any], sink: Sink) -> None:
+    def _pattern(self, value: str, out: dict[str, Any], warnings: list[str]) -> None:
         translated = ecma_pattern(value)
         if translated is None:
-            sink.warnings.append(f"{self._here()}: pattern {value!r} is not an ECMA-262 regular expression "
+            warnings.append(f"{self._here()}: pattern {value!r} is not an ECMA-262 regular expression "
                                  "(u mode); left out")
         else:
             out["pattern"] = translated
@@ -238,17 +225,24 @@ class SchemaConverter:
     def _here(self) -> str:
         return f"{self.origin} at /{'/'.join(self._path)}" if self._path else self.origin
 
-    def _shape_keywords(self, node: dict[str, Any], out: dict[str, Any], context: Context, sink: Sink) -> None:
+    def _shape_keywords(self, node: dict[str, Any], out: dict[str, Any], context: Context, warnings: list[str]) -> None:
         """The keywords whose OpenAPI form differs from JSON Schema 2020-12 (only those present are looked at:
         this runs for every schema object of the document)."""
         present = _SHAPE_KEYS.intersection(node)
-        if not present:
-            return
+        if present:
+            self._value_keywords(node, present, out, warnings)
+            self._structure_keywords(node, present, out, context, warnings)
+            if "discriminator" in present:
+                _note_discriminator(node["discriminator"], out)
+
+    def _value_keywords(
+        self, node: dict[str, Any], present: frozenset[str], out: dict[str, Any], warnings: list[str]
+    ) -> None:
+        """What a value may be: type, enum, exclusive bounds, multipleOf, examples, dependentRequired."""
         if "type" in present:
             kind = _type(node["type"])
             if kind is None:
-                sink.warnings.append(f"{self._here()}: schema type {node['type']!r} is not a JSON Schema type; "
-                                     "left out")
+                warnings.append(f"{self._here()}: schema type {node['type']!r} is not a JSON Schema type; left out")
             elif kind == "file":  # Swagger 2.0 file: bytes, sent base64-encoded
                 out["type"] = "string"
                 out.setdefault("contentEncoding", "base64")
@@ -282,21 +276,21 @@ class SchemaConverter:
             if isinstance(dependent, dict) and all(_is_names(v) for v in dependent.values()):
                 out["dependentRequired"] = {k: list(dict.fromkeys(v)) for k, v in dependent.items()}
 
+    def _structure_keywords(
+        self, node: dict[str, Any], present: frozenset[str], out: dict[str, Any], context: Context,
+        warnings: list[str],
+    ) -> None:
+        """What a value holds: items (draft 4 tuples become prefixItems), properties and required, minus the
+        properties hidden in this context (readOnly in requests, writeOnly in responses)."""
         path = self._path
         if "items" in present:
             items = node["items"]
             if isinstance(items, dict | bool):
                 path.append("items")
-                out["items"] = self._convert(items, context, sink)
+                out["items"] = self._convert(items, context, warnings)
                 path.pop()
             elif isinstance(items, list):  # draft 4 tuple form
-                converted_items = []
-                for index, sub in enumerate(items):
-                    path.append(f"prefixItems/{index}")
-                    converted_items.append(self._convert(sub, context, sink))
-                    path.pop()
-                out["prefixItems"] = converted_items
-
+                out["prefixItems"] = self._convert_list("prefixItems", items, context, warnings)
         hidden: list[str] = []
         if "properties" in present and isinstance(node["properties"], dict):
             converted: dict[str, Any] = {}
@@ -305,29 +299,23 @@ class SchemaConverter:
                     hidden.append(name)
                 else:
                     path.append(f"properties/{name}")
-                    converted[name] = self._convert(sub, context, sink)
+                    converted[name] = self._convert(sub, context, warnings)
                     path.pop()
             out["properties"] = converted
-        if "required" in present:
-            required = node["required"]
-            if _is_names(required):
-                names = [name for name in dict.fromkeys(required) if name not in hidden]
-                if names:
-                    out["required"] = names
+        if "required" in present and _is_names(node["required"]):
+            names = [name for name in dict.fromkeys(node["required"]) if name not in hidden]
+            if names:
+                out["required"] = names
         if hidden:
             self._hidden[id(out)] = (out, tuple(hidden))
 
-        discriminator = node.get("discriminator") if "discriminator" in present else None
-        if isinstance(discriminator, dict) and isinstance(discriminator.get("propertyName"), str):
-            note = f"The `{discriminator['propertyName']}` property selects the variant"
-            mapping = discriminator.get("mapping")
-            if isinstance(mapping, dict) and mapping:
-                values = [str(value) for value in mapping]
-                shown = ", ".join(values[:MAX_LISTED_VARIANTS])
-                if len(values) > MAX_LISTED_VARIANTS:
-                    shown += f" and {len(values) - MAX_LISTED_VARIANTS} more"
-                note += f" ({shown})"
-            out["description"] = f"{out['description']}\n\n{note}." if out.get("description") else f"{note}."
+    def _convert_list(self, key: str, schemas: list[Any], context: Context, warnings: list[str]) -> list[Any]:
+        converted = []
+        for index, sub in enumerate(schemas):
+            self._path.append(f"{key}/{index}")
+            converted.append(self._convert(sub, context, warnings))
+            self._path.pop()
+        return converted
 
     def _is_hidden(self, sub: Any, context: Context) -> bool:
         flag = "readOnly" if context == REQUEST else "writeOnly"
@@ -342,7 +330,7 @@ class SchemaConverter:
             seen += 1
         return False
 
-    def _reference(self, node: dict[str, Any], ref: str, context: Context, sink: Sink) -> Any:
+    def _reference(self, node: dict[str, Any], ref: str, context: Context, warnings: list[str]) -> Any:
         key = (ref, context)
         found = self._definitions.get(key)
         if found is None:
@@ -352,7 +340,7 @@ class SchemaConverter:
             self._by_ref[(DEFS_PREFIX + found.name, context)] = found
         result: Any = self._marker(found.name)
         if len(node) > 1:
-            result = self._ref_siblings(node, result, context, sink)
+            result = self._ref_siblings(node, result, context, warnings)
         return result
 
     def _marker(self, name: str) -> dict[str, str]:
@@ -367,18 +355,18 @@ class SchemaConverter:
         saved = self.origin, self._path
         self.origin, self._path = f"schema {found.name}", []
         self._active.add(found.key)
-        inner = Sink()
+        inner: list[str] = []
         try:
-            found.body = self._convert(self.resolver.resolve(ref, self.where), context, inner)  # type: ignore[arg-type]
+            found.body = self._convert(self.resolver.resolve(ref, self.where), context, inner)
         finally:
             self._active.discard(found.key)
             self.origin, self._path = saved
-        found.warnings = tuple(dict.fromkeys(inner.warnings))
+        found.warnings = tuple(dict.fromkeys(inner))
 
-    def _ref_siblings(self, node: dict[str, Any], result: Any, context: Context, sink: Sink) -> Any:
+    def _ref_siblings(self, node: dict[str, Any], result: Any, context: Context, warnings: list[str]) -> Any:
         """Keywords next to a `$ref` (3.1 allows them; 3.0 specs use them anyway): layered on a copy."""
         extra = {key: value for key, value in node.items() if key not in ("$ref", "nullable")}
-        converted = self._convert(extra, context, sink) if extra else {}
+        converted = self._convert(extra, context, warnings) if extra else {}
         if converted:
             annotations = {"description", "title", "default", "deprecated", "readOnly", "writeOnly", "examples"}
             if isinstance(result, dict) and set(converted) <= annotations:
@@ -401,7 +389,7 @@ class SchemaConverter:
             self._def_names[ref] = name
         return name
 
-    def _merge_all_of(self, out: dict[str, Any], context: Context, sink: Sink) -> dict[str, Any]:
+    def _merge_all_of(self, out: dict[str, Any], context: Context, warnings: list[str]) -> dict[str, Any]:
         """allOf of plain object schemas becomes one object schema (clients and flattening need it);
         a named member is merged from its converted body unless it is being converted (a cycle). Its
         title and description stay its own: Graph's `user` is `allOf: [directoryObject, {...}]`, and
@@ -415,7 +403,7 @@ class SchemaConverter:
         named: set[int] = set()
         for member in out["allOf"]:
             if isinstance(member, dict) and set(member) == {"$ref"}:
-                resolved = self.definition(member, context, sink)
+                resolved = self.definition(member, context, warnings)
                 if resolved is member:
                     return out
                 member = resolved
@@ -449,6 +437,21 @@ class SchemaConverter:
         if hidden:
             self._hidden[id(merged)] = (merged, tuple(sorted(hidden)))
         return merged
+
+
+def _note_discriminator(discriminator: Any, out: dict[str, Any]) -> None:
+    """Say in the description which property selects the variant (JSON Schema has no discriminator)."""
+    if not isinstance(discriminator, dict) or not isinstance(discriminator.get("propertyName"), str):
+        return
+    note = f"The `{discriminator['propertyName']}` property selects the variant"
+    mapping = discriminator.get("mapping")
+    if isinstance(mapping, dict) and mapping:
+        values = [str(value) for value in mapping]
+        shown = ", ".join(values[:MAX_LISTED_VARIANTS])
+        if len(values) > MAX_LISTED_VARIANTS:
+            shown += f" and {len(values) - MAX_LISTED_VARIANTS} more"
+        note += f" ({shown})"
+    out["description"] = f"{out['description']}\n\n{note}." if out.get("description") else f"{note}."
 
 
 def _nullable(schema: Any) -> Any:

@@ -1,11 +1,7 @@
 """Remote specs kept on disk: the last good copy of each URL with its HTTP validators, content-addressed.
 
-A `SpecFetcher` serves one build (start-up, a reload, a retry): it fetches each URL at most once,
-conditionally (If-None-Match / If-Modified-Since) when the cache holds a copy, and falls back to that
-copy when the URL cannot be fetched, recording why. A copy is written back only with `commit`, once a
-workspace compiled from it, so the cache never holds a spec that did not work. Layout (one folder):
-`objects/SHA256` holds the bytes, `index/SHA256-OF-URL.json` the digest and validators (the URL is
-stored masked: a query value may be a secret). Every write is a rename, so processes may share it.
+One conditional fetch per URL per build; a copy is written only once a workspace compiled from it
+(layout: docs/architecture.md, "Loading, names and the spec cache").
 """
 
 from __future__ import annotations
@@ -23,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from castproxy.openapi.loader import MAX_SPEC_BYTES, Fetched, SpecError, fetch_spec, safe_url
+
+__all__ = ["CachedSpec", "FetchOutcome", "SpecCache", "SpecFetcher"]
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,5 @@
-"""Swagger 2.0 to OpenAPI 3.0, enough for compiling tools: servers, parameters, bodies, responses.
-
-Schemas are kept where they are (`#/definitions/...` refs still resolve, because `definitions` is
-copied to the new document's root); parameter and response refs are resolved while converting.
+"""Swagger 2.0 to OpenAPI 3.0, enough for compiling tools: servers, parameters, bodies, responses
+(`definitions` is copied to the root, so `#/definitions/...` refs still resolve).
 """
 
 from __future__ import annotations
@@ -9,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from castproxy.openapi.refs import RefResolver
+
+__all__ = ["convert_swagger2"]
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 _SCHEMA_KEYS = (
@@ -118,10 +118,10 @@ def _form_body(form: list[dict[str, Any]], consumes: list[str]) -> dict[str, Any
         "application/x-www-form-urlencoded")
     properties = {}
     for param in form:
-        schema = _schema_of(param)
+        field = _schema_of(param)
         if "description" in param:
-            schema["description"] = param["description"]
-        properties[param["name"]] = schema
+            field["description"] = param["description"]
+        properties[param["name"]] = field
     required = [param["name"] for param in form if param.get("required") is True]
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:

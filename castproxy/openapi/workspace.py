@@ -1,7 +1,6 @@
 """One workspace's tools: its spec compiled, narrowed to the configured operations, renamed as asked.
 
-Problems come back as config locations (`("workspaces", NAME, "tools", 3)`) so the caller can turn
-them into FILE:LINE:COL; which operations `tools` and `exclude` pick is castproxy/catalog/select.py's job.
+Problems come back as config locations (`("workspaces", NAME, "tools", 3)`) for FILE:LINE:COL.
 """
 
 from __future__ import annotations
@@ -14,15 +13,18 @@ from urllib.parse import urljoin, urlsplit
 
 from castproxy.catalog.select import Picked, select
 from castproxy.config.model import Workspace
+from castproxy.config.source import Loc
+from castproxy.errors import CastproxyError
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError, is_url, load_document
 from castproxy.openapi.model import CompiledSpec, ToolDefinition
 
-Loc = tuple[str | int, ...]
+__all__ = ["WorkspaceError", "WorkspaceTools", "compile_workspace"]
+
 LONG_LIST = 300  # tools in a list-mode workspace beyond which `validate` suggests discovery: search
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(CastproxyError):
     """A workspace whose tools cannot be built; `problems` are (config location, message) pairs."""
 
     def __init__(

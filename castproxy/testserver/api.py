@@ -1,7 +1,5 @@
-"""The test server's items/users REST API: the routes, their scopes, and JSON errors.
-
-Request bodies are validated against the schemas of the bundled `openapi.json`, so the document
-and the behaviour cannot drift apart.
+"""The test server's items/users REST API: the routes, their scopes, and JSON errors (request bodies are
+validated against the bundled `openapi.json`, so document and behaviour cannot drift apart).
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ from starlette.routing import Route
 
 from castproxy.testserver.data import DataStore
 from castproxy.testserver.gate import Caller, Gate
+
+__all__ = ["OPERATION_SCOPES", "api_routes", "bundled_document"]
 
 # operationId -> the OAuth scope it needs (also written into the OpenAPI document's `security`).
 OPERATION_SCOPES = {
@@ -39,7 +39,9 @@ Handler = Callable[[Request, Caller], Awaitable[Response]]
 @cache
 def bundled_document() -> dict[str, Any]:
     """The static part of the OpenAPI document (servers and security are added per mode and request)."""
-    return json.loads(resources.files("castproxy.testserver").joinpath("openapi.json").read_text("utf-8"))
+    text = resources.files("castproxy.testserver").joinpath("openapi.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 @cache
@@ -91,6 +93,7 @@ async def _json_body(request: Request, schema_name: str) -> dict[str, Any]:
     if problem is not None:
         where = "/".join(str(part) for part in problem.path) or "body"
         raise _BadRequest(f"{where}: {problem.message}")
+    assert isinstance(body, dict)  # ItemInput and ItemPatch are objects: validation refused anything else
     return body
 
 

@@ -1,7 +1,5 @@
-"""The HTML pages of the test server's authorization endpoint: the approval page and the error page.
-
-The approval form is deliberately plain (one POST form, `request_id` hidden field, `decision` buttons,
-a `user_id` select) so that a browser and an automated test can both answer it.
+"""The HTML pages of the test server's authorization endpoint: the approval page and the error page
+(one plain POST form, so a browser and an automated test can both answer it).
 """
 
 from __future__ import annotations
@@ -9,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
+
+__all__ = ["approval_page", "error_page"]
 
 SCOPE_DESCRIPTIONS = {
     "read:items": "Read items",

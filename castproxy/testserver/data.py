@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-SEED_USERS = (
+__all__ = ["DataStore"]
+
+SEED_USERS: tuple[dict[str, Any], ...] = (
     {"id": 1, "name": "Alice Martin", "email": "alice@example.com", "role": "admin"},
     {"id": 2, "name": "Bob Chen", "email": "bob@example.com", "role": "member"},
     {"id": 3, "name": "Carol Diaz", "email": "carol@example.com", "role": "member"},
 )
 
-SEED_ITEMS = (
+SEED_ITEMS: tuple[dict[str, Any], ...] = (
     {"name": "Widget", "description": "A small widget", "price": 9.99, "tags": ["tools", "small"], "owner_id": 1},
     {"name": "Gadget", "description": "A useful gadget", "price": 24.5, "tags": ["tools"], "owner_id": 2},
     {"name": "Gizmo", "description": "A shiny gizmo", "price": 99.0, "tags": ["premium"], "owner_id": 1},

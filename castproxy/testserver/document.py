@@ -9,6 +9,8 @@ from typing import Any
 from castproxy.testserver.api import OPERATION_SCOPES, bundled_document
 from castproxy.testserver.oauth import SCOPES
 
+__all__ = ["openapi_document"]
+
 _SCOPE_TEXT = {"read:items": "Read items", "write:items": "Change items", "read:users": "Read users"}
 
 

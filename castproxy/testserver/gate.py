@@ -9,6 +9,8 @@ from typing import Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+__all__ = ["ApiKeyGate", "Caller", "Gate", "OpenGate"]
+
 
 @dataclass(frozen=True)
 class Caller:

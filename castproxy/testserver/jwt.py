@@ -1,9 +1,6 @@
 """The test server's login endpoint and JWTs (mode `jwt`): what castproxy's `auth.type: login` is tested against.
 
-`POST /auth/login` takes `username` and `password` (JSON or form) and answers an HS256 access JWT and
-a refresh JWT, the lifetime only inside the token (`iat`, `exp`). `POST /auth/refresh` rotates the
-refresh token (a used one is refused and ends its session); `POST /auth/logout` ends the session of
-the Bearer token it is sent with. The API checks signature, `exp`, kind and session on every call.
+Login, rotating refresh, logout; HS256 tokens checked on every call (docs/architecture.md, "Test server").
 """
 
 from __future__ import annotations
@@ -25,6 +22,8 @@ from starlette.routing import Route
 
 from castproxy.testserver.gate import Caller
 from castproxy.testserver.oauth import SCOPES
+
+__all__ = ["REFRESH_LIFETIME", "JwtServer", "generate_password", "usernames"]
 
 ALGORITHM = "HS256"
 REFRESH_LIFETIME = 24 * 3600

@@ -1,17 +1,7 @@
-"""The test server's OAuth 2.0 authorization server (modes `oauth` and `oauth-dcr`).
+"""The test server's OAuth 2.0 authorization server (modes `oauth` and `oauth-dcr`), strict on purpose.
 
-What it enforces, so that the proxy's OAuth client is tested against a strict server:
-- authorization_code needs `state` and a PKCE S256 `code_challenge` (plain is refused);
-  the token request must then send the matching `code_verifier` and the same `redirect_uri`;
-- redirect URIs are compared exactly (string equality) with the client's registered ones;
-  an unknown client or redirect URI gets an error page, never a redirect;
-- codes are single-use (a replayed code also revokes the tokens issued from it) and live 60 s;
-- refresh tokens rotate; presenting a used one is `invalid_grant` and revokes its whole family;
-- confidential clients authenticate with client_secret_basic or client_secret_post (the
-  pre-registered client may use either; a registered client must use the method it registered);
-- bearer tokens are checked per endpoint scope: 401 `invalid_token` (unknown, revoked, expired),
-  403 `insufficient_scope`.
-Mode `oauth-dcr` adds RFC 7591 registration at `POST /auth/clients`.
+What it enforces (PKCE S256, exact redirect URIs, single-use codes, rotating refresh tokens, scopes):
+docs/architecture.md, "Test server".
 """
 
 from __future__ import annotations
@@ -32,8 +22,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from castproxy.errors import CastproxyError
 from castproxy.testserver.approval import approval_page, error_page
 from castproxy.testserver.gate import Caller
+
+__all__ = [
+    "DEFAULT_REDIRECT_URIS", "GRANT_TYPES", "PRE_REGISTERED_CLIENT_ID", "SCOPES", "Client", "OAuthRefusal",
+    "OAuthServer", "pkce_challenge"
+]
 
 SCOPES = ("read:items", "write:items", "read:users")
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
@@ -92,8 +88,8 @@ class _Token:
     used: bool = False  # refresh tokens only
 
 
-class OAuthError(Exception):
-    """A token-endpoint error: `error` is the RFC 6749 code, `description` is safe to show."""
+class OAuthRefusal(CastproxyError):
+    """The test server refusing an OAuth request: `error` is the RFC 6749 code, `description` is safe to show."""
 
     def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(description)
@@ -119,7 +115,7 @@ def issuer_of(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _token_error(exc: OAuthError, *, basic: bool = False) -> JSONResponse:
+def _token_error(exc: OAuthRefusal, *, basic: bool = False) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if exc.status == 401 and basic:
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
@@ -163,12 +159,6 @@ class OAuthServer:
         """Revoke every access and refresh token (tests: simulate a revoked grant)."""
         self._access.clear()
         self._refresh.clear()
-
-    def expire_access_tokens(self) -> None:
-        """Make every access token expired now (tests: force a refresh)."""
-        now = self.clock()
-        for token in self._access.values():
-            token.expires_at = now - 1
 
     # ---- bearer check for the API --------------------------------------------------------------
 
@@ -269,30 +259,20 @@ class OAuthServer:
             return refuse("invalid_request", "code_challenge is malformed")
         try:
             scopes = self._granted_scopes(client, params.get("scope"))
-        except OAuthError as exc:
+        except OAuthRefusal as exc:
             return refuse(exc.error, exc.description)
 
-        pending = _PendingApproval(
-            client_id=client.client_id,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            state=state,
-            code_challenge=challenge,
-            issuer=issuer,
-            expires_at=self.clock() + APPROVAL_LIFETIME,
-        )
+        pending = _PendingApproval(client_id=client.client_id, redirect_uri=redirect_uri, scopes=scopes, state=state,
+                                   code_challenge=challenge, issuer=issuer, expires_at=self.clock() + APPROVAL_LIFETIME)
         if self.auto_approve:
-            user_id = self._user_from_hint(params.get("login_hint"))
-            return self._approve(pending, user_id)
+            return self._approve(pending, self._user_from_hint(params.get("login_hint")))
+        return self._approval_page(pending, client)
+
+    def _approval_page(self, pending: _PendingApproval, client: Client) -> Response:
         request_id = secrets.token_urlsafe(24)
         self._pending[request_id] = pending
-        page = approval_page(
-            request_id=request_id,
-            client_name=client.name,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            users=self.users.values(),
-        )
+        page = approval_page(request_id=request_id, client_name=client.name, redirect_uri=pending.redirect_uri,
+                             scopes=pending.scopes, users=self.users.values())
         return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
     async def answer_approval(self, request: Request) -> Response:
@@ -320,18 +300,13 @@ class OAuthServer:
         for user_id, user in self.users.items():
             if hint and hint in (str(user_id), user.get("email")):
                 return user_id
-        return next(iter(self.users))
+        return next(iter(self.users.keys()))
 
     def _approve(self, pending: _PendingApproval, user_id: int, status: int = 302) -> Response:
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Code(
-            client_id=pending.client_id,
-            redirect_uri=pending.redirect_uri,
-            scopes=pending.scopes,
-            user_id=user_id,
-            code_challenge=pending.code_challenge,
-            expires_at=self.clock() + CODE_LIFETIME,
-        )
+        self._codes[code] = _Code(client_id=pending.client_id, redirect_uri=pending.redirect_uri, scopes=pending.scopes,
+                                  user_id=user_id, code_challenge=pending.code_challenge,
+                                  expires_at=self.clock() + CODE_LIFETIME)
         answer = {"code": code, "state": pending.state, "iss": pending.issuer}
         return RedirectResponse(_with_query(pending.redirect_uri, answer), status)
 
@@ -341,7 +316,7 @@ class OAuthServer:
         wanted = requested.split()
         unknown = [scope for scope in wanted if scope not in client.scopes]
         if unknown:
-            raise OAuthError("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
+            raise OAuthRefusal("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
         return tuple(dict.fromkeys(wanted))
 
     # ---- token endpoint ------------------------------------------------------------------------
@@ -353,9 +328,9 @@ class OAuthServer:
             client = self._authenticate_client(request, form)
             grant_type = form.get("grant_type", "")
             if grant_type not in GRANT_TYPES:
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+                raise OAuthRefusal("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
             if grant_type not in client.grant_types:
-                raise OAuthError("unauthorized_client", f"this client may not use {grant_type}")
+                raise OAuthRefusal("unauthorized_client", f"this client may not use {grant_type}")
             if grant_type == "authorization_code":
                 answer = self._exchange_code(client, form)
             elif grant_type == "refresh_token":
@@ -363,7 +338,7 @@ class OAuthServer:
             else:
                 scopes = self._granted_scopes(client, form.get("scope"))
                 answer = self._issue(client, None, scopes, family=secrets.token_hex(8), refresh=False)
-        except OAuthError as exc:
+        except OAuthRefusal as exc:
             return _token_error(exc, basic=basic)
         return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
@@ -373,55 +348,56 @@ class OAuthServer:
         client_id, secret = form.get("client_id", ""), form.get("client_secret")
         if header.lower().startswith("basic "):
             if secret is not None:
-                raise OAuthError("invalid_request", "use one client authentication method, not two")
+                raise OAuthRefusal("invalid_request", "use one client authentication method, not two")
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+                raise OAuthRefusal("invalid_client", "malformed Basic credentials", 401) from None
             raw_id, sep, raw_secret = decoded.partition(":")
             if not sep:
-                raise OAuthError("invalid_client", "malformed Basic credentials", 401)
+                raise OAuthRefusal("invalid_client", "malformed Basic credentials", 401)
             # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
             basic_id, secret = unquote(raw_id.replace("+", " ")), unquote(raw_secret.replace("+", " "))
             if client_id and client_id != basic_id:
-                raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+                raise OAuthRefusal("invalid_request", "client_id differs from the Basic credentials")
             client_id, method = basic_id, "client_secret_basic"
         elif secret is not None:
             method = "client_secret_post"
         client = self.clients.get(client_id)
         if client is None:
-            raise OAuthError("invalid_client", "unknown client", 401)
+            raise OAuthRefusal("invalid_client", "unknown client", 401)
         if client.client_secret is None:
             if method != "none":
-                raise OAuthError("invalid_client", "this public client has no secret", 401)
+                raise OAuthRefusal("invalid_client", "this public client has no secret", 401)
             return client
         if method == "none":
-            raise OAuthError("invalid_client", "client authentication is required", 401)
+            raise OAuthRefusal("invalid_client", "client authentication is required", 401)
         if method not in client.auth_methods:
-            raise OAuthError("invalid_client", f"this client must authenticate with {sorted(client.auth_methods)}", 401)
+            methods = sorted(client.auth_methods)
+            raise OAuthRefusal("invalid_client", f"this client must authenticate with {methods}", 401)
         if not hmac.compare_digest((secret or "").encode(), client.client_secret.encode()):
-            raise OAuthError("invalid_client", "client authentication failed", 401)
+            raise OAuthRefusal("invalid_client", "client authentication failed", 401)
         return client
 
     def _exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
         code = self._codes.get(form.get("code", ""))
         if code is None:
-            raise OAuthError("invalid_grant", "the authorization code is unknown")
+            raise OAuthRefusal("invalid_grant", "the authorization code is unknown")
         if code.used:
             # A replayed code may mean it leaked: revoke what it produced (RFC 6749 §4.1.2).
             self._revoke_family(code.family)
-            raise OAuthError("invalid_grant", "the authorization code was already used")
+            raise OAuthRefusal("invalid_grant", "the authorization code was already used")
         if self.clock() >= code.expires_at:
-            raise OAuthError("invalid_grant", "the authorization code expired")
+            raise OAuthRefusal("invalid_grant", "the authorization code expired")
         if code.client_id != client.client_id:
-            raise OAuthError("invalid_grant", "the authorization code was issued to another client")
+            raise OAuthRefusal("invalid_grant", "the authorization code was issued to another client")
         if form.get("redirect_uri") != code.redirect_uri:
-            raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+            raise OAuthRefusal("invalid_grant", "redirect_uri does not match the authorization request")
         verifier = form.get("code_verifier")
         if not verifier:
-            raise OAuthError("invalid_request", "code_verifier is required (PKCE)")
+            raise OAuthRefusal("invalid_request", "code_verifier is required (PKCE)")
         if not _PKCE_VALUE.match(verifier) or not hmac.compare_digest(pkce_challenge(verifier), code.code_challenge):
-            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+            raise OAuthRefusal("invalid_grant", "code_verifier does not match the code_challenge")
         code.used = True
         code.family = secrets.token_hex(8)
         refresh = "refresh_token" in client.grant_types
@@ -430,18 +406,18 @@ class OAuthServer:
     def _refresh_tokens(self, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
         presented = self._refresh.get(form.get("refresh_token", ""))
         if presented is None:
-            raise OAuthError("invalid_grant", "the refresh token is unknown or revoked")
+            raise OAuthRefusal("invalid_grant", "the refresh token is unknown or revoked")
         if presented.client_id != client.client_id:
-            raise OAuthError("invalid_grant", "the refresh token was issued to another client")
+            raise OAuthRefusal("invalid_grant", "the refresh token was issued to another client")
         if presented.used:
             # Reuse of a rotated token: treat the family as stolen (RFC 9700 §4.14.2).
             self._revoke_family(presented.family)
-            raise OAuthError("invalid_grant", "the refresh token was already used")
+            raise OAuthRefusal("invalid_grant", "the refresh token was already used")
         scopes = presented.scopes
         if form.get("scope"):
             narrower = tuple(dict.fromkeys(form["scope"].split()))
             if not set(narrower) <= set(presented.scopes):
-                raise OAuthError("invalid_scope", "a refresh cannot widen the granted scopes")
+                raise OAuthRefusal("invalid_scope", "a refresh cannot widen the granted scopes")
             scopes = narrower
         presented.used = True
         return self._issue(client, presented.user_id, scopes, family=presented.family, refresh=True)
@@ -480,7 +456,7 @@ class OAuthServer:
         basic = request.headers.get("authorization", "").lower().startswith("basic ")
         try:
             client = self._authenticate_client(request, form)
-        except OAuthError as exc:
+        except OAuthRefusal as exc:
             return _token_error(exc, basic=basic)
         value = form.get("token", "")
         token = self._refresh.get(value) or self._access.get(value)

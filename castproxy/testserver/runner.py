@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+__all__ = ["RunningServer", "bind_socket", "run_in_thread"]
+
 
 @dataclass
 class RunningServer:

@@ -170,6 +170,20 @@ def test_empty_env_override_counts_as_unset(write_config: WriteConfig) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("https://a.example.com,,https://b.example.com ", ["https://a.example.com", "https://b.example.com"]),
+        ('["https://a.example.com", "https://b.example.com"]', ["https://a.example.com", "https://b.example.com"]),
+        ("null", ["https://file.example.com"]),  # JSON null: not set, the file's list stays
+    ],
+)
+def test_allowed_origins_from_the_environment(write_config: WriteConfig, value: str, origins: list[str]) -> None:
+    path = write_config("version: 1\nserver: {allowed_origins: ['https://file.example.com']}\n"
+                        "workspaces: {api: {openapi: ./s.json, tools: [x]}}\n")
+    assert load_config(path, {"CASTPROXY_ALLOWED_ORIGINS": value}).config.server.allowed_origins == origins
+
+
+@pytest.mark.parametrize(
     ("server", "expected"),
     [
         ("{}", "http://127.0.0.1:8080"),

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, call_concurrently, write_config
+from support.clock import FakeClock
 from support.metrics import scrape, value
 from support.net import free_port
 from support.oauth_client import Browser, MemoryStorage, mcp_session
@@ -64,8 +65,10 @@ class Stack:
     def __init__(self, folder: Path, token_lifetime: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.clock = FakeClock()  # the upstream's: advancing it expires what it issued (castproxy's clock is real)
         self.app = create_testserver("oauth", client_secret=CLIENT_SECRET, auto_approve=True,
-                                     redirect_uris=[f"{self.url}/oauth/callback"], token_lifetime=token_lifetime)
+                                     redirect_uris=[f"{self.url}/oauth/callback"], token_lifetime=token_lifetime,
+                                     clock=self.clock)
         self.recorder = UpstreamRecorder(self.app)
         self.slow = SlowRefreshes(self.recorder)
         self.upstream: Running = run(self.slow)
@@ -162,7 +165,7 @@ async def test_two_workers_sharing_sqlite_refresh_a_refused_token_once(stack: St
     await wait_for_both_workers(stack, event="tool_call", workspace="items", outcome="ok")
     assert stack.recorder.refreshes == 0
 
-    stack.app.state.oauth.expire_access_tokens()  # the upstream now refuses every token it issued
+    stack.clock.advance(3600)  # the upstream's tokens (1 h) expired: it refuses every access token it issued
     all_succeeded(await call_concurrently([url], token, 40))
     assert stack.recorder.refreshes == 1
     assert list(stack.slow.presented.values()) == [1]

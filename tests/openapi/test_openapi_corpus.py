@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from openapi_support import CORPUS, corpus_dir
+from openapi_support import CORPUS, NAME_PATTERN, corpus_dir
 
 from castproxy.openapi.compiler import METHODS, compile_spec
 from castproxy.openapi.loader import load_document
 from castproxy.openapi.model import CompiledSpec, ToolDefinition
-from castproxy.openapi.naming import NAME_PATTERN
 from castproxy.openapi.refs import RefResolver
 
 EXAMPLES = CORPUS / "@readme" / "oas-examples"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import regress
 from jsonschema_rs import meta
-from openapi_support import directory_spec
+from openapi_support import NAME_PATTERN, directory_spec
 from witness import Unsatisfiable, schema_patterns, witness
 
 from castproxy.openapi import compiler, loader
@@ -21,7 +21,6 @@ from castproxy.openapi.budget import DEFAULT_MAX_SCHEMA_BYTES, size_of
 from castproxy.openapi.compiler import METHODS, compile_spec
 from castproxy.openapi.loader import load_document
 from castproxy.openapi.model import CompiledSpec
-from castproxy.openapi.naming import NAME_PATTERN
 from castproxy.openapi.patterns import EcmaValidator
 
 pytestmark = pytest.mark.slow

@@ -130,7 +130,8 @@ def test_responses_match_the_documented_schemas(start_server, http):
     def check(body, name):
         schema = {**schemas, "$ref": f"#/$defs/{name}"}
         text = json.dumps(schema).replace("#/components/schemas/", "#/$defs/")
-        Draft202012Validator(json.loads(text)).validate(body)
+        errors = [error.message for error in Draft202012Validator(json.loads(text)).iter_errors(body)]
+        assert errors == [], f"{name}: {errors}"
 
     check(http.get(f"{server.url}/api/items").json(), "ItemList")
     check(http.get(f"{server.url}/api/items/1").json(), "Item")
