@@ -28,7 +28,7 @@ from castproxy.gitops.report import sentence
 from castproxy.gitops.sources import with_definitions
 from castproxy.openapi.loader import cached_document, is_url, safe_url
 
-__all__ = ["DriftReport", "LockGuard", "lock_problems", "metric_lines"]
+__all__ = ["DriftReport", "LockGuard", "lock_problems"]
 
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig
