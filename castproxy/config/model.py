@@ -21,10 +21,10 @@ from pydantic import (
 
 __all__ = [
     "ALL_OPERATIONS", "ANSWER_LOCATION_PATTERN", "HEADER_NAME_PATTERN", "SELECTOR_KEYS", "TOOL_NAME_PATTERN",
-    "URL_PATTERN", "AccessRule", "AdminSettings", "ApiKeyAuth", "AuditSettings", "Auth", "BearerAuth", "Config", "ConnectionSettings", "ExcludeEntry",
-    "HeadersAuth", "HttpUrlText", "IdentitySettings", "Inbound", "InboundKey", "LoginAuth", "NamedApiKey", "NoAuth",
-    "OAuth2Auth", "RateLimit", "ServerSettings", "StoreSettings", "ToolEntry", "ToolSelection", "ToolSelector",
-    "Workspace", "WorkspaceAudit", "parse_size"
+    "URL_PATTERN", "AccessRule", "AdminSettings", "ApiKeyAuth", "AuditSettings", "Auth", "BearerAuth", "Config",
+    "ConnectionSettings", "ExcludeEntry", "HeadersAuth", "HttpUrlText", "IdentitySettings", "Inbound", "InboundKey",
+    "LoginAuth", "NamedApiKey", "NoAuth", "OAuth2Auth", "RateLimit", "ServerSettings", "StoreSettings", "ToolEntry",
+    "ToolSelection", "ToolSelector", "Workspace", "WorkspaceAudit", "parse_size",
 ]
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
