@@ -70,7 +70,7 @@ def prepare_multiprocess(directory: str | None = None) -> str:
 def worker_exited(pid: int) -> None:
     """Tell the multiprocess files that a worker is gone (its live gauges stop counting)."""
     if os.environ.get(MULTIPROC_ENV):
-        mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]  # prometheus_client is unannotated
 
 
 def remove_multiprocess(folder: str) -> None:
@@ -147,13 +147,14 @@ class Metrics:
         if self.multiprocess and _values.ValueClass is _values.MutexValue:
             # The client picks its value class when first imported; a process that set the variable after
             # that (a forked worker) would otherwise keep its values in memory, invisible to the others.
-            _values.ValueClass = _values.get_value_class()  # type: ignore[no-untyped-call]
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series next to every counter: nobody graphs them
+            _values.ValueClass = _values.get_value_class()  # type: ignore[no-untyped-call]  # unannotated
+        # No `_created` series next to every counter: nobody graphs them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client is unannotated
         self.registry = CollectorRegistry()
         # In multiprocess mode the metrics themselves are registered nowhere: the collector reads the files.
         own = None if self.multiprocess else self.registry
         if self.multiprocess:
-            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]  # prometheus_client is unannotated
         else:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from castproxy.auth.bridge import AuthBridge
 from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.openapi.spec_cache import SpecCache, SpecFetcher
 from castproxy.serve.snapshot import Snapshot, build_snapshot
@@ -53,7 +54,8 @@ def _warn_fixed_settings(first: LoadedConfig, fresh: LoadedConfig) -> None:
 
 
 class Builds:
-    def __init__(self, config_path: Path, environ: Mapping[str, str], first: LoadedConfig, bridge: object) -> None:
+    def __init__(self, config_path: Path, environ: Mapping[str, str], first: LoadedConfig,
+                 bridge: AuthBridge | None) -> None:
         self.config_path = config_path
         self.environ = environ
         self.first_loaded = first

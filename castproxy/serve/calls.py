@@ -207,14 +207,14 @@ class ToolCaller:
         )
         renewable = workspace.oauth is not None or workspace.login is not None
         if renewable and isinstance(outcome, UpstreamResponse) and outcome.status == 401:
+            refused = outcome
             try:
-                outcome = await self._resend_with_renewed_token(workspace, name, request, outcome, grant_id)
+                outcome = await self._resend_with_renewed_token(workspace, name, request, refused, grant_id)
             except UpstreamAuthError as exc:  # e.g. the token endpoint is down: say so next to the 401
-                outcome = _masked(workspace, request, outcome)
-                result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
+                result = to_tool_result(_masked(workspace, request, refused), max_bytes=workspace.max_response_bytes)
                 note = f"castproxy could not renew the refused upstream token ({exc}); try again shortly."
                 result.content.append(mcp_types.TextContent(type="text", text=note))
-                return result, "upstream_error", outcome.status
+                return result, "upstream_error", refused.status
         outcome = _masked(workspace, request, outcome)  # nothing the upstream echoed of our credentials goes on
         result = to_tool_result(outcome, max_bytes=workspace.max_response_bytes)
         if isinstance(outcome, UpstreamFailure):  # no HTTP answer at all: timeout, refused, TLS...

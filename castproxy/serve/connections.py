@@ -97,16 +97,16 @@ def _limits_of(config: uvicorn.Config) -> ConnectionLimits:
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # httptools is optional in uvicorn; uvicorn[standard] brings it
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]  # a class or None: mypy has no spelling for that
 
 if HttpToolsProtocol is not None:
 
-    class GuardedHttpTools(_Deadlines, HttpToolsProtocol):  # type: ignore[misc]
+    class GuardedHttpTools(_Deadlines, HttpToolsProtocol):
         def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
             super().__init__(config, *args, **kwargs)
             self._limits = _limits_of(config)
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
             super().connection_made(transport)
             if self._admitted():
                 self._wait_for("headers")
@@ -134,7 +134,7 @@ class GuardedH11(_Deadlines, H11Protocol):
         super().__init__(config, *args, **kwargs)
         self._limits = _limits_of(config)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         if self._admitted():
             self._wait_for("headers")

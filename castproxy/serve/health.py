@@ -20,6 +20,7 @@ from typing import Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from castproxy.auth.bridge import AuthBridge
 from castproxy.serve.snapshot import WorkspaceStatus
 from castproxy.serve.state import ServeState
 
@@ -67,14 +68,13 @@ def _workspace(name: str, status: WorkspaceStatus, planner: Planner | None) -> d
     return entry
 
 
-async def _key_problem(state: ServeState) -> str | None:
+async def _key_problem(bridge: AuthBridge) -> str | None:
     """Why server.secret_key cannot read the store's encrypted records (the sign-ins in it), or None."""
     try:
-        problem = await state.bridge.key_problem()
+        return await bridge.key_problem()
     except Exception as exc:
         log.warning("secret key check failed", extra={"fields": {"error_type": type(exc).__name__}})
         return None
-    return problem if isinstance(problem, str) else None
 
 
 def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Request], Awaitable[JSONResponse]]:
@@ -100,7 +100,7 @@ def readyz(state: ServeState, planner: Planner | None = None) -> Callable[[Reque
         if snapshot.unavailable:
             body["unavailable"] = dict(sorted(snapshot.unavailable.items()))
         if state.bridge is not None:
-            problem = await _key_problem(state)
+            problem = await _key_problem(state.bridge)
             body["secret_key"] = {"reads_store": problem is None} if problem is None else {
                 "reads_store": False, "problem": problem}
             if problem is not None:

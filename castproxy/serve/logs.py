@@ -108,11 +108,11 @@ class RepeatLimitingHandler(logging.StreamHandler[TextIO]):
         now = self._clock()
         if record.levelno < logging.WARNING:
             if now >= self._next_sweep:
-                with self.lock:  # type: ignore[union-attr]
+                with self.lock:  # type: ignore[union-attr]  # typeshed: Optional, Handler.__init__ sets it
                     self._sweep(now)
             return bool(super().handle(record))
         key = _line_key(record)
-        with self.lock:  # type: ignore[union-attr]  # the reload thread logs too
+        with self.lock:  # type: ignore[union-attr]  # typeshed: Optional; __init__ sets it
             seen = self._seen.get(key)
             if seen is not None and now - seen.started < self.window:
                 seen.left_out += 1
@@ -140,7 +140,7 @@ class RepeatLimitingHandler(logging.StreamHandler[TextIO]):
                 self._next_sweep = min(self._next_sweep, seen.started + self.window)
 
     def close(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # typeshed: Optional, Handler.__init__ sets it
             self._sweep(self._clock(), everything=True)
         super().close()
 

@@ -46,6 +46,7 @@ from starlette.types import Message, Receive, Scope, Send
 from castproxy import __version__
 from castproxy.access.policy import NOBODY, Caller
 from castproxy.access.stepup import called_tool
+from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.events import grant_ref
 from castproxy.auth.server.limits import caller_key
 from castproxy.observe.context import CURRENT, RequestInfo, key_id
@@ -73,11 +74,11 @@ class CallScope:
 
 
 def _call_scope(ctx: ServerRequestContext[Any, Any]) -> CallScope:
-    request = ctx.request
-    scope = getattr(request, "scope", None)
-    if scope is None or SCOPE_KEY not in scope:
+    scope = getattr(ctx.request, "scope", None)
+    call = scope.get(SCOPE_KEY) if scope is not None else None
+    if not isinstance(call, CallScope):
         raise RuntimeError("MCP request reached the server without passing the /mcp endpoint")
-    return scope[SCOPE_KEY]
+    return call
 
 
 class ProxyServer(Server[Any]):
@@ -101,6 +102,7 @@ class ProxyServer(Server[Any]):
         super().__init__(
             "castproxy",
             version=__version__,
+            # The SDK types the answer ListToolsResult; a dict (our prebuilt wire form) goes out as it is.
             on_list_tools=list_tools,  # type: ignore[arg-type]
             on_call_tool=call_tool,
             # Our tools declare no `Mcp-Param-*` headers; answering None skips the SDK's per-call re-listing
@@ -155,7 +157,7 @@ class McpEndpoint:
         self,
         manager: StreamableHTTPSessionManager,
         current: Callable[[], Snapshot],
-        bridge: Callable[[], Any],
+        bridge: Callable[[], AuthBridge | None],
         *,
         fast_path: bool | None = None,
         retry_in: Callable[[str], float | None] = lambda name: None,
@@ -189,7 +191,7 @@ class McpEndpoint:
         snapshot = self.current()  # held for the whole request: in-flight calls keep their config
         origin = request.headers.get("origin")
         if not snapshot.origins.allows(origin):
-            response: Response | None = json_error(
+            response: Response = json_error(
                 403, "forbidden_origin", "this Origin may not call the proxy (add it to server.allowed_origins)"
             )
         elif origin is not None and request.method == "OPTIONS":
@@ -197,31 +199,41 @@ class McpEndpoint:
         else:
             if origin is not None:
                 send = with_cors(send, origin)
-            response, call = await self._admit(request, snapshot)
-            if response is None and call is not None and call.workspace.unavailable is not None:
-                response, receive = await self._unavailable(scope, receive, call.workspace)
-            if response is None and call is not None and self.stateless_json:
-                response, receive = await self._refuse_plainly(scope, receive)
-            if response is None and call is not None:  # admitted: every check above ran for both paths
-                token = CURRENT.set(call.info)  # the SDK's handler tasks copy this context: they see it too
-                try:
-                    if call.workspace.access is not None and call.caller.scopes is not None:
-                        refused, receive = await self._step_up(call, scope, receive)
-                        if refused is not None:
-                            await refused(scope, receive, send)
-                            return
-                    if self.fast_path is not None:
-                        sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id,
-                                                                 call.caller)
-                        if sdk_receive is None:
-                            return
-                        receive = sdk_receive
-                    scope[SCOPE_KEY] = call
-                    await self.manager.handle_request(scope, receive, send)
-                finally:
-                    CURRENT.reset(token)
+            admitted = await self._admit(request, snapshot)
+            if isinstance(admitted, CallScope):
+                await self._serve(admitted, scope, receive, send)
                 return
+            response = admitted
         await response(scope, receive, send)
+
+    async def _serve(self, call: CallScope, scope: Scope, receive: Receive, send: Send) -> None:
+        """An admitted request: a degraded workspace's answer, the plain refusals and the step-up check (for
+        both paths), then the fast path or the SDK."""
+        response: Response | None = None
+        if call.workspace.unavailable is not None:
+            response, receive = await self._unavailable(scope, receive, call.workspace)
+        if response is None and self.stateless_json:
+            response, receive = await self._refuse_plainly(scope, receive)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        token = CURRENT.set(call.info)  # the SDK's handler tasks copy this context: they see it too
+        try:
+            if call.workspace.access is not None and call.caller.scopes is not None:
+                response, receive = await self._step_up(call, scope, receive)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+            if self.fast_path is not None:
+                sdk_receive = await self.fast_path.serve(scope, receive, send, call.workspace, call.grant_id,
+                                                         call.caller)
+                if sdk_receive is None:
+                    return
+                receive = sdk_receive
+            scope[SCOPE_KEY] = call
+            await self.manager.handle_request(scope, receive, send)
+        finally:
+            CURRENT.reset(token)
 
     async def _step_up(self, call: CallScope, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
         """403 insufficient_scope for a tools/call of a tool whose scopes the caller's token lacks (both paths)."""
@@ -308,14 +320,14 @@ class McpEndpoint:
             response = JSONResponse({**details, "message": message}, status_code=503, headers=headers)
         return response, replay(messages, receive)
 
-    async def _admit(self, request: Request, snapshot: Snapshot) -> tuple[Response | None, CallScope | None]:
+    async def _admit(self, request: Request, snapshot: Snapshot) -> Response | CallScope:
         name = request.path_params.get("workspace", "")
         workspace = snapshot.workspaces.get(name)
         if workspace is None:
             reason = snapshot.unavailable.get(name)
             if reason is not None:  # e.g. its tools drifted from the lock under server.lock: enforce
-                return json_error(503, "workspace_unavailable", reason), None
-            return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'"), None
+                return json_error(503, "workspace_unavailable", reason)
+            return json_error(404, "unknown_workspace", f"no workspace named '{name[:64]}'")
         client = request.client
         info = RequestInfo(name, address=client.host if client is not None else None)
         grant_id: str | None = None
@@ -326,25 +338,25 @@ class McpEndpoint:
             caller = key_caller(workspace, request.headers)
             info.key_id = key_id(digest)  # the audit trail prefers the key's name when it has one
         elif workspace.inbound_key_hashes and not workspace.sign_in:
-            return unauthorized(name), None
+            return unauthorized(name)
         if workspace.unavailable is not None:
-            return None, CallScope(workspace, None, caller, info)  # nothing to sign in to: it answers its reason only
+            return CallScope(workspace, None, caller, info)  # nothing to sign in to: it answers its reason only
         if workspace.sign_in and not by_key:
             bridge = self.bridge()
             if bridge is None:
                 return json_error(503, "sign_in_unavailable", "sign-in not available: this proxy has no "
-                                  "authorization server (set server.secret_key)"), None  # a config matter: no retry
+                                  "authorization server (set server.secret_key)")  # a config matter: no retry
             try:
                 outcome = await bridge.authenticate_caller(request, name)
             except StoreUnavailable as exc:  # the store is down or paused: the same answer for every caller
-                return sign_in_unavailable(f"sign-in check failed: {exc}", exc.retry_after), None
+                return sign_in_unavailable(f"sign-in check failed: {exc}", exc.retry_after)
             except Exception as exc:  # anything else: say so, without internals
                 fields = {"workspace": name, "error_type": type(exc).__name__}
                 log.error("sign-in check failed", extra={"fields": fields})
                 seconds = math.ceil(RETRY_AFTER)
-                return sign_in_unavailable(f"sign-in check failed; try again in {seconds} s", seconds), None
+                return sign_in_unavailable(f"sign-in check failed; try again in {seconds} s", seconds)
             if isinstance(outcome, Response):
-                return outcome, None
+                return outcome
             grant_id, caller = outcome
             info.grant = grant_ref(grant_id)
             if self.observer is not None:
@@ -355,6 +367,6 @@ class McpEndpoint:
             log.warning("caller refused by the workspace's access policy",
                         extra={"fields": {"workspace": name, "caller": caller.label}})
             return json_error(403, "access_denied", f"{caller.label} may not use workspace '{name}': its access "
-                              "policy allows other people or groups"), None
+                              "policy allows other people or groups")
         info.client_id, info.subject = caller.client_id, caller.subject
-        return None, CallScope(workspace, grant_id, caller, info)
+        return CallScope(workspace, grant_id, caller, info)

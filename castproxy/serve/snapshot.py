@@ -30,6 +30,7 @@ import mcp_types
 from castproxy.access.build import access_parts, key_text
 from castproxy.access.limits import WorkspaceLimits
 from castproxy.access.policy import Caller, Rule, WorkspaceAccess
+from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.auth.login import login_protected_headers
 from castproxy.auth.static import static_credentials
@@ -160,7 +161,9 @@ class BridgeCredentials:
 
     protected_headers = frozenset({"authorization"})
 
-    def __init__(self, bridge: Any, workspace: str, protected_headers: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, bridge: AuthBridge | None, workspace: str, protected_headers: frozenset[str] | None = None
+    ) -> None:
         self._bridge = bridge
         self._workspace = workspace
         if protected_headers is not None:  # login workspaces may send their token in another header
@@ -191,8 +194,8 @@ def _listing(tools: tuple[ToolDefinition, ...]) -> dict[str, Any]:
 
 
 def _build_workspace(
-    name: str, workspace: Workspace, compiled: Any, bridge: Any, secrets: tuple[bytes, ...] = (),
-    identity: IdentitySettings | None = None,
+    name: str, workspace: Workspace, compiled: WorkspaceTools, bridge: AuthBridge | None,
+    secrets: tuple[bytes, ...] = (), identity: IdentitySettings | None = None,
 ) -> WorkspaceRuntime:
     tools = {
         tool.name: ToolRuntime(
@@ -275,7 +278,7 @@ def _rebuild(
     loaded: LoadedConfig,
     name: str,
     workspace: Workspace,
-    bridge: Any,
+    bridge: AuthBridge | None,
     secrets: tuple[bytes, ...],
     document: dict[str, Any],
 ) -> WorkspaceRuntime:
@@ -293,7 +296,7 @@ class _Builder:
     def __init__(
         self,
         loaded: LoadedConfig,
-        bridge: Any,
+        bridge: AuthBridge | None,
         offline: bool,
         previous: Snapshot | None,
         fetcher: SpecFetcher,
@@ -417,7 +420,7 @@ def _iso(timestamp: float | None) -> str:
 def build_snapshot(
     loaded: LoadedConfig,
     *,
-    bridge: Any = None,
+    bridge: AuthBridge | None = None,
     offline: bool = False,
     previous: Snapshot | None = None,
     fetcher: SpecFetcher | None = None,

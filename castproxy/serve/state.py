@@ -7,13 +7,15 @@ request and keep that object, so no lock is needed and nothing is ever half-appl
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from castproxy.auth.bridge import AuthBridge
 from castproxy.serve.snapshot import Snapshot
+from castproxy.store.base import Store
 
 
 class ServeState:
-    def __init__(self, snapshot: Snapshot, *, store: Any = None, bridge: Any = None) -> None:
+    def __init__(self, snapshot: Snapshot, *, store: Store | None = None,
+                 bridge: AuthBridge | None = None) -> None:
         self.store = store
         self.bridge = bridge
         self.snapshot = snapshot
@@ -40,6 +42,6 @@ class ServeState:
         self.last_error_at = time.time()
 
 
-def _update_bridge(bridge: Any, snapshot: Snapshot) -> None:
+def _update_bridge(bridge: AuthBridge, snapshot: Snapshot) -> None:
     bridge.update(snapshot.oauth_workspaces(), snapshot.login_workspaces(), snapshot.oauth_base_urls(),
                   sign_in_only=snapshot.identity_workspaces(), access=snapshot.connect_rules())

@@ -101,83 +101,83 @@ class ArgumentValidator:
         return _is_secret_schema(error.schema)
 
     def _describe(self, error: ValidationError) -> list[str]:
+        """The messages for one jsonschema error: one per argument for an object's members, else one."""
+        members = _member_messages(error)
+        if members is not None:
+            return members
         path = list(error.absolute_path)
-        name = _dotted(path)
         keyword = error.validator
-        expected = error.validator_value
-        instance = error.instance
-
-        if keyword == "required" and isinstance(instance, dict):
-            return [
-                f"missing required argument '{_dotted([*path, missing])}'"
-                for missing in expected
-                if missing not in instance
-            ]
-        if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
-            return [f"unexpected argument '{_dotted([*path, extra])}'" for extra in _unexpected(error)]
-        if keyword is None or error.schema is False:  # `false` subschema
-            return [f"argument '{name}' is not allowed"]
-
-        if not path:
-            subject = "the arguments"
-            if keyword == "type":
-                return ["the arguments must be a JSON object"]
-        else:
-            subject = f"argument '{name}'"
-        value = "" if self._is_secret(error) else f": {excerpt(instance)}"
-        shown = value[2:] if value else "the value"
-
-        if keyword == "type":
-            types = expected if isinstance(expected, list) else [expected]
-            return [f"{subject}{value} is not of type {', '.join(repr(t) for t in types)}"]
-        if keyword == "enum":
-            return [f"{subject}{value} is not one of {_choices(expected)}"]
-        if keyword == "const":
-            return [f"{subject} must be {excerpt(expected)}"]
-        if keyword in ("minimum", "exclusiveMinimum"):
-            relation = "less than" if keyword == "minimum" else "less than or equal to"
-            return [f"{subject}: {shown} is {relation} the minimum of {expected}"]
-        if keyword in ("maximum", "exclusiveMaximum"):
-            relation = "greater than" if keyword == "maximum" else "greater than or equal to"
-            return [f"{subject}: {shown} is {relation} the maximum of {expected}"]
-        if keyword == "multipleOf":
-            return [f"{subject}{value} is not a multiple of {expected}"]
-        if keyword == "minLength":
-            return [f"{subject} is too short (at least {expected} characters)"]
-        if keyword == "maxLength":
-            return [f"{subject} is too long (at most {expected} characters)"]
-        if keyword == "pattern":
-            return [f"{subject}{value} does not match the pattern {expected!r}"]
-        if keyword == "minItems":
-            return [f"{subject} needs at least {expected} items"]
-        if keyword == "maxItems":
-            return [f"{subject} takes at most {expected} items"]
-        if keyword == "uniqueItems":
-            return [f"{subject} must not contain duplicate items"]
-        if keyword == "minProperties":
-            return [f"{subject} needs at least {expected} properties"]
-        if keyword == "maxProperties":
-            return [f"{subject} takes at most {expected} properties"]
-        if keyword == "dependentRequired" and isinstance(instance, dict):
-            return [
-                f"argument '{_dotted([*path, key])}' also needs {', '.join(repr(n) for n in needs)}"
-                for key, needs in expected.items()
-                if key in instance and any(n not in instance for n in needs)
-            ]
+        if not isinstance(keyword, str) or error.schema is False:  # a `false` subschema: no keyword (None)
+            return [f"argument '{_dotted(path)}' is not allowed"]
+        if not path and keyword == "type":
+            return ["the arguments must be a JSON object"]
+        subject = f"argument '{_dotted(path)}'" if path else "the arguments"
         if keyword in ("anyOf", "oneOf") and error.context:
             inner = best_match(error.context)
             details = self._describe(inner) if inner is not None else []
             suffix = f" ({details[0]})" if details else ""
             return [f"{subject} does not match any of the allowed forms{suffix}"]
-        if keyword == "oneOf":
-            return [f"{subject} matches more than one of the allowed forms"]
-        if keyword == "not":
-            return [f"{subject} has a value that is not allowed"]
-        if keyword == "format":
-            return [f"{subject}{value} is not a valid {expected}"]
-        return [f"{subject} is invalid ({keyword})"]
+        value = "" if self._is_secret(error) else f": {excerpt(error.instance)}"
+        return [_keyword_message(keyword, subject, value, error.validator_value)]
 
 
-def _unexpected(error: ValidationError) -> list[str]:
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    return unmatched_names(error.instance, schema)
+def _member_messages(error: ValidationError) -> list[str] | None:
+    """One message per named argument for `required`, unexpected properties and `dependentRequired`;
+    None for any other error."""
+    instance = error.instance
+    if not isinstance(instance, dict):
+        return None
+    path = list(error.absolute_path)
+    # Any | Unset in the stubs: Unset only on hand-built errors, never on those iter_errors yields.
+    expected: Any = error.validator_value
+    if error.validator == "required":
+        return [f"missing required argument '{_dotted([*path, missing])}'" for missing in expected
+                if missing not in instance]
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        return [f"unexpected argument '{_dotted([*path, extra])}'" for extra in unmatched_names(instance, schema)]
+    if error.validator == "dependentRequired":
+        return [
+            f"argument '{_dotted([*path, key])}' also needs {', '.join(repr(n) for n in needs)}"
+            for key, needs in expected.items()
+            if key in instance and any(n not in instance for n in needs)
+        ]
+    return None
+
+
+# Keywords whose message needs only the subject, the quoted value (": 'abc'", or "" for a secret) and the
+# keyword's value in the schema.
+_MESSAGES = {
+    "minimum": "{subject}: {shown} is less than the minimum of {expected}",
+    "exclusiveMinimum": "{subject}: {shown} is less than or equal to the minimum of {expected}",
+    "maximum": "{subject}: {shown} is greater than the maximum of {expected}",
+    "exclusiveMaximum": "{subject}: {shown} is greater than or equal to the maximum of {expected}",
+    "multipleOf": "{subject}{value} is not a multiple of {expected}",
+    "minLength": "{subject} is too short (at least {expected} characters)",
+    "maxLength": "{subject} is too long (at most {expected} characters)",
+    "pattern": "{subject}{value} does not match the pattern {expected!r}",
+    "minItems": "{subject} needs at least {expected} items",
+    "maxItems": "{subject} takes at most {expected} items",
+    "uniqueItems": "{subject} must not contain duplicate items",
+    "minProperties": "{subject} needs at least {expected} properties",
+    "maxProperties": "{subject} takes at most {expected} properties",
+    "oneOf": "{subject} matches more than one of the allowed forms",
+    "not": "{subject} has a value that is not allowed",
+    "format": "{subject}{value} is not a valid {expected}",
+}
+
+
+def _keyword_message(keyword: str, subject: str, value: str, expected: Any) -> str:
+    """The message for a keyword that judges the value as a whole."""
+    if keyword == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        return f"{subject}{value} is not of type {', '.join(repr(t) for t in types)}"
+    if keyword == "enum":
+        return f"{subject}{value} is not one of {_choices(expected)}"
+    if keyword == "const":
+        return f"{subject} must be {excerpt(expected)}"
+    template = _MESSAGES.get(keyword)
+    if template is None:
+        return f"{subject} is invalid ({keyword})"
+    shown = value[2:] if value else "the value"
+    return template.format(subject=subject, value=value, shown=shown, expected=expected)

@@ -124,6 +124,7 @@ def _multipart(value: Any, label: str, names: dict[str, str], parts: dict[str, B
         part = parts.get(key, BodyPart(name=key))
         argument = names.get(key) or (f"{label}.{key}" if label != "body" else key)
         for one in item if isinstance(item, list) else [item]:
+            part_type: str | None
             if part.binary:
                 content = decode_base64(one, argument)
                 part_type = part.content_type or "application/octet-stream"

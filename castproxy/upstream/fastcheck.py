@@ -13,6 +13,7 @@ the caller runs jsonschema, which then gives the exact verdict and the messages.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -84,7 +85,7 @@ def _same(one: Any, two: Any) -> bool:
     if isinstance(one, bool) or isinstance(two, bool):
         return one is two
     if _is_number(one) and _is_number(two):
-        return one == two
+        return bool(one == two)
     if isinstance(one, str) and isinstance(two, str):
         return one == two
     return one is None and two is None
@@ -100,88 +101,152 @@ def compile_check(schema: Any) -> Check | None:
 
 def _compile(schema: Any) -> Check:
     if schema is True or schema == {}:
-        return lambda value: True
+        return _always
     if schema is False:
-        return lambda value: False
+        return _never
     if not isinstance(schema, dict):
         raise Unsupported
     for key in schema:
         if key not in _CHECKED and key not in _ANNOTATIONS and not key.startswith("x-"):
             raise Unsupported
-    checks: list[Check] = []
+    return _all_of(
+        [
+            *_value_checks(schema),
+            *_bound_checks(schema),
+            *_string_checks(schema),
+            *_array_checks(schema),
+            *_object_checks(schema),
+        ]
+    )
 
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+def _value_checks(schema: dict[str, Any]) -> list[Check]:
+    """`type`, `enum` and `const`."""
+    checks: list[Check] = []
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         tests = [_TYPES[name] for name in names]  # KeyError: unknown type name
         checks.append(tests[0] if len(tests) == 1 else _any_of(tests))
     if "enum" in schema:
         choices = list(schema["enum"])
-        checks.append(lambda v, choices=choices: any(_same(v, c) for c in choices))
+
+        def in_enum(value: Any) -> bool:
+            return any(_same(value, choice) for choice in choices)
+
+        checks.append(in_enum)
     if "const" in schema:
         const = schema["const"]
-        checks.append(lambda v, const=const: _same(v, const))
 
-    bounds = [(schema[k], k) for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in schema]
-    for bound, kind in bounds:
+        def is_const(value: Any) -> bool:
+            return _same(value, const)
+
+        checks.append(is_const)
+    return checks
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "minimum": operator.ge,
+    "maximum": operator.le,
+    "exclusiveMinimum": operator.gt,
+    "exclusiveMaximum": operator.lt,
+}
+
+
+def _bound_checks(schema: dict[str, Any]) -> list[Check]:
+    """`minimum`, `maximum` and their exclusive forms: they constrain numbers only."""
+    checks: list[Check] = []
+    for kind, compare in _COMPARISONS.items():
+        if kind not in schema:
+            continue
+        bound = schema[kind]
         if not _is_number(bound):
             raise Unsupported
-        compare: Callable[[Any, Any], bool] = {
-            "minimum": lambda v, b: v >= b,
-            "maximum": lambda v, b: v <= b,
-            "exclusiveMinimum": lambda v, b: v > b,
-            "exclusiveMaximum": lambda v, b: v < b,
-        }[kind]
-        checks.append(lambda v, b=bound, c=compare: not _is_number(v) or c(v, b))
 
+        def within(value: Any, bound: Any = bound, compare: Callable[[Any, Any], bool] = compare) -> bool:
+            return not _is_number(value) or compare(value, bound)
+
+        checks.append(within)
+    return checks
+
+
+def _string_checks(schema: dict[str, Any]) -> list[Check]:
+    """`minLength`, `maxLength` and `pattern`: they constrain strings only."""
+    checks: list[Check] = []
     min_length, max_length = schema.get("minLength"), schema.get("maxLength")
     if min_length is not None or max_length is not None:
         low, high = int(min_length or 0), max_length
-        checks.append(
-            lambda v, low=low, high=high: not isinstance(v, str) or (len(v) >= low and (high is None or len(v) <= high))
-        )
+
+        def length_fits(value: Any) -> bool:
+            return not isinstance(value, str) or (len(value) >= low and (high is None or len(value) <= high))
+
+        checks.append(length_fits)
     if "pattern" in schema:
         regex = ecma_regex(schema["pattern"])  # ECMA-262, as jsonschema is told to match (patterns.py)
         if regex is None:
             raise Unsupported
         find = regex.find
-        checks.append(lambda v, find=find: not isinstance(v, str) or find(v) is not None)
 
+        def matches(value: Any) -> bool:
+            return not isinstance(value, str) or find(value) is not None
+
+        checks.append(matches)
+    return checks
+
+
+def _array_checks(schema: dict[str, Any]) -> list[Check]:
+    """`items`, `minItems` and `maxItems`: they constrain arrays only."""
+    checks: list[Check] = []
     if "items" in schema:
         item_check = _compile(schema["items"])
-        checks.append(lambda v, item=item_check: not isinstance(v, list) or all(map(item, v)))
+
+        def items_valid(value: Any) -> bool:
+            return not isinstance(value, list) or all(map(item_check, value))
+
+        checks.append(items_valid)
     min_items, max_items = schema.get("minItems"), schema.get("maxItems")
     if min_items is not None or max_items is not None:
         low, high = int(min_items or 0), max_items
-        checks.append(
-            lambda v, low=low, high=high: (
-                not isinstance(v, list) or (len(v) >= low and (high is None or len(v) <= high))
-            )
-        )
 
+        def count_fits(value: Any) -> bool:
+            return not isinstance(value, list) or (len(value) >= low and (high is None or len(value) <= high))
+
+        checks.append(count_fits)
+    return checks
+
+
+def _object_checks(schema: dict[str, Any]) -> list[Check]:
+    """`properties`, `required` and `additionalProperties`: they constrain objects only."""
     properties = {name: _compile(sub) for name, sub in (schema.get("properties") or {}).items()}
     required = list(schema.get("required") or [])
     additional = schema.get("additionalProperties", True)
     extra_check = None if additional is True else _compile(additional)
-    if properties or required or extra_check is not None:
+    if not (properties or required or extra_check is not None):
+        return []
 
-        def check_object(value: Any) -> bool:
-            if not isinstance(value, dict):
-                return True
-            for name in required:
-                if name not in value:
-                    return False
-            for name, item in value.items():
-                sub = properties.get(name)
-                if sub is not None:
-                    if not sub(item):
-                        return False
-                elif extra_check is not None and not extra_check(item):
-                    return False
+    def check_object(value: Any) -> bool:
+        if not isinstance(value, dict):
             return True
+        for name in required:
+            if name not in value:
+                return False
+        for name, item in value.items():
+            sub = properties.get(name)
+            if sub is not None:
+                if not sub(item):
+                    return False
+            elif extra_check is not None and not extra_check(item):
+                return False
+        return True
 
-        checks.append(check_object)
-
-    return _all_of(checks)
+    return [check_object]
 
 
 def _any_of(tests: list[Check]) -> Check:
@@ -197,12 +262,16 @@ def _any_of(tests: list[Check]) -> Check:
 def _all_of(checks: list[Check]) -> Check:
     # Plain loops and closures: generator expressions cost more than the checks themselves.
     if not checks:
-        return lambda value: True
+        return _always
     if len(checks) == 1:
         return checks[0]
     if len(checks) == 2:
         first, second = checks
-        return lambda value: first(value) and second(value)
+
+        def both(value: Any) -> bool:
+            return first(value) and second(value)
+
+        return both
 
     def check(value: Any) -> bool:
         for one in checks:  # noqa: SIM110 - a loop costs less than all() over a generator

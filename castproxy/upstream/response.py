@@ -91,10 +91,10 @@ def to_tool_result(outcome: UpstreamResponse | UpstreamFailure, *, max_bytes: in
         if 300 <= status < 400:
             location = response.headers.get("location", "")
             head += " (redirects are not followed" + (f"; Location: {location[:200]}" if location else "") + ")"
-        body = _decode(response.body[: ERROR_EXCERPT_CHARS * 4], content_type).strip()
-        if body:
-            cut = len(body) > ERROR_EXCERPT_CHARS or response.truncated
-            head += ": " + body[:ERROR_EXCERPT_CHARS] + ("…" if cut else "")
+        detail = _decode(response.body[: ERROR_EXCERPT_CHARS * 4], content_type).strip()
+        if detail:
+            cut = len(detail) > ERROR_EXCERPT_CHARS or response.truncated
+            head += ": " + detail[:ERROR_EXCERPT_CHARS] + ("…" if cut else "")
         return _error(head)
 
     body = response.body
