@@ -305,7 +305,7 @@ class AdminPages:
             grants_error = "" if len(grants) <= SHOWN_SIGN_INS else (
                 f"{len(grants)} sign-ins; the {SHOWN_SIGN_INS} used most recently are shown")
             grants = grants[:SHOWN_SIGN_INS]
-        except Exception as exc:
+        except Exception as exc:  # the store is down: the page still shows the rest
             grants, grants_error = [], f"the sign-ins cannot be read from the store now ({type(exc).__name__})"
         drift = snapshot.drift.workspaces.get(name) if snapshot.drift is not None else None
         return self._page(request, "workspace.html", {

@@ -61,7 +61,7 @@ def _open_store(loaded: LoadedConfig) -> Store:
     settings = loaded.config.store
     try:
         store = open_store(settings, loaded.base_dir)
-    except Exception as exc:
+    except Exception as exc:  # whatever the backend raises (file, SQLite, Redis): a store setting to fix
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
     # Every operation bounded: a down or paused store gives callers one clear retryable error.
     return GuardedStore(store, settings.backend)

@@ -46,7 +46,7 @@ async def _store_ok(state: ServeState) -> bool:
         return True
     try:
         return bool(await state.store.ping())
-    except Exception as exc:
+    except Exception as exc:  # any failure means "not reachable": /readyz says so
         log.warning("store ping failed", extra={"fields": {"error_type": type(exc).__name__}})
         return False
 
@@ -72,7 +72,7 @@ async def _key_problem(bridge: AuthBridge) -> str | None:
     """Why server.secret_key cannot read the store's encrypted records (the sign-ins in it), or None."""
     try:
         return await bridge.key_problem()
-    except Exception as exc:
+    except Exception as exc:  # a check that cannot run says nothing about the key
         log.warning("secret key check failed", extra={"fields": {"error_type": type(exc).__name__}})
         return None
 

@@ -77,7 +77,7 @@ class Reloader:
             except ConfigError as exc:
                 self._watch_also(exc.files)
                 return self._rejected(reason, [str(problem) for problem in (exc.errors or exc.problems)])
-            except Exception as exc:
+            except Exception as exc:  # any other failure of the build: reject it, the old snapshot keeps serving
                 return self._rejected(reason, [f"{self.config_path}: cannot load: {type(exc).__name__}: {exc}"])
             self._watch_also(frozenset())
             self._install(previous, snapshot, None)
@@ -108,7 +108,7 @@ class Reloader:
                         continue
                     try:
                         fetcher(status.spec_url)  # once per URL, conditional on the cached copy
-                    except Exception as exc:
+                    except Exception as exc:  # a refresh is best effort: the next one tries again
                         log.debug("spec refresh failed", extra={"fields": {"workspace": name, "error": str(exc)}})
                         continue
                     outcome = fetcher.outcome(status.spec_url)

@@ -43,6 +43,7 @@ from castproxy.openapi.loader import SpecError, is_url
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.spec_cache import SpecFetcher
 from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
+from castproxy.serve import ServeError
 from castproxy.serve.discovery import IssuerCheck
 from castproxy.serve.inbound import hash_key
 from castproxy.serve.origins import OriginPolicy
@@ -148,7 +149,7 @@ class Snapshot:
         return {name: ws.base_url for name, ws in self.workspaces.items() if ws.oauth is not None}
 
 
-class CredentialsUnavailable(Exception):
+class CredentialsUnavailable(ServeError):
     """An oauth2 workspace while the proxy has no OAuth support (no secret key, or the bridge is missing)."""
 
 

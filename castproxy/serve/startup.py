@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from castproxy import __version__
 from castproxy.config.loader import LoadedConfig
 from castproxy.config.model import OAuth2Auth, StoreSettings, Workspace
+from castproxy.serve import ServeError
 from castproxy.serve.logs import LOG_FORMATS, LogFormat, parse_level
 
 LOG_FORMAT_ENV = "CASTPROXY_LOG_FORMAT"
@@ -28,7 +29,7 @@ BACKLOG = 2048  # uvicorn's default
 _CHOOSE_PORT = "choose another with --port P, server.port in the config or CASTPROXY_PORT"
 
 
-class StartupError(Exception):
+class StartupError(ServeError):
     """A reason `serve` cannot start, as one line for the terminal."""
 
 

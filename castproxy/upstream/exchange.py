@@ -9,8 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from castproxy.errors import CastproxyError
 
-class ArgumentError(Exception):
+
+class UpstreamError(CastproxyError):
+    """A tool call that cannot become an upstream request (what the upstream answers is data, never this)."""
+
+
+class ArgumentError(UpstreamError):
     """Tool arguments that cannot become a safe upstream request; each message names the argument."""
 
     def __init__(self, messages: list[str]) -> None:

@@ -61,8 +61,8 @@ _CHECKED = frozenset(
 )
 
 
-class Unsupported(Exception):
-    pass
+class _Unsupported(Exception):
+    """A keyword this module does not check: the schema needs jsonschema."""
 
 
 def _is_number(value: Any) -> bool:
@@ -95,7 +95,7 @@ def compile_check(schema: Any) -> Check | None:
     """A predicate answering True only for instances jsonschema accepts; None for unsupported schemas."""
     try:
         return _compile(schema)
-    except (Unsupported, re.error, KeyError, TypeError, ValueError):
+    except (_Unsupported, re.error, KeyError, TypeError, ValueError):
         return None
 
 
@@ -105,10 +105,10 @@ def _compile(schema: Any) -> Check:
     if schema is False:
         return _never
     if not isinstance(schema, dict):
-        raise Unsupported
+        raise _Unsupported
     for key in schema:
         if key not in _CHECKED and key not in _ANNOTATIONS and not key.startswith("x-"):
-            raise Unsupported
+            raise _Unsupported
     return _all_of(
         [
             *_value_checks(schema),
@@ -168,7 +168,7 @@ def _bound_checks(schema: dict[str, Any]) -> list[Check]:
             continue
         bound = schema[kind]
         if not _is_number(bound):
-            raise Unsupported
+            raise _Unsupported
 
         def within(value: Any, bound: Any = bound, compare: Callable[[Any, Any], bool] = compare) -> bool:
             return not _is_number(value) or compare(value, bound)
@@ -191,7 +191,7 @@ def _string_checks(schema: dict[str, Any]) -> list[Check]:
     if "pattern" in schema:
         regex = ecma_regex(schema["pattern"])  # ECMA-262, as jsonschema is told to match (patterns.py)
         if regex is None:
-            raise Unsupported
+            raise _Unsupported
         find = regex.find
 
         def matches(value: Any) -> bool:

@@ -122,7 +122,7 @@ class Forwarder:
                         url=request.url,
                         elapsed=time.perf_counter() - started,
                     )
-            except Exception as error:
+            except Exception as error:  # aiohttp's errors are many; `_failure` names the kind, never raises
                 if attempt == 2 or not _never_left(error):
                     return _failure(error, url, timeout, time.perf_counter() - started)
         raise AssertionError("unreachable")
