@@ -167,7 +167,7 @@ def per_call_costs() -> dict[str, float]:
 
     from castproxy.observe import CURRENT, AuditTrail, Observer, RequestInfo
     from castproxy.observe.audit import encode
-    from castproxy.upstream.exchange import UpstreamRequest, UpstreamResponse
+    from castproxy.upstream.model import UpstreamRequest, UpstreamResponse
 
     answer = UpstreamResponse(200, "OK", {}, b'{"id":1,"name":"widget"}', False, "http://upstream/items/1", 0.001)
 

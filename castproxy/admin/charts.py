@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from castproxy.observe.stats import Minute
 
+__all__ = ["chart"]
+
 WIDTH = 240
 HEIGHT = 48
 PAD = 2

@@ -1,16 +1,8 @@
 """/admin: the operator's page. Workspaces and their tools, call counts, error rates and latency charts,
 recent calls from the audit trail, and the sign-ins per workspace with a button that ends one.
 
-Off unless `server.admin` is set in the config being served (read per request, so a reload turns it on
-or off and rotates its keys); then every /admin URL answers 404. Pages are rendered on the server with
-Jinja2 (autoescaped) and carry the consent page's security headers, plus `form-action 'self'`: no
-script, no framing, nothing loaded from anywhere. Every POST needs the session (or, for the login
-form, the pre-login cookie) and its CSRF token, and a same-origin (or absent) Origin header.
-
-Ending a sign-in deletes castproxy's grant record, so every castproxy token issued from it is refused
-from the next request on, and revokes the upstream token where the upstream has an RFC 7009 endpoint
-(`auth.revocation_url` or the issuer's metadata); the audit trail records it with the admin key's id.
-Figures on the page are this process's (under `serve --workers N`, one worker's); /metrics adds all up.
+Off (404) unless `server.admin` is set in the config being served; server-rendered, no script.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -53,6 +45,8 @@ from castproxy.serve.origins import normalize_origin
 if TYPE_CHECKING:
     from castproxy.auth.bridge import AuthBridge
     from castproxy.serve.state import ServeState
+
+__all__ = ["admin_routes"]
 
 log = logging.getLogger(__name__)
 

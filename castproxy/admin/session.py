@@ -1,11 +1,8 @@
 """Admin sign-in: the API key check, the session cookie and the CSRF tokens of the admin forms.
 
-The session cookie is AES-256-GCM ciphertext of {key id, expiry, CSRF token} under a key derived
-(HKDF) from `server.secret_key` with its own label, so it can be neither read nor forged, and a
-session ends when it expires, when the admin signs out (the cookie is cleared) or when the key it
-was opened with is removed from `server.admin.api_keys` (its id is checked on every request). The
-login form carries an HMAC of a random pre-login cookie (double submit), every later form the
-session's CSRF token; both are compared in constant time, and a POST from another Origin is refused.
+The cookie is sealed (AES-256-GCM, a key derived from `server.secret_key`); every form carries a CSRF
+token compared in constant time.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -24,6 +21,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = [
+    "LOGIN_COOKIE", "SESSION_COOKIE", "SESSION_LIFETIME", "Session", "Sessions", "csrf_ok", "key_digest", "key_id",
+    "matching_key",
+]
 
 SESSION_COOKIE = "castproxy_admin"
 LOGIN_COOKIE = "castproxy_admin_login"

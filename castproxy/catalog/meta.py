@@ -16,7 +16,7 @@ from castproxy.openapi.model import ToolDefinition
 
 __all__ = [
     "CALL", "CALL_SCHEMA", "DEFAULT_LIMIT", "DESCRIBE", "DESCRIBE_SCHEMA", "NAMES", "SEARCH", "SEARCH_SCHEMA",
-    "Lookup", "describe", "listing_tools", "search", "unknown_operation"
+    "Lookup", "listing_tools", "operation_details", "search", "unknown_operation"
 ]
 
 SEARCH = "search_operations"
@@ -128,7 +128,8 @@ def search(index: SearchIndex, lookup: Lookup, query: str, limit: int, spare: in
     return _structured(payload)
 
 
-def describe(tool: ToolDefinition) -> mcp_types.CallToolResult:
+def operation_details(tool: ToolDefinition) -> mcp_types.CallToolResult:
+    """The `describe_operation` answer: one operation's entry with its description and schemas."""
     payload: dict[str, Any] = {
         **operation_entry(tool),
         "description": tool.description,

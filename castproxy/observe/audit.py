@@ -1,12 +1,8 @@
 """The audit trail: one JSON line per tool call, sign-in, consent, sign-out, revocation, refresh failure and reload.
 
-Records are plain dicts of names, ids, statuses, sizes and timings; whoever builds one passes no
-argument value, token or secret (see `Observer`, the only producer). `emit` runs on the event loop and
-only appends: to an in-memory ring of recent records (the admin page reads it) and to a queue that a
-writer thread drains in batches, encoding and writing there, so a slow disk or pipe never blocks a
-call. Sinks: stdout (default), a file rotated by size (`logging.handlers.RotatingFileHandler`), or off.
-If the writer falls `MAX_PENDING` records behind, new records are dropped and counted, never queued
-without bound (the count is in /metrics and in a record written once the writer catches up).
+`emit` only appends to a ring (the admin page) and a queue a writer thread drains to stdout or a rotated
+file; past `MAX_PENDING` queued records new ones are dropped and counted.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -26,6 +22,8 @@ from typing import Any, Protocol
 import orjson
 
 from castproxy.config.model import AuditSettings
+
+__all__ = ["AuditFile", "AuditTrail", "Record", "StdoutOutput", "encode", "iso_time", "open_output"]
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +57,15 @@ def encode(record: Record) -> str:
     return line
 
 
-class Sink(Protocol):
+class AuditOutput(Protocol):
+    """Where the writer thread puts audit lines (`server.audit.sink`): stdout or a rotated file."""
+
     def write(self, lines: list[str]) -> None: ...
 
     def close(self) -> None: ...
 
 
-class StdoutSink:
+class StdoutOutput:
     def __init__(self, stream: Callable[[], Any] = lambda: sys.stdout) -> None:
         self._stream = stream  # looked up per batch: tests and embedders may swap sys.stdout
 
@@ -86,7 +86,7 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
         return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
-class FileSink:
+class AuditFile:
     """Appends batches to `path`, rotating to PATH.1 ... PATH.N before a batch would pass `max_bytes`."""
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
@@ -117,21 +117,21 @@ class FileSink:
         self._handler.close()
 
 
-def open_sink(settings: AuditSettings, base_dir: Path) -> Sink | None:
-    """The configured sink; None for `off`. A file path may contain {pid} (one file per worker process)."""
+def open_output(settings: AuditSettings, base_dir: Path) -> AuditOutput | None:
+    """The output `server.audit.sink` names; None for `off`. A file path may contain {pid} (one file per worker)."""
     if settings.sink == "off":
         return None
     if settings.sink == "stdout":
-        return StdoutSink()
+        return StdoutOutput()
     assert settings.path is not None  # the model requires a path for the file sink
     path = Path(settings.path.replace("{pid}", str(os.getpid()))).expanduser()
-    return FileSink(path if path.is_absolute() else base_dir / path, settings.max_bytes, settings.backups)
+    return AuditFile(path if path.is_absolute() else base_dir / path, settings.max_bytes, settings.backups)
 
 
 class AuditTrail:
     """The per-process trail: a ring of recent records plus the writer thread for the sink."""
 
-    def __init__(self, sink: Sink | None, *, ring_size: int = RING_SIZE, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, sink: AuditOutput | None, *, ring_size: int = RING_SIZE, max_pending: int = MAX_PENDING) -> None:
         self.sink = sink
         self.recent: deque[Record] = deque(maxlen=ring_size)
         self.dropped = 0  # records not written because the writer was too far behind

@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["CURRENT", "RequestInfo", "key_id"]
+
 
 @dataclass(slots=True)
 class RequestInfo:

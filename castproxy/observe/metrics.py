@@ -1,17 +1,8 @@
 """Prometheus metrics with `prometheus_client`: counters, histograms and gauges the rest of castproxy feeds.
 
-Every app has its own registry (tests run several apps in one process). The per-call series (tool calls,
-their durations, upstream answers) are counted in plain dicts on the event loop and handed to the
-registry by a collector at scrape time: a prometheus_client Counter and Histogram take a lock per
-update, three times the cost, on the one path that runs for every call. Label values are bounded:
-workspace and tool names come from the config (a name that is not a tool shares the `(unknown)` label),
-outcomes and status classes from fixed lists in the code, never from a request.
-
-Several worker processes (`serve --workers N`) use the client's multiprocess mode: the supervisor calls
-`prepare_multiprocess()` before it starts the workers, so each worker's values live in files under
-PROMETHEUS_MULTIPROC_DIR and any worker's /metrics answers the sum (counters, histograms) or the most
-recent value (gauges); there the per-call series are the client's own (file-backed) metrics. The
-client's process collectors do not work across processes, so there the `process_*` metrics are left out.
+One registry per app; the per-call series are counted in plain dicts and collected at scrape time; under
+`serve --workers N` the client's multiprocess mode sums the workers.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -39,6 +30,16 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MULTIPROC_ENV",
+    "UNKNOWN_TOOL",
+    "Metrics",
+    "prepare_multiprocess",
+    "shared_metrics",
+    "worker_exited",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from castproxy.observe.audit import AuditTrail, Record, open_sink
+from castproxy.observe.audit import AuditTrail, Record, open_output
 from castproxy.observe.context import CURRENT, RequestInfo
 from castproxy.observe.metrics import Metrics
 from castproxy.observe.stats import CallStats
 from castproxy.observe.tracing import Tracing
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
     from castproxy.access.policy import Caller
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from castproxy.config.model import AuditSettings
     from castproxy.serve.snapshot import Snapshot
     from castproxy.store.base import Store
+
+__all__ = ["Observer"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class Observer:
 
         traces = tracing.from_environment(provider=tracer_provider)
         owned = traces is not None and tracer_provider is None
-        return cls(AuditTrail(open_sink(settings, base_dir)), tracing=traces, owns_tracing=owned)
+        return cls(AuditTrail(open_output(settings, base_dir)), tracing=traces, owns_tracing=owned)
 
     def attach_store(self, store: Store, grants: Callable[[], Awaitable[list[GrantRecord]]] | None) -> None:
         """Where sign-ins are listed (active sign-ins, the admin page) and last use is kept."""

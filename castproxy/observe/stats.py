@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+__all__ = ["CallStats", "Minute"]
+
 MINUTES = 60
 MAX_TOOLS = 20_000  # (workspace, tool) pairs kept; tool names come from the config, so this is generous
 

@@ -1,19 +1,8 @@
 """OpenTelemetry traces: a server span per MCP request and a client span per upstream call, W3C traceparent out.
 
-Off unless the standard environment asks for traces (`OTEL_TRACES_EXPORTER`, or an OTLP endpoint in
-`OTEL_EXPORTER_OTLP_ENDPOINT`/`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; `OTEL_SDK_DISABLED=true` wins).
-Off, nothing of the SDK is imported and the request path has no tracing code at all. On, the SDK
-(extra `castproxy[otel]`) reads the rest of OTEL_* itself: exporter settings, sampler, resource.
-
-Spans follow the OpenTelemetry MCP semantic conventions (gen-ai/mcp.md, development status): name
-`{mcp.method.name} {gen_ai.tool.name}`, kind SERVER, `mcp.method.name`, `jsonrpc.request.id`,
-`gen_ai.tool.name` and `gen_ai.operation.name=execute_tool` for tools/call, `mcp.protocol.version`,
-`mcp.session.id` when the client sent one, `network.*`, `client.*`/`server.*`, and `error.type` (the
-JSON-RPC error code, the HTTP status of a refusal, or `tool_error` for an isError result) with status
-ERROR. The parent is the trace context in `params._meta` (traceparent/tracestate/baggage, SEP-414),
-else the HTTP `traceparent` header; when both are there the HTTP one becomes a link. The upstream call
-is a CLIENT span per the HTTP client conventions; its URL has query values redacted, since they are
-tool arguments.
+Off (nothing of the SDK imported) unless the OTEL_* environment asks for traces; spans follow the
+OpenTelemetry MCP semantic conventions.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -28,7 +17,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from starlette.types import Message, Receive, Scope, Send
 
 from castproxy import __version__
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamRequest, UpstreamResponse
+
+__all__ = ["Tracing", "from_environment", "wanted"]
 
 log = logging.getLogger(__name__)
 

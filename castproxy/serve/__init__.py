@@ -1,4 +1,4 @@
-"""The Starlette app, MCP glue, health endpoints and hot reload of one immutable compiled snapshot."""
+"""The Starlette app, the MCP endpoint, health endpoints and hot reload of one immutable compiled snapshot."""
 
 from castproxy.errors import CastproxyError
 

@@ -34,7 +34,7 @@ from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.health import healthz, readyz
 from castproxy.serve.inbound import bearer_protected
-from castproxy.serve.mcp_glue import McpEndpoint, build_server
+from castproxy.serve.mcp_endpoint import McpEndpoint, build_server
 from castproxy.serve.metrics import metrics_endpoint
 from castproxy.serve.recovery import Backoff
 from castproxy.serve.reload import Reloader
@@ -43,6 +43,8 @@ from castproxy.store import Store, open_store
 from castproxy.store.crypto import Cipher
 from castproxy.store.guard import GuardedStore, StoreUnavailable
 from castproxy.upstream.forwarder import Forwarder
+
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ from castproxy.config.loader import LoadedConfig, load_config
 from castproxy.openapi.spec_cache import SpecCache, SpecFetcher
 from castproxy.serve.snapshot import Snapshot, build_snapshot
 
+__all__ = ["Builds"]
+
 log = logging.getLogger(__name__)
 
 SPEC_CACHE_FOLDER = "spec-cache"

@@ -1,20 +1,8 @@
 """One `tools/call` from start to end: validate, build the request, add credentials, send, map the result.
 
-A tool name the workspace does not have is a protocol error (MCP server/tools, Error Handling): the
-caller raises `MCPError` -32602 "Unknown tool: NAME", which both the SDK and the fast path answer as a
-JSON-RPC error. Every other failure, invalid arguments included (the model can correct those), becomes
-an `isError` tool result with a safe message, never a stack trace. Each call, unknown tools included,
-ends in `_record`: one report to the Observer (audit record, metrics, call stats; castproxy.observe) and
-a debug log line. Any path that runs a tool through this class is audited there. In a `discovery: search`
-workspace the three meta-tools are answered here too; `call_operation` runs the named operation on the
-direct path (so its record names that operation, and its arguments' names on opt-in), and an unknown
-operation name there is an `isError` result (the model picked a name, not a tool).
-
-A 401 from the upstream of an oauth2 (or login) workspace means the token castproxy sent was refused before
-its expiry (revoked, signing keys rotated): the credentials renew it (one refresh however many
-calls were refused) and the same request, same body bytes, is sent once more. 401 means the
-upstream did not process the request, so re-sending even a POST is safe; there is never a second
-retry. A 403 is a permissions answer and goes back to the model as is.
+An unknown tool is a JSON-RPC error, every other failure an `isError` result; each call ends in one
+report to the Observer (`_record`). A 401 from an oauth2/login upstream renews the token and re-sends once.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -43,11 +31,13 @@ from castproxy.serve.logs import CALLS_LOGGER
 from castproxy.serve.snapshot import CredentialsUnavailable, ToolRuntime, WorkspaceRuntime
 from castproxy.store.guard import StoreUnavailable
 from castproxy.upstream.arguments import ArgumentValidator
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder
+from castproxy.upstream.model import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.redact import redact, secret_forms
 from castproxy.upstream.request import ArgumentError
 from castproxy.upstream.response import to_tool_result
+
+__all__ = ["ToolCaller", "error_result"]
 
 call_log = logging.getLogger(CALLS_LOGGER)
 log = logging.getLogger(__name__)
@@ -165,7 +155,7 @@ class ToolCaller:
                 result = await anyio.to_thread.run_sync(meta.unknown_operation, arguments["name"], index)
                 outcome = "unknown_operation"
             else:
-                result, outcome = meta.describe(tool.definition), "ok"
+                result, outcome = meta.operation_details(tool.definition), "ok"
         else:
             limit = arguments.get("limit", meta.DEFAULT_LIMIT)
             result = await anyio.to_thread.run_sync(meta.search, index, _definitions(workspace, hidden),

@@ -30,6 +30,8 @@ from castproxy.serve.startup import (
 )
 from castproxy.serve.workers import WorkerOptions, preflight, run_workers, workers_from
 
+__all__ = ["serve"]
+
 log = logging.getLogger(__name__)
 
 

@@ -1,15 +1,8 @@
 """Connection limits uvicorn lacks: a deadline to send the headers, one to send the body, a cap on open connections.
 
-uvicorn times out only the idle gap between two requests on a kept-alive connection. A client that
-connects and sends nothing, or trickles a header line every few seconds, or a body byte by byte, holds
-its connection (and its memory) forever, and a thousand of them hold a thousand. The protocol classes
-here add, per connection: from the first byte (or the connection) until the headers are complete,
-`header_timeout`; from then until the body is complete, `body_timeout`; past either the client gets a
-408 and the connection is closed. A connection beyond `max_open` is answered 503 and closed at once.
-The running request itself is never timed here: the upstream call has its own per-workspace timeout.
-
-`GuardedConfig` is a `uvicorn.Config` that takes the limits and picks the guarded protocol class;
-both are plain module-level classes, so a config survives pickling into uvicorn's worker processes.
+`GuardedConfig` is a `uvicorn.Config` that takes the limits and picks the guarded protocol class (408 past a
+deadline, 503 past `max_open`).
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -22,6 +15,8 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["ConnectionLimits", "GuardedConfig"]
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.types import Message, Send
 
+__all__ = ["preflight", "with_cors"]
+
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = (
     "Authorization, Content-Type, Accept, X-API-Key, MCP-Protocol-Version, Mcp-Session-Id, "

@@ -15,6 +15,8 @@ import httpx2
 from castproxy.auth.upstream_metadata import metadata_urls
 from castproxy.config.model import OAuth2Auth
 
+__all__ = ["IssuerCheck"]
+
 Loc = tuple[str | int, ...]
 TIMEOUT = 10.0
 

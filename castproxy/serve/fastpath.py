@@ -1,21 +1,8 @@
 """A fast path for stateless `tools/call` and `tools/list` in front of the MCP SDK's session manager.
 
-In stateless mode the SDK builds, per request, a transport, a background task, memory streams and a
-JSON-RPC dispatcher (initialize-era protocol) or a dispatch context and connection (2026-07-28):
-most of a tool call's CPU. This module answers the hot requests itself: a POST carrying a single
-`tools/call` or `tools/list` that the SDK would hand to our handler. It runs the same checks in the
-same terms (Content-Type, Accept, protocol version header, the 2026-07-28 `_meta` envelope and
-routing headers, the SDK's own validation of the params), calls the `ToolCaller` and writes the response
-the SDK would write, byte for byte: result dumped by alias without None fields, sieved by the
-protocol version's result model, stamped with `resultType`/`serverInfo` in the 2026-07-28 mode,
-encoded with the same JSON encoder each mode's SDK path uses. A tools/list answer is encoded once
-per snapshot and protocol version.
-
-Anything else (initialize, ping, notifications, batches, malformed bodies, other methods, session
-ids, GET/DELETE, failed checks) is declined: the caller passes it to the SDK unchanged, with the
-request body replayed if it was already read, so every error answer still comes from the SDK.
-`tests/serve/test_fastpath_equivalence.py` sends the same requests both ways and compares bytes.
-Set `CASTPROXY_FAST_PATH=off` to send everything through the SDK.
+It answers those requests with the bytes the SDK would write, and declines everything else (the caller
+passes it to the SDK unchanged). `CASTPROXY_FAST_PATH=off` sends everything through the SDK.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -42,6 +29,8 @@ from castproxy.access.policy import NOBODY, Caller
 from castproxy.serve.calls import ToolCaller
 from castproxy.serve.inbound import listing_for
 from castproxy.serve.snapshot import WorkspaceRuntime
+
+__all__ = ["ENV_SWITCH", "FastPath", "enabled_by_environment", "replay"]
 
 ENV_SWITCH = "CASTPROXY_FAST_PATH"
 CALL = "tools/call"

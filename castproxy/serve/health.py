@@ -1,13 +1,8 @@
 """Liveness and readiness, as JSON: /healthz says the process answers, /readyz that it can serve.
 
-Readiness needs a loaded config, a reachable store, at least one workspace that serves and, with
-OAuth, a secret key that reads the store. One degraded API out of twenty must not take the pod out
-of its Service, so /readyz stays 200 with `"status": "degraded"` and lists each workspace's state,
-problems and next retry; only when no workspace serves (or the store is down, or the key cannot read
-it) is it 503. A rejected reload does not make the proxy unready either (the last good config still
-serves), but /readyz shows the problems and when the last good config was loaded, so an operator
-sees why an edit did not take effect. With a lock file, `lock` says which workspaces drifted from it
-and what they serve; `unavailable` names workspaces the lock refused.
+/readyz is 503 only when no workspace serves, the store is down or the secret key cannot read it; a
+degraded workspace or a rejected reload shows in the body.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -23,6 +18,8 @@ from starlette.responses import JSONResponse
 from castproxy.auth.bridge import AuthBridge
 from castproxy.serve.snapshot import WorkspaceStatus
 from castproxy.serve.state import ServeState
+
+__all__ = ["healthz", "readyz"]
 
 
 class Planner(Protocol):

@@ -20,6 +20,11 @@ from castproxy.auth.credentials import parse_bearer
 if TYPE_CHECKING:
     from castproxy.serve.snapshot import WorkspaceRuntime
 
+__all__ = [
+    "bearer_protected", "hash_key", "key_accepted", "key_caller", "listing_for", "matched_key", "presented_key",
+    "unauthorized",
+]
+
 
 def hash_key(key: str) -> bytes:
     """The sha256 digest kept for a configured key and compared with a presented one's."""

@@ -1,14 +1,8 @@
 """Logging for `castproxy serve`: one JSON object per line (or readable text), on stderr, with repeats counted.
 
-Modules log with `extra={"fields": {...}}` for machine-readable fields; callers only ever pass names,
-statuses and timings there, never argument values or credentials. `--log-format text` prints the same
-records for people. Identical warning and error lines are written once per 10 s; the next one after
-that says how many were left out (an outage otherwise writes the same line for every request).
-
-A line is written per tool call, so the per-line cost matters under load: `configure_logging` turns
-off what no line shows (the caller's file and line, thread, process and multiprocessing names, all
-looked up for every record otherwise), and the formatter encodes with one prebuilt JSON encoder
-rather than building one per line (what `json.dumps` with options does).
+Modules log with `extra={"fields": {...}}` (names, statuses and timings, never argument values or
+credentials); identical warning and error lines are written once per 10 s with a count.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -21,6 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TextIO
+
+__all__ = [
+    "CALLS_LOGGER",
+    "LOG_FORMATS",
+    "HeldLogs",
+    "JsonFormatter",
+    "LogFormat",
+    "RepeatLimitingHandler",
+    "TextFormatter",
+    "configure_logging",
+    "parse_level",
+]
 
 CALLS_LOGGER = "castproxy.calls"
 LOG_FORMATS = ("json", "text")

@@ -16,6 +16,8 @@ from starlette.responses import Response
 from castproxy.observe.metrics import CONTENT_TYPE
 from castproxy.observe.observer import Observer
 
+__all__ = ["metrics_endpoint"]
+
 
 def metrics_endpoint(observer: Observer) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:

@@ -1,11 +1,8 @@
 """Background work that keeps workspaces current without a signal or an edit: retries and spec refreshes.
 
-After every install the scheduler looks at the workspaces that build touched. One that needs a retry
-(degraded, stale, or serving its spec from the disk cache) is rebuilt after a backoff: about 1 s,
-doubling per failed attempt up to 60 s, each delay scaled by a random 0.5-1.0 so that many proxies
-(or workers) do not retry in step. A healthy workspace with `refresh:` and a remote spec re-fetches
-it at that interval (conditionally) and is rebuilt only when the bytes changed. Both go through the
-reloader, so the result is swapped in like any reload.
+Degraded, stale and cached workspaces are retried with a jittered backoff, `refresh:` specs re-fetched;
+both go through the reloader.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -19,6 +16,8 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from castproxy.serve.snapshot import Snapshot
+
+__all__ = ["Backoff", "Scheduler"]
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,8 @@
 """Hot reload: watch the config, local spec files and `${file:}` secrets; rebuild off the event loop; swap whole.
 
-We watch DIRECTORIES, not files: editors save by renaming a temp file over the original, and a
-Kubernetes ConfigMap or Secret update swaps the `..data` symlink, and a watch on the old file would
-see neither. Events are filtered to the config file, the spec files and secret files it references,
-and `..data` in each of their folders. SIGHUP triggers the same reload. A config invalid as a whole is
-logged with FILE:LINE:COL and the last good one keeps serving; a workspace that does not build is
-isolated by the snapshot (degraded or stale) and retried by `recovery.Scheduler` through `rebuild`.
-`${env:}` values are read at start only: the environment of a running process cannot change.
+Folders are watched, not files (editors rename, Kubernetes swaps `..data`); SIGHUP reloads too. A config
+invalid as a whole is logged and the last good one keeps serving.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -31,6 +27,8 @@ from castproxy.serve.builds import Builds
 from castproxy.serve.recovery import Backoff, Scheduler
 from castproxy.serve.snapshot import Snapshot
 from castproxy.serve.state import ServeState
+
+__all__ = ["Reloader"]
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,8 @@
 """One immutable compiled config: everything a tool call needs, built completely before it is served.
 
-`build_snapshot` runs off the event loop (it may read files and fetch specs). It compiles every
-workspace, builds one argument validator per tool (and an output validator per tool that publishes
-an output schema), resolves static credentials, derives each workspace's request target (base URL,
-pinned query, headers) and prebuilds the `tools/list` answer. The serving layer swaps a finished
-snapshot in with one assignment; a call keeps the snapshot it started with.
-
-Workspaces are isolated: one whose spec cannot be fetched or compiled, or whose upstream OAuth
-metadata cannot be found, does not stop the others. It serves the spec's last good copy from the
-disk cache if that compiles, else its previous version from `previous` ("stale"), else nothing
-("degraded": a placeholder runtime that answers 503 with the reason). `WorkspaceStatus` says which,
-and why, with FILE:LINE:COL problems; the serving layer retries such workspaces in the background.
-Under a lock file (castproxy.gitops.drift) each built workspace is also reviewed against the lock,
-which may serve reviewed tools instead or refuse it (`Snapshot.unavailable`).
+`build_snapshot` runs off the event loop and builds each workspace on its own: one that does not build
+serves its cached spec, its previous version ("stale") or a 503 placeholder ("degraded").
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -54,6 +44,10 @@ from castproxy.upstream.request import RequestTarget
 
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig
+
+__all__ = [
+    "CredentialsUnavailable", "Snapshot", "ToolRuntime", "WorkspaceRuntime", "WorkspaceStatus", "build_snapshot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +421,7 @@ def build_snapshot(
     fetcher: SpecFetcher | None = None,
     only: Collection[str] | None = None,
 ) -> Snapshot:
-    """Compile the config's workspaces, each on its own (see the module docstring); never half-built.
+    """Compile the config's workspaces, each on its own (docs/architecture.md, "Module notes"); never half-built.
 
     Raises ConfigError only for what concerns the whole config (under `server.lock: enforce`, a lock
     that cannot be read). `previous` is the snapshot being served: the fallback for a workspace that

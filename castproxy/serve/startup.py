@@ -23,6 +23,8 @@ from castproxy.config.model import OAuth2Auth, StoreSettings, Workspace
 from castproxy.serve import ServeError
 from castproxy.serve.logs import LOG_FORMATS, LogFormat, parse_level
 
+__all__ = ["LogSettings", "StartupError", "address_warnings", "banner", "bind_listener", "log_settings"]
+
 LOG_FORMAT_ENV = "CASTPROXY_LOG_FORMAT"
 LOG_LEVEL_ENV = "CASTPROXY_LOG_LEVEL"
 BACKLOG = 2048  # uvicorn's default

@@ -12,6 +12,8 @@ from castproxy.auth.bridge import AuthBridge
 from castproxy.serve.snapshot import Snapshot
 from castproxy.store.base import Store
 
+__all__ = ["ServeState"]
+
 
 class ServeState:
     def __init__(self, snapshot: Snapshot, *, store: Store | None = None,

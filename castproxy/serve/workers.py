@@ -1,15 +1,8 @@
 """`serve --workers N`: N processes serve one port, each a complete castproxy that reloads on its own.
 
-A small supervisor (this process) starts N workers (spawned: fresh interpreters). Each binds its own
-listening socket to the port with SO_REUSEPORT, so the kernel spreads new connections evenly across
-them (with one shared socket, whichever worker wakes first tends to take every pending connection).
-Each worker loads the config, builds its snapshot, watches the config, specs and secrets, retries
-degraded workspaces and reloads by itself, exactly as a single process does. The supervisor passes
-SIGHUP on to every worker (each reloads in place, keeping its last good config if the new one is bad),
-stops them all on SIGTERM/SIGINT, and replaces a worker that dies, unless it died at start-up (exit
-code 3), which would only repeat: then it stops everything. The config is checked in the supervisor
-first, so a bad file still prints FILE:LINE:COL and exits 1 before anything listens. State shared by
-the workers lives in the store: with SQLite, its file locks keep upstream token refreshes one at a time.
+The supervisor (this process) checks the config, starts the workers (each with its own SO_REUSEPORT
+listener), passes SIGHUP on, stops them on SIGTERM/SIGINT and replaces one that dies after start-up.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -39,6 +32,8 @@ from castproxy.config.problems import ConfigError
 from castproxy.observe.metrics import shared_metrics, worker_exited
 from castproxy.serve.connections import GuardedConfig
 from castproxy.serve.logs import LogFormat, configure_logging
+
+__all__ = ["WorkerOptions", "preflight", "run_workers", "workers_from"]
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from castproxy.openapi.patterns import EcmaValidator, unmatched_names
 from castproxy.upstream.fastcheck import compile_check
 
+__all__ = ["ArgumentValidator"]
+
 EXCERPT_CHARS = 40
 MAX_LISTED_CHOICES = 8
 
@@ -87,7 +89,7 @@ class ArgumentValidator:
             return ["the arguments could not be checked: the tool's input schema is not usable"]
         messages: list[str] = []
         for error in found:
-            for message in self._describe(error):
+            for message in self._messages_for(error):
                 if message not in messages:
                     messages.append(message)
         return messages
@@ -100,7 +102,7 @@ class ArgumentValidator:
             return True
         return _is_secret_schema(error.schema)
 
-    def _describe(self, error: ValidationError) -> list[str]:
+    def _messages_for(self, error: ValidationError) -> list[str]:
         """The messages for one jsonschema error: one per argument for an object's members, else one."""
         members = _member_messages(error)
         if members is not None:
@@ -114,7 +116,7 @@ class ArgumentValidator:
         subject = f"argument '{_dotted(path)}'" if path else "the arguments"
         if keyword in ("anyOf", "oneOf") and error.context:
             inner = best_match(error.context)
-            details = self._describe(inner) if inner is not None else []
+            details = self._messages_for(inner) if inner is not None else []
             suffix = f" ({details[0]})" if details else ""
             return [f"{subject} does not match any of the allowed forms{suffix}"]
         value = "" if self._is_secret(error) else f": {excerpt(error.instance)}"

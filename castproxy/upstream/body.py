@@ -15,8 +15,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from castproxy.openapi.model import BodyPart, BodySpec
-from castproxy.upstream.exchange import ArgumentError
+from castproxy.upstream.model import ArgumentError
 from castproxy.upstream.params import scalar_text
+
+__all__ = ["encode_body"]
 
 _WHITESPACE = re.compile(r"\s+")
 

@@ -1,14 +1,8 @@
 """A quick "certainly valid" check for the common, simple input schemas (the hot-path shortcut).
 
-jsonschema's `iter_errors` costs about 20 µs for a three-property object, a sizeable share of a
-tool call. Most compiled input schemas use a handful of keywords (type, enum, bounds, lengths,
-pattern, items, properties, required, additionalProperties), which plain Python checks in about a
-microsecond. `compile_check` turns such a schema into a predicate; any other keyword makes it
-return None and the caller always uses jsonschema.
-
-The predicate only answers "valid" when jsonschema would too: where its answer could differ
-(an enum of nested values, a float compared with a bool...), it answers "not sure" (False) and
-the caller runs jsonschema, which then gives the exact verdict and the messages.
+`compile_check` turns a schema of a few keywords into a predicate that answers True only where jsonschema
+would; None (always use jsonschema) for any other keyword.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -19,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from castproxy.openapi.patterns import compiled as ecma_regex
+
+__all__ = ["compile_check"]
 
 Check = Callable[[Any], bool]
 

@@ -1,23 +1,8 @@
 """Sending built requests to the upstream with one shared aiohttp session (the hot path).
 
-Choices, each for a reason:
-- one `ClientSession` for the process: pooled keep-alive connections, DNS cache;
-- a `DummyCookieJar`: the session is shared by every caller, so upstream cookies must never be kept;
-- URLs are passed as `yarl.URL(..., encoded=True)`: yarl would otherwise decode `%2E%2E` and
-  resolve dot segments, undoing the request builder's encoding;
-- no redirect is ever followed (3xx comes back to the caller as an error result): following one
-  could leave the configured host or base path, and re-sending credentials there would leak them;
-- the body is read up to `max_bytes + 1` bytes, after decompression, so a large or compressed
-  (zip bomb) response costs at most the cap, and the extra byte tells whether it was cut;
-- every failure (timeout, DNS, refused, TLS, reset, malformed response) comes back as an
-  `UpstreamFailure` with a short message that names the host but never a credential;
-- no silent re-send: aiohttp would send a GET, PUT or DELETE a second time when the connection drops
-  before the answer, though the upstream may have received and run the first one. That is turned
-  off; a request is sent again (once) only when aiohttp refused to write it at all because the pooled
-  connection was already closing, so not one byte of it left. A drop after the request went out is
-  reported as such, never repeated;
-- idle pooled connections are closed after 4 s, before the 5 s keep-alive of common upstream
-  servers (uvicorn, Node): a connection the upstream is closing is then rarely handed out at all.
+No cookies kept, no redirect followed, no silent re-send, bodies read up to a cap; every failure is an
+`UpstreamFailure` with a short safe message, never an exception.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -29,7 +14,7 @@ import time
 import aiohttp
 from yarl import URL
 
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamRequest, UpstreamResponse
 
 __all__ = ["Forwarder", "UpstreamFailure", "UpstreamRequest", "UpstreamResponse"]
 

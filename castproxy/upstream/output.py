@@ -1,11 +1,7 @@
 """Checking an upstream's 2xx JSON answer against the tool's published output schema.
 
-With `output_schema: true` a tool lists the operation's response schema as its `outputSchema`, and
-the MCP spec says structured results MUST conform to it: clients validate `structuredContent` and
-reject the whole call when it does not (the user gets nothing). An upstream that drifts from its own
-spec (a string where the spec says integer) must therefore not reach the client as structured
-content. One `OutputValidator` is built per tool per config snapshot, only for tools that publish
-an output schema; `mismatch` names the first problem (path and reason, short) or returns None.
+One `OutputValidator` per tool that publishes one; `mismatch` names the first problem or returns None.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -16,6 +12,8 @@ from jsonschema.exceptions import best_match
 
 from castproxy.openapi.patterns import EcmaValidator
 from castproxy.upstream.fastcheck import compile_check
+
+__all__ = ["OutputValidator"]
 
 REASON_CHARS = 200
 

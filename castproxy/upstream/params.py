@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from castproxy.openapi.model import ParameterSpec
 
+__all__ = ["cookie_items", "header_text", "path_text", "pieces", "query_pairs", "scalar_text"]
+
 # With allowReserved a query value keeps RFC 3986 reserved characters, except the ones that
 # would end this parameter or the URL ('&', '#') and '%' (a value cannot pre-encode itself).
 RESERVED_KEPT = ":/?@!$'()*+,;=[]"

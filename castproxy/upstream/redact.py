@@ -1,11 +1,8 @@
 """Masking credentials in what the upstream answered, before any of it reaches the MCP client.
 
-An upstream may echo request headers (debug endpoints, verbose 401 pages). castproxy knows every
-credential it sent and every secret in its config, so each one becomes `[redacted]` in the body, the
-reason phrase and the Location header: as written or, after an auth scheme such as Bearer, the
-credential alone; also JSON-escaped. The replacement keeps JSON valid, so a 2xx JSON answer still
-becomes structured content. A body cut at `max_response_bytes` loses a credential's leading part left
-dangling at the cut. Values under 8 characters are left alone: too likely to be ordinary words.
+Every credential sent and every configured secret becomes `[redacted]` in the body, reason phrase and
+Location header (JSON-escaped forms too); values under 8 characters are left alone.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -16,7 +13,9 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, SecretStr
 
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamResponse
+
+__all__ = ["configured_secrets", "redact", "secret_forms"]
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8

@@ -1,18 +1,8 @@
 """Building the upstream HTTP request for one tool call (pure: no I/O).
 
-The guarantees, whatever the arguments contain:
-- the URL has the base URL's scheme, host and port and starts with its path; a path value is
-  percent-encoded into its own segment, and a value that is or hides a `.`/`..` segment is refused;
-- arguments never set Host, Authorization, Cookie (other than the operation's cookie parameters),
-  Content-Length, Transfer-Encoding, Connection, Proxy-* or any header the credentials or the
-  workspace's `headers` set: a header parameter with such a name is an `ArgumentError`;
-- arguments never repeat a query parameter the base URL pins, or a cookie the workspace's `headers` send;
-- header and cookie values with CR, LF, NUL or other control characters, or oversized, are refused;
-- TRACE and CONNECT operations are never sent (TRACE would echo the credentials into the result).
-
-What a workspace's config fixes (base URL, its pinned query names, the workspace's headers and the
-names arguments may not set) is a `RequestTarget`, derived once per config snapshot; each call
-then only serialises its arguments (`target.build`). `build_request` does both, for one-off use.
+A workspace's fixed parts are a `RequestTarget`, derived once per snapshot; `target.build` serialises
+one call's arguments and raises `ArgumentError` for anything that would leave the configured upstream.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -27,7 +17,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 
 from castproxy.openapi.model import ParameterSpec, ToolDefinition
 from castproxy.upstream.body import encode_body
-from castproxy.upstream.exchange import ArgumentError, UpstreamRequest
+from castproxy.upstream.model import ArgumentError, UpstreamRequest
 from castproxy.upstream.params import cookie_items, header_text, path_text, pieces, query_pairs
 
 __all__ = ["ArgumentError", "RequestTarget", "UpstreamRequest", "build_request"]

@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from mcp_types import BlobResourceContents, CallToolResult, EmbeddedResource, TextContent
 
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamResponse
+
+__all__ = ["to_tool_result"]
 
 ERROR_EXCERPT_CHARS = 500
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from castproxy.config.model import AuditSettings
-from castproxy.observe.audit import AuditTrail, FileSink, StdoutSink, encode, iso_time, open_sink
+from castproxy.observe.audit import AuditFile, AuditTrail, StdoutOutput, encode, iso_time, open_output
 
 
 def record(index: int) -> dict:
@@ -26,7 +26,7 @@ def test_encode_puts_an_iso_time_first() -> None:
 
 def test_file_sink_rotates_by_size_keeps_backups_and_is_private(tmp_path: Path) -> None:
     path = tmp_path / "audit" / "trail.jsonl"
-    trail = AuditTrail(FileSink(path, max_bytes=4096, backups=3))
+    trail = AuditTrail(AuditFile(path, max_bytes=4096, backups=3))
     for index in range(400):
         trail.emit(record(index))
     trail.close()
@@ -39,7 +39,7 @@ def test_file_sink_rotates_by_size_keeps_backups_and_is_private(tmp_path: Path) 
 
 
 def test_stdout_sink_writes_one_json_line_per_record(capsys: pytest.CaptureFixture[str]) -> None:
-    trail = AuditTrail(StdoutSink())
+    trail = AuditTrail(StdoutOutput())
     trail.emit(record(1))
     trail.emit(record(2))
     trail.close()
@@ -48,7 +48,7 @@ def test_stdout_sink_writes_one_json_line_per_record(capsys: pytest.CaptureFixtu
 
 
 def test_off_keeps_only_the_ring_and_the_ring_is_bounded() -> None:
-    assert open_sink(AuditSettings(sink="off"), Path(".")) is None
+    assert open_output(AuditSettings(sink="off"), Path(".")) is None
     trail = AuditTrail(None, ring_size=5)
     for index in range(12):
         trail.emit(record(index))
@@ -58,8 +58,8 @@ def test_off_keeps_only_the_ring_and_the_ring_is_bounded() -> None:
 
 
 def test_file_path_may_name_the_process(tmp_path: Path) -> None:
-    sink = open_sink(AuditSettings(sink="file", path="audit-{pid}.jsonl"), tmp_path)
-    assert isinstance(sink, FileSink) and sink.path.name.startswith("audit-") and "{pid}" not in sink.path.name
+    sink = open_output(AuditSettings(sink="file", path="audit-{pid}.jsonl"), tmp_path)
+    assert isinstance(sink, AuditFile) and sink.path.name.startswith("audit-") and "{pid}" not in sink.path.name
     sink.close()
 
 

@@ -23,7 +23,7 @@ from support.net import free_socket
 from support.servers import Running
 
 from castproxy.serve.fastpath import ENV_SWITCH, FastPath, enabled_by_environment
-from castproxy.serve.mcp_glue import McpEndpoint
+from castproxy.serve.mcp_endpoint import McpEndpoint
 
 LEGACY = "2025-11-25"
 VERSIONS = (MODERN, LEGACY, "2025-06-18", None)  # None: no MCP-Protocol-Version header at all
@@ -280,7 +280,7 @@ def test_listing_answer_follows_the_snapshot() -> None:
     """tools/list answers are cached per listing object: a reload's new listing is never answered from the old."""
     from types import MappingProxyType
 
-    from castproxy.serve.mcp_glue import build_server
+    from castproxy.serve.mcp_endpoint import build_server
 
     server = build_server(None)  # type: ignore[arg-type]
     fast = FastPath(server, server.caller)
@@ -307,7 +307,7 @@ def test_switch() -> None:
 def test_servers_with_middleware_are_left_to_the_sdk() -> None:
     from mcp.server import Server
 
-    from castproxy.serve.mcp_glue import build_server
+    from castproxy.serve.mcp_endpoint import build_server
 
     assert not FastPath(Server("plain"), None).usable  # type: ignore[arg-type]  # default telemetry middleware
     server = build_server(None)  # type: ignore[arg-type]

@@ -17,8 +17,8 @@ from aiohttp.http_writer import StreamWriter
 from multidict import CIMultiDict
 from support.dropping import DroppingUpstream
 
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.forwarder import Forwarder, _never_left
+from castproxy.upstream.model import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.response import to_tool_result
 
 CAP = 2**20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamResponse
 from castproxy.upstream.redact import redact, secret_forms
 
 TOKEN = "abc/def+ghi=0123456789"

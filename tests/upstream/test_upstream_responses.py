@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 
-from castproxy.upstream.exchange import UpstreamFailure, UpstreamRequest, UpstreamResponse
+from castproxy.upstream.model import UpstreamFailure, UpstreamRequest, UpstreamResponse
 from castproxy.upstream.response import to_tool_result
 
 CAP = 2**20

@@ -11,6 +11,8 @@ from typing import Literal
 
 from castproxy.errors import CastproxyError
 
+__all__ = ["ArgumentError", "FailureKind", "UpstreamError", "UpstreamFailure", "UpstreamRequest", "UpstreamResponse"]
+
 
 class UpstreamError(CastproxyError):
     """A tool call that cannot become an upstream request (what the upstream answers is data, never this)."""

@@ -1,27 +1,8 @@
-"""The MCP side: one low-level `mcp.server.Server` and one stateless JSON session manager for all workspaces.
+"""The `/mcp/{workspace}` endpoint and the one low-level MCP server and stateless JSON session manager behind it.
 
-The `/mcp/{workspace}` endpoint checks Origin (answering CORS for allowed browser origins), picks
-the workspace from the CURRENT snapshot, checks the caller (inbound key or AuthBridge sign-in) and
-stores a `CallScope` in the ASGI scope. The handlers read it back through `ctx.request`, so a call
-uses the snapshot it started with even if a reload swaps a new one in meanwhile. The manager routes
-initialize-era (2025-06-18, 2025-11-25) and sessionless 2026-07-28 requests by their
-`MCP-Protocol-Version` header. Once a request is admitted, a plain `tools/call` is answered by the
-fast path (fastpath.py) with the same bytes the SDK would send, without the SDK's per-request
-machinery (tools/list too); everything else reaches the manager unchanged.
-
-Three answers are given here for both paths, in plainer terms than the SDK's: `GET` (our stateless JSON
-mode has no server-to-client stream to open) gets 405 with `Allow: POST`, which the spec permits and
-clients take as "no stream" (`DELETE`, with no session to end, the same); a JSON-RPC batch (an array
-body, which Streamable HTTP does not accept) gets a short 400 JSON-RPC error rather than a validation
-dump; an `MCP-Protocol-Version` header naming a version the SDK does not serve gets a 400 naming it and
-the supported ones.
-
-Each admitted request carries a `RequestInfo` (castproxy.observe.context): who calls (client, grant,
-key id, address), for the audit record of whatever tool call it makes. With tracing on, the whole
-request runs inside its server span (castproxy.observe.tracing); off, there is no tracing code here.
-A degraded workspace (its spec or upstream OAuth metadata could not be loaded; see snapshot.py) answers
-503 with the reason and `Retry-After`, after its inbound key check; a `tools/call` to it gets the same
-reason as an `isError` tool result instead, which clients show to the model and the user.
+The endpoint checks Origin and the caller, picks the workspace from the current snapshot and hands the
+request to the fast path or the SDK with a `CallScope` the handlers read back through `ctx.request`.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -57,6 +38,8 @@ from castproxy.serve.fastpath import FastPath, enabled_by_environment, replay
 from castproxy.serve.inbound import key_caller, listing_for, matched_key, unauthorized
 from castproxy.serve.snapshot import Snapshot, WorkspaceRuntime
 from castproxy.store.guard import RETRY_AFTER, StoreUnavailable
+
+__all__ = ["McpEndpoint", "build_server"]
 
 SCOPE_KEY = "castproxy.call"
 WORKSPACE_UNAVAILABLE = -32000  # JSON-RPC's implementation-defined server error range
@@ -253,7 +236,7 @@ class McpEndpoint:
         return bridge.insufficient_scope(call.workspace.name, need.challenge(call.caller.scopes), name), receive
 
     async def _refuse_plainly(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
-        """The GET / unsupported version / batch answers (see the module docstring), else None and the
+        """The GET / unsupported version / batch answers (docs/architecture.md, "Module notes"), else None and the
         `receive` to read the request from (a batch is recognised from the first body chunk, replayed)."""
         if scope["method"] in ("GET", "DELETE"):  # DELETE too, so no 405 names GET as allowed (the SDK's would)
             return Response(status_code=405, headers={"Allow": "POST"}), receive
