@@ -41,7 +41,8 @@ def test_plain_base_url_still_loads(tmp_path: Path) -> None:
     (tmp_path / "spec.json").write_text("{}")
     path = tmp_path / "cast.yaml"
     path.write_text(CONFIG.format(base_url="https://api.example.com/v1?tenant=a@b"))
-    load_config(path, environ={})
+    loaded = load_config(path, environ={})
+    assert str(loaded.config.workspaces["w"].base_url) == "https://api.example.com/v1?tenant=a@b"  # an @ in the query
 
 
 def test_tools_output_does_not_show_a_secret_in_the_base_url_query(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -45,6 +46,7 @@ class Seen:
 @dataclass
 class Upstream:
     seen: list[Seen] = field(default_factory=list)
+    slow_started: threading.Event = field(default_factory=threading.Event)  # set when /api/slow is called
 
     def app(self) -> Starlette:
         async def record(request: Request) -> None:
@@ -67,6 +69,7 @@ class Upstream:
 
         async def slow(request: Request) -> Response:
             await record(request)
+            self.slow_started.set()
             seconds = float(request.query_params.get("seconds", "1"))
             await asyncio.sleep(seconds)
             return JSONResponse({"slept": seconds})
