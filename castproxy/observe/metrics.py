@@ -32,12 +32,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 __all__ = [
-    "CONTENT_TYPE",
-    "MULTIPROC_ENV",
-    "UNKNOWN_TOOL",
-    "Metrics",
-    "prepare_multiprocess",
-    "shared_metrics",
+    "CONTENT_TYPE", "MULTIPROC_ENV", "UNKNOWN_TOOL", "Metrics", "prepare_multiprocess", "shared_metrics",
     "worker_exited",
 ]
 

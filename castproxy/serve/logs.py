@@ -17,15 +17,8 @@ from dataclasses import dataclass
 from typing import Literal, TextIO
 
 __all__ = [
-    "CALLS_LOGGER",
-    "LOG_FORMATS",
-    "HeldLogs",
-    "JsonFormatter",
-    "LogFormat",
-    "RepeatLimitingHandler",
-    "TextFormatter",
-    "configure_logging",
-    "parse_level",
+    "CALLS_LOGGER", "LOG_FORMATS", "HeldLogs", "JsonFormatter", "LogFormat", "RepeatLimitingHandler", "TextFormatter",
+    "configure_logging", "parse_level",
 ]
 
 CALLS_LOGGER = "castproxy.calls"

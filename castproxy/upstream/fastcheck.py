@@ -97,31 +97,16 @@ def compile_check(schema: Any) -> Check | None:
 
 def _compile(schema: Any) -> Check:
     if schema is True or schema == {}:
-        return _always
+        return lambda value: True
     if schema is False:
-        return _never
+        return lambda value: False
     if not isinstance(schema, dict):
         raise _Unsupported
     for key in schema:
         if key not in _CHECKED and key not in _ANNOTATIONS and not key.startswith("x-"):
             raise _Unsupported
-    return _all_of(
-        [
-            *_value_checks(schema),
-            *_bound_checks(schema),
-            *_string_checks(schema),
-            *_array_checks(schema),
-            *_object_checks(schema),
-        ]
-    )
-
-
-def _always(value: Any) -> bool:
-    return True
-
-
-def _never(value: Any) -> bool:
-    return False
+    parts = (_value_checks, _bound_checks, _string_checks, _array_checks, _object_checks)
+    return _all_of([check for part in parts for check in part(schema)])
 
 
 def _value_checks(schema: dict[str, Any]) -> list[Check]:
@@ -133,18 +118,10 @@ def _value_checks(schema: dict[str, Any]) -> list[Check]:
         checks.append(tests[0] if len(tests) == 1 else _any_of(tests))
     if "enum" in schema:
         choices = list(schema["enum"])
-
-        def in_enum(value: Any) -> bool:
-            return any(_same(value, choice) for choice in choices)
-
-        checks.append(in_enum)
+        checks.append(lambda value: any(_same(value, choice) for choice in choices))
     if "const" in schema:
         const = schema["const"]
-
-        def is_const(value: Any) -> bool:
-            return _same(value, const)
-
-        checks.append(is_const)
+        checks.append(lambda value: _same(value, const))
     return checks
 
 
@@ -158,19 +135,14 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 
 def _bound_checks(schema: dict[str, Any]) -> list[Check]:
     """`minimum`, `maximum` and their exclusive forms: they constrain numbers only."""
-    checks: list[Check] = []
-    for kind, compare in _COMPARISONS.items():
-        if kind not in schema:
-            continue
-        bound = schema[kind]
-        if not _is_number(bound):
-            raise _Unsupported
+    bounds = [(compare, schema[kind]) for kind, compare in _COMPARISONS.items() if kind in schema]
+    if not all(_is_number(bound) for _, bound in bounds):
+        raise _Unsupported
+    return [_within(compare, bound) for compare, bound in bounds]
 
-        def within(value: Any, bound: Any = bound, compare: Callable[[Any, Any], bool] = compare) -> bool:
-            return not _is_number(value) or compare(value, bound)
 
-        checks.append(within)
-    return checks
+def _within(compare: Callable[[Any, Any], bool], bound: Any) -> Check:
+    return lambda value: not _is_number(value) or compare(value, bound)
 
 
 def _string_checks(schema: dict[str, Any]) -> list[Check]:
@@ -179,21 +151,13 @@ def _string_checks(schema: dict[str, Any]) -> list[Check]:
     min_length, max_length = schema.get("minLength"), schema.get("maxLength")
     if min_length is not None or max_length is not None:
         low, high = int(min_length or 0), max_length
-
-        def length_fits(value: Any) -> bool:
-            return not isinstance(value, str) or (len(value) >= low and (high is None or len(value) <= high))
-
-        checks.append(length_fits)
+        checks.append(lambda v: not isinstance(v, str) or (len(v) >= low and (high is None or len(v) <= high)))
     if "pattern" in schema:
         regex = ecma_regex(schema["pattern"])  # ECMA-262, as jsonschema is told to match (patterns.py)
         if regex is None:
             raise _Unsupported
         find = regex.find
-
-        def matches(value: Any) -> bool:
-            return not isinstance(value, str) or find(value) is not None
-
-        checks.append(matches)
+        checks.append(lambda value: not isinstance(value, str) or find(value) is not None)
     return checks
 
 
@@ -202,19 +166,11 @@ def _array_checks(schema: dict[str, Any]) -> list[Check]:
     checks: list[Check] = []
     if "items" in schema:
         item_check = _compile(schema["items"])
-
-        def items_valid(value: Any) -> bool:
-            return not isinstance(value, list) or all(map(item_check, value))
-
-        checks.append(items_valid)
+        checks.append(lambda value: not isinstance(value, list) or all(map(item_check, value)))
     min_items, max_items = schema.get("minItems"), schema.get("maxItems")
     if min_items is not None or max_items is not None:
         low, high = int(min_items or 0), max_items
-
-        def count_fits(value: Any) -> bool:
-            return not isinstance(value, list) or (len(value) >= low and (high is None or len(value) <= high))
-
-        checks.append(count_fits)
+        checks.append(lambda v: not isinstance(v, list) or (len(v) >= low and (high is None or len(v) <= high)))
     return checks
 
 
@@ -258,16 +214,12 @@ def _any_of(tests: list[Check]) -> Check:
 def _all_of(checks: list[Check]) -> Check:
     # Plain loops and closures: generator expressions cost more than the checks themselves.
     if not checks:
-        return _always
+        return lambda value: True
     if len(checks) == 1:
         return checks[0]
     if len(checks) == 2:
         first, second = checks
-
-        def both(value: Any) -> bool:
-            return first(value) and second(value)
-
-        return both
+        return lambda value: first(value) and second(value)
 
     def check(value: Any) -> bool:
         for one in checks:  # noqa: SIM110 - a loop costs less than all() over a generator
