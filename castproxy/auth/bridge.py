@@ -289,21 +289,16 @@ class _UpstreamTokenCredentials:
         self._tokens = tokens
 
     async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
-        rejected = refused
         upstream = self._entry.upstream
         if upstream is None:  # an AS workspace without upstream (castproxy's own sign-in): no upstream token
             raise SignInRequired(f"workspace {self._entry.name} has no upstream OAuth")
         if not self._entry.per_user:
-            # `rejected=` only when there is one, so upstream stand-ins without it keep working.
-            token = await (upstream.service_token(rejected=rejected) if rejected else upstream.service_token())
+            token = await upstream.service_token(rejected=refused)
         else:
             if grant_id is None:
                 raise SignInRequired(f"workspace {self._entry.name} needs a signed-in caller")
             try:
-                if rejected:
-                    token = await upstream.access_token(grant_id, rejected=rejected)
-                else:
-                    token = await upstream.access_token(grant_id)
+                token = await upstream.access_token(grant_id, rejected=refused)
             except SignInRequired:
                 # The upstream grant is gone (invalid_grant, or a refused token that cannot be
                 # refreshed): the castproxy tokens bound to it must answer 401 from now on, so the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -30,7 +31,7 @@ def metadata_urls(issuer: str) -> list[str]:
     ]
 
 
-async def _get_json(http: httpx2.AsyncClient, url: str) -> dict | None:
+async def _get_json(http: httpx2.AsyncClient, url: str) -> dict[str, Any] | None:
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
     except httpx2.HTTPError:
@@ -44,7 +45,7 @@ async def _get_json(http: httpx2.AsyncClient, url: str) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-async def fetch_metadata(http: httpx2.AsyncClient, issuer: str) -> dict | None:
+async def fetch_metadata(http: httpx2.AsyncClient, issuer: str) -> dict[str, Any] | None:
     """The issuer's metadata, only if it names that same issuer (RFC 8414 3.3); None if not found."""
     for url in metadata_urls(issuer):
         document = await _get_json(http, url)
@@ -53,7 +54,7 @@ async def fetch_metadata(http: httpx2.AsyncClient, issuer: str) -> dict | None:
     return None
 
 
-async def fetch_origin_metadata(http: httpx2.AsyncClient, url: str) -> dict | None:
+async def fetch_origin_metadata(http: httpx2.AsyncClient, url: str) -> dict[str, Any] | None:
     """Metadata published at the origin of `url` (used to learn the issuer when none is configured)."""
     return await _get_json(http, f"{origin(url)}/.well-known/oauth-authorization-server")
 

@@ -92,12 +92,12 @@ class FakeUpstream:
         self.grants[grant_id] = "upstream-token-" + secrets.token_urlsafe(8)
         return Outcome(grant_id, context)
 
-    async def access_token(self, grant_id: str) -> str:
+    async def access_token(self, grant_id: str, *, rejected: str | None = None) -> str:
         if grant_id not in self.grants:
             raise SignInRequired("the upstream grant is gone")
         return self.grants[grant_id]
 
-    async def service_token(self) -> str:
+    async def service_token(self, *, rejected: str | None = None) -> str:
         return "service-token-" + self.workspace
 
     async def revoke(self, grant_id: str) -> None:

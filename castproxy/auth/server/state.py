@@ -27,13 +27,17 @@ __all__ = ["UPSTREAM_CALLBACK_PATH", "AuthServer", "UpstreamSignIn", "WorkspaceE
 
 
 class SignInOutcome(Protocol):
-    grant_id: str
-    context: dict[str, Any]
+    @property
+    def grant_id(self) -> str: ...
+    @property
+    def context(self) -> dict[str, Any]: ...
 
 
 class PendingUpstream(Protocol):
-    url: str
-    state: str
+    @property
+    def url(self) -> str: ...
+    @property
+    def state(self) -> str: ...
 
 
 class UpstreamSignIn(Protocol):
@@ -45,9 +49,9 @@ class UpstreamSignIn(Protocol):
 
     async def complete_sign_in(self, params: Mapping[str, str], *, state: str | None = None) -> SignInOutcome: ...
 
-    async def access_token(self, grant_id: str) -> str: ...
+    async def access_token(self, grant_id: str, *, rejected: str | None = None) -> str: ...
 
-    async def service_token(self) -> str: ...
+    async def service_token(self, *, rejected: str | None = None) -> str: ...
 
     async def revoke(self, grant_id: str) -> None: ...
 
