@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 import httpx2
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.upstream_tokens import ClientIdentity, safe_word
 
 
-class MetadataError(Exception):
+class MetadataError(AuthError):
     """Metadata or registration failed; the message names the URL and status, never a secret."""
 
 

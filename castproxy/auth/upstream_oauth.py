@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
-from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, set_bearer
+from castproxy.auth.credentials import AuthError, SignInRequired, UpstreamCredentials, set_bearer
 from castproxy.auth.credentials import bearer_token as bearer_token  # re-exported: it used to live here
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.pkce import s256_challenge
@@ -78,7 +78,7 @@ _CONFIG_FIELD = {
 }
 
 
-class UpstreamAuthError(Exception):
+class UpstreamAuthError(AuthError):
     """The upstream OAuth server failed or refused castproxy itself; the message is safe to show."""
 
 

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from castproxy.store.base import StoreError
+
 VERSION = 1
 KEY_ID_BYTES = 4
 NONCE_BYTES = 12
@@ -30,7 +32,7 @@ _SALT = b"castproxy store encryption"
 _INFO = b"castproxy/aes-256-gcm/v1"
 
 
-class InvalidCiphertext(Exception):
+class InvalidCiphertext(StoreError):
     """The blob was altered, truncated, bound to another record, or made with a key we do not hold."""
 
 

@@ -25,6 +25,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx2
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.server.limits import DOCUMENT_FETCHES, RateLimiter, retry_after
 
 MAX_DOCUMENT_BYTES = 16 * 1024
@@ -57,7 +58,7 @@ def cache_lifetime(cache_control: str) -> float | None:
     return max_age
 
 
-class DocumentError(Exception):
+class DocumentError(AuthError):
     """The client's metadata document could not be used; the message is safe to show."""
 
 

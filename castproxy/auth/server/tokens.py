@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.events import NO_EVENTS, AuthEvents, grant_ref
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.server.errors import OAuthError
@@ -62,7 +63,7 @@ class IssuedTokens:
         }
 
 
-class InvalidToken(Exception):
+class InvalidToken(AuthError):
     """The presented access token is not valid here; the message is safe to send to the client."""
 
 
