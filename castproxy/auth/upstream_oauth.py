@@ -33,8 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
-from castproxy.auth.credentials import AuthError, SignInRequired, UpstreamCredentials, set_bearer
-from castproxy.auth.credentials import bearer_token as bearer_token  # re-exported: it used to live here
+from castproxy.auth.credentials import AuthError, SignInRequired
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.upstream_metadata import (
@@ -125,13 +124,6 @@ def _pending_record(cipher: Cipher, key: str, blob: bytes | None) -> dict[str, A
     except (InvalidCiphertext, ValueError):
         return None
     return record if isinstance(record, dict) else None
-
-
-async def pending_workspace(store: Store, cipher: Cipher, state: str) -> str | None:
-    """Which workspace a callback's `state` belongs to, without using it up (for the one fixed callback)."""
-    key = hash_token(state)
-    record = _pending_record(cipher, key, await store.get(NS_PENDING, key))
-    return record.get("workspace") if record is not None else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -346,10 +338,6 @@ class UpstreamOAuth:
 
     # ---- sign-in (authorization_code) --------------------------------------------------------------
 
-    async def begin_sign_in(self, context: dict[str, Any], *, scopes: Sequence[str] | None = None) -> str:
-        """Save a pending sign-in and return the upstream authorization URL to send the browser to."""
-        return (await self.start_sign_in(context, scopes=scopes)).url
-
     def _upstream_scopes(self, granted: Sequence[str] | None) -> list[str]:
         """The scopes to ask the upstream for: those castproxy granted its client (all configured ones when
         None), plus `offline_access` when configured: that one gets castproxy its refresh token, whatever
@@ -370,7 +358,7 @@ class UpstreamOAuth:
             )
 
     async def start_sign_in(self, context: dict[str, Any], *, scopes: Sequence[str] | None = None) -> PendingSignIn:
-        """`begin_sign_in` that also returns the state (needed by callers when `state: false`).
+        """Save a pending sign-in; the upstream authorization URL to send the browser to, and the state.
 
         `scopes`: what castproxy granted the MCP client (a subset of `auth.scopes`); the upstream is asked
         for those only, so the upstream token can do no more than the client was allowed.
@@ -739,25 +727,3 @@ class UpstreamOAuth:
                     return self._service
                 raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         raise AssertionError("unreachable")
-
-    # ---- the credential the serving layer applies --------------------------------------------------
-
-    def credentials(self) -> UpstreamCredentials:
-        return _OAuthCredentials(self)
-
-
-class _OAuthCredentials:
-    protected_headers = frozenset({"authorization"})
-
-    def __init__(self, oauth: UpstreamOAuth) -> None:
-        self._oauth = oauth
-
-    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
-        rejected = refused
-        if self._oauth.auth.grant == "client_credentials":
-            token = await self._oauth.service_token(rejected=rejected)
-        elif grant_id is None:
-            raise SignInRequired(f"workspace {self._oauth.workspace} needs a signed-in user")
-        else:
-            token = await self._oauth.access_token(grant_id, rejected=rejected)
-        set_bearer(headers, token)

@@ -77,11 +77,6 @@ class Cipher:
             raise ValueError("server.secret_key is empty")
         return cls([_derive(secret) for secret in (secret_key, *previous)])
 
-    @property
-    def key_id(self) -> str:
-        """Hex id of the current key (safe to log: it reveals nothing about the key)."""
-        return self._current_id.hex()
-
     def encrypt(self, plaintext: bytes, *, aad: bytes) -> bytes:
         header = bytes([VERSION]) + self._current_id
         nonce = os.urandom(NONCE_BYTES)
@@ -102,5 +97,3 @@ class Cipher:
     def is_current(self, blob: bytes) -> bool:
         """True when `blob` was encrypted with the current key (not a previous one)."""
         return len(blob) >= _HEADER and bytes(blob[1:_HEADER]) == self._current_id
-
-    hash_token = staticmethod(hash_token)

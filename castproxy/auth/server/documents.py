@@ -146,9 +146,6 @@ class DocumentFetcher:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def fetch(self, url: str, *, caller: str = "") -> dict[str, Any]:
-        return (await self.fetch_document(url, caller=caller)).document
-
     async def fetch_document(self, url: str, *, caller: str = "") -> FetchedDocument:
         """The document at `url` and its cache lifetime; `caller` is the requesting address's limiter key."""
         parts = urlsplit(url)
