@@ -24,14 +24,16 @@ from castproxy.access.signin import CompanySignIn
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.login import LoginClients
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import OAuthError, no_sign_in
 from castproxy.auth.server.limits import RateLimiter
 from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
-from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
-from castproxy.auth.server.tokens import InvalidToken, TokenService
+from castproxy.auth.server.token_service import InvalidToken, TokenService
+from castproxy.auth.server.workspaces import UpstreamSignIn, WorkspaceEntry
+from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.config.model import IdentitySettings, LoginAuth, OAuth2Auth
 from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher

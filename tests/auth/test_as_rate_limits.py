@@ -15,12 +15,12 @@ import pytest
 from starlette.applications import Starlette
 from support.auth_server import CLIENT_REDIRECT, PUBLIC_URL, Harness, harness_for, pkce
 
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.limits import DOCUMENT_FETCHES, REGISTRATIONS, RateLimit, RateLimiter, caller_key
 from castproxy.auth.server.routes import build_routes
-from castproxy.auth.server.state import AuthServer
-from castproxy.auth.server.tokens import TokenService
+from castproxy.auth.server.token_service import TokenService
 from castproxy.store.sqlite import SQLiteStore
 
 PUBLIC_ADDRESS = "93.184.215.14"

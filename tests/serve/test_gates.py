@@ -10,8 +10,8 @@ from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 from serve_support import MODERN, mcp_client
 
+from castproxy.origins import OriginPolicy, normalize_origin
 from castproxy.serve.inbound import key_accepted, presented_key
-from castproxy.serve.origins import OriginPolicy, normalize_origin
 from castproxy.serve.snapshot import hash_key
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
