@@ -23,6 +23,7 @@ from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, Miss
 from joserfc.jwk import KeySet
 
 from castproxy.config.model import IdentitySettings
+from castproxy.errors import CastproxyError
 
 log = logging.getLogger("castproxy.access")
 
@@ -33,7 +34,11 @@ HTTP_TIMEOUT = 10.0
 _MAX_GROUPS = 500
 
 
-class IdentityError(Exception):
+class AccessError(CastproxyError):
+    """The root of access/'s errors."""
+
+
+class IdentityError(AccessError):
     """The company sign-in failed; the message is safe to show the person and to log."""
 
 

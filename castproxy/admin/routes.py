@@ -40,7 +40,7 @@ from castproxy.config.model import AdminSettings
 from castproxy.observe.audit import Record, iso_time
 from castproxy.observe.observer import Observer
 from castproxy.openapi.loader import is_url, safe_url
-from castproxy.serve.origins import normalize_origin
+from castproxy.origins import normalize_origin
 
 if TYPE_CHECKING:
     from castproxy.auth.bridge import AuthBridge

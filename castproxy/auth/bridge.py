@@ -24,14 +24,16 @@ from castproxy.access.signin import CompanySignIn
 from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, parse_bearer, set_bearer
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.login import LoginClients
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.documents import DocumentFetcher
 from castproxy.auth.server.errors import OAuthError, no_sign_in
 from castproxy.auth.server.limits import RateLimiter
 from castproxy.auth.server.records import GrantRecord
 from castproxy.auth.server.routes import build_routes
-from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer, UpstreamSignIn, WorkspaceEntry
-from castproxy.auth.server.tokens import InvalidToken, TokenService
+from castproxy.auth.server.token_service import InvalidToken, TokenService
+from castproxy.auth.server.workspaces import UpstreamSignIn, WorkspaceEntry
+from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.config.model import IdentitySettings, LoginAuth, OAuth2Auth
 from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher
@@ -289,21 +291,16 @@ class _UpstreamTokenCredentials:
         self._tokens = tokens
 
     async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
-        rejected = refused
         upstream = self._entry.upstream
         if upstream is None:  # an AS workspace without upstream (castproxy's own sign-in): no upstream token
             raise SignInRequired(f"workspace {self._entry.name} has no upstream OAuth")
         if not self._entry.per_user:
-            # `rejected=` only when there is one, so upstream stand-ins without it keep working.
-            token = await (upstream.service_token(rejected=rejected) if rejected else upstream.service_token())
+            token = await upstream.service_token(rejected=refused)
         else:
             if grant_id is None:
                 raise SignInRequired(f"workspace {self._entry.name} needs a signed-in caller")
             try:
-                if rejected:
-                    token = await upstream.access_token(grant_id, rejected=rejected)
-                else:
-                    token = await upstream.access_token(grant_id)
+                token = await upstream.access_token(grant_id, rejected=refused)
             except SignInRequired:
                 # The upstream grant is gone (invalid_grant, or a refused token that cannot be
                 # refreshed): the castproxy tokens bound to it must answer 401 from now on, so the

@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from castproxy.errors import CastproxyError
 
-class SignInRequired(Exception):
+
+class AuthError(CastproxyError):
+    """The root of auth/'s errors (upstream credentials and castproxy's authorization server)."""
+
+
+class SignInRequired(AuthError):
     """No usable upstream grant for this caller: the MCP client must sign in (again)."""
 
 

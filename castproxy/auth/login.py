@@ -445,5 +445,5 @@ class LoginClients:
         return self._logins.get(workspace)
 
     def credentials_for(self, workspace: str) -> UpstreamCredentials | None:
-        login = self._logins.get(workspace)
+        login = self.get(workspace)
         return LoginCredentials(login) if login is not None else None

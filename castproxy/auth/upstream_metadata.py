@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.upstream_tokens import ClientIdentity, safe_word
 
 
-class MetadataError(Exception):
+class MetadataError(AuthError):
     """Metadata or registration failed; the message names the URL and status, never a secret."""
 
 
@@ -30,7 +32,7 @@ def metadata_urls(issuer: str) -> list[str]:
     ]
 
 
-async def _get_json(http: httpx2.AsyncClient, url: str) -> dict | None:
+async def _get_json(http: httpx2.AsyncClient, url: str) -> dict[str, Any] | None:
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
     except httpx2.HTTPError:
@@ -44,7 +46,7 @@ async def _get_json(http: httpx2.AsyncClient, url: str) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-async def fetch_metadata(http: httpx2.AsyncClient, issuer: str) -> dict | None:
+async def fetch_metadata(http: httpx2.AsyncClient, issuer: str) -> dict[str, Any] | None:
     """The issuer's metadata, only if it names that same issuer (RFC 8414 3.3); None if not found."""
     for url in metadata_urls(issuer):
         document = await _get_json(http, url)
@@ -53,7 +55,7 @@ async def fetch_metadata(http: httpx2.AsyncClient, issuer: str) -> dict | None:
     return None
 
 
-async def fetch_origin_metadata(http: httpx2.AsyncClient, url: str) -> dict | None:
+async def fetch_origin_metadata(http: httpx2.AsyncClient, url: str) -> dict[str, Any] | None:
     """Metadata published at the origin of `url` (used to learn the issuer when none is configured)."""
     return await _get_json(http, f"{origin(url)}/.well-known/oauth-authorization-server")
 

@@ -28,12 +28,12 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
-from castproxy.auth.credentials import SignInRequired, UpstreamCredentials, set_bearer
-from castproxy.auth.credentials import bearer_token as bearer_token  # re-exported: it used to live here
+from castproxy.auth.credentials import AuthError, SignInRequired
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.upstream_metadata import (
@@ -77,7 +77,7 @@ _CONFIG_FIELD = {
 }
 
 
-class UpstreamAuthError(Exception):
+class UpstreamAuthError(AuthError):
     """The upstream OAuth server failed or refused castproxy itself; the message is safe to show."""
 
 
@@ -106,7 +106,7 @@ def safe_description(value: object, limit: int = 300) -> str:
 @dataclass(frozen=True)
 class SignInResult:
     grant_id: str
-    context: dict = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class PendingSignIn:
     state: str = field(repr=False)
 
 
-def _pending_record(cipher: Cipher, key: str, blob: bytes | None) -> dict | None:
+def _pending_record(cipher: Cipher, key: str, blob: bytes | None) -> dict[str, Any] | None:
     """A pending sign-in as stored under `key` (the state's hash); None when absent or unreadable."""
     if blob is None:
         return None
@@ -124,13 +124,6 @@ def _pending_record(cipher: Cipher, key: str, blob: bytes | None) -> dict | None
     except (InvalidCiphertext, ValueError):
         return None
     return record if isinstance(record, dict) else None
-
-
-async def pending_workspace(store: Store, cipher: Cipher, state: str) -> str | None:
-    """Which workspace a callback's `state` belongs to, without using it up (for the one fixed callback)."""
-    key = hash_token(state)
-    record = _pending_record(cipher, key, await store.get(NS_PENDING, key))
-    return record.get("workspace") if record is not None else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -193,9 +186,9 @@ class UpstreamOAuth:
         self._own_http = http is None
         self._http = http or httpx2.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
         self._local = KeyedLocks()
-        self._metadata: dict | None = None
+        self._metadata: dict[str, Any] | None = None
         self._metadata_loaded = False
-        self._origin_metadata: dict | None = None
+        self._origin_metadata: dict[str, Any] | None = None
         self._origin_metadata_loaded = False
         self._service: TokenSet | None = None
 
@@ -205,7 +198,7 @@ class UpstreamOAuth:
 
     # ---- endpoints and client identity -------------------------------------------------------------
 
-    async def _issuer_metadata(self) -> dict | None:
+    async def _issuer_metadata(self) -> dict[str, Any] | None:
         if not self._metadata_loaded and self.auth.issuer:
             self._metadata = await fetch_metadata(self._http, self.auth.issuer)
             self._metadata_loaded = self._metadata is not None  # retry later when it failed
@@ -237,7 +230,7 @@ class UpstreamOAuth:
     def _client_aad(self) -> bytes:
         return record_aad(NS_CLIENT, self.workspace)
 
-    def _registration_fits(self, record: dict, registration_url: str) -> bool:
+    def _registration_fits(self, record: dict[str, Any], registration_url: str) -> bool:
         # A change of endpoint, callback, grant or scopes in the config needs a new registration,
         # and so does a client secret about to expire (RFC 7591 client_secret_expires_at).
         expires_at = record.get("secret_expires_at")
@@ -345,10 +338,6 @@ class UpstreamOAuth:
 
     # ---- sign-in (authorization_code) --------------------------------------------------------------
 
-    async def begin_sign_in(self, context: dict, *, scopes: Sequence[str] | None = None) -> str:
-        """Save a pending sign-in and return the upstream authorization URL to send the browser to."""
-        return (await self.start_sign_in(context, scopes=scopes)).url
-
     def _upstream_scopes(self, granted: Sequence[str] | None) -> list[str]:
         """The scopes to ask the upstream for: those castproxy granted its client (all configured ones when
         None), plus `offline_access` when configured: that one gets castproxy its refresh token, whatever
@@ -368,8 +357,8 @@ class UpstreamOAuth:
                 "workspace %s: the upstream granted more than castproxy asked for (%s)", self.workspace, " ".join(extra)
             )
 
-    async def start_sign_in(self, context: dict, *, scopes: Sequence[str] | None = None) -> PendingSignIn:
-        """`begin_sign_in` that also returns the state (needed by callers when `state: false`).
+    async def start_sign_in(self, context: dict[str, Any], *, scopes: Sequence[str] | None = None) -> PendingSignIn:
+        """Save a pending sign-in; the upstream authorization URL to send the browser to, and the state.
 
         `scopes`: what castproxy granted the MCP client (a subset of `auth.scopes`); the upstream is asked
         for those only, so the upstream token can do no more than the client was allowed.
@@ -407,7 +396,7 @@ class UpstreamOAuth:
         params.update(self._resource_params())
         return PendingSignIn(url=_with_query(authorization_url, params), state=state)
 
-    async def _take_pending(self, state: str | None) -> dict:
+    async def _take_pending(self, state: str | None) -> dict[str, Any]:
         if not state:
             raise SignInError("The sign-in answer carries no state. Start the sign-in again.")
         key = hash_token(state)
@@ -445,10 +434,10 @@ class UpstreamOAuth:
         record = await self._take_pending(params.get("state") if self.auth.state else state)
         error = params.get("error")
         if error is not None:
-            code = safe_word(error)
-            if code in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr":
+            refusal = safe_word(error)
+            if refusal in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr":
                 await self._forget_client(ClientIdentity(str(record.get("client_id"))))
-            raise SignInRefused(code, safe_description(params.get("error_description")))
+            raise SignInRefused(refusal, safe_description(params.get("error_description")))
         try:
             await self._check_issuer(params)
         except UpstreamAuthError as exc:
@@ -569,7 +558,7 @@ class UpstreamOAuth:
                 refused = rejected is not None and tokens.access_token == rejected
                 return (await self._refresh(grant_id, tokens, refused=refused)).access_token
         except LockTimeout:
-            if tokens.access_token != rejected and not tokens.expired(time.time()):
+            if tokens is not None and tokens.access_token != rejected and not tokens.expired(time.time()):
                 return tokens.access_token
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
 
@@ -738,25 +727,3 @@ class UpstreamOAuth:
                     return self._service
                 raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         raise AssertionError("unreachable")
-
-    # ---- the credential the serving layer applies --------------------------------------------------
-
-    def credentials(self) -> UpstreamCredentials:
-        return _OAuthCredentials(self)
-
-
-class _OAuthCredentials:
-    protected_headers = frozenset({"authorization"})
-
-    def __init__(self, oauth: UpstreamOAuth) -> None:
-        self._oauth = oauth
-
-    async def apply(self, headers: dict[str, str], grant_id: str | None, *, refused: str | None = None) -> None:
-        rejected = refused
-        if self._oauth.auth.grant == "client_credentials":
-            token = await self._oauth.service_token(rejected=rejected)
-        elif grant_id is None:
-            raise SignInRequired(f"workspace {self._oauth.workspace} needs a signed-in user")
-        else:
-            token = await self._oauth.access_token(grant_id, rejected=rejected)
-        set_bearer(headers, token)

@@ -16,6 +16,8 @@ from urllib.parse import quote_plus
 
 import httpx2
 
+from castproxy.auth.credentials import AuthError
+
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # Refresh ahead of expiry by this much, or by 10% of the lifetime when that is shorter.
@@ -81,7 +83,7 @@ class TokenSet:
         )
 
 
-class TokenEndpointError(Exception):
+class TokenEndpointError(AuthError):
     """The token endpoint refused or failed. `error` is the OAuth error code (or a word of ours)."""
 
     def __init__(self, error: str, status: int | None) -> None:

@@ -33,10 +33,10 @@ from castproxy.openapi.loader import SpecError, is_url
 from castproxy.openapi.model import ToolDefinition
 from castproxy.openapi.spec_cache import SpecFetcher
 from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_workspace
+from castproxy.origins import OriginPolicy
 from castproxy.serve import ServeError
 from castproxy.serve.discovery import IssuerCheck
 from castproxy.serve.inbound import hash_key
-from castproxy.serve.origins import OriginPolicy
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
 from castproxy.upstream.redact import configured_secrets, secret_forms

@@ -14,8 +14,10 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from castproxy.errors import CastproxyError
 
-class StoreError(Exception):
+
+class StoreError(CastproxyError):
     """The backend failed (unreachable, corrupt file); the message names the backend, never a value."""
 
 

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from castproxy.store.base import StoreError
+
 VERSION = 1
 KEY_ID_BYTES = 4
 NONCE_BYTES = 12
@@ -30,7 +32,7 @@ _SALT = b"castproxy store encryption"
 _INFO = b"castproxy/aes-256-gcm/v1"
 
 
-class InvalidCiphertext(Exception):
+class InvalidCiphertext(StoreError):
     """The blob was altered, truncated, bound to another record, or made with a key we do not hold."""
 
 
@@ -75,11 +77,6 @@ class Cipher:
             raise ValueError("server.secret_key is empty")
         return cls([_derive(secret) for secret in (secret_key, *previous)])
 
-    @property
-    def key_id(self) -> str:
-        """Hex id of the current key (safe to log: it reveals nothing about the key)."""
-        return self._current_id.hex()
-
     def encrypt(self, plaintext: bytes, *, aad: bytes) -> bytes:
         header = bytes([VERSION]) + self._current_id
         nonce = os.urandom(NONCE_BYTES)
@@ -100,5 +97,3 @@ class Cipher:
     def is_current(self, blob: bytes) -> bool:
         """True when `blob` was encrypted with the current key (not a previous one)."""
         return len(blob) >= _HEADER and bytes(blob[1:_HEADER]) == self._current_id
-
-    hash_token = staticmethod(hash_token)

@@ -26,6 +26,11 @@ def _millis(ttl: float) -> int:
     return max(1, int(ttl * 1000))
 
 
+def _bytes(value: bytes | str | None) -> bytes | None:
+    # The client is made without decode_responses, so values are bytes; redis-py's types say bytes or str.
+    return value.encode() if isinstance(value, str) else value
+
+
 class RedisStore:
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, max_connections: int = 32) -> None:
         self.prefix = prefix
@@ -66,13 +71,13 @@ class RedisStore:
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         try:
-            return await self._redis.get(self._key(namespace, key))
+            return _bytes(await self._redis.get(self._key(namespace, key)))
         except RedisError as exc:
             raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
 
     async def take(self, namespace: str, key: str) -> bytes | None:
         try:
-            return await self._redis.getdel(self._key(namespace, key))
+            return _bytes(await self._redis.getdel(self._key(namespace, key)))
         except RedisError as exc:
             raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
 
@@ -98,9 +103,9 @@ class RedisStore:
                 batch = keys[first : first + 500]
                 values = await self._redis.mget(batch)
                 for key, value in zip(batch, values, strict=True):
-                    if value is not None:
+                    if (blob := _bytes(value)) is not None:
                         text = key.decode() if isinstance(key, bytes) else str(key)
-                        found.append((text[len(start):], value if isinstance(value, bytes) else value.encode()))
+                        found.append((text[len(start):], blob))
         except RedisError as exc:
             raise StoreError(f"Redis store: {exc.__class__.__name__}") from exc
         return found

@@ -59,13 +59,10 @@ def _private_file(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
-def _expiry(ttl: float | None) -> float | None:
-    return None if ttl is None else time.time() + ttl
-
-
 class SQLiteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
+        self._clock = clock  # epoch seconds for expiry (the wall clock, so other processes agree)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="castproxy-sqlite")
         self._locks = KeyedLocks()
         self._next_sweep = 0.0
@@ -98,10 +95,10 @@ class SQLiteStore:
             db.execute("DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
 
     async def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
-        expires_at = _expiry(ttl)
+        expires_at = None if ttl is None else self._clock() + ttl
 
         def work(db: sqlite3.Connection) -> None:
-            self._maybe_sweep(db, time.time())
+            self._maybe_sweep(db, self._clock())
             db.execute(
                 "INSERT INTO entries (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
@@ -111,10 +108,10 @@ class SQLiteStore:
         await self._run(work)
 
     async def put_if_absent(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> bool:
-        expires_at = _expiry(ttl)
+        expires_at = None if ttl is None else self._clock() + ttl
 
         def work(db: sqlite3.Connection) -> bool:
-            now = time.time()
+            now = self._clock()
             self._maybe_sweep(db, now)
             # Replaces only an expired row; a live one makes the upsert a no-op (rowcount 0).
             cursor = db.execute(
@@ -131,7 +128,7 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> bytes | None:
             row = db.execute(
                 "SELECT value FROM entries WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, key, time.time()),
+                (namespace, key, self._clock()),
             ).fetchone()
             return None if row is None else bytes(row[0])
 
@@ -139,7 +136,7 @@ class SQLiteStore:
 
     async def take(self, namespace: str, key: str) -> bytes | None:
         def work(db: sqlite3.Connection) -> bytes | None:
-            now = time.time()
+            now = self._clock()
             row = db.execute(
                 "DELETE FROM entries WHERE namespace = ? AND key = ? RETURNING value, expires_at", (namespace, key)
             ).fetchone()
@@ -151,7 +148,7 @@ class SQLiteStore:
 
     async def delete(self, namespace: str, key: str) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            now = time.time()
+            now = self._clock()
             row = db.execute(
                 "DELETE FROM entries WHERE namespace = ? AND key = ? RETURNING expires_at", (namespace, key)
             ).fetchone()
@@ -164,7 +161,7 @@ class SQLiteStore:
             rows = db.execute(
                 "SELECT key, value FROM entries WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?) "
                 "LIMIT ?",
-                (namespace, time.time(), max(0, limit)),
+                (namespace, self._clock(), max(0, limit)),
             ).fetchall()
             return [(str(key), bytes(value)) for key, value in rows]
 

@@ -46,7 +46,7 @@ def fetcher(host: Host, addresses: list[str] | None = None, **kwargs) -> Documen
 
 async def test_fetch_pins_the_resolved_address_and_keeps_the_host_name() -> None:
     host = Host()
-    assert await fetcher(host).fetch(CLIENT_URL) == document()
+    assert (await fetcher(host).fetch_document(CLIENT_URL)).document == document()
     sent = host.requests[0]
     assert str(sent.url) == f"https://{PUBLIC_ADDRESS}/oauth/metadata.json"
     assert sent.headers["host"] == "client.example"
@@ -77,37 +77,37 @@ async def test_non_public_addresses_are_refused(address: str) -> None:
         match=r"^refusing to fetch the client metadata document: client\.example "
         r"resolves to a non-public address",
     ):
-        await fetcher(host, [PUBLIC_ADDRESS, address]).fetch(CLIENT_URL)
+        await fetcher(host, [PUBLIC_ADDRESS, address]).fetch_document(CLIENT_URL)
     assert host.requests == []
 
 
 async def test_redirects_are_not_followed() -> None:
     host = Host(status=302, headers={"location": "http://169.254.169.254/latest/meta-data"})
     with pytest.raises(DocumentError, match=r"^client metadata document answered HTTP 302$"):
-        await fetcher(host).fetch(CLIENT_URL)
+        await fetcher(host).fetch_document(CLIENT_URL)
     assert len(host.requests) == 1
 
 
 async def test_size_cap() -> None:
     host = Host(body=b"{" + b" " * 20000 + b"}")
     with pytest.raises(DocumentError, match=r"^client metadata document is larger than 16384 bytes$"):
-        await fetcher(host).fetch(CLIENT_URL)
+        await fetcher(host).fetch_document(CLIENT_URL)
 
 
 @pytest.mark.parametrize("media_type", ["text/html", "text/plain; charset=utf-8", ""])
 async def test_other_content_types_are_refused(media_type: str) -> None:
     with pytest.raises(DocumentError, match=r"^client metadata document has content type .* not application/json$"):
-        await fetcher(Host(headers={"content-type": media_type})).fetch(CLIENT_URL)
+        await fetcher(Host(headers={"content-type": media_type})).fetch_document(CLIENT_URL)
 
 
 async def test_specific_json_content_type_is_accepted() -> None:
     host = Host(headers={"content-type": "application/oauth-client+json; charset=utf-8"})
-    assert await fetcher(host).fetch(CLIENT_URL) == document()
+    assert (await fetcher(host).fetch_document(CLIENT_URL)).document == document()
 
 
 async def test_not_json() -> None:
     with pytest.raises(DocumentError, match=r"^client metadata document is not JSON$"):
-        await fetcher(Host(body=b"<html>")).fetch(CLIENT_URL)
+        await fetcher(Host(body=b"<html>")).fetch_document(CLIENT_URL)
 
 
 @pytest.mark.parametrize(

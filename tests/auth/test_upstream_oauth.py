@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from support.auth_server import bridge_credentials
 from support.redis import REDIS_URL
 from support.servers import run
 
@@ -42,7 +43,6 @@ from castproxy.auth.upstream_oauth import (
     SignInError,
     UpstreamAuthError,
     UpstreamOAuth,
-    pending_workspace,
 )
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.crypto import Cipher
@@ -285,7 +285,7 @@ async def browser(url: str) -> dict[str, str]:
 
 
 async def sign_in(oauth: UpstreamOAuth, context: dict | None = None) -> str:
-    params = await browser(await oauth.begin_sign_in(context or {}))
+    params = await browser((await oauth.start_sign_in(context or {})).url)
     return (await oauth.complete_sign_in(params)).grant_id
 
 
@@ -298,7 +298,7 @@ async def expire(seconds: float) -> None:
 
 async def test_full_sign_in(upstream, make_oauth, store):
     oauth = make_oauth(oauth_config(upstream, audience="https://api.example.test"))
-    url = await oauth.begin_sign_in({"client": "mcp-client-1", "n": 3})
+    url = (await oauth.start_sign_in({"client": "mcp-client-1", "n": 3})).url
     query = dict(parse_qsl(urlsplit(url).query))
     assert url.startswith(f"{upstream.url}/authorize?")
     assert query["response_type"] == "code"
@@ -355,7 +355,7 @@ async def test_grant_survives_a_restart(upstream, tmp_path, cipher):
 
 async def test_without_pkce_no_challenge_and_no_verifier(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream, pkce=False))
-    url = await oauth.begin_sign_in({})
+    url = (await oauth.start_sign_in({})).url
     assert "code_challenge" not in url
     await oauth.complete_sign_in(await browser(url))
     assert "code_verifier" not in upstream.token_forms[-1]
@@ -371,7 +371,7 @@ async def test_client_secret_post(upstream, make_oauth):
 async def test_wrong_client_auth_method_is_refused_by_the_upstream(upstream, make_oauth):
     # static-client is registered for client_secret_basic; posting the secret must fail, with a safe message.
     oauth = make_oauth(oauth_config(upstream, token_endpoint_auth_method="client_secret_post"))
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     with pytest.raises(SignInError) as caught:
         await oauth.complete_sign_in(params)
     assert str(caught.value) == (
@@ -382,7 +382,7 @@ async def test_wrong_client_auth_method_is_refused_by_the_upstream(upstream, mak
 
 async def test_state_missing(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream))
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     del params["state"]
     with pytest.raises(SignInError, match=r"^The sign-in answer carries no state\. Start the sign-in again\.$"):
         await oauth.complete_sign_in(params)
@@ -390,7 +390,7 @@ async def test_state_missing(upstream, make_oauth):
 
 async def test_state_wrong(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream))
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     params["state"] = params["state"][:-1] + ("A" if params["state"][-1] != "A" else "B")
     with pytest.raises(SignInError, match=r"^The sign-in state is unknown, already used or expired\."):
         await oauth.complete_sign_in(params)
@@ -399,7 +399,7 @@ async def test_state_wrong(upstream, make_oauth):
 
 async def test_state_reused(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream))
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     await oauth.complete_sign_in(params)
     with pytest.raises(SignInError, match=r"^The sign-in state is unknown, already used or expired\."):
         await oauth.complete_sign_in(params)
@@ -408,7 +408,7 @@ async def test_state_reused(upstream, make_oauth):
 
 async def test_state_expired(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream), sign_in_ttl=0.3)
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     await asyncio.sleep(0.45)
     with pytest.raises(SignInError, match=r"^The sign-in state is unknown, already used or expired\."):
         await oauth.complete_sign_in(params)
@@ -417,9 +417,7 @@ async def test_state_expired(upstream, make_oauth):
 async def test_state_of_another_workspace(upstream, make_oauth, store, cipher):
     items = make_oauth(oauth_config(upstream), workspace="items")
     users = make_oauth(oauth_config(upstream), workspace="users")
-    params = await browser(await items.begin_sign_in({}))
-    assert await pending_workspace(store, cipher, params["state"]) == "items"
-    assert await pending_workspace(store, cipher, "nonsense") is None
+    params = await browser((await items.start_sign_in({})).url)
     with pytest.raises(SignInError, match="belongs to another workspace"):
         await users.complete_sign_in(params)
 
@@ -439,11 +437,11 @@ async def test_state_false_takes_the_state_from_the_caller(upstream, make_oauth)
 async def test_upstream_refusal_is_a_safe_sign_in_error(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream))
     upstream.deny = True
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     with pytest.raises(SignInError, match=r"^The upstream refused the sign-in \(access_denied\)\.$"):
         await oauth.complete_sign_in(params)
     # An error code that is not a plain word is not echoed.
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     params["error"] = "<script>alert(1)</script>"
     with pytest.raises(SignInError, match=r"\(unknown_error\)"):
         await oauth.complete_sign_in(params)
@@ -452,7 +450,7 @@ async def test_upstream_refusal_is_a_safe_sign_in_error(upstream, make_oauth):
 async def test_iss_mismatch_is_refused(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream))
     upstream.send_iss = "https://evil.example"
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     with pytest.raises(SignInError, match=r"iss mismatch"):
         await oauth.complete_sign_in(params)
     assert upstream.counts["token:authorization_code"] == 0
@@ -462,7 +460,7 @@ async def test_iss_checked_against_configured_issuer(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream, issuer=upstream.url))
     await sign_in(oauth)
     upstream.send_iss = f"{upstream.url}/other"
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     with pytest.raises(SignInError, match=r"iss mismatch"):
         await oauth.complete_sign_in(params)
 
@@ -471,7 +469,7 @@ async def test_iss_missing_although_announced(upstream, make_oauth):
     # The metadata announces iss in every answer: an answer without it is refused.
     oauth = make_oauth(oauth_config(upstream, issuer=upstream.url))
     upstream.send_iss = None
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     with pytest.raises(SignInError, match="lacks the iss parameter"):
         await oauth.complete_sign_in(params)
     upstream.announce_iss = False
@@ -480,11 +478,11 @@ async def test_iss_missing_although_announced(upstream, make_oauth):
 
 async def test_code_reuse_at_the_upstream_is_a_sign_in_error(upstream, make_oauth, store, cipher):
     oauth = make_oauth(oauth_config(upstream))
-    url = await oauth.begin_sign_in({})
+    url = (await oauth.start_sign_in({})).url
     params = await browser(url)
     await oauth.complete_sign_in(params)
     # Replay the same code with a fresh state: the upstream refuses the used code.
-    fresh = await browser(await oauth.begin_sign_in({}))
+    fresh = await browser((await oauth.start_sign_in({})).url)
     fresh["code"] = params["code"]
     with pytest.raises(SignInError, match=r"invalid_grant"):
         await oauth.complete_sign_in(fresh)
@@ -592,7 +590,7 @@ async def test_grant_of_another_workspace_is_no_grant(upstream, make_oauth):
 async def test_credentials_apply(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream))
     grant_id = await sign_in(oauth)
-    credentials = oauth.credentials()
+    credentials = bridge_credentials(oauth)
     assert credentials.protected_headers == frozenset({"authorization"})
     headers: dict[str, str] = {}
     await credentials.apply(headers, grant_id)
@@ -628,10 +626,10 @@ async def test_client_credentials_one_fetch_then_renewal(upstream, make_oauth):
     assert upstream.counts["token:client_credentials"] == 2
     assert len(set(renewed)) == 1 and renewed[0] != tokens[0]
     headers: dict[str, str] = {}
-    await oauth.credentials().apply(headers, None)
+    await bridge_credentials(oauth).apply(headers, None)
     assert headers["Authorization"] == f"Bearer {renewed[0]}"
     with pytest.raises(SignInError, match="no user sign-in"):
-        await oauth.begin_sign_in({})
+        await oauth.start_sign_in({})
 
 
 async def test_client_credentials_bad_secret_is_a_safe_error(upstream, make_oauth):
@@ -657,15 +655,15 @@ def dcr_config(upstream: FakeUpstream, **overrides) -> OAuth2Auth:
 
 async def test_dcr_discovers_registers_once_and_signs_in(upstream, make_oauth, store):
     oauth = make_oauth(dcr_config(upstream))
-    urls = await asyncio.gather(*(oauth.begin_sign_in({}) for _ in range(5)))
+    started = await asyncio.gather(*(oauth.start_sign_in({}) for _ in range(5)))
     assert upstream.counts["register"] == 1
-    grant_id = (await oauth.complete_sign_in(await browser(urls[0]))).grant_id
+    grant_id = (await oauth.complete_sign_in(await browser(started[0].url))).grant_id
     assert (await oauth.access_token(grant_id)).startswith(CANARY_TOKEN)
     blob = await store.get(NS_CLIENT, "items")
     assert blob is not None and CANARY_SECRET.encode() not in blob
     # Another instance (a restart, or a second replica) reuses the stored registration.
     again = make_oauth(dcr_config(upstream))
-    await again.begin_sign_in({})
+    await again.start_sign_in({})
     assert upstream.counts["register"] == 1
 
 
@@ -684,7 +682,7 @@ async def test_dcr_registers_again_when_the_client_is_rejected(upstream, make_oa
 
 async def test_dcr_rejected_at_code_exchange_registers_again_for_the_next_sign_in(upstream, make_oauth):
     oauth = make_oauth(dcr_config(upstream))
-    params = await browser(await oauth.begin_sign_in({}))
+    params = await browser((await oauth.start_sign_in({})).url)
     upstream.forget_dynamic_clients()
     with pytest.raises(SignInError, match="invalid_client"):
         await oauth.complete_sign_in(params)
@@ -694,20 +692,20 @@ async def test_dcr_rejected_at_code_exchange_registers_again_for_the_next_sign_i
 
 
 async def test_dcr_registers_again_after_a_config_change_or_before_the_secret_expires(upstream, make_oauth):
-    await make_oauth(dcr_config(upstream)).begin_sign_in({})
-    await make_oauth(dcr_config(upstream)).begin_sign_in({})
+    await make_oauth(dcr_config(upstream)).start_sign_in({})
+    await make_oauth(dcr_config(upstream)).start_sign_in({})
     assert upstream.counts["register"] == 1
-    await make_oauth(dcr_config(upstream, scopes=["read:items", "write:items"])).begin_sign_in({})
+    await make_oauth(dcr_config(upstream, scopes=["read:items", "write:items"])).start_sign_in({})
     assert upstream.counts["register"] == 2
     upstream.secret_lifetime = 30  # within castproxy's 60 s margin: renewed on next use
     oauth = make_oauth(dcr_config(upstream, scopes=["read:users"]))
-    await oauth.begin_sign_in({})
+    await oauth.start_sign_in({})
     assert upstream.counts["register"] == 3
-    await oauth.begin_sign_in({})
+    await oauth.start_sign_in({})
     assert upstream.counts["register"] == 4
     upstream.secret_lifetime = 3600
-    await oauth.begin_sign_in({})
-    await oauth.begin_sign_in({})
+    await oauth.start_sign_in({})
+    await oauth.start_sign_in({})
     assert upstream.counts["register"] == 5
 
 
@@ -718,7 +716,7 @@ async def test_dcr_without_metadata_is_a_clear_error(upstream, make_oauth):
         match=r"^workspace items: auth\.authorization_url is not set "
         r"and the metadata of http://127\.0\.0\.1:1 could not be fetched$",
     ):
-        await oauth.begin_sign_in({})
+        await oauth.start_sign_in({})
 
 
 # ---- secrets stay secret ---------------------------------------------------------------------------
@@ -737,7 +735,7 @@ async def test_canaries_never_in_logs_or_errors(upstream, make_oauth, caplog):
     for attempt in (
         oauth.access_token(grant_id),
         make_oauth(oauth_config(upstream, client_secret=SecretStr(CANARY_SECRET + "x"))).complete_sign_in(
-            await browser(await oauth.begin_sign_in({}))
+            await browser((await oauth.start_sign_in({})).url)
         ),
         make_oauth(oauth_config(upstream, grant="client_credentials", client_secret=SecretStr("no"))).service_token(),
     ):

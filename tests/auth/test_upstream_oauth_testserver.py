@@ -70,7 +70,7 @@ async def test_sign_in_refresh_and_revocation_against_the_bundled_server(bundled
     )
     oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK)
     try:
-        params = await browser(await oauth.begin_sign_in({}))
+        params = await browser((await oauth.start_sign_in({})).url)
         assert params["iss"] == server.url
         grant_id = (await oauth.complete_sign_in(params)).grant_id
         first = await oauth.access_token(grant_id)
@@ -95,7 +95,7 @@ async def test_dcr_against_the_bundled_server(bundled_dcr, store):
     auth = OAuth2Auth(type="oauth2", provider="dcr", issuer=server.url, scopes=["read:items"])
     oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK)
     try:
-        grant_id = (await oauth.complete_sign_in(await browser(await oauth.begin_sign_in({})))).grant_id
+        grant_id = (await oauth.complete_sign_in(await browser((await oauth.start_sign_in({})).url))).grant_id
         assert await call_api(server.url, await oauth.access_token(grant_id)) == 200
     finally:
         await oauth.aclose()

@@ -15,16 +15,12 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx2
 import pytest
 from pydantic import SecretStr
+from support.auth_server import bridge_credentials
 from support.recording import UpstreamRecorder, revoke
 from support.redis import REDIS_URL
 
-from castproxy.auth.credentials import SignInRequired
-from castproxy.auth.upstream_oauth import (
-    NS_GRANT,
-    UpstreamAuthError,
-    UpstreamOAuth,
-    bearer_token,
-)
+from castproxy.auth.credentials import SignInRequired, bearer_token
+from castproxy.auth.upstream_oauth import NS_GRANT, UpstreamAuthError, UpstreamOAuth
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.crypto import Cipher
 from castproxy.store.redis import RedisStore
@@ -95,7 +91,7 @@ async def make_oauth(store: SQLiteStore) -> AsyncIterator[Any]:
 
 async def sign_in(oauth: UpstreamOAuth) -> str:
     async with httpx2.AsyncClient() as http:
-        response = await http.get(await oauth.begin_sign_in({}))
+        response = await http.get((await oauth.start_sign_in({})).url)
     assert response.status_code == 302, response.text
     params = dict(parse_qsl(urlsplit(response.headers["location"]).query))
     return (await oauth.complete_sign_in(params)).grant_id
@@ -231,7 +227,7 @@ async def test_refused_service_token_is_not_kept_when_the_fetch_fails(upstream: 
 
 async def test_credentials_renew_only_the_refused_token(upstream: Upstream, make_oauth: Any) -> None:
     oauth = make_oauth(config(upstream, grant="client_credentials", authorization_url=None))
-    credentials = oauth.credentials()
+    credentials = bridge_credentials(oauth)
     headers: dict[str, str] = {}
     await credentials.apply(headers, None)
     first = bearer_token(headers)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from support.auth_server import bridge_credentials
 from support.metrics import parse, value
 from support.recording import RecordedUpstream, start_recorded
 
@@ -103,7 +104,7 @@ def workspace(upstream: RecordedUpstream, credentials: Any, oauth: OAuth2Auth | 
 
 
 def oauth_workspace(upstream: RecordedUpstream, oauth: UpstreamOAuth) -> WorkspaceRuntime:
-    return workspace(upstream, oauth.credentials(), oauth.auth)
+    return workspace(upstream, bridge_credentials(oauth), oauth.auth)
 
 
 def text(result: Any) -> str:

@@ -22,6 +22,7 @@ import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, OAuthStack, start_oauth_stack
 from pydantic import SecretStr
+from support.auth_server import bridge_credentials
 from support.metrics import parse, value
 from support.net import free_port
 from support.oauth_client import Browser, MemoryStorage, mcp_session
@@ -181,7 +182,7 @@ async def test_a_tool_call_whose_grant_cannot_be_read_says_try_again_in_n_second
     oauth = UpstreamOAuth("items", auth, store=paused_grant_store, cipher=Cipher.from_secret("c" * 40),
                           callback_url="http://127.0.0.1:9/oauth/callback")
     compiled = compile_spec(openapi_document("oauth", "http://127.0.0.1:9"))
-    credentials = oauth.credentials()
+    credentials = bridge_credentials(oauth)
     workspace = WorkspaceRuntime(
         name="items",
         tools=MappingProxyType({t.name: ToolRuntime(t, ArgumentValidator(t.input_schema)) for t in compiled.tools}),

@@ -40,7 +40,7 @@ async def test_ipv6_forms_embedding_a_private_ipv4_are_refused(address: str) -> 
         return httpx2.Response(200, json={})
 
     with pytest.raises(DocumentError, match="non-public address"):
-        await _fetcher([address], handler).fetch(CLIENT_URL)
+        await _fetcher([address], handler).fetch_document(CLIENT_URL)
     assert requests == []
 
 
@@ -55,5 +55,5 @@ async def test_a_slow_drip_is_cut_by_a_total_deadline() -> None:
 
     started = time.monotonic()
     with pytest.raises(DocumentError, match="timed out"):
-        await _fetcher(["93.184.215.14"], handler, timeout=0.5).fetch(CLIENT_URL)
+        await _fetcher(["93.184.215.14"], handler, timeout=0.5).fetch_document(CLIENT_URL)
     assert time.monotonic() - started < 3

@@ -3,24 +3,19 @@ store for 90 days; a client that signs in keeps its registration for the full pe
 
 from __future__ import annotations
 
-import time
-
-import pytest
 from support.auth_server import Harness, pkce
-
-import castproxy.store.sqlite as sqlite_module
+from support.clock import FakeClock
 
 
 async def test_unused_registration_expires_within_a_day_used_one_stays(
-    as_harness: Harness, monkeypatch: pytest.MonkeyPatch
+    as_harness: Harness, store_clock: FakeClock
 ) -> None:
     unused = await as_harness.register()
     used = await as_harness.register()
     page = await as_harness.http.get("/authorize", params=as_harness.authorize_params(used, pkce()[1]))
     assert page.status_code == 200
 
-    later = time.time() + 2 * 86400
-    monkeypatch.setattr(sqlite_module.time, "time", lambda: later)
+    store_clock.advance(2 * 86400)
     gone = await as_harness.http.get("/authorize", params=as_harness.authorize_params(unused, pkce()[1]))
     assert gone.status_code == 400 and "must register again" in gone.text
     kept = await as_harness.http.get("/authorize", params=as_harness.authorize_params(used, pkce()[1]))

@@ -32,24 +32,24 @@ async def test_sqlite_creates_folder_and_wal_file(tmp_path):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_sqlite_keeps_values_across_reopen(tmp_path):
+async def test_sqlite_keeps_values_across_reopen(tmp_path, clock):
     path = tmp_path / "state.db"
-    first = SQLiteStore(path)
+    first = SQLiteStore(path, clock=clock)
     await first.put("ns", "grant", b"kept")
     await first.put("ns", "gone", b"x", ttl=0.1)
     await first.close()
-    await asyncio.sleep(0.2)
-    second = SQLiteStore(path)
+    clock.advance(0.2)
+    second = SQLiteStore(path, clock=clock)
     assert await second.get("ns", "grant") == b"kept"
     assert await second.get("ns", "gone") is None
     await second.close()
 
 
-async def test_sqlite_sweeps_expired_rows(tmp_path):
+async def test_sqlite_sweeps_expired_rows(tmp_path, clock):
     path = tmp_path / "state.db"
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, clock=clock)
     await store.put("ns", "old", b"x", ttl=0.05)
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     store._next_sweep = 0.0  # the next write sweeps (normally at most once a minute)
     await store.put("ns", "new", b"y")
     await store.close()

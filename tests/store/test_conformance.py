@@ -33,13 +33,12 @@ async def test_binary_values_round_trip(store):
     assert await store.get("ns", "bin") == value
 
 
-async def test_ttl_expiry(store):
-    # 1 s so that a busy machine cannot make the entry expire before the first read.
+async def test_ttl_expiry(store, elapse):
     await store.put("ns", "short", b"v", ttl=1.0)
     await store.put("ns", "long", b"v", ttl=60)
     await store.put("ns", "forever", b"v")
     assert await store.get("ns", "short") == b"v"
-    await asyncio.sleep(1.1)
+    await elapse(1.1)
     assert await store.get("ns", "short") is None
     assert await store.take("ns", "short") is None
     assert await store.delete("ns", "short") is False
@@ -47,10 +46,10 @@ async def test_ttl_expiry(store):
     assert await store.get("ns", "forever") == b"v"
 
 
-async def test_put_replaces_ttl(store):
+async def test_put_replaces_ttl(store, elapse):
     await store.put("ns", "k", b"v", ttl=0.3)
     await store.put("ns", "k", b"w")
-    await asyncio.sleep(0.45)
+    await elapse(0.45)
     assert await store.get("ns", "k") == b"w"
 
 
@@ -74,9 +73,10 @@ async def test_put_if_absent(store):
     assert await store.get("ns", "k") == b"first"
 
 
-async def test_put_if_absent_after_expiry(store):
+async def test_put_if_absent_after_expiry(store, elapse):
     assert await store.put_if_absent("ns", "k", b"first", ttl=0.3) is True
-    await asyncio.sleep(0.45)
+    assert await store.put_if_absent("ns", "k", b"early", ttl=60) is False
+    await elapse(0.45)
     assert await store.put_if_absent("ns", "k", b"second", ttl=60) is True
     assert await store.get("ns", "k") == b"second"
 
@@ -110,8 +110,17 @@ async def test_lock_mutual_exclusion(store):
 
 
 async def test_locks_with_different_names_do_not_block_each_other(store):
-    async with store.lock("a", timeout=5), store.lock("b", timeout=5):
-        pass
+    entered: list[str] = []
+
+    async def take(name: str, timeout: float) -> None:
+        async with store.lock(name, timeout=timeout):
+            entered.append(name)
+
+    async with store.lock("a", timeout=5):
+        await take("b", 1)  # another name while "a" is held: no LockTimeout
+        with pytest.raises(LockTimeout):
+            await take("a", 0.1)  # the held name itself still waits
+    assert entered == ["b"]
 
 
 async def test_lock_times_out_while_held(store):
@@ -152,16 +161,14 @@ async def test_burst_larger_than_any_connection_pool(store):
     assert results == [b"v"] * 300
 
 
-async def test_items_lists_one_namespace_live_entries(store):
+async def test_items_lists_one_namespace_live_entries(store, elapse):
     await store.put("grants", "a", b"one")
     await store.put("grants", "b:with:colons", b"two", ttl=60)
-    await store.put("grants", "gone", b"x", ttl=0.05)
+    await store.put("grants", "gone", b"x", ttl=1)
     await store.put("grants-other", "c", b"not this namespace")
     await store.put("grant", "d", b"nor this one")
-    deadline = asyncio.get_running_loop().time() + 5
-    while await store.get("grants", "gone") is not None:  # until the short entry has expired
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.02)
+    await elapse(1.5)
+    assert await store.get("grants", "gone") is None
     assert sorted(await store.items("grants")) == [("a", b"one"), ("b:with:colons", b"two")]
     assert await store.items("empty") == []
 

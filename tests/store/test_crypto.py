@@ -29,7 +29,7 @@ def test_blob_layout_version_key_id_nonce():
     cipher = Cipher.from_secret(SECRET)
     blob = cipher.encrypt(b"abc", aad=AAD)
     assert blob[0] == 1
-    assert blob[1:5].hex() == cipher.key_id
+    assert cipher.is_current(blob) and blob[1:5] == cipher.encrypt(b"other", aad=b"")[1:5]
     assert len(blob) == 1 + 4 + 12 + 3 + 16
 
 
@@ -63,7 +63,8 @@ def test_previous_key_still_decrypts_and_new_blobs_use_the_current_key():
     rotated = Cipher.from_secret(SECRET, previous=[OLD_SECRET])
     assert rotated.decrypt(old_blob, aad=AAD) == b"written before rotation"
     new_blob = rotated.encrypt(b"after", aad=AAD)
-    assert new_blob[1:5].hex() == rotated.key_id == Cipher.from_secret(SECRET).key_id
+    assert rotated.is_current(new_blob) and not rotated.is_current(old_blob)
+    assert new_blob[1:5] == Cipher.from_secret(SECRET).encrypt(b"", aad=AAD)[1:5]
     with pytest.raises(InvalidCiphertext):
         old.decrypt(new_blob, aad=AAD)
 
@@ -92,5 +93,4 @@ def test_empty_secret_refused():
 
 def test_hash_token():
     assert hash_token("abc") == hashlib.sha256(b"abc").hexdigest()
-    assert Cipher.hash_token("abc") == hash_token("abc")
     assert hash_token("abc") != hash_token("abd")

@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from castproxy.auth.bridge import AuthBridge
-from castproxy.auth.credentials import SignInRequired
-from castproxy.auth.upstream_oauth import SignInError
+from castproxy.auth.credentials import SignInRequired, UpstreamCredentials
+from castproxy.auth.upstream_oauth import SignInError, UpstreamOAuth
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher
@@ -92,12 +92,12 @@ class FakeUpstream:
         self.grants[grant_id] = "upstream-token-" + secrets.token_urlsafe(8)
         return Outcome(grant_id, context)
 
-    async def access_token(self, grant_id: str) -> str:
+    async def access_token(self, grant_id: str, *, rejected: str | None = None) -> str:
         if grant_id not in self.grants:
             raise SignInRequired("the upstream grant is gone")
         return self.grants[grant_id]
 
-    async def service_token(self) -> str:
+    async def service_token(self, *, rejected: str | None = None) -> str:
         return "service-token-" + self.workspace
 
     async def revoke(self, grant_id: str) -> None:
@@ -265,3 +265,11 @@ def harness_for(store: Store, **bridge_options: Any) -> Harness:
     bridge = AuthBridge(store=store, cipher=Cipher.from_secret("s" * 32), upstream_factory=factory, **bridge_options)
     bridge.update(WORKSPACES)
     return Harness(bridge, upstreams)
+
+
+def bridge_credentials(oauth: UpstreamOAuth) -> UpstreamCredentials:
+    """What a tool call of `oauth`'s workspace applies: an AuthBridge's credentials over it (production's path)."""
+    bridge = AuthBridge(store=oauth.store, cipher=oauth.cipher, public_url=PUBLIC_URL,
+                        upstream_factory=lambda *_: oauth)
+    bridge.update({oauth.workspace: oauth.auth})
+    return bridge.credentials_for(oauth.workspace)

@@ -24,15 +24,16 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from castproxy.access.oidc import Identity
 from castproxy.access.policy import Caller
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.clients import Client, ClientLookupError
 from castproxy.auth.server.errors import PAGE_HEADERS, OAuthError, error_page, template
 from castproxy.auth.server.limits import caller_key
 from castproxy.auth.server.records import NS_CONSENT, NS_PENDING, NS_SIGN_IN, AuthorizationRequest, Consent
 from castproxy.auth.server.redirects import LOOPBACK_REDIRECT, is_registered, with_params
-from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
 from castproxy.auth.upstream_oauth import UpstreamAuthError
-from castproxy.serve.origins import normalize_origin
+from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
+from castproxy.origins import normalize_origin
 from castproxy.store.crypto import hash_token
 from castproxy.store.guard import StoreUnavailable
 

@@ -32,6 +32,7 @@ async def capped_form(request: Request, limit: int = MAX_FORM_BYTES) -> FormData
     """An application/x-www-form-urlencoded body, parsed the way Starlette does, read at most `limit` bytes."""
     body = await capped_body(request, limit)
     try:
-        return FormData(parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8"))
+        fields = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
+        return FormData([(name, value) for name, value in fields])
     except (UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_request", "the form body is not valid") from None

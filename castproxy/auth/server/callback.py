@@ -18,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from castproxy.auth.events import grant_ref
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.authorize import CALLBACK_COOKIE, SIGN_IN_COOKIE, redirect_error
 from castproxy.auth.server.errors import error_page
 from castproxy.auth.server.records import NS_SIGN_IN, AuthorizationRequest, CodeRecord, GrantRecord
 from castproxy.auth.server.redirects import with_params
-from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
 from castproxy.auth.upstream_oauth import SignInError, SignInRefused
+from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.store.crypto import hash_token
 from castproxy.store.guard import StoreUnavailable
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.server.documents import DocumentError, DocumentFetcher, DocumentRateLimited, client_id_url_problem
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.records import NS_CLIENT, NS_CLIENT_DOCUMENT, Record
@@ -48,7 +49,7 @@ class Client(Record):
     fresh_until: float = 0.0  # metadata documents: reused without a fetch until then (epoch seconds)
 
 
-class ClientLookupError(Exception):
+class ClientLookupError(AuthError):
     """The client_id names no usable client; the message is safe to show on an error page.
 
     `retry_after` is set when the lookup was only refused for now (a rate limit): the answer is a 429.

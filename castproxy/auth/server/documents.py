@@ -25,6 +25,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx2
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.server.limits import DOCUMENT_FETCHES, RateLimiter, retry_after
 
 MAX_DOCUMENT_BYTES = 16 * 1024
@@ -57,7 +58,7 @@ def cache_lifetime(cache_control: str) -> float | None:
     return max_age
 
 
-class DocumentError(Exception):
+class DocumentError(AuthError):
     """The client's metadata document could not be used; the message is safe to show."""
 
 
@@ -144,9 +145,6 @@ class DocumentFetcher:
 
     async def close(self) -> None:
         await self._http.aclose()
-
-    async def fetch(self, url: str, *, caller: str = "") -> dict[str, Any]:
-        return (await self.fetch_document(url, caller=caller)).document
 
     async def fetch_document(self, url: str, *, caller: str = "") -> FetchedDocument:
         """The document at `url` and its cache lifetime; `caller` is the requesting address's limiter key."""

@@ -12,6 +12,8 @@ from string import Template
 
 from starlette.responses import HTMLResponse, JSONResponse
 
+from castproxy.auth.credentials import AuthError
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # Pages from this server are never framed (clickjacking on the consent button) and load nothing external.
@@ -26,7 +28,7 @@ PAGE_HEADERS = {
 }
 
 
-class OAuthError(Exception):
+class OAuthError(AuthError):
     """An RFC 6749 error: `error` is the registered code, `description` says what to fix."""
 
     def __init__(self, error: str, description: str, status: int = 400, *, retry_after: str | None = None) -> None:

@@ -68,11 +68,6 @@ class RateLimiter:
         # key -> [tokens, time of last update], least recently seen first
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()
 
-    @property
-    def tracked(self) -> int:
-        """How many keys have a bucket now (at most `max_keys`)."""
-        return len(self._buckets)
-
     def take(self, key: str) -> float:
         """Spend one token for `key`: 0.0 when allowed, else the seconds until one will be there."""
         now = self._clock()

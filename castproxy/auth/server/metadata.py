@@ -10,8 +10,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.errors import no_sign_in
-from castproxy.auth.server.state import AuthServer
 
 # Added by the routes to every answer of the endpoints MCP clients call from code (these included).
 CORS = {

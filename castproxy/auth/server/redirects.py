@@ -48,8 +48,8 @@ def redirect_uri_problem(uri: object) -> str | None:
     if uri.startswith("http://"):
         loopback = LOOPBACK_REDIRECT.match(uri)
         if loopback:
-            port = loopback.group(2)
-            if port is not None and not 1 <= int(port) <= 65535:
+            written = loopback.group(2)
+            if written is not None and not 1 <= int(written) <= 65535:
                 return f"redirect URI {uri!r} has an invalid port (a port is 1 to 65535)"
             return None
         return (

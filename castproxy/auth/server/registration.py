@@ -14,10 +14,10 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.bodies import capped_body
 from castproxy.auth.server.errors import NO_STORE, OAuthError
 from castproxy.auth.server.limits import caller_key, retry_after
-from castproxy.auth.server.state import AuthServer
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.errors import NO_STORE
-from castproxy.auth.server.state import AuthServer
-from castproxy.auth.server.token import form_value, read_form
+from castproxy.auth.server.token_endpoint import form_value, read_form
 
 
 async def revoke(server: AuthServer, request: Request) -> Response:

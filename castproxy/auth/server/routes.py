@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from castproxy.auth.server import authorize, callback, metadata, registration, revoke, token
+from castproxy.auth.server import authorize, callback, metadata, registration, revoke, token_endpoint
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.metadata import CORS
-from castproxy.auth.server.state import UPSTREAM_CALLBACK_PATH, AuthServer
-from castproxy.config.loader import IDENTITY_CALLBACK_PATH
+from castproxy.config.loader import IDENTITY_CALLBACK_PATH, UPSTREAM_CALLBACK_PATH
 
 Handler = Callable[[AuthServer, Request], Awaitable[Response]]
 
@@ -69,7 +69,7 @@ def build_routes(server: AuthServer) -> list[BaseRoute]:
         Route("/authorize", _bind(server, authorize.authorize), methods=["GET"]),
         Route("/authorize/consent", _bind(server, authorize.consent), methods=["POST"]),
         Route(UPSTREAM_CALLBACK_PATH, _bind(server, callback.callback), methods=["GET"]),
-        Route("/token", _api(server, token.token), methods=["POST", "OPTIONS"]),
+        Route("/token", _api(server, token_endpoint.token), methods=["POST", "OPTIONS"]),
         Route("/revoke", _api(server, revoke.revoke), methods=["POST", "OPTIONS"]),
     ]
     if server.identity is not None:  # the company identity provider returns the browser here (castproxy.access)

@@ -9,9 +9,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.errors import NO_STORE, OAuthError
-from castproxy.auth.server.state import AuthServer, canonical_resource
+from castproxy.auth.server.records import canonical_resource
 
 
 def form_value(form: FormData, name: str, *, required: bool = False, why: str = "") -> str | None:

@@ -1,4 +1,4 @@
-"""What every endpoint of the authorization server shares: URLs, the current workspaces, the services.
+"""`AuthServer`: what every endpoint of the authorization server shares (URLs, workspaces, services).
 
 `workspaces` is replaced whole on each config reload (one assignment), so a request sees either the
 old set or the new one, never a mix.
@@ -6,78 +6,20 @@ old set or the new one, never a mix.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-from castproxy.access.policy import Rule
 from castproxy.access.signin import CompanySignIn
 from castproxy.auth.events import NO_EVENTS, AuthEvents
 from castproxy.auth.server.clients import ClientRegistry
 from castproxy.auth.server.limits import REGISTRATIONS, RateLimiter, SignInBudget
 from castproxy.auth.server.records import canonical_resource
-from castproxy.auth.server.tokens import TokenService
-from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
-from castproxy.config.model import OAuth2Auth
-from castproxy.serve.origins import normalize_origin
+from castproxy.auth.server.token_service import TokenService
+from castproxy.auth.server.workspaces import WorkspaceEntry
+from castproxy.origins import normalize_origin
 from castproxy.store.base import Store
 
-__all__ = ["UPSTREAM_CALLBACK_PATH", "AuthServer", "UpstreamSignIn", "WorkspaceEntry", "canonical_resource"]
-
-
-class SignInOutcome(Protocol):
-    grant_id: str
-    context: dict[str, Any]
-
-
-class PendingUpstream(Protocol):
-    url: str
-    state: str
-
-
-class UpstreamSignIn(Protocol):
-    """The part of castproxy.auth.upstream_oauth.UpstreamOAuth the authorization server drives."""
-
-    async def start_sign_in(
-        self, context: dict[str, Any], *, scopes: Sequence[str] | None = None
-    ) -> PendingUpstream: ...
-
-    async def complete_sign_in(self, params: Mapping[str, str], *, state: str | None = None) -> SignInOutcome: ...
-
-    async def access_token(self, grant_id: str) -> str: ...
-
-    async def service_token(self) -> str: ...
-
-    async def revoke(self, grant_id: str) -> None: ...
-
-    async def narrow(self, grant_id: str, scopes: Sequence[str]) -> None: ...
-
-
-@dataclass(frozen=True)
-class WorkspaceEntry:
-    name: str
-    auth: OAuth2Auth | None  # None: a shared-credential workspace whose callers sign in at castproxy (identity)
-    upstream: UpstreamSignIn | None
-    resource: str
-    resource_metadata_url: str
-    base_url: str = ""  # the upstream API its tokens are sent to (part of what a grant is bound to)
-    access: Rule | None = None  # who may connect (the workspace's `access`), checked at /authorize
-    identity_sign_in: bool = False  # a shared-credential workspace whose callers sign in at castproxy (identity)
-
-    @property
-    def per_user(self) -> bool:
-        """Each user signs in at the upstream (authorization_code); otherwise the upstream grant is shared."""
-        return self.auth is not None and self.auth.grant == "authorization_code"
-
-    @property
-    def sign_in(self) -> bool:
-        """Callers need castproxy's tokens: per-user upstream sign-in, or castproxy's own (server.identity)."""
-        return self.per_user or self.identity_sign_in
-
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        return tuple(self.auth.scopes) if self.auth is not None and self.per_user else ()
+__all__ = ["AuthServer"]
 
 
 class AuthServer:

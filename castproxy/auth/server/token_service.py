@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from castproxy.auth.credentials import AuthError
 from castproxy.auth.events import NO_EVENTS, AuthEvents, grant_ref
 from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.server.errors import OAuthError
@@ -62,7 +63,7 @@ class IssuedTokens:
         }
 
 
-class InvalidToken(Exception):
+class InvalidToken(AuthError):
     """The presented access token is not valid here; the message is safe to send to the client."""
 
 
@@ -257,11 +258,11 @@ class TokenService:
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
         now = time.time()
         access, refresh = "cpat_" + secrets.token_urlsafe(32), "cprt_" + secrets.token_urlsafe(32)
-        common = {"grant_id": grant.grant_id, "workspace": grant.workspace, "client_id": grant.client_id,
-                  "subject": grant.subject, "email": grant.email, "groups": grant.groups}
-        access_record = TokenRecord(**common, scopes=scopes, expires_at=now + self.access_lifetime)
+        access_record = TokenRecord(grant_id=grant.grant_id, workspace=grant.workspace, client_id=grant.client_id,
+                                    subject=grant.subject, email=grant.email, groups=grant.groups, scopes=scopes,
+                                    expires_at=now + self.access_lifetime)
         # The refresh token carries the whole sign-in's scope (narrowed only by narrowing the sign-in itself).
-        refresh_record = TokenRecord(**common, scopes=grant.scopes, expires_at=now + self.refresh_lifetime)
+        refresh_record = dataclasses.replace(access_record, scopes=grant.scopes, expires_at=now + self.refresh_lifetime)
         await self._store.put(NS_ACCESS, hash_token(access), access_record.encode(), ttl=self.access_lifetime)
         await self._store.put(NS_REFRESH, hash_token(refresh), refresh_record.encode(), ttl=self.refresh_lifetime)
         return IssuedTokens(access, refresh, int(self.access_lifetime), scopes)
