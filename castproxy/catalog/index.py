@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,8 +47,8 @@ SELF_BONUS = 0.15
 COLLECTION_BONUS = 0.15  # plural noun, read task: a path ending in a collection, not in {id}
 COVERAGE_BONUS = 0.6  # times the share of the task's words found in the name or summary
 PRECISION_BONUS = 0.4  # times the share of the name's words (its verb aside) that the task asks for
-COMMON_SHARE = 0.4  # a query term in more operations than this share counts only next to a rarer one
-MIN_ROWS_FOR_PRUNING = 2000  # a big catalog: common terms pruned, actions searched alone too (see `search`)
+COMMON_SHARE = 0.1  # a task's word in more operations than this share chooses no rows alone (see Query.fts)
+MIN_ROWS_FOR_PRUNING = 2000  # a big catalog: rare words choose the rows, actions searched alone too (see `search`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +97,11 @@ class SearchIndex:
         self._db.execute("COMMIT")
         self._db.execute("INSERT INTO ops(ops) VALUES ('optimize')")  # one b-tree per column: faster queries
         self._rows = tuple(rows)
-        self._common: dict[str, bool] = {}  # FTS5 term -> in so many operations that it cannot tell them apart
+        self._matches: dict[str, int] = {}  # FTS5 phrase -> in how many operations
         self._verbs = frozenset(row.verb for row in self._rows)  # the API's own verbs (merge, fork, follow...)
+        # Every word the re-ranking compares, sorted: the words a stem covers are one slice of it (`_covering`).
+        self._vocabulary = sorted({word for row in self._rows for word in row.headline.union(*row.subject)})
+        self._covered: dict[str, frozenset[str]] = {}
         self._sorted = sorted((tool.name.lower(), tool.name) for tool in tools)
         self._exact: dict[str, str] = {}
         for tool in tools:
@@ -133,19 +136,22 @@ class SearchIndex:
         hits: list[Hit] = []
         if query.terms:
             with self._lock:
-                expression = query.fts(self._is_common)
+                big = len(self._rows) >= MIN_ROWS_FOR_PRUNING
+                matches, common = (self._count, int(len(self._rows) * COMMON_SHARE)) if big else (None, 0)
+                expression = query.fts(matches, common)
                 scores = self._candidates(expression, "", WEIGHTS) if expression else {}
-                if expression and len(self._rows) >= MIN_ROWS_FOR_PRUNING:
+                if expression and big and query.groups:
                     # What the operation does, alone: in a big API, bm25 over whole documents can bury a short,
                     # exact action (CreateUser) under thousands that repeat the words in names and summaries
                     # (users.CreateApprovals: "Create new navigation property to approvals for users").
-                    plain = query.fts(self._is_common, plain=True)
-                    for index, score in self._candidates(plain, "{action} : ", ACTION_WEIGHTS).items():
+                    for index, score in self._candidates(query.pairs(), "{action} : ", ACTION_WEIGHTS).items():
                         scores.setdefault(index, score)
+                # The words each of the task's words covers, once per query rather than once per candidate.
+                groups = [frozenset().union(*(self._covering(_stem(word)) for word in group)) for group in query.groups]
+            wanted = frozenset().union(*groups)
             best = max(scores.values(), default=1.0) or 1.0
-            relevance = {index: score / best for index, score in scores.items()}
-            ranked = sorted(((self._rerank(index, value, query), index) for index, value in relevance.items()),
-                            key=lambda item: (-item[0], item[1]))
+            ranked = sorted(((self._rerank(self._rows[index], score / best, query, groups, wanted), index)
+                             for index, score in scores.items()), key=lambda item: (-item[0], item[1]))
             hits = [Hit(self._rows[index].name, score) for score, index in ranked]
         exact = self._exact.get(text.strip().lower())
         if exact is not None:
@@ -160,24 +166,17 @@ class SearchIndex:
         ).fetchall()
         return {rowid - 1: -bm25 for rowid, bm25 in rows}
 
-    def _is_common(self, phrase: str) -> bool:
-        """True for a query phrase found in more than COMMON_SHARE of the operations (called under the lock).
+    def _count(self, phrase: str) -> int:
+        """In how many operations a query phrase is (called under the lock; big catalogs only).
 
-        bm25 gives such a term next to no weight, yet scoring every operation it matches is most of a
-        query's time on a big API ("user" in Microsoft Graph); it then counts only next to a rarer term,
-        and the re-ranking still sees the word. Small catalogs are fast anyway: every term counts there."""
-        if len(self._rows) < MIN_ROWS_FOR_PRUNING:
-            return False
-        common = self._common.get(phrase)
-        if common is None:
-            limit = int(len(self._rows) * COMMON_SHARE)
-            found = self._db.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM ops WHERE ops MATCH ? LIMIT ?)", (phrase, limit + 1)
-            ).fetchone()[0]
-            common = found > limit
-            if len(self._common) < 100_000:
-                self._common[phrase] = common
-        return common
+        FTS5 scores every row a query matches, and common words match thousands in a big API ("user" is in
+        6,000 of Microsoft Graph beta's 22,361): most of a search's time. Small catalogs are fast anyway."""
+        found = self._matches.get(phrase)
+        if found is None:
+            found = self._db.execute("SELECT count(*) FROM ops WHERE ops MATCH ?", (phrase,)).fetchone()[0]
+            if len(self._matches) < 100_000:
+                self._matches[phrase] = found
+        return found
 
     def _lead(self, row: _Row, lead: str | None) -> float:
         """The bonus for fitting the task's leading word, when that word is a verb (a known one, or the API's)."""
@@ -196,9 +195,25 @@ class SearchIndex:
             return bonus + LEAD_BONUS / 2
         return bonus
 
-    def _rerank(self, index: int, relevance: float, query: Query) -> float:
-        """bm25 relative to the best candidate's, plus a bonus for each sign bm25 cannot see."""
-        row = self._rows[index]
+    def _covering(self, stem: str) -> frozenset[str]:
+        """The index's words the stem covers: itself, and (4 letters or more) the words it starts (review ->
+        reviewers, assign -> assignees). Called under the lock."""
+        covered = self._covered.get(stem)
+        if covered is None:
+            if len(stem) < 4:
+                covered = frozenset((stem,))
+            else:
+                start = bisect.bisect_left(self._vocabulary, stem)
+                end = bisect.bisect_left(self._vocabulary, stem + "\U0010ffff", start)
+                covered = frozenset(self._vocabulary[start:end])
+            if len(self._covered) < 100_000:
+                self._covered[stem] = covered
+        return covered
+
+    def _rerank(self, row: _Row, relevance: float, query: Query, groups: list[frozenset[str]],
+                wanted: frozenset[str]) -> float:
+        """bm25 relative to the best candidate's, plus a bonus for each sign bm25 cannot see. `groups`: the
+        words each word of the task covers; `wanted`: all of them."""
         bonus = self._lead(row, query.lead)
         if query.methods:
             if row.method == query.methods[0]:
@@ -209,12 +224,11 @@ class SearchIndex:
             bonus += SELF_BONUS
         if query.plural and row.collection and query.methods[:1] == ("GET",):
             bonus += COLLECTION_BONUS
-        if query.groups:
-            wanted = {_stem(word) for group in query.groups for word in group}
-            covered = sum(1 for group in query.groups if any(_covers(_stem(word), row.headline) for word in group))
-            bonus += COVERAGE_BONUS * covered / len(query.groups)
+        if groups:
+            covered = sum(1 for words in groups if not row.headline.isdisjoint(words))
+            bonus += COVERAGE_BONUS * covered / len(groups)
             if row.subject:
-                asked = sum(1 for group in row.subject if any(_covers(stem, group) for stem in wanted))
+                asked = sum(1 for words in row.subject if not words.isdisjoint(wanted))
                 bonus += PRECISION_BONUS * asked / len(row.subject)
         return relevance * LEXICAL_WEIGHT + bonus
 
@@ -270,13 +284,6 @@ def _stem(word: str) -> str:
                 stem = stem[:-1]  # starred -> star, running -> run
             return stem
     return word
-
-
-def _covers(stem: str, words: Iterable[str]) -> bool:
-    """The stem is one of the words, or (4 letters or more) starts one: review -> reviewers, assign -> assignees."""
-    if len(stem) < 4:
-        return stem in words
-    return any(word.startswith(stem) for word in words)
 
 
 # Indexes still held by a snapshot, by fingerprint: while a reload builds the next snapshot the current

@@ -130,30 +130,46 @@ class Query:
     about_self: bool  # first-person words: the caller's own account
     plural: bool  # a plural noun: likely a collection (list) rather than one item
 
-    def fts(self, is_common: Callable[[str], bool] | None = None, *, plain: bool = False) -> str:
+    def fts(self, matches: Callable[[str], int] | None = None, common: int = 0) -> str:
         """An FTS5 MATCH expression: the terms OR-ed, each as often as its weight (bm25 sums over the phrases
-        of the query), plus a prefix form of long words (assign -> assignees), every word quoted. `plain`:
-        each word once, no prefixes or phrases (a cheap query). `is_common(phrase)` marks terms too common to
-        score every operation they match: such a term only counts next to a rarer one (`"user" AND (...)`),
-        which keeps it in the ranking at a fraction of the cost."""
-        parts: list[str] = []
-        common: list[str] = []
+        of the query), plus a prefix form of long words (assign -> assignees), every word quoted.
+
+        `matches(phrase)`: in how many operations the phrase is (for a big catalog). FTS5 scores every row
+        that matches, so only the task's rare words (in `common` operations or fewer) choose the rows; the
+        other terms count where one of those is (`"user" AND ("password" OR ...)`), which keeps them in the
+        ranking at a fraction of the cost. A task of common words only is anchored on its rarest noun."""
+        weighted: list[tuple[str, int]] = []
+        own: list[str] = []  # phrases that may choose rows: the task's words (weight 2), not synonyms or pairs
         for term in (*self.terms, *(Term(word, 1) for word in SELF_TERMS)) if self.about_self else self.terms:
-            if plain and " " in term.word:
-                continue
             phrase = f'"{term.word}"'
-            if is_common is not None and is_common(phrase):
-                common.append(phrase)
-                continue
-            parts.extend([phrase] * (1 if plain else term.weight))
-            if term.prefix and not plain and (is_common is None or not is_common(phrase + "*")):
-                parts.append(phrase + "*")
-        if plain:
-            parts = list(dict.fromkeys(parts))
-        if parts and common:
-            rarer = " OR ".join(dict.fromkeys(parts))
-            parts += [f"({phrase} AND ({rarer}))" for phrase in dict.fromkeys(common)]
-        return " OR ".join(parts or list(dict.fromkeys(common)))
+            weighted.append((phrase, term.weight))
+            if term.weight >= ORIGINAL_WEIGHT:
+                own.append(phrase)
+            if term.prefix:
+                weighted.append((phrase + "*", 1))
+        if matches is None:
+            return " OR ".join(phrase for phrase, weight in weighted for _ in range(weight))
+        own = own or [phrase for phrase, _ in weighted if " " not in phrase and not phrase.endswith("*")]
+        counts = {phrase: matches(phrase) for phrase in own}
+        rare = {phrase for phrase in own if counts[phrase] <= common}
+        if not rare and own:
+            rare = {min(own, key=lambda phrase: (phrase.strip('"') in VERBS, counts[phrase]))}
+        rare |= {prefix for prefix in (phrase + "*" for phrase in rare) if prefix in dict(weighted)
+                 and matches(prefix) <= common}
+        parts = [phrase for phrase, weight in weighted if phrase in rare for _ in range(weight)]
+        others = [phrase for phrase, weight in weighted if phrase not in rare for _ in range(weight)]
+        if others:
+            parts.append(f"({' OR '.join(others)}) AND ({' OR '.join(dict.fromkeys(parts))})")
+        return " OR ".join(parts)
+
+    def pairs(self) -> str:
+        """An FTS5 MATCH expression for rows with two of the task's words or more (any of a word's
+        expansions), or with its one word: cheap on a short column (an operation's action)."""
+        groups = ["(" + " OR ".join(f'"{word}"' for word in dict.fromkeys(group)) + ")" for group in self.groups]
+        if len(groups) < 2:
+            return " OR ".join(groups)
+        return " OR ".join(f"{first} AND ({' OR '.join(groups[index + 1:])})"
+                           for index, first in enumerate(groups[:-1]))
 
 
 ORIGINAL_WEIGHT = 2  # a word of the task (and what its abbreviation stands for) counts twice a synonym

@@ -71,6 +71,28 @@ def test_search_edges(github_index: SearchIndex) -> None:
     assert github_index.similar_names("pulls_creat")[0] == "pulls_create"
 
 
+def test_a_big_catalog_lets_rare_words_choose_the_rows() -> None:
+    """Past MIN_ROWS_FOR_PRUNING (Microsoft Graph's size), common words only count next to a rare one."""
+    from castproxy.openapi.model import Operation
+
+    things = ["calendar", "message", "drive", "site", "team", "device", "policy", "contact", "task", "note"]
+    tools = [ToolDefinition(name=f"users.{thing}{n}.{verb.title()}{thing.title()}", operation_id=None,
+                            description=f"{verb.title()} a {thing} of a user.", input_schema={},
+                            operation=Operation({"list": "GET", "create": "POST", "delete": "DELETE"}[verb],
+                                                f"/users/{{id}}/{thing}{n}s"))
+             for n in range(100) for thing in things for verb in ("list", "create", "delete")]
+    tools.append(ToolDefinition(name="users.resetPassword", operation_id=None, description="Reset a user's password.",
+                                input_schema={}, operation=Operation("POST", "/users/{id}/resetPassword")))
+    index = SearchIndex(tools)
+    query = analyse("reset the password of a user")
+    expression = query.fts(index._count, len(tools) // 10)
+    assert expression.startswith('"reset" OR "reset" OR "reset"* OR "password"') and '"user" AND' not in expression
+    assert '("user" OR "user" OR "user"*) AND ("reset" OR "reset"* OR "password" OR "password"*)' in expression
+    assert index.search("reset the password of a user", 1)[0].name == "users.resetPassword"
+    assert index.search("create a calendar for a user", 1)[0].name.endswith(".CreateCalendar")  # all common words
+    assert index.search("who am I", 3) is not None and index.search('"; (x OR', 3) is not None
+
+
 def test_index_is_reused_while_a_snapshot_holds_it(github: tuple[ToolDefinition, ...]) -> None:
     import gc
     import weakref
