@@ -1,10 +1,6 @@
 """Browser sessions of the company sign-in, and the sign-ins waiting for the provider's callback.
 
-A session is a random cookie value; the store keeps, under its hash, the person encrypted with a key
-derived from `server.secret_key` (bound to its record), for `identity.session_lifetime`. One company
-sign-in thus serves every workspace the browser connects to until it expires, on every replica that
-shares the store. A pending sign-in keeps the PKCE verifier, nonce, the /authorize request to return
-to and the hash of the browser cookie it is bound to, taken once at the callback.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -19,6 +15,8 @@ from typing import Any
 from castproxy.access.oidc import Identity
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+
+__all__ = ["IdentitySessions", "PendingIdentity"]
 
 NS_SESSION = "id-session"
 NS_PENDING = "id-pending"

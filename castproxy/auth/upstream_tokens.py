@@ -19,6 +19,8 @@ from pydantic import TypeAdapter
 from castproxy.auth.credentials import AuthError
 from castproxy.store.base import decode_record
 
+__all__ = ["ClientIdentity", "TokenEndpointError", "TokenSet", "authenticate_client", "request_token", "safe_word"]
+
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # Refresh ahead of expiry by this much, or by 10% of the lifetime when that is shorter.

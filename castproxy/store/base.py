@@ -1,12 +1,6 @@
 """The store interface every backend implements and the shared conformance tests exercise.
 
-A namespaced key/value store with expiry, atomic single-use reads and a per-name lock, which is all
-the OAuth layer needs (pending sign-ins, codes, tokens, grants, client registrations). Values are
-opaque bytes: callers encrypt secrets before `put` (see castproxy.store.crypto).
-
-Backends: `castproxy.store.sqlite.SQLiteStore` (one file; its locks are file locks, so it serves the
-processes of one host: `serve --workers N`) and `castproxy.store.redis.RedisStore` (any number of
-replicas; its locks are Redis locks).
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_a_malformed_server_record_reads_as_absent(blob: bytes) -> None:
     "blob", [b"{", b'{"access_token":"secret-at","obtained_at":0.0}', OLD_TOKENS.replace(b'"rt"', b"[1]")]
 )
 def test_a_malformed_token_set_is_a_malformed_record_naming_no_value(blob: bytes) -> None:
-    with pytest.raises(MalformedRecord, match="^a stored upstream token set record cannot be read$") as caught:
+    with pytest.raises(MalformedRecord, match=r"^a stored upstream token set record cannot be read$") as caught:
         TokenSet.from_bytes(blob)
     assert isinstance(caught.value, StoreError) and isinstance(caught.value, ValueError)
     assert caught.value.__context__ is None and "secret" not in str(caught.value)

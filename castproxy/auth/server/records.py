@@ -14,6 +14,12 @@ from pydantic import TypeAdapter
 
 from castproxy.store.base import MalformedRecord, decode_record
 
+__all__ = [
+    "NS_ACCESS", "NS_CLIENT", "NS_CLIENT_DOCUMENT", "NS_CODE", "NS_CODE_USED", "NS_CONSENT", "NS_GRANT", "NS_PENDING",
+    "NS_REFRESH", "NS_REFRESH_USED", "NS_SIGN_IN", "AuthorizationRequest", "CodeRecord", "Consent", "GrantRecord",
+    "Record", "TokenRecord", "UsedMarker", "canonical_resource"
+]
+
 NS_CLIENT = "as-client"  # DCR clients by client_id
 NS_CLIENT_DOCUMENT = "as-cimd"  # cached client ID metadata documents by URL
 NS_PENDING = "as-pending"  # authorization requests waiting for consent, by request id
