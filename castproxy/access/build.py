@@ -17,6 +17,8 @@ from castproxy.access.policy import Caller, tool_rate_limits, workspace_access
 from castproxy.config.model import IdentitySettings, NamedApiKey, OAuth2Auth, Workspace
 from castproxy.serve.inbound import hash_key
 
+__all__ = ["access_parts", "key_text"]
+
 if TYPE_CHECKING:
     from castproxy.catalog.select import Picked
 

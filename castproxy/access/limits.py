@@ -1,9 +1,6 @@
 """Rate limits on tool calls: per caller and in total, per workspace and per tool (the `limits` library).
 
-A limit `N/minute` is a moving window: at most N calls in any minute, so a burst of N at once passes and
-the N+1st is refused until the oldest call leaves the window. With the SQLite store the windows live in
-process memory; with Redis they are Redis keys updated by the library's atomic scripts, so every replica
-counts against the same windows. Counting happens per call; policy and limits come from the snapshot.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -21,6 +18,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from castproxy.access.policy import Caller
 from castproxy.config.model import RateLimit
+
+__all__ = ["LimitPair", "RateLimits", "WorkspaceLimits", "rate_limits"]
 
 if TYPE_CHECKING:
     from castproxy.config.loader import LoadedConfig

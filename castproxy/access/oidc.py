@@ -1,10 +1,6 @@
 """Company sign-in at an OpenID Connect provider: discovery, the authorization request, the ID token's checks.
 
-castproxy is a confidential (or public) OIDC client of the provider named in `server.identity`. The
-sign-in is the authorization code flow with PKCE S256, `state` and `nonce`; the ID token is accepted only
-when its signature verifies with a key from the provider's JWKS under an allowed asymmetric algorithm and
-its issuer, audience (and `azp`), expiry, issue time and nonce are right. Discovery and JWKS are cached;
-an unknown `kid` fetches the JWKS again (key rotation), at most once a minute.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -24,6 +20,8 @@ from joserfc.jwk import KeySet
 
 from castproxy.config.model import IdentitySettings
 from castproxy.errors import CastproxyError
+
+__all__ = ["Identity", "IdentityError", "IdentityProvider"]
 
 log = logging.getLogger("castproxy.access")
 

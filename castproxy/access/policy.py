@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from castproxy.config.model import AccessRule, RateLimit, ToolSelection, ToolSelector, Workspace
 
+__all__ = ["NOBODY", "Caller", "Rule", "WorkspaceAccess", "tool_rate_limits", "workspace_access"]
+
 if TYPE_CHECKING:
     from castproxy.catalog.select import Picked
 

@@ -1,24 +1,22 @@
 """Browser sessions of the company sign-in, and the sign-ins waiting for the provider's callback.
 
-A session is a random cookie value; the store keeps, under its hash, the person encrypted with a key
-derived from `server.secret_key` (bound to its record), for `identity.session_lifetime`. One company
-sign-in thus serves every workspace the browser connects to until it expires, on every replica that
-shares the store. A pending sign-in keeps the PKCE verifier, nonce, the /authorize request to return
-to and the hash of the browser cookie it is bound to, taken once at the callback.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+
+from pydantic import TypeAdapter
 
 from castproxy.access.oidc import Identity
-from castproxy.store.base import Store
+from castproxy.store.base import MalformedRecord, Store, decode_record
 from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+
+__all__ = ["IdentitySessions", "PendingIdentity"]
 
 NS_SESSION = "id-session"
 NS_PENDING = "id-pending"
@@ -31,6 +29,15 @@ class PendingIdentity:
     nonce: str
     return_to: str  # the /authorize query string to resume
     browser: str  # hash of the binding cookie
+
+
+@dataclass(frozen=True, slots=True)
+class _Session(Identity):
+    expires_at: float = 0.0
+
+
+_SESSION = TypeAdapter(_Session)
+_PENDING = TypeAdapter(PendingIdentity)
 
 
 class IdentitySessions:
@@ -46,8 +53,8 @@ class IdentitySessions:
         """A new session for `identity`: the cookie value to set."""
         cookie = secrets.token_urlsafe(32)
         key = hash_token(cookie)
-        payload = {**asdict(identity), "expires_at": self._clock() + self.lifetime}
-        blob = self._cipher.encrypt(json.dumps(payload).encode(), aad=record_aad(NS_SESSION, key))
+        payload = _SESSION.dump_json(_Session(**asdict(identity), expires_at=self._clock() + self.lifetime))
+        blob = self._cipher.encrypt(payload, aad=record_aad(NS_SESSION, key))
         await self._store.put(NS_SESSION, key, blob, ttl=self.lifetime)
         return cookie
 
@@ -60,20 +67,20 @@ class IdentitySessions:
         if blob is None:
             return None
         try:
-            data: dict[str, Any] = json.loads(self._cipher.decrypt(blob, aad=record_aad(NS_SESSION, key)))
-        except (InvalidCiphertext, ValueError):
+            plain = self._cipher.decrypt(blob, aad=record_aad(NS_SESSION, key))
+            session = decode_record(_SESSION, plain, "company sign-in session")
+        except (InvalidCiphertext, MalformedRecord):
             return None
-        if float(data.get("expires_at", 0)) <= self._clock():
+        if session.expires_at <= self._clock():
             return None
-        return Identity(subject=data["subject"], email=data.get("email"), groups=tuple(data.get("groups") or ()),
-                        name=data.get("name"))
+        return Identity(subject=session.subject, email=session.email, groups=session.groups, name=session.name)
 
     async def end(self, cookie: str | None) -> None:
         if cookie and len(cookie) <= 128:
             await self._store.delete(NS_SESSION, hash_token(cookie))
 
     async def park(self, state: str, pending: PendingIdentity) -> None:
-        blob = self._cipher.encrypt(json.dumps(asdict(pending)).encode(), aad=record_aad(NS_PENDING, hash_token(state)))
+        blob = self._cipher.encrypt(_PENDING.dump_json(pending), aad=record_aad(NS_PENDING, hash_token(state)))
         await self._store.put(NS_PENDING, hash_token(state), blob, ttl=PENDING_TTL)
 
     async def take(self, state: str) -> PendingIdentity | None:
@@ -82,6 +89,7 @@ class IdentitySessions:
         if blob is None:
             return None
         try:
-            return PendingIdentity(**json.loads(self._cipher.decrypt(blob, aad=record_aad(NS_PENDING, key))))
-        except (InvalidCiphertext, ValueError, TypeError):
+            plain = self._cipher.decrypt(blob, aad=record_aad(NS_PENDING, key))
+            return decode_record(_PENDING, plain, "pending company sign-in")
+        except (InvalidCiphertext, MalformedRecord):
             return None

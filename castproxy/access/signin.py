@@ -1,11 +1,6 @@
 """The company sign-in in the browser: send the person to the provider, take the callback, keep a session.
 
-castproxy's /authorize asks `CompanySignIn.person` first; with no live session it answers `start`, a
-redirect to the provider, remembering the /authorize request. The provider returns to IDENTITY_CALLBACK_PATH
-(`callback`): the pending sign-in is taken by its state, must come back to the browser that started it
-(a cookie), the code is traded and the ID token checked (oidc.py); then the session cookie is set and the
-browser goes back to /authorize, which now knows the person. A refused ID token is a clear page, and a
-warning in the log naming the check that failed.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -23,6 +18,8 @@ from castproxy.auth.pkce import s256_challenge
 from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import IDENTITY_CALLBACK_PATH
 from castproxy.store.crypto import hash_token
+
+__all__ = ["CompanySignIn"]
 
 log = logging.getLogger("castproxy.access")
 

@@ -1,9 +1,6 @@
 """Step-up: a tools/call for a tool whose OAuth scopes the caller's token lacks is answered 403 before MCP.
 
-The MCP authorization spec (2025-11-25, "Scope Challenge Handling") has the server answer HTTP 403 with
-`WWW-Authenticate: Bearer error="insufficient_scope", scope="...", resource_metadata="..."`; the client then
-authorizes again for those scopes and retries. The body is only read here when the caller lacks some
-tool's scopes; it is handed on unchanged otherwise.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -13,6 +10,8 @@ from collections import deque
 from typing import Any
 
 from starlette.types import Message, Receive
+
+__all__ = ["called_tool"]
 
 CALL = "tools/call"
 CALL_OPERATION = "call_operation"  # the meta-tool of a `discovery: search` workspace (castproxy/catalog/meta.py)

@@ -39,6 +39,8 @@ from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher
 from castproxy.store.keycheck import key_problem
 
+__all__ = ["AuthBridge"]
+
 log = logging.getLogger("castproxy.auth")
 
 # Builds the upstream OAuth client of one workspace: (workspace, auth, callback_url) -> UpstreamSignIn.

@@ -12,6 +12,8 @@ from typing import Protocol
 
 from castproxy.errors import CastproxyError
 
+__all__ = ["AuthError", "SignInRequired", "UpstreamCredentials", "bearer_token", "parse_bearer", "set_bearer"]
+
 
 class AuthError(CastproxyError):
     """The root of auth/'s errors (upstream credentials and castproxy's authorization server)."""

@@ -11,6 +11,8 @@ from typing import Protocol
 
 from castproxy.store.crypto import hash_token
 
+__all__ = ["NO_EVENTS", "AuthEvents", "grant_ref"]
+
 
 def grant_ref(grant_id: str) -> str:
     """What records and logs say instead of a grant id."""

@@ -1,10 +1,6 @@
 """castproxy logged in at an upstream's login endpoint (`auth.type: login`): the token, kept and renewed.
 
-One `UpstreamLogin` per login workspace, kept by the AuthBridge across reloads (`LoginClients`). It
-logs in on first use, stores the token encrypted (bound to the workspace and its login settings),
-renews it ahead of expiry, or when the upstream refused it, once however many calls wait (the same
-locks as OAuth grant refreshes), and refreshes when it can or logs in again. Why it is built this
-way: docs/architecture.md ("Login upstreams").
+Why it works this way: docs/architecture.md, "Login upstreams" and "Module notes".
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
+__all__ = ["s256_challenge"]
+
 
 def s256_challenge(verifier: str) -> str:
     """The S256 code challenge of a verifier: BASE64URL(SHA256(verifier)) without padding (RFC 7636 §4.2)."""

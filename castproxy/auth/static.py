@@ -10,6 +10,8 @@ from __future__ import annotations
 from castproxy.auth.credentials import UpstreamCredentials
 from castproxy.config.model import ApiKeyAuth, BearerAuth, HeadersAuth, NoAuth
 
+__all__ = ["static_credentials"]
+
 
 class StaticCredentials:
     """Fixed headers added to every upstream request."""

@@ -11,6 +11,8 @@ import httpx2
 from castproxy.auth.credentials import AuthError
 from castproxy.auth.upstream_tokens import ClientIdentity, safe_word
 
+__all__ = ["MetadataError", "fetch_metadata", "fetch_origin_metadata", "metadata_urls", "origin", "register_client"]
+
 
 class MetadataError(AuthError):
     """Metadata or registration failed; the message names the URL and status, never a secret."""

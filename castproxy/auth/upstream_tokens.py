@@ -7,7 +7,6 @@ only the upstream's OAuth `error` code (checked to be a plain word) and the HTTP
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -15,8 +14,12 @@ from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
 import httpx2
+from pydantic import TypeAdapter
 
 from castproxy.auth.credentials import AuthError
+from castproxy.store.base import decode_record
+
+__all__ = ["ClientIdentity", "TokenEndpointError", "TokenSet", "authenticate_client", "request_token", "safe_word"]
 
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -61,26 +64,15 @@ class TokenSet:
         return self.expires_at is not None and now >= self.expires_at
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "access_token": self.access_token,
-                "refresh_token": self.refresh_token,
-                "expires_at": self.expires_at,
-                "obtained_at": self.obtained_at,
-                "scopes": list(self.scopes),
-            }
-        ).encode()
+        return _TOKEN_SET.dump_json(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TokenSet:
-        raw = json.loads(data)
-        return cls(
-            access_token=str(raw["access_token"]),
-            refresh_token=raw.get("refresh_token"),
-            expires_at=raw.get("expires_at"),
-            obtained_at=float(raw["obtained_at"]),
-            scopes=tuple(raw.get("scopes") or ()),
-        )
+        """MalformedRecord (a ValueError) when `data` is not a token set."""
+        return decode_record(_TOKEN_SET, data, "upstream token set")
+
+
+_TOKEN_SET = TypeAdapter(TokenSet)
 
 
 class TokenEndpointError(AuthError):

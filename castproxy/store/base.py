@@ -1,20 +1,20 @@
 """The store interface every backend implements and the shared conformance tests exercise.
 
-A namespaced key/value store with expiry, atomic single-use reads and a per-name lock, which is all
-the OAuth layer needs (pending sign-ins, codes, tokens, grants, client registrations). Values are
-opaque bytes: callers encrypt secrets before `put` (see castproxy.store.crypto).
-
-Backends: `castproxy.store.sqlite.SQLiteStore` (one file; its locks are file locks, so it serves the
-processes of one host: `serve --workers N`) and `castproxy.store.redis.RedisStore` (any number of
-replicas; its locks are Redis locks).
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
 
 from castproxy.errors import CastproxyError
+
+__all__ = ["LockTimeout", "MalformedRecord", "Store", "StoreError", "decode_record"]
+
+T = TypeVar("T")
 
 
 class StoreError(CastproxyError):
@@ -23,6 +23,21 @@ class StoreError(CastproxyError):
 
 class LockTimeout(StoreError, TimeoutError):
     """A lock could not be acquired within its timeout."""
+
+
+class MalformedRecord(StoreError, ValueError):
+    """A stored record that does not decode as its kind (another version wrote it, or it was altered).
+
+    The message names the kind, never a value. Also a ValueError, as an undecodable record always was."""
+
+
+def decode_record(adapter: TypeAdapter[T], data: bytes, kind: str) -> T:
+    """A record from its stored JSON, type-checked; MalformedRecord when it is not one."""
+    try:
+        return adapter.validate_json(data)
+    except ValidationError:
+        pass  # raised below, so no traceback carries the pydantic error (it quotes the value)
+    raise MalformedRecord(f"a stored {kind} record cannot be read")
 
 
 class Store(Protocol):

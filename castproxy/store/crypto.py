@@ -1,14 +1,6 @@
 """Encryption at rest for store records: AES-256-GCM with keys derived from `server.secret_key`.
 
-A blob is `version (1 byte) | key id (4 bytes) | nonce (12 bytes) | ciphertext + tag`. The key id is
-the first bytes of a hash of the derived key, so decryption picks the right key and a previous
-secret (listed during a rotation) still reads old records. The header and the caller's `aad` are
-authenticated: `aad` names the record (namespace + key), so a blob copied into another record fails.
-Any failure (tamper, truncation) is `InvalidCiphertext`; a blob made with a key we do not hold is its
-subclass `UnknownKey`, which is an operator's problem (wrong key), never a reason to drop the record.
-
-castproxy's own tokens are never encrypted but stored as `hash_token(token)` (SHA-256): they are
-high-entropy random strings, so a plain hash is enough and lookups stay exact.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -23,6 +15,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from castproxy.store.base import StoreError
+
+__all__ = ["Cipher", "InvalidCiphertext", "UnknownKey", "hash_token", "record_aad"]
 
 VERSION = 1
 KEY_ID_BYTES = 4

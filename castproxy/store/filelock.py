@@ -1,11 +1,6 @@
 """Named locks shared by every process that uses the same SQLite file (`serve --workers N`), with flock(2).
 
-A name hashes to one of SLOTS lock files in a folder beside the database (`state.db.locks/`), so the
-number of files stays bounded however many grants there are; two processes wanting names that share
-a slot only wait for each other. The kernel releases a flock when its holder dies: a crashed worker
-never leaves a refresh locked.
-Waiting polls a non-blocking flock with a short growing pause (refreshes are rare and short), so
-the event loop never blocks and `timeout` is honoured.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -20,6 +15,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from castproxy.store.base import LockTimeout, StoreError
+
+__all__ = ["FileLocks"]
 
 SLOTS = 256
 _FIRST_PAUSE = 0.005

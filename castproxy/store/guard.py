@@ -1,14 +1,6 @@
 """A time bound on every store operation, and one clear retryable error while the store is down or slow.
 
-`GuardedStore` wraps a backend. An operation that fails (`StoreError`) or takes longer than
-`timeout` raises `StoreUnavailable`, which names the backend and says when to try again. After a
-failure the store counts as down for `retry_after` seconds: operations then fail at once with the
-same error instead of each caller waiting out the bound again (a paused Redis would otherwise hold
-every caller for the socket timeout). Then the next operation tries again. `ping` (the readiness
-probe) always really tries, within the bound, and a success ends the down period early.
-
-Waiting for a lock is not bounded here (another holder may legitimately take a while; the lock has
-its own timeout), but taking one fails at once while the store is down.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """Can this server's secret key read the store? A canary record, written once, answers at start-up.
 
-A wrong `server.secret_key` (a typo, a rotation without `previous_secret_keys`) makes every encrypted
-record unreadable. Without this check those records would look absent and sign-ins would be given up
-one by one; with it, castproxy fails closed (503 naming the key, /readyz unready) and deletes nothing,
-so restoring the right key brings everything back.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
 
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher, InvalidCiphertext, UnknownKey, record_aad
+
+__all__ = ["key_problem"]
 
 NS_KEY_CHECK = "store-key"
 _KEY = "canary"

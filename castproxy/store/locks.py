@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 
 from castproxy.store.base import LockTimeout
 
+__all__ = ["KeyedLocks"]
+
 
 class KeyedLocks:
     def __init__(self) -> None:

@@ -16,6 +16,8 @@ from redis.exceptions import LockError, RedisError
 
 from castproxy.store.base import LockTimeout, StoreError
 
+__all__ = ["RedisStore"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "castproxy:"

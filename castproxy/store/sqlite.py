@@ -1,14 +1,6 @@
 """The embedded store: one SQLite file in WAL mode, accessed from a single worker thread.
 
-Every statement runs on one dedicated thread, so the event loop never blocks on disk and the
-statements of this process are serialised. Expiry is honoured on every read and expired rows are
-swept lazily (at most once a minute, on a write). `take` and `put_if_absent` are single statements
-(DELETE ... RETURNING, INSERT ... ON CONFLICT), so they stay atomic even if another process opened
-the same file.
-
-`lock` holds across every process sharing the file (`serve --workers N` on one host): a process-local
-asyncio lock first, then a flock(2) file lock beside the database (filelock.py). Replicas on several
-hosts need the Redis store. The file is created readable by its owner only (0600; folders 0700).
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -27,6 +19,8 @@ from typing import TypeVar
 from castproxy.store.base import StoreError
 from castproxy.store.filelock import FileLocks
 from castproxy.store.locks import KeyedLocks
+
+__all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 

@@ -348,6 +348,16 @@ async def test_a_stored_token_is_never_sent_for_other_settings(scripted, make, c
         assert await other.token() == "a2"
 
 
+async def test_a_malformed_stored_token_set_means_logging_in_again(scripted, make) -> None:
+    upstream, url = scripted
+    upstream.script["/login"] = [answer({"access_token": "a1"}), answer({"access_token": "a2"})]
+    login = make(url, FakeClock())
+    await login.token()
+    malformed = login.cipher.encrypt(b'{"access_token":"a1"}', aad=login._aad)  # as a MalformedRecord
+    await login.store.put("upstream-login", "api", malformed)
+    assert await make(url, FakeClock()).token() == "a2"
+
+
 # ---- where the token goes ----------------------------------------------------------------------------------
 
 

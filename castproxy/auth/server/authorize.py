@@ -1,10 +1,6 @@
 """GET /authorize, the consent page and its POST, and the hand-off to the upstream sign-in.
 
-Order matters (RFC 6749 §4.1.2.1): until the client and its exact redirect URI are known, errors are
-shown as a page, never redirected; after that they go back to the client. Approval is remembered per
-browser (a random cookie) for one client, one workspace and one redirect URI (any loopback port), so
-a second sign-in skips the page; except for a URL client_id answered on loopback, which any local
-program could claim (RFC 8252 §8.6): its page, with a warning, is shown every time.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -36,6 +32,8 @@ from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.origins import normalize_origin
 from castproxy.store.crypto import hash_token
 from castproxy.store.guard import StoreUnavailable
+
+__all__ = ["CALLBACK_COOKIE", "SIGN_IN_COOKIE", "authorize", "consent", "redirect_error"]
 
 log = logging.getLogger("castproxy.auth")
 

@@ -13,6 +13,8 @@ from starlette.requests import Request
 
 from castproxy.auth.server.errors import OAuthError
 
+__all__ = ["capped_body", "capped_form"]
+
 MAX_FORM_BYTES = 16 * 1024
 
 

@@ -1,11 +1,6 @@
 """GET /oauth/callback: the upstream sends the browser back here; castproxy answers its own client.
 
-The request waiting for this callback is found by the upstream `state` (or, for an upstream without
-state, a cookie) and taken once; it completes only in the browser that started it (a cookie whose
-hash the request holds), so an upstream state handed to someone else's browser completes nothing.
-UpstreamOAuth checks the state, `iss` and exchanges the code; then
-castproxy issues its own single-use code, bound to the client, redirect URI, PKCE challenge,
-workspace and the new upstream grant, and redirects with `iss` (RFC 9207).
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -27,6 +22,8 @@ from castproxy.auth.upstream_oauth import SignInError, SignInRefused
 from castproxy.config.loader import UPSTREAM_CALLBACK_PATH
 from castproxy.store.crypto import hash_token
 from castproxy.store.guard import StoreUnavailable
+
+__all__ = ["callback", "issue_code_for"]
 
 log = logging.getLogger("castproxy.auth")
 

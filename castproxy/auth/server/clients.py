@@ -1,10 +1,6 @@
 """Who may ask for tokens: clients registered here (RFC 7591) and clients identified by a URL.
 
-Every client is public (no secret; PKCE protects the code): castproxy's tokens are only as good as
-the user's consent and the exact redirect URI, never a client secret a desktop app cannot keep.
-A URL client_id's metadata document is fetched through `DocumentFetcher` and reused for its HTTP cache
-lifetime (1 minute to 1 day); a known-good one stays usable a day longer whenever a new fetch is refused
-by the rate limit, so nobody can lock a real client out by spending the limit.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -22,6 +18,8 @@ from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.records import NS_CLIENT, NS_CLIENT_DOCUMENT, Record
 from castproxy.auth.server.redirects import redirect_uri_problem
 from castproxy.store.base import Store
+
+__all__ = ["Client", "ClientLookupError", "ClientRegistry"]
 
 MAX_REDIRECT_URIS = 10
 MAX_NAME_LENGTH = 200

@@ -1,13 +1,6 @@
 """Fetching client ID metadata documents without letting a client_id turn castproxy into a proxy.
 
-A client whose client_id is an https URL publishes its metadata there (draft-ietf-oauth-client-id-
-metadata-document). That URL is attacker-chosen, so the fetch resolves the host first, refuses any
-address that is not globally routable (loopback, private, link-local, CGNAT, multicast, reserved,
-IPv4-mapped, IPv4-compatible, NAT64 and 6to4 forms of those), then connects to that very address
-(no second DNS lookup to rebind), with TLS still verified against the host name. No redirects, a
-short deadline for the whole fetch, a size cap. And only so many fetches a minute per caller address
-and host (limits.py), so a stream of /authorize requests cannot make castproxy hammer one host, and
-one caller's junk client_ids cannot use up the fetches another caller's real client needs.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -27,6 +20,8 @@ import httpx2
 
 from castproxy.auth.credentials import AuthError
 from castproxy.auth.server.limits import DOCUMENT_FETCHES, RateLimiter, retry_after
+
+__all__ = ["DocumentError", "DocumentFetcher", "DocumentRateLimited", "client_id_url_problem"]
 
 MAX_DOCUMENT_BYTES = 16 * 1024
 FETCH_TIMEOUT = 5.0

@@ -14,6 +14,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from castproxy.auth.credentials import AuthError
 
+__all__ = ["NO_STORE", "PAGE_HEADERS", "OAuthError", "error_page", "no_sign_in", "template"]
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # Pages from this server are never framed (clickjacking on the consent button) and load nothing external.

@@ -1,25 +1,6 @@
 """How fast one caller may make castproxy do work it keeps or sends out: a token bucket per key.
 
-Three things are limited per caller address: client registrations (`POST /register`, each stored for a
-day), client ID metadata document fetches (each an outbound HTTPS request; counted per caller and
-client_id host), and sign-ins started at /authorize (each kept in the store for minutes).
-
-The counts live in this process's memory: each replica counts on its own, so behind N replicas a
-caller gets up to N times the rate, and a restart forgets every count. That is enough to stop one
-caller from flooding the store or turning castproxy into a request cannon, which is the point.
-
-The caller address is the ASGI client address. Behind a reverse proxy that is the proxy's, and every
-caller shares one bucket, unless uvicorn takes the caller from X-Forwarded-For: it does for a proxy
-on loopback, and for the proxy addresses listed in the FORWARDED_ALLOW_IPS environment.
-
-Document hosts are counted by exact host name: one party with a wildcard DNS name gets a bucket per
-subdomain, but can only aim those fetches at its own servers. Counting per caller too means a flood of
-junk client_ids on one host spends only the flooder's own fetches; many addresses flooding together can
-fetch more, but no more than they could request from that host themselves.
-
-A limiter tracks at most `max_keys` keys, so a caller cycling through addresses cannot grow it
-without bound: a new key beyond the cap evicts the least recently seen one. That key has had the
-longest to refill, so it was most likely full already; if not, it merely gets a fresh burst.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -30,6 +11,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+__all__ = ["DOCUMENT_FETCHES", "REGISTRATIONS", "RateLimit", "RateLimiter", "SignInBudget", "caller_key", "retry_after"]
 
 MAX_KEYS = 10_000
 

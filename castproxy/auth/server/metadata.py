@@ -13,6 +13,8 @@ from starlette.responses import JSONResponse, Response
 from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.errors import no_sign_in
 
+__all__ = ["CORS", "authorization_server", "no_openid_configuration", "protected_resource"]
+
 # Added by the routes to every answer of the endpoints MCP clients call from code (these included).
 CORS = {
     "Access-Control-Allow-Origin": "*",

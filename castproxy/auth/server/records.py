@@ -6,11 +6,19 @@ upstream tokens stay with UpstreamOAuth, encrypted. Each record names the store 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import TypeAdapter
+
+from castproxy.store.base import MalformedRecord, decode_record
+
+__all__ = [
+    "NS_ACCESS", "NS_CLIENT", "NS_CLIENT_DOCUMENT", "NS_CODE", "NS_CODE_USED", "NS_CONSENT", "NS_GRANT", "NS_PENDING",
+    "NS_REFRESH", "NS_REFRESH_USED", "NS_SIGN_IN", "AuthorizationRequest", "CodeRecord", "Consent", "GrantRecord",
+    "Record", "TokenRecord", "UsedMarker", "canonical_resource"
+]
 
 NS_CLIENT = "as-client"  # DCR clients by client_id
 NS_CLIENT_DOCUMENT = "as-cimd"  # cached client ID metadata documents by URL
@@ -32,20 +40,26 @@ def canonical_resource(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
+_adapters: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
+    if kind not in _adapters:
+        _adapters[kind] = TypeAdapter(kind)
+    return _adapters[kind]
+
+
 class Record:
     def encode(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()  # type: ignore[call-overload]
+        return _adapter(type(self)).dump_json(self)
 
     @classmethod
     def decode(cls, blob: bytes | None) -> Self | None:
         if blob is None:
             return None
         try:
-            data: dict[str, Any] = json.loads(blob)
-            names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
-            values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
-            return cls(**{key: value for key, value in values.items() if key in names})
-        except (ValueError, TypeError):
+            return cast(Self, decode_record(_adapter(cls), blob, cls.__name__))
+        except MalformedRecord:
             return None  # a record this version cannot read counts as absent
 
 

@@ -1,18 +1,14 @@
 """Redirect URI rules: what a client may register, and how a requested URI is matched afterwards.
 
-May be registered: https; plain http on a loopback address (native apps, RFC 8252 §7.3); and a
-native app's private-use scheme (RFC 8252 §7.1): a reverse-domain-name scheme such as
-`com.example.app:/callback`, or the scheme of a desktop MCP client known to register one (Cursor
-registers `cursor://anysphere.cursor-mcp/oauth/callback`). PKCE S256 is required of every client,
-so a private-use redirect intercepted by another app yields a code nobody else can redeem.
-Matching is exact string comparison, with one exception: the port of a loopback http URI may differ,
-because native clients bind an ephemeral port per sign-in.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
 
 import re
 from urllib.parse import urlencode, urlsplit
+
+__all__ = ["LOOPBACK_REDIRECT", "is_registered", "redirect_uri_problem", "with_params"]
 
 MAX_REDIRECT_URI_LENGTH = 2000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")

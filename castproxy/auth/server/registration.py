@@ -1,10 +1,6 @@
 """POST /register: RFC 7591 dynamic client registration for public MCP clients.
 
-Each registration is stored for a day, so a caller address may only register so fast (limits.py).
-Beyond that the answer is 429 with Retry-After and `temporarily_unavailable`: RFC 7591 §3.2.2 lets
-the server use codes beyond its own four, and RFC 6749's "temporarily unable to handle the request,
-retry later" is the one that fits. `slow_down` (RFC 8628) is not used: it belongs to device-flow
-polling at /token, where it tells the client to add 5 seconds to its polling interval.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -18,6 +14,8 @@ from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.bodies import capped_body
 from castproxy.auth.server.errors import NO_STORE, OAuthError
 from castproxy.auth.server.limits import caller_key, retry_after
+
+__all__ = ["register"]
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -9,6 +9,8 @@ from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.errors import NO_STORE
 from castproxy.auth.server.token_endpoint import form_value, read_form
 
+__all__ = ["revoke"]
+
 
 async def revoke(server: AuthServer, request: Request) -> Response:
     form = await read_form(request)

@@ -1,10 +1,6 @@
 """The authorization server's URL layout, as Starlette routes bound to one AuthServer.
 
-The endpoints clients call from code (metadata, /register, /token, /revoke) are `api` endpoints:
-browser-based MCP clients may call them cross-origin, so a preflight is answered, every answer
-carries the CORS headers, and an `OAuthError` a handler raises becomes its RFC 6749 JSON answer.
-The browser endpoints (/authorize, the consent POST, the upstream callback) answer with pages and
-redirects of their own, without CORS.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -20,6 +16,8 @@ from castproxy.auth.server.auth_server import AuthServer
 from castproxy.auth.server.errors import OAuthError
 from castproxy.auth.server.metadata import CORS
 from castproxy.config.loader import IDENTITY_CALLBACK_PATH, UPSTREAM_CALLBACK_PATH
+
+__all__ = ["build_routes"]
 
 Handler = Callable[[AuthServer, Request], Awaitable[Response]]
 

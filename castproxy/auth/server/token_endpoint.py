@@ -14,6 +14,8 @@ from castproxy.auth.server.bodies import capped_form
 from castproxy.auth.server.errors import NO_STORE, OAuthError
 from castproxy.auth.server.records import canonical_resource
 
+__all__ = ["form_value", "read_form", "token"]
+
 
 def form_value(form: FormData, name: str, *, required: bool = False, why: str = "") -> str | None:
     values = form.getlist(name)

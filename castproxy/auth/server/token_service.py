@@ -35,6 +35,8 @@ from castproxy.auth.server.records import (
 from castproxy.store.base import Store
 from castproxy.store.crypto import hash_token
 
+__all__ = ["InvalidToken", "TokenService"]
+
 log = logging.getLogger("castproxy.auth")
 
 ACCESS_TOKEN_LIFETIME = 3600.0
