@@ -66,6 +66,7 @@ class AuthBridge:
         identity: IdentitySettings | None = None,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._events = events  # sign-ins, consent, sign-outs, revocations, refreshes (castproxy.observe)
         self._cipher = cipher
         self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
@@ -252,6 +253,7 @@ class AuthBridge:
             http=self._http,
             base_url=self._base_urls.get(name) or None,
             events=self._events,
+            clock=self._clock,
         )
 
     async def _revoke_upstream(self, grant: GrantRecord) -> None:

@@ -26,7 +26,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -136,8 +136,8 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
 _FOREIGN = TokenSet(access_token="", refresh_token=None, expires_at=None, obtained_at=0.0)
 
 
-def _must_refresh(tokens: TokenSet, rejected: str | None) -> bool:
-    return tokens.needs_refresh(time.time()) or (rejected is not None and tokens.access_token == rejected)
+def _must_refresh(tokens: TokenSet, rejected: str | None, now: float) -> bool:
+    return tokens.needs_refresh(now) or (rejected is not None and tokens.access_token == rejected)
 
 
 def _canonical_url(url: str | None) -> str:
@@ -173,8 +173,10 @@ class UpstreamOAuth:
         sign_in_ttl: float = SIGN_IN_TTL,
         events: AuthEvents = NO_EVENTS,
         base_url: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.workspace = workspace
+        self._clock = clock  # what token and sign-in expiry is read against (tests advance their own)
         self._events = events  # refresh outcomes, for the audit trail and metrics
         self.auth = auth
         # What every grant of this workspace is bound to; `base_url` is the API the tokens go to.
@@ -240,7 +242,7 @@ class UpstreamOAuth:
             and record.get("redirect_uri") == self.callback_url
             and record.get("grant") == self.auth.grant
             and record.get("scopes") == list(self.auth.scopes)
-            and not (isinstance(expires_at, int | float) and expires_at and time.time() >= expires_at - 60)
+            and not (isinstance(expires_at, int | float) and expires_at and self._clock() >= expires_at - 60)
         )
 
     def _token_endpoint_identity(self) -> str:
@@ -380,7 +382,7 @@ class UpstreamOAuth:
             "context": context,
             "client_id": client.client_id,
             "scopes": asked,
-            "expires_at": time.time() + self.sign_in_ttl,
+            "expires_at": self._clock() + self.sign_in_ttl,
         }
         key = hash_token(state)
         blob = self.cipher.encrypt(json.dumps(record).encode(), aad=record_aad(NS_PENDING, key))
@@ -401,7 +403,7 @@ class UpstreamOAuth:
             raise SignInError("The sign-in answer carries no state. Start the sign-in again.")
         key = hash_token(state)
         record = _pending_record(self.cipher, key, await self.store.take(NS_PENDING, key))
-        if record is None or float(record.get("expires_at", 0)) <= time.time():
+        if record is None or float(record.get("expires_at", 0)) <= self._clock():
             raise SignInError("The sign-in state is unknown, already used or expired. Start the sign-in again.")
         if record.get("workspace") != self.workspace:
             raise SignInError("The sign-in state belongs to another workspace. Start the sign-in again.")
@@ -459,7 +461,7 @@ class UpstreamOAuth:
         asked = record.get("scopes")
         asked = [str(scope) for scope in asked] if isinstance(asked, list) else list(self.auth.scopes)
         try:
-            tokens = await request_token(self._http, token_url, form, client, requested_scopes=asked)
+            tokens = await request_token(self._http, token_url, form, client, requested_scopes=asked, clock=self._clock)
         except TokenEndpointError as exc:
             if exc.error in ("invalid_client", "unauthorized_client"):
                 await self._forget_client(client)
@@ -519,7 +521,7 @@ class UpstreamOAuth:
         return tokens
 
     async def _write_grant(self, grant_id: str, tokens: TokenSet) -> None:
-        remaining = None if tokens.expires_at is None else max(1.0, tokens.expires_at - time.time())
+        remaining = None if tokens.expires_at is None else max(1.0, tokens.expires_at - self._clock())
         if tokens.refresh_token is None:
             ttl = remaining  # useless once the access token expired
         else:
@@ -542,7 +544,7 @@ class UpstreamOAuth:
         tokens = await self._read_grant(grant_id)
         if tokens is None:
             raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
-        if not _must_refresh(tokens, rejected):
+        if not _must_refresh(tokens, rejected, self._clock()):
             return tokens.access_token
         try:
             async with (
@@ -553,12 +555,12 @@ class UpstreamOAuth:
                 tokens = await self._read_grant(grant_id)
                 if tokens is None:
                     raise SignInRequired(f"no upstream grant for workspace {self.workspace}")
-                if not _must_refresh(tokens, rejected):
+                if not _must_refresh(tokens, rejected, self._clock()):
                     return tokens.access_token
                 refused = rejected is not None and tokens.access_token == rejected
                 return (await self._refresh(grant_id, tokens, refused=refused)).access_token
         except LockTimeout:
-            if tokens is not None and tokens.access_token != rejected and not tokens.expired(time.time()):
+            if tokens is not None and tokens.access_token != rejected and not tokens.expired(self._clock()):
                 return tokens.access_token
             raise UpstreamAuthError(f"workspace {self.workspace}: timed out waiting for a token refresh") from None
 
@@ -605,7 +607,7 @@ class UpstreamOAuth:
                 _grant_ref(grant_id),
             )
         if tokens.refresh_token is None:
-            if refused or tokens.expired(time.time()):
+            if refused or tokens.expired(self._clock()):
                 await self.store.delete(NS_GRANT, grant_id)
                 what = "refused" if refused else "expired"
                 raise SignInRequired(
@@ -624,6 +626,7 @@ class UpstreamOAuth:
                 client,
                 requested_scopes=tokens.scopes if scopes is None else tuple(scopes),
                 previous_refresh_token=tokens.refresh_token,
+                clock=self._clock,
             )
         except TokenEndpointError as exc:
             rejected_client = exc.error in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr"
@@ -642,7 +645,7 @@ class UpstreamOAuth:
                 raise SignInRequired(f"the upstream grant of workspace {self.workspace} is no longer valid") from None
             log.warning("workspace %s: token refresh failed: %s", self.workspace, exc)
             self._events.token_refresh(self.workspace, outcome="failed", grant=_grant_ref(grant_id), reason=exc.error)
-            if scopes is None and not refused and not tokens.expired(time.time()):
+            if scopes is None and not refused and not tokens.expired(self._clock()):
                 return tokens  # still usable; the next call tries again
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         await self._write_grant(grant_id, fresh)
@@ -690,7 +693,7 @@ class UpstreamOAuth:
         is dropped and a new one fetched (once, however many calls it was refused on).
         """
         service = self._service
-        if service is not None and not service.needs_refresh(time.time()) and service.access_token != rejected:
+        if service is not None and not service.needs_refresh(self._clock()) and service.access_token != rejected:
             return service.access_token
         try:
             async with self._local.hold("service", LOCK_TIMEOUT):
@@ -698,7 +701,7 @@ class UpstreamOAuth:
                 if service is not None and rejected is not None and service.access_token == rejected:
                     log.info("workspace %s: the upstream refused the service token; fetching a new one", self.workspace)
                     self._service = service = None  # never fall back to the refused token
-                if service is None or service.needs_refresh(time.time()):
+                if service is None or service.needs_refresh(self._clock()):
                     self._service = service = await self._fetch_service_token()
                 return service.access_token
         except LockTimeout:
@@ -712,7 +715,8 @@ class UpstreamOAuth:
             client = await self._client()
             try:
                 fresh = await request_token(
-                    self._http, await self._token_url(), form, client, requested_scopes=self.auth.scopes
+                    self._http, await self._token_url(), form, client, requested_scopes=self.auth.scopes,
+                    clock=self._clock,
                 )
                 self._events.token_refresh(self.workspace, outcome="ok")
                 return fresh
@@ -723,7 +727,7 @@ class UpstreamOAuth:
                     continue
                 log.warning("workspace %s: client_credentials token request failed: %s", self.workspace, exc)
                 self._events.token_refresh(self.workspace, outcome="failed", reason=exc.error)
-                if self._service is not None and not self._service.expired(time.time()):
+                if self._service is not None and not self._service.expired(self._clock()):
                     return self._service
                 raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
         raise AssertionError("unreachable")

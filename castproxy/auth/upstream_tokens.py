@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
@@ -113,12 +113,13 @@ async def request_token(
     *,
     requested_scopes: Sequence[str] = (),
     previous_refresh_token: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> TokenSet:
     """POST one token request; a TokenSet on success, TokenEndpointError otherwise."""
     body = dict(form)
     headers = {"Accept": "application/json"}
     authenticate_client(body, headers, client)
-    now = time.time()
+    now = clock()
     try:
         response = await http.post(token_url, data=body, headers=headers)
     except httpx2.HTTPError as exc:

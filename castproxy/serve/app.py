@@ -106,7 +106,7 @@ def create_app(
     worker: bool = False,
     tracer_provider: Any = None,
 ) -> Starlette:
-    """`clock` is what upstream login tokens' expiry is read against (tests advance their own).
+    """`clock` is what upstream tokens' expiry (login and OAuth) is read against (tests advance their own).
     `retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
     `worker`: one of several processes serving the port (`serve --workers N`); their metrics add up
     through PROMETHEUS_MULTIPROC_DIR, which the supervisor sets up (castproxy.observe.metrics).

@@ -6,6 +6,9 @@ import html
 
 import pytest
 from support.auth_server import CLIENT_REDIRECT, PUBLIC_URL, Harness, form_fields, harness_for, pkce, query_of
+from support.clock import FakeClock
+
+from castproxy.store.sqlite import SQLiteStore
 
 
 def redirected_error(response) -> dict[str, str]:
@@ -294,21 +297,25 @@ async def test_upstream_unreachable_is_temporarily_unavailable(harness: Harness)
     assert answer["error"] == "temporarily_unavailable"
 
 
-async def test_callback_after_the_sign_in_expired_is_a_page(harness: Harness) -> None:
-    import asyncio
-
+async def test_callback_after_the_sign_in_expired_is_a_page(tmp_path) -> None:
     from castproxy.auth.server.records import NS_SIGN_IN
     from castproxy.store.crypto import hash_token
 
-    client_id = await harness.register()
-    page = await harness.http.get("/authorize", params=harness.authorize_params(client_id, pkce()[1]))
-    to_upstream = await harness.approve(page)
-    state = query_of(to_upstream.headers["location"])["state"]
-    store = harness.bridge.server.store
-    record = await store.get(NS_SIGN_IN, hash_token(state))
-    assert record is not None
-    await store.put(NS_SIGN_IN, hash_token(state), record, ttl=0.05)  # as if the user took too long
-    await asyncio.sleep(0.1)
-    response = await harness.http.get("/oauth/callback", params={"code": "x", "state": state})
-    assert response.status_code == 400
-    assert "This sign-in is unknown, expired or was already completed" in response.text
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "clocked.db", clock=clock)
+    harness = harness_for(store)
+    try:
+        client_id = await harness.register()
+        page = await harness.http.get("/authorize", params=harness.authorize_params(client_id, pkce()[1]))
+        to_upstream = await harness.approve(page)
+        state = query_of(to_upstream.headers["location"])["state"]
+        record = await store.get(NS_SIGN_IN, hash_token(state))
+        assert record is not None
+        await store.put(NS_SIGN_IN, hash_token(state), record, ttl=0.05)  # as if the user took too long
+        clock.advance(0.1)
+        response = await harness.http.get("/oauth/callback", params={"code": "x", "state": state})
+        assert response.status_code == 400
+        assert "This sign-in is unknown, expired or was already completed" in response.text
+    finally:
+        await harness.aclose()
+        await store.close()

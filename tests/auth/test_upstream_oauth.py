@@ -2,7 +2,8 @@
 
 The fake upstream below checks what a strict authorization server checks (client authentication,
 exact redirect URI, PKCE S256, single-use codes, refresh-token rotation with reuse detection) and
-counts what it was asked, so the tests can assert behaviour the upstream would notice.
+counts what it was asked, so the tests can assert behaviour the upstream would notice. UpstreamOAuth and
+the store read a FakeClock: "after expiry" is a clock step, not a sleep.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from support.auth_server import bridge_credentials
+from support.clock import FakeClock
 from support.redis import REDIS_URL
 from support.servers import run
 
@@ -254,17 +256,30 @@ def oauth_config(upstream: FakeUpstream, **overrides) -> OAuth2Auth:
 
 
 @pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(tmp_path, clock) -> AsyncIterator[SQLiteStore]:
+    backend = SQLiteStore(tmp_path / "state.db", clock=clock)
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
 def cipher() -> Cipher:
     return Cipher.from_secret(SECRET_KEY)
 
 
 @pytest.fixture
-async def make_oauth(store, cipher) -> AsyncIterator:
+async def make_oauth(store, cipher, clock) -> AsyncIterator:
     made: list[UpstreamOAuth] = []
 
     def make(auth: OAuth2Auth, *, workspace: str = "items", **kwargs) -> UpstreamOAuth:
         kwargs.setdefault("store", store)
         kwargs.setdefault("cipher", cipher)
+        kwargs.setdefault("clock", clock)
         oauth = UpstreamOAuth(workspace, auth, callback_url=CALLBACK, **kwargs)
         made.append(oauth)
         return oauth
@@ -287,10 +302,6 @@ async def browser(url: str) -> dict[str, str]:
 async def sign_in(oauth: UpstreamOAuth, context: dict | None = None) -> str:
     params = await browser((await oauth.start_sign_in(context or {})).url)
     return (await oauth.complete_sign_in(params)).grant_id
-
-
-async def expire(seconds: float) -> None:
-    await asyncio.sleep(seconds)
 
 
 # ---- sign-in ---------------------------------------------------------------------------------------
@@ -406,10 +417,10 @@ async def test_state_reused(upstream, make_oauth):
     assert upstream.counts["token:authorization_code"] == 1
 
 
-async def test_state_expired(upstream, make_oauth):
+async def test_state_expired(upstream, make_oauth, clock):
     oauth = make_oauth(oauth_config(upstream), sign_in_ttl=0.3)
     params = await browser((await oauth.start_sign_in({})).url)
-    await asyncio.sleep(0.45)
+    clock.advance(0.45)
     with pytest.raises(SignInError, match=r"^The sign-in state is unknown, already used or expired\."):
         await oauth.complete_sign_in(params)
 
@@ -491,17 +502,17 @@ async def test_code_reuse_at_the_upstream_is_a_sign_in_error(upstream, make_oaut
 # ---- tokens and refresh ------------------------------------------------------------------------------
 
 
-async def test_twenty_concurrent_calls_after_expiry_refresh_once(upstream, make_oauth):
+async def test_twenty_concurrent_calls_after_expiry_refresh_once(upstream, make_oauth, clock):
     upstream.lifetime = 1
     oauth = make_oauth(oauth_config(upstream))
     grant_id = await sign_in(oauth)
     first = await oauth.access_token(grant_id)
-    await expire(1.1)
+    clock.advance(1.1)
     tokens = await asyncio.gather(*(oauth.access_token(grant_id) for _ in range(20)))
     assert upstream.counts["token:refresh_token"] == 1
     assert len(set(tokens)) == 1 and tokens[0] != first and tokens[0].startswith(CANARY_TOKEN)
     # The rotated refresh token was saved: the next refresh uses it (the old one would be invalid_grant).
-    await expire(1.1)
+    clock.advance(1.1)
     again = await asyncio.gather(*(oauth.access_token(grant_id) for _ in range(5)))
     assert upstream.counts["token:refresh_token"] == 2
     assert len(set(again)) == 1 and again[0] != tokens[0]
@@ -510,7 +521,7 @@ async def test_twenty_concurrent_calls_after_expiry_refresh_once(upstream, make_
 async def _age_grant(oauth: UpstreamOAuth, grant_id: str, *, expires_in: float) -> str:
     """Rewrite the stored grant as issued 100 s ago and expiring in `expires_in` s; returns its access token."""
     tokens = await oauth._read_grant(grant_id)
-    now = time.time()
+    now = oauth._clock()
     await oauth._write_grant(grant_id, replace(tokens, obtained_at=now - 100, expires_at=now + expires_in))
     return tokens.access_token
 
@@ -543,12 +554,12 @@ async def test_upstream_down_keeps_a_still_valid_token(upstream, make_oauth):
     assert await working.access_token(grant_id) != token  # the grant itself was kept
 
 
-async def test_invalid_grant_deletes_the_grant(upstream, make_oauth, store):
+async def test_invalid_grant_deletes_the_grant(upstream, make_oauth, store, clock):
     upstream.lifetime = 1
     oauth = make_oauth(oauth_config(upstream))
     grant_id = await sign_in(oauth)
     upstream.revoke_all_refresh_tokens()
-    await expire(1.1)
+    clock.advance(1.1)
     results = await asyncio.gather(*(oauth.access_token(grant_id) for _ in range(5)), return_exceptions=True)
     assert all(isinstance(r, SignInRequired) for r in results)
     assert upstream.counts["token:refresh_token"] == 1
@@ -614,14 +625,14 @@ async def test_revoke(upstream, make_oauth, store):
 # ---- client_credentials --------------------------------------------------------------------------
 
 
-async def test_client_credentials_one_fetch_then_renewal(upstream, make_oauth):
+async def test_client_credentials_one_fetch_then_renewal(upstream, make_oauth, clock):
     upstream.lifetime = 1
     oauth = make_oauth(oauth_config(upstream, grant="client_credentials", authorization_url=None))
     tokens = await asyncio.gather(*(oauth.service_token() for _ in range(20)))
     assert upstream.counts["token:client_credentials"] == 1
     assert len(set(tokens)) == 1
     assert upstream.token_forms[-1]["scope"] == "read:items write:items"
-    await expire(1.1)
+    clock.advance(1.1)
     renewed = await asyncio.gather(*(oauth.service_token() for _ in range(20)))
     assert upstream.counts["token:client_credentials"] == 2
     assert len(set(renewed)) == 1 and renewed[0] != tokens[0]
@@ -667,13 +678,13 @@ async def test_dcr_discovers_registers_once_and_signs_in(upstream, make_oauth, s
     assert upstream.counts["register"] == 1
 
 
-async def test_dcr_registers_again_when_the_client_is_rejected(upstream, make_oauth):
+async def test_dcr_registers_again_when_the_client_is_rejected(upstream, make_oauth, clock):
     upstream.lifetime = 1
     oauth = make_oauth(dcr_config(upstream, grant="client_credentials"))
     first = await oauth.service_token()
     assert upstream.counts["register"] == 1
     upstream.forget_dynamic_clients()
-    await expire(1.1)
+    clock.advance(1.1)
     second = await oauth.service_token()
     assert second != first
     assert upstream.counts["register"] == 2
@@ -722,16 +733,16 @@ async def test_dcr_without_metadata_is_a_clear_error(upstream, make_oauth):
 # ---- secrets stay secret ---------------------------------------------------------------------------
 
 
-async def test_canaries_never_in_logs_or_errors(upstream, make_oauth, caplog):
+async def test_canaries_never_in_logs_or_errors(upstream, make_oauth, caplog, clock):
     caplog.set_level(logging.DEBUG)
     messages: list[str] = []
     upstream.lifetime = 1
     oauth = make_oauth(oauth_config(upstream))
     grant_id = await sign_in(oauth)
-    await expire(1.1)
+    clock.advance(1.1)
     await oauth.access_token(grant_id)
     upstream.revoke_all_refresh_tokens()
-    await expire(1.1)
+    clock.advance(1.1)
     for attempt in (
         oauth.access_token(grant_id),
         make_oauth(oauth_config(upstream, client_secret=SecretStr(CANARY_SECRET + "x"))).complete_sign_in(
@@ -753,15 +764,16 @@ async def test_canaries_never_in_logs_or_errors(upstream, make_oauth, caplog):
 # ---- several replicas on one Redis -------------------------------------------------------------------
 
 
-async def test_two_instances_on_two_redis_connections_refresh_once(upstream, redis_prefix, cipher):
+async def test_two_instances_on_two_redis_connections_refresh_once(upstream, redis_prefix, cipher, clock):
     upstream.lifetime = 1
     stores = [RedisStore(REDIS_URL, prefix=redis_prefix) for _ in range(2)]
     replicas = [
-        UpstreamOAuth("items", oauth_config(upstream), store=s, cipher=cipher, callback_url=CALLBACK) for s in stores
+        UpstreamOAuth("items", oauth_config(upstream), store=s, cipher=cipher, callback_url=CALLBACK, clock=clock)
+        for s in stores
     ]
     try:
         grant_id = await sign_in(replicas[0])
-        await expire(1.1)
+        clock.advance(1.1)
         tokens = await asyncio.gather(*(replicas[i % 2].access_token(grant_id) for i in range(20)))
         assert upstream.counts["token:refresh_token"] == 1
         assert len(set(tokens)) == 1

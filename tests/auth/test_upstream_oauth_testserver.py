@@ -2,7 +2,8 @@
 
 Complements test_upstream_oauth.py (whose fake upstream counts requests): here the upstream is the
 real one castproxy ships, with its own checks (PKCE required, exact redirect URIs, rotating refresh
-tokens whose reuse revokes the grant), and the tokens are used on its API.
+tokens whose reuse revokes the grant), and the tokens are used on its API. Both share one FakeClock:
+"after expiry" is a clock step, not a sleep.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx2
 import pytest
 from pydantic import SecretStr
+from support.clock import FakeClock
 
 from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import UpstreamOAuth
@@ -26,22 +28,27 @@ CALLBACK = "http://castproxy.test/oauth/callback"
 SECRET = "cs-canary-bundled-4471"
 
 
-def _start(mode: str, lifetime: int) -> tuple[RunningServer, object]:
-    app = create_app(mode, auto_approve=True, redirect_uris=[CALLBACK], token_lifetime=lifetime, client_secret=SECRET)
-    return run_in_thread(app), app
+LIFETIME = 60
+
+
+def _start(mode: str) -> tuple[RunningServer, object, FakeClock]:
+    clock = FakeClock()
+    app = create_app(mode, auto_approve=True, redirect_uris=[CALLBACK], token_lifetime=LIFETIME,
+                     client_secret=SECRET, clock=clock)
+    return run_in_thread(app), app, clock
 
 
 @pytest.fixture
-def bundled() -> Iterator[tuple[RunningServer, object]]:
-    server, app = _start("oauth", lifetime=1)
-    yield server, app
+def bundled() -> Iterator[tuple[RunningServer, object, FakeClock]]:
+    server, app, clock = _start("oauth")
+    yield server, app, clock
     server.stop()
 
 
 @pytest.fixture
-def bundled_dcr() -> Iterator[tuple[RunningServer, object]]:
-    server, app = _start("oauth-dcr", lifetime=1)
-    yield server, app
+def bundled_dcr() -> Iterator[tuple[RunningServer, object, FakeClock]]:
+    server, app, clock = _start("oauth-dcr")
+    yield server, app, clock
     server.stop()
 
 
@@ -60,7 +67,7 @@ async def call_api(base: str, token: str) -> int:
 
 
 async def test_sign_in_refresh_and_revocation_against_the_bundled_server(bundled, store):
-    server, app = bundled
+    server, app, clock = bundled
     auth = OAuth2Auth(
         type="oauth2",
         issuer=server.url,  # endpoints come from its RFC 8414 metadata; `iss` is checked against it
@@ -68,7 +75,8 @@ async def test_sign_in_refresh_and_revocation_against_the_bundled_server(bundled
         client_secret=SecretStr(SECRET),
         scopes=["read:items"],
     )
-    oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK)
+    oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK,
+                          clock=clock)
     try:
         params = await browser((await oauth.start_sign_in({})).url)
         assert params["iss"] == server.url
@@ -76,14 +84,14 @@ async def test_sign_in_refresh_and_revocation_against_the_bundled_server(bundled
         first = await oauth.access_token(grant_id)
         assert await call_api(server.url, first) == 200
 
-        await asyncio.sleep(1.1)
+        clock.advance(LIFETIME + 1)
         # A second refresh with the rotated-away token would revoke the whole grant at this server.
         tokens = await asyncio.gather(*(oauth.access_token(grant_id) for _ in range(20)))
         assert len(set(tokens)) == 1 and tokens[0] != first
         assert await call_api(server.url, tokens[0]) == 200
 
         app.state.oauth.revoke_all()
-        await asyncio.sleep(1.1)
+        clock.advance(LIFETIME + 1)
         with pytest.raises(SignInRequired):
             await oauth.access_token(grant_id)
     finally:
@@ -91,9 +99,10 @@ async def test_sign_in_refresh_and_revocation_against_the_bundled_server(bundled
 
 
 async def test_dcr_against_the_bundled_server(bundled_dcr, store):
-    server, app = bundled_dcr
+    server, app, clock = bundled_dcr
     auth = OAuth2Auth(type="oauth2", provider="dcr", issuer=server.url, scopes=["read:items"])
-    oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK)
+    oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK,
+                          clock=clock)
     try:
         grant_id = (await oauth.complete_sign_in(await browser((await oauth.start_sign_in({})).url))).grant_id
         assert await call_api(server.url, await oauth.access_token(grant_id)) == 200
@@ -103,7 +112,8 @@ async def test_dcr_against_the_bundled_server(bundled_dcr, store):
     service = OAuth2Auth(
         type="oauth2", provider="dcr", grant="client_credentials", issuer=server.url, scopes=["read:items"]
     )
-    oauth = UpstreamOAuth("svc", service, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK)
+    oauth = UpstreamOAuth("svc", service, store=store, cipher=Cipher.from_secret("b" * 40), callback_url=CALLBACK,
+                          clock=clock)
     try:
         first = await oauth.service_token()
         assert await call_api(server.url, first) == 200
@@ -111,7 +121,7 @@ async def test_dcr_against_the_bundled_server(bundled_dcr, store):
         registered = {client_id for client_id in app.state.oauth.clients if client_id.startswith("dcr_")}
         for client_id in registered:
             app.state.oauth.forget_client(client_id)
-        await asyncio.sleep(1.1)
+        clock.advance(LIFETIME + 1)
         second = await oauth.service_token()
         assert second != first
         assert {c for c in app.state.oauth.clients if c.startswith("dcr_")} - registered, "registered again"

@@ -7,6 +7,8 @@ The browser stand-in and token storage for the `mcp` SDK client are in support.o
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,7 @@ class OAuthStack:
     proxy: Running
     upstream: RecordedUpstream
     config: Path
+    clock: Any = time.time  # shared by the proxy and the upstream: a FakeClock where tests advance it
 
     @property
     def recorder(self) -> UpstreamRecorder:
@@ -96,7 +99,7 @@ class OAuthStack:
         """Stop the proxy and start a new one on the same port, config and state file."""
         port = int(self.proxy.url.rsplit(":", 1)[1])
         self.proxy.stop()
-        self.proxy = run(create_app(self.config, reload=False), free_socket(port))
+        self.proxy = run(create_app(self.config, reload=False, clock=self.clock), free_socket(port))
 
     def stop(self) -> None:
         self.proxy.stop()
@@ -104,17 +107,18 @@ class OAuthStack:
 
 
 def start_oauth_stack(
-    folder: Path, client_secret: str, *, store: str = "path: state.db", more_workspaces: str = "", **options: Any
+    folder: Path, client_secret: str, *, store: str = "path: state.db", more_workspaces: str = "",
+    clock: Callable[[], float] = time.time, **options: Any
 ) -> OAuthStack:
     """write_config's two workspaces (plus `more_workspaces`, with {upstream} filled in) served by castproxy;
-    `options` go to the test server. Needs E2E_CLIENT_SECRET and E2E_SECRET_KEY in the environment."""
+    `options` go to the test server; `clock` to both. Needs E2E_CLIENT_SECRET and E2E_SECRET_KEY in the environment."""
     proxy_socket = free_socket()
     proxy_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-    upstream = start_oauth_upstream([proxy_url], client_secret, **options)
+    upstream = start_oauth_upstream([proxy_url], client_secret, clock=clock, **options)
     config = write_config(folder, proxy_url, upstream.url, store=store)
     config.write_text(config.read_text() + more_workspaces.format(upstream=upstream.url))
-    proxy = run(create_app(config, reload=False), proxy_socket)
-    return OAuthStack(proxy, upstream, config)
+    proxy = run(create_app(config, reload=False, clock=clock), proxy_socket)
+    return OAuthStack(proxy, upstream, config, clock)
 
 
 async def call_concurrently(urls: list[str], token: str, count: int) -> list[httpx2.Response]:

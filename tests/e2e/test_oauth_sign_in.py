@@ -1,10 +1,10 @@
 """Per-user OAuth end to end: the bundled test upstream (its own OAuth server), the proxy on loopback,
 and the `mcp` SDK client's OAuthClientProvider driving a browser stand-in through sign-in and consent.
+In-process proxies and the upstream share one FakeClock: "after expiry" is a clock step, not a sleep.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +19,7 @@ from oauth_e2e_support import (
     start_oauth_upstream,
     write_config,
 )
+from support.clock import FakeClock
 from support.net import free_port, free_socket
 from support.oauth_client import Browser, MemoryStorage, mcp_session
 from support.redis import require_redis
@@ -35,7 +36,8 @@ SERVE_ENV = {"E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY}
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[OAuthStack]:
     monkeypatch.setenv("E2E_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
-    stack = start_oauth_stack(tmp_path, CLIENT_SECRET, token_lifetime=getattr(request, "param", 3600))
+    lifetime = getattr(request, "param", 3600)
+    stack = start_oauth_stack(tmp_path, CLIENT_SECRET, token_lifetime=lifetime, clock=FakeClock())
     yield stack
     stack.stop()
 
@@ -121,7 +123,7 @@ async def test_restart_keeps_the_sign_in(stack: OAuthStack) -> None:
     await browser.aclose()
 
 
-@pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
+@pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s of the fake clock
 async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
@@ -129,7 +131,7 @@ async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: OAut
         assert not (await client.call_tool("listItems", {})).is_error
         oauth = stack.upstream_app.state.oauth  # type: ignore[attr-defined]
         oauth.revoke_all()  # the upstream grant is gone: the next refresh answers invalid_grant
-        await asyncio.sleep(2.1)
+        stack.clock.advance(2.1)
         failed = await client.call_tool("listItems", {})
         assert failed.is_error
         assert "Sign-in required" in failed.content[0].text  # type: ignore[union-attr]
@@ -141,14 +143,14 @@ async def test_revoked_upstream_grant_makes_the_client_sign_in_again(stack: OAut
     await browser.aclose()
 
 
-@pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s
+@pytest.mark.parametrize("stack", [2], indirect=True)  # upstream access tokens live 2 s of the fake clock
 async def test_concurrent_calls_after_expiry_refresh_once(stack: OAuthStack) -> None:
     url = f"{stack.proxy.url}/mcp/items"
     storage, browser = MemoryStorage(), Browser()
     async with mcp_session(url, storage, browser, "legacy") as client:
         assert not (await client.call_tool("listItems", {})).is_error
     assert storage.tokens is not None
-    await asyncio.sleep(2.1)
+    stack.clock.advance(2.1)
     before = stack.recorder.refreshes
     started = time.monotonic()
     responses = await call_concurrently([url], storage.tokens.access_token, 20)
@@ -156,7 +158,6 @@ async def test_concurrent_calls_after_expiry_refresh_once(stack: OAuthStack) -> 
     for response in responses:
         assert response.status_code == 200, response.text
         assert response.json()["result"]["isError"] is False, response.text
-    # (A second refresh would only be right if the 20 calls outlived the new token, 2 s minus its margin.)
     assert stack.recorder.refreshes - before == 1, f"20 calls took {elapsed:.2f} s"
     await browser.aclose()
 
@@ -167,12 +168,15 @@ async def test_two_proxies_sharing_redis_refresh_once(tmp_path: Path, monkeypatc
     monkeypatch.setenv("E2E_SECRET_KEY", SECRET_KEY)
     sockets = [free_socket(), free_socket()]
     urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
-    upstream = start_oauth_upstream(urls, CLIENT_SECRET, token_lifetime=2)
+    clock = FakeClock()
+    upstream = start_oauth_upstream(urls, CLIENT_SECRET, token_lifetime=2, clock=clock)
     recorder = upstream.recorder
     store = "{backend: redis, url: redis://127.0.0.1:6379/0}"
     proxies = [
         run(
-            create_app(write_config(tmp_path, url, upstream.url, name=f"cast{i}.yaml", store=store), reload=False), sock
+            create_app(write_config(tmp_path, url, upstream.url, name=f"cast{i}.yaml", store=store), reload=False,
+                       clock=clock),
+            sock,
         )
         for i, (url, sock) in enumerate(zip(urls, sockets, strict=True))
     ]
@@ -185,7 +189,7 @@ async def test_two_proxies_sharing_redis_refresh_once(tmp_path: Path, monkeypatc
         async with mcp_session(f"{urls[1]}/mcp/items", storage, browser, "legacy") as client:
             assert not (await client.call_tool("listItems", {})).is_error
         assert browser.sign_ins == 1
-        await asyncio.sleep(2.1)
+        clock.advance(2.1)
         before = recorder.refreshes
         started = time.monotonic()
         responses = await call_concurrently([f"{url}/mcp/items" for url in urls], storage.tokens.access_token, 20)
