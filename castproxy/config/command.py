@@ -37,7 +37,7 @@ def validate(args: argparse.Namespace) -> int:
             _report(output, [Problem(str(path), 1, 1, message)], None, path, offline=args.offline)
         return EXIT_INVALID
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, need_secrets=not args.offline)  # a review-time check has no secrets
     except ConfigError as exc:
         _report(output, exc.problems, None, path, offline=args.offline)
         return EXIT_INVALID

@@ -80,9 +80,9 @@ def load_config(
     """Load and check a config file; raises ConfigError listing every error found.
 
     `need_secrets=False` is for commands that never use a credential (`connect`, `tools WORKSPACE`,
-    `lock`, `diff`): a secret (a value in a secret position) whose reference cannot be resolved gets a
-    placeholder instead of an error, so they run without the production secrets. Other references
-    must resolve."""
+    `lock`, `diff`, `validate --offline`): a secret (a value in a secret position) whose reference cannot
+    be resolved gets a placeholder and a warning instead of an error, so they run without the production
+    secrets. Other references must resolve."""
     environ = os.environ if environ is None else environ
     path = Path(path).absolute()
     return _Loading(path, environ, need_secrets=need_secrets).run()
@@ -164,7 +164,9 @@ class _Loading:
             if exc.path is not None:
                 self.files.add(exc.path)
             self.origins.referenced.add(path)  # never quote this value in later messages
-            if path not in self.secret_paths:
+            if path in self.secret_paths:  # named, but not an error: this command runs without secrets
+                self._add(Located(path, f"{exc}; serving needs it"), "warning")
+            else:
                 self._add(Located(path, str(exc)))
                 self.unresolved.add(path)
             return UNRESOLVED_SECRET
