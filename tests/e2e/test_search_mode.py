@@ -123,9 +123,13 @@ async def test_search_mode_end_to_end(served: tuple[str, list[str]], mode: str) 
         assert nowhere.is_error and "Unknown operation 'fly'" in text_of(nowhere)
 
 
-def test_calls_through_call_operation_are_measured_like_direct_calls(served: tuple[str, list[str]]) -> None:
-    """Runs after the calls above (file order): metrics count operation calls under the operation's name."""
+async def test_calls_through_call_operation_are_measured_like_direct_calls(served: tuple[str, list[str]]) -> None:
+    """Metrics count a call through call_operation under the operation's name (makes its own calls:
+    the module's server may be this test's alone when tests are spread over workers)."""
     url, _ = served
+    async with client(url, "legacy") as session:
+        assert not (await session.call_tool("search_operations", {"query": "list items"})).is_error
+        assert not (await session.call_tool("call_operation", {"name": "listItems", "arguments": {}})).is_error
     metrics = httpx2.get(f"{url}/metrics").text
     assert 'tool="listItems"' in metrics
     assert 'tool="search_operations"' in metrics
