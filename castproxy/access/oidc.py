@@ -20,6 +20,7 @@ from joserfc.jwk import KeySet
 
 from castproxy.config.model import IdentitySettings
 from castproxy.errors import CastproxyError
+from castproxy.tls import outbound_tls
 
 __all__ = ["Identity", "IdentityError", "IdentityProvider"]
 
@@ -88,7 +89,8 @@ class IdentityProvider:
     ) -> None:
         self.settings = settings
         self.issuer = settings.issuer
-        self._http = http or httpx2.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False, trust_env=False)
+        self._http = http or httpx2.AsyncClient(
+            timeout=HTTP_TIMEOUT, follow_redirects=False, trust_env=False, verify=outbound_tls())
         self._clock = clock
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0

@@ -38,6 +38,7 @@ from castproxy.config.model import IdentitySettings, LoginAuth, OAuth2Auth
 from castproxy.store.base import Store, StoreError
 from castproxy.store.crypto import Cipher
 from castproxy.store.keycheck import key_problem
+from castproxy.tls import outbound_tls
 
 __all__ = ["AuthBridge"]
 
@@ -69,7 +70,7 @@ class AuthBridge:
         self._clock = clock
         self._events = events  # sign-ins, consent, sign-outs, revocations, refreshes (castproxy.observe)
         self._cipher = cipher
-        self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False)
+        self._http = httpx2.AsyncClient(timeout=10.0, trust_env=False, verify=outbound_tls())
         self._fetcher = document_fetcher or DocumentFetcher()
         self._factory = upstream_factory or self._real_upstream
         self._base_urls: dict[str, str] = {}  # workspace -> base URL, for the upstream clients update() makes

@@ -55,6 +55,7 @@ from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import LockTimeout, Store
 from castproxy.store.crypto import Cipher, InvalidCiphertext, UnknownKey, hash_token, record_aad
 from castproxy.store.locks import KeyedLocks
+from castproxy.tls import outbound_tls
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class UpstreamOAuth:
         self.callback_url = callback_url
         self.sign_in_ttl = sign_in_ttl
         self._own_http = http is None
-        self._http = http or httpx2.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        self._http = http or httpx2.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False, verify=outbound_tls())
         self._local = KeyedLocks()
         self._metadata: dict[str, Any] | None = None
         self._metadata_loaded = False

@@ -13,6 +13,7 @@ from castproxy.auth.upstream_metadata import metadata_urls
 from castproxy.config.loader import LoadedConfig
 from castproxy.config.model import OAuth2Auth
 from castproxy.config.problems import Problem
+from castproxy.tls import outbound_tls
 
 __all__ = ["check_issuers"]
 
@@ -75,7 +76,8 @@ def _connection_failure(exc: httpx2.HTTPError) -> str:
 
 
 async def _discover(issuers: list[str]) -> dict[str, Discovery]:
-    async with httpx2.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as http:
+    async with httpx2.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False,
+                                 verify=outbound_tls()) as http:
         found = await asyncio.gather(*(_fetch(http, issuer) for issuer in issuers))
     return {discovery.issuer: discovery for discovery in found}
 

@@ -204,6 +204,8 @@ def fetch_spec(
     Errors name the URL with secrets masked and never echo httpx's text."""
     import httpx2  # imported here: most commands never fetch
 
+    from castproxy.tls import outbound_tls
+
     label = safe_url(url)
     headers = {"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
     if etag:
@@ -213,7 +215,7 @@ def fetch_spec(
     deadline = time.monotonic() + timeout
     try:
         with (
-            httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
+            httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=5, verify=outbound_tls()) as client,
             client.stream("GET", url, headers=headers) as response,
         ):
             if not _URL.match(str(response.url)):

@@ -14,6 +14,7 @@ import httpx2
 
 from castproxy.auth.upstream_metadata import metadata_urls
 from castproxy.config.model import OAuth2Auth
+from castproxy.tls import outbound_tls
 
 __all__ = ["IssuerCheck"]
 
@@ -63,7 +64,8 @@ class IssuerCheck:
 
     def _fetch(self, issuer: str) -> tuple[dict[str, Any] | None, str]:
         outcomes = []
-        with httpx2.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
+        with httpx2.Client(timeout=self.timeout, follow_redirects=False, trust_env=False,
+                           verify=outbound_tls()) as client:
             for url in metadata_urls(issuer):
                 try:
                     response = client.get(url, headers={"Accept": "application/json"})

@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from support import web
 from support.clock import FakeClock
 from support.servers import Running, run
 
@@ -97,7 +98,7 @@ def scripted() -> Iterator[tuple[ScriptedUpstream, str]]:
 @pytest.fixture
 async def make(tmp_path: Path) -> AsyncIterator[Callable[..., UpstreamLogin]]:
     store = SQLiteStore(tmp_path / "state.db")
-    http = httpx2.AsyncClient(timeout=10, trust_env=False)
+    http = httpx2.AsyncClient(timeout=10, trust_env=False, verify=web.TLS)
     cipher = Cipher.from_secret("k" * 40)
 
     def build(url: str, clock: FakeClock, *, workspace: str = "api", cipher_: Cipher | None = None,

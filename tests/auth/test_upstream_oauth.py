@@ -33,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from support import web
 from support.auth_server import bridge_credentials
 from support.clock import FakeClock
 from support.redis import REDIS_URL
@@ -291,7 +292,7 @@ async def make_oauth(store, cipher, clock) -> AsyncIterator:
 
 async def browser(url: str) -> dict[str, str]:
     """What a browser does with the authorization URL: follow it to the callback, return its query."""
-    async with httpx2.AsyncClient() as client:
+    async with httpx2.AsyncClient(verify=web.TLS) as client:
         response = await client.get(url)
     assert response.status_code == 302, response.text
     location = response.headers["location"]

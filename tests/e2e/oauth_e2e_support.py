@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from support import web
 from support.net import free_socket
 from support.recording import RecordedUpstream, UpstreamRecorder, start_recorded
 from support.servers import Running, run
@@ -128,7 +129,7 @@ async def call_concurrently(urls: list[str], token: str, count: int) -> list[htt
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": "2025-11-25",
     }
-    async with httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=count)) as http:
+    async with httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=count), verify=web.TLS) as http:
 
         async def one(index: int) -> httpx2.Response:
             body = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, start_oauth_upstream, write_config
-from support import admin
+from support import admin, web
 from support.chromium import chromium_page, require_chromium
 from support.net import free_socket
 from support.oauth_client import Browser, MemoryStorage, mcp_session
@@ -147,8 +147,8 @@ async def test_admin_page_is_off_without_server_admin(tmp_path: Path, monkeypatc
     upstream = start_oauth_upstream([url], CLIENT_SECRET)
     proxy = run(create_app(write_config(tmp_path, url, upstream.url), reload=False), sock)
     try:
-        assert httpx2.get(f"{url}/admin").status_code == 404
-        assert httpx2.post(f"{url}/admin/login", data={"key": "x"}).status_code == 404
+        assert web.get(f"{url}/admin").status_code == 404
+        assert web.post(f"{url}/admin/login", data={"key": "x"}).status_code == 404
     finally:
         proxy.stop()
         upstream.stop()

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from conformance_upstream import SIMPLE_TEXT, TOOL_NAMES, conformance_upstream, write_config
+from support import web
 from support.node import node22, package_bin
 from support.serve_process import start_serve, stop_serve
 
@@ -251,7 +252,7 @@ def test_foreign_host_is_refused(results: dict[str, dict[str, list[dict]]]) -> N
 
 def test_unknown_tool_is_a_protocol_error(proxy: str) -> None:
     """MCP server/tools, Error Handling: an unknown tool is JSON-RPC -32602, not an isError tool result."""
-    answer = httpx2.post(
+    answer = web.post(
         f"{proxy}/mcp/items",
         headers={"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"},
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "noSuchTool", "arguments": {}}},

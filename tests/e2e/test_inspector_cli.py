@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from support import web
 from support.node import node22, package_bin
 from support.serve_process import start_serve, stop_serve
 
@@ -69,7 +70,7 @@ class Recorder:
             if isinstance(message, dict):
                 self.seen.append((message.get("method", ""), request.headers.get("mcp-protocol-version"), message))
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            http = httpx2.AsyncClient(timeout=None)
+            http = httpx2.AsyncClient(timeout=None, verify=web.TLS)
             outgoing = http.build_request(
                 request.method, f"{self.target}{request.url.path}", headers=headers, content=body
             )
@@ -120,7 +121,7 @@ class Inspector:
 
     def upstream(self, path: str) -> dict:
         """What the upstream itself answers (the key sent directly), to compare tool results with."""
-        return httpx2.get(f"{self.upstream_url}{path}", headers={"X-API-Key": UPSTREAM_KEY}).raise_for_status().json()
+        return web.get(f"{self.upstream_url}{path}", headers={"X-API-Key": UPSTREAM_KEY}).raise_for_status().json()
 
 
 @pytest.fixture(scope="module")

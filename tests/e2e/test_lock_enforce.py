@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from support import web
 from support.serve_process import start_serve, stop_serve
 
 from castproxy.testserver.app import create_app as create_testserver
@@ -47,7 +48,7 @@ async def list_item_arguments(url: str) -> dict:
 
 
 async def test_enforce_across_processes(tmp_path: Path, testserver: str) -> None:
-    spec = httpx2.get(f"{testserver}/openapi.json").json()
+    spec = web.get(f"{testserver}/openapi.json").json()
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     config = tmp_path / "cast.yaml"
     config.write_text(f"""version: 1
@@ -72,7 +73,7 @@ workspaces:
         (tmp_path / "spec.json.new").write_text(json.dumps(spec))
         os.replace(tmp_path / "spec.json.new", tmp_path / "spec.json")
         deadline = time.monotonic() + 10
-        while (body := httpx2.get(f"{url}/readyz").json())["lock"]["drifted"] != ["items"]:
+        while (body := web.get(f"{url}/readyz").json())["lock"]["drifted"] != ["items"]:
             assert time.monotonic() < deadline, body
             time.sleep(0.05)
         assert body["lock"]["workspaces"]["items"] == {

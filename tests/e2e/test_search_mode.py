@@ -18,6 +18,7 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from support import web
 from support.serve_process import start_serve, stop_serve
 
 from castproxy.testserver.app import create_app as create_testserver
@@ -130,7 +131,7 @@ async def test_calls_through_call_operation_are_measured_like_direct_calls(serve
     async with client(url, "legacy") as session:
         assert not (await session.call_tool("search_operations", {"query": "list items"})).is_error
         assert not (await session.call_tool("call_operation", {"name": "listItems", "arguments": {}})).is_error
-    metrics = httpx2.get(f"{url}/metrics").text
+    metrics = web.get(f"{url}/metrics").text
     assert 'tool="listItems"' in metrics
     assert 'tool="search_operations"' in metrics
     assert API_KEY not in metrics and INBOUND_KEY not in metrics

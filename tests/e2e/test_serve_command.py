@@ -20,6 +20,7 @@ import httpx2
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from support import web
 from support.serve_process import start_serve, stop_serve
 
 from castproxy.testserver.app import create_app as create_testserver
@@ -94,9 +95,9 @@ def test_missing_operation_at_start_degrades_that_workspace_with_its_position(tm
     process, url = start_serve(config, {"E2E_UPSTREAM_KEY": API_KEY, "E2E_INBOUND_KEY": INBOUND_KEY})
     try:
         headers = {"Authorization": f"Bearer {INBOUND_KEY}", "Accept": "application/json"}
-        answer = httpx2.get(f"{url}/mcp/items", headers=headers)
+        answer = web.get(f"{url}/mcp/items", headers=headers)
         assert answer.status_code == 503 and "listItemz" in answer.json()["reason"]
-        ready = httpx2.get(f"{url}/readyz")
+        ready = web.get(f"{url}/readyz")
         assert ready.status_code == 503  # its only workspace serves nothing
         problems = ready.json()["workspaces"]["items"]["problems"]
         assert any(re.match(rf"{re.escape(str(config))}:17:\d+: .*listItemz", line) for line in problems), problems

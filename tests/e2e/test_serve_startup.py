@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from support import web
 from support.net import free_port
 from support.serve_process import start_serve, stop_serve
 
@@ -155,7 +156,7 @@ def _wait_healthy(process: subprocess.Popen[str], port: int) -> None:
     for _ in range(300):
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         try:
-            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+            if web.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return
         except httpx2.TransportError:
             pass

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 import httpx2
 import pytest
 from oauth_e2e_support import SECRET_KEY, call_concurrently, write_config
+from support import web
 from support.clock import FakeClock
 from support.metrics import scrape, value
 from support.net import free_port
@@ -94,7 +95,7 @@ class Stack:
             assert self.process.poll() is None, self.log_path.read_text()
             assert time.monotonic() < deadline, "castproxy serve did not answer /healthz within 60 s"
             try:
-                if httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if web.get(f"{self.url}/healthz", timeout=2).status_code == 200:
                     break
             except httpx2.TransportError:
                 time.sleep(0.05)

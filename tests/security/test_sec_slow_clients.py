@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from support import web
 from support.serve_process import start_serve, stop_serve
 
 HEADER_TIMEOUT = 1.0
@@ -121,7 +122,7 @@ def test_connections_beyond_the_cap_are_refused_and_ordinary_requests_still_work
     deadline = time.monotonic() + DEADLINE
     while True:  # the held connections are gone once the server noticed; then requests work again
         try:
-            if httpx2.get(f"{proxy}/healthz", timeout=2).status_code == 200:
+            if web.get(f"{proxy}/healthz", timeout=2).status_code == 200:
                 break
         except httpx2.TransportError:
             pass
@@ -145,7 +146,7 @@ def test_both_http_implementations_are_guarded(http: str) -> None:
     limits = ConnectionLimits(header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT, max_open=MAX_OPEN)
     server = run(app, config_class=GuardedConfig, http=http, connection_limits=limits)
     try:
-        assert httpx2.get(f"{server.url}/healthz").text == "ok"
+        assert web.get(f"{server.url}/healthz").text == "ok"
         with _connect(server.url) as sock:
             took, answer = _trickle_until_closed(sock, _lines(int(DEADLINE / PACE)))
         assert answer.startswith(b"HTTP/1.1 408 ")

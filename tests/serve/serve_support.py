@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from support import servers
+from support import servers, web
 from support.servers import Running
 
 MODERN = "2026-07-28"
@@ -134,7 +134,7 @@ def config_text(upstream_url: str, workspaces: dict[str, str], *, extra_server: 
 @asynccontextmanager
 async def mcp_client(url: str, mode: str, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
     async with (
-        httpx2.AsyncClient(headers=headers or {}, timeout=30) as http,
+        httpx2.AsyncClient(headers=headers or {}, timeout=30, verify=web.TLS) as http,
         Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
     ):
         yield client

@@ -9,6 +9,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 from serve_support import MODERN, mcp_client
+from support import web
 
 from castproxy.origins import OriginPolicy, normalize_origin
 from castproxy.serve.inbound import hash_key, key_accepted, presented_key
@@ -69,18 +70,18 @@ def test_presented_key_prefers_authorization():
 
 async def test_unknown_workspace_is_404(start_proxy):
     proxy = start_proxy({"open": ""})
-    response = httpx2.post(proxy.mcp("nope"), json=LIST, headers=ACCEPT)
+    response = web.post(proxy.mcp("nope"), json=LIST, headers=ACCEPT)
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_workspace"
 
 
 async def test_foreign_origin_is_403_and_allowed_ones_pass(start_proxy):
     proxy = start_proxy({"open": ""}, extra_server="  allowed_origins: [https://app.example.com]\n")
-    foreign = httpx2.post(proxy.mcp("open"), json=LIST, headers={**ACCEPT, "Origin": "https://evil.example.net"})
+    foreign = web.post(proxy.mcp("open"), json=LIST, headers={**ACCEPT, "Origin": "https://evil.example.net"})
     assert foreign.status_code == 403
     # A foreign page cannot even learn which workspaces exist.
-    assert httpx2.post(proxy.mcp("nope"), json=LIST, headers={**ACCEPT, "Origin": "https://evil.example.net"}
-                       ).status_code == 403
+    assert web.post(proxy.mcp("nope"), json=LIST, headers={**ACCEPT, "Origin": "https://evil.example.net"}
+                    ).status_code == 403
     for origin in ("https://app.example.com", "http://localhost:3000", proxy.url):
         async with mcp_client(proxy.mcp("open"), MODERN, {"Origin": origin}) as client:
             assert (await client.list_tools()).tools
@@ -97,13 +98,13 @@ async def test_cors_for_allowed_browser_origins(start_proxy):
     assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "mcp-param-region" in preflight.headers["access-control-allow-headers"]
     assert httpx2.options(proxy.mcp("open"), headers={"Origin": "https://evil.example.net"}).status_code == 403
-    answer = httpx2.post(proxy.mcp("open"), json=LIST, headers={**ACCEPT, **app_origin})
+    answer = web.post(proxy.mcp("open"), json=LIST, headers={**ACCEPT, **app_origin})
     assert answer.status_code == 200
     assert answer.headers["access-control-allow-origin"] == "https://app.example.com"
-    refused = httpx2.post(proxy.mcp("keyed"), json=LIST, headers={**ACCEPT, **app_origin})
+    refused = web.post(proxy.mcp("keyed"), json=LIST, headers={**ACCEPT, **app_origin})
     assert refused.status_code == 401  # readable by the page, so it can ask for a key
     assert refused.headers["access-control-allow-origin"] == "https://app.example.com"
-    assert "access-control-allow-origin" not in httpx2.post(proxy.mcp("open"), json=LIST, headers=ACCEPT).headers
+    assert "access-control-allow-origin" not in web.post(proxy.mcp("open"), json=LIST, headers=ACCEPT).headers
 
 
 async def test_sign_in_workspace_without_authorization_server(start_proxy, monkeypatch):
@@ -113,7 +114,7 @@ async def test_sign_in_workspace_without_authorization_server(start_proxy, monke
         "           authorization_url: 'http://127.0.0.1:9/authorize', token_url: 'http://127.0.0.1:9/token'}"
     )
     proxy = start_proxy({"signed": oauth}, extra_server="  secret_key: ${env:CASTPROXY_SECRET_KEY}\n")
-    response = httpx2.post(proxy.mcp("signed"), json=LIST, headers=ACCEPT)
+    response = web.post(proxy.mcp("signed"), json=LIST, headers=ACCEPT)
     if importlib.util.find_spec("castproxy.auth.bridge") is None:
         assert response.status_code == 503
         assert "sign-in not available" in response.json()["message"]
@@ -124,8 +125,8 @@ async def test_sign_in_workspace_without_authorization_server(start_proxy, monke
 
 async def test_health_and_metrics(start_proxy):
     proxy = start_proxy({"open": ""})
-    assert httpx2.get(f"{proxy.url}/healthz").json() == {"status": "ok"}
-    ready = httpx2.get(f"{proxy.url}/readyz")
+    assert web.get(f"{proxy.url}/healthz").json() == {"status": "ok"}
+    ready = web.get(f"{proxy.url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert ready.json()["config"]["workspaces"] == ["open"]
@@ -136,7 +137,7 @@ async def test_health_and_metrics(start_proxy):
         await client.call_tool("failHard", {})
         with pytest.raises(MCPError):  # an unknown tool is a protocol error, still counted (one shared label)
             await client.call_tool("dropTables", {})
-    metrics = httpx2.get(f"{proxy.url}/metrics")
+    metrics = web.get(f"{proxy.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(metrics.text) for s in family.samples}
@@ -163,9 +164,9 @@ async def test_unreachable_store_makes_the_proxy_unready(start_proxy):
 
     state.store = Down()
     try:
-        ready = httpx2.get(f"{proxy.url}/readyz")
+        ready = web.get(f"{proxy.url}/readyz")
         assert ready.status_code == 503
         assert ready.json()["status"] == "unready" and ready.json()["store"]["reachable"] is False
-        assert httpx2.get(f"{proxy.url}/healthz").status_code == 200
+        assert web.get(f"{proxy.url}/healthz").status_code == 200
     finally:
         state.store = real

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 from serve_support import MODERN, SPEC, mcp_client, run, wait_until, write_spec
@@ -22,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support import web
 from support.net import free_port, free_socket
 from support.servers import Running
 from support.spec_host import SpecHost, serve_spec
@@ -103,7 +103,7 @@ async def test_one_unreachable_spec_is_degraded_the_other_serves_and_it_recovers
 
     assert await tool_names(f"{url}/mcp/healthy") == ["listItems", "getItem"]
 
-    answer = httpx2.post(f"{url}/mcp/remote", json=INITIALIZE, headers=ACCEPT)
+    answer = web.post(f"{url}/mcp/remote", json=INITIALIZE, headers=ACCEPT)
     assert answer.status_code == 503
     assert int(answer.headers["retry-after"]) >= 1
     error = answer.json()["error"]  # a JSON-RPC error body, which MCP clients show as is
@@ -111,16 +111,16 @@ async def test_one_unreachable_spec_is_degraded_the_other_serves_and_it_recovers
     assert f"http://127.0.0.1:{port}/openapi.json: cannot fetch the spec (ConnectError" in error["data"]["reason"]
     assert error["message"].startswith("workspace 'remote' is not available: http://127.0.0.1:")
     assert str(config) not in error["message"]  # the client gets the reason, not the proxy's file paths
-    plain = httpx2.get(f"{url}/mcp/remote", headers={"Accept": "application/json"})
+    plain = web.get(f"{url}/mcp/remote", headers={"Accept": "application/json"})
     assert plain.status_code == 503 and plain.json()["error"] == "workspace_unavailable"
 
     # Where the protocol has room for it (a tool call), the reason comes back as a tool result.
-    called = httpx2.post(f"{url}/mcp/remote", json=CALL, headers=ACCEPT)
+    called = web.post(f"{url}/mcp/remote", json=CALL, headers=ACCEPT)
     assert called.status_code == 200
     result = called.json()["result"]
     assert result["isError"] is True and "cannot fetch the spec" in result["content"][0]["text"]
 
-    ready = httpx2.get(f"{url}/readyz")
+    ready = web.get(f"{url}/readyz")
     assert ready.status_code == 200  # one degraded workspace does not pull the pod out of its Service
     report = ready.json()
     assert report["status"] == "degraded"
@@ -135,7 +135,7 @@ async def test_one_unreachable_spec_is_degraded_the_other_serves_and_it_recovers
     assert await tool_names(f"{url}/mcp/remote") == ["listItems", "getItem"]
     async with mcp_client(f"{url}/mcp/remote", MODERN) as client:
         assert not (await client.call_tool("getItem", {"id": "1"})).is_error
-    report = httpx2.get(f"{url}/readyz").json()
+    report = web.get(f"{url}/readyz").json()
     assert report["status"] == "ready" and report["workspaces"]["remote"] == {"state": "serving"}
 
 
@@ -144,10 +144,10 @@ async def test_proxy_is_unready_only_when_no_workspace_serves(
 ) -> None:
     config = write_config(tmp_path, workspace("gone", f"http://127.0.0.1:{free_port()}/openapi.json", upstream[1]))
     url, _ = serve(config)
-    ready = httpx2.get(f"{url}/readyz")
+    ready = web.get(f"{url}/readyz")
     assert ready.status_code == 503
     assert ready.json()["status"] == "unready" and ready.json()["workspaces"]["gone"]["state"] == "degraded"
-    assert httpx2.get(f"{url}/healthz").status_code == 200
+    assert web.get(f"{url}/healthz").status_code == 200
 
 
 async def test_degraded_workspace_still_checks_its_inbound_key(
@@ -157,9 +157,9 @@ async def test_degraded_workspace_still_checks_its_inbound_key(
     extra = "    inbound:\n      api_keys: [\"${env:ISOLATION_KEY}\"]\n"
     config = write_config(tmp_path, workspace("keyed", f"http://127.0.0.1:{free_port()}/x.json", upstream[1], extra))
     url, _ = serve(config)
-    assert httpx2.post(f"{url}/mcp/keyed", json=INITIALIZE, headers=ACCEPT).status_code == 401
+    assert web.post(f"{url}/mcp/keyed", json=INITIALIZE, headers=ACCEPT).status_code == 401
     keyed = {**ACCEPT, "Authorization": "Bearer isolation-inbound-key"}
-    assert httpx2.post(f"{url}/mcp/keyed", json=INITIALIZE, headers=keyed).status_code == 503
+    assert web.post(f"{url}/mcp/keyed", json=INITIALIZE, headers=keyed).status_code == 503
 
 
 async def test_a_spec_that_does_not_compile_degrades_only_its_workspace(
@@ -171,7 +171,7 @@ async def test_a_spec_that_does_not_compile_degrades_only_its_workspace(
                           workspace("broken", "broken.json", upstream[1]))
     url, _ = serve(config)
     assert await tool_names(f"{url}/mcp/healthy") == ["listItems", "getItem"]
-    answer = httpx2.post(f"{url}/mcp/broken", json=INITIALIZE, headers=ACCEPT)
+    answer = web.post(f"{url}/mcp/broken", json=INITIALIZE, headers=ACCEPT)
     assert answer.status_code == 503 and "not valid JSON" in answer.json()["error"]["data"]["reason"]
     # Fixing the file is picked up (by the watcher or the next retry, whichever comes first).
     (tmp_path / "broken.json").write_text(json.dumps(SPEC))
@@ -188,13 +188,13 @@ async def test_remote_spec_that_breaks_on_reload_keeps_the_last_good_copy(
     assert await tool_names(f"{url}/mcp/remote") == ["listItems", "getItem"]
     host.change(raw=b"<html>maintenance</html>")
     config.write_text(config.read_text() + "\n")  # any edit reloads (and re-fetches the spec)
-    await wait_until(lambda: "spec" in httpx2.get(f"{url}/readyz").json()["workspaces"]["remote"], timeout=10)
+    await wait_until(lambda: "spec" in web.get(f"{url}/readyz").json()["workspaces"]["remote"], timeout=10)
     assert await tool_names(f"{url}/mcp/remote") == ["listItems", "getItem"]
-    state = httpx2.get(f"{url}/readyz").json()["workspaces"]["remote"]
+    state = web.get(f"{url}/readyz").json()["workspaces"]["remote"]
     assert state["state"] == "serving" and state["spec"]["from"] == "cache"
     assert any("not an OpenAPI document" in problem for problem in state["problems"])
     host.change(SPEC)  # fixed upstream: the background retry serves the fresh spec again
-    await wait_until(lambda: httpx2.get(f"{url}/readyz").json()["status"] == "ready", timeout=10)
+    await wait_until(lambda: web.get(f"{url}/readyz").json()["status"] == "ready", timeout=10)
 
 
 def metadata_app(issuer: dict[str, str], published: dict[str, bool]) -> Starlette:
@@ -226,13 +226,13 @@ async def test_undiscoverable_oauth_metadata_degrades_the_workspace_until_it_app
                               server="  secret_key: ${env:ISOLATION_SECRET_KEY}\n")
         url, _ = serve(config)
         assert await tool_names(f"{url}/mcp/open") == ["listItems", "getItem"]
-        answer = httpx2.post(f"{url}/mcp/signed", json=INITIALIZE, headers=ACCEPT)
+        answer = web.post(f"{url}/mcp/signed", json=INITIALIZE, headers=ACCEPT)
         assert answer.status_code == 503
         reason = answer.json()["error"]["data"]["reason"]
         assert f"no metadata for issuer {idp.url}" in reason and "HTTP 404" in reason
         published["yes"] = True
         # Served again: an MCP request now gets the sign-in challenge instead of the 503.
-        await wait_until(lambda: httpx2.post(f"{url}/mcp/signed", json=INITIALIZE, headers=ACCEPT).status_code == 401,
+        await wait_until(lambda: web.post(f"{url}/mcp/signed", json=INITIALIZE, headers=ACCEPT).status_code == 401,
                          timeout=10)
     finally:
         idp.stop()
@@ -267,8 +267,8 @@ async def test_a_reload_adding_a_broken_workspace_applies_the_rest(
                  workspace("late", f"http://127.0.0.1:{port}/openapi.json", upstream[1]))
     # Valid as a whole: applied, with `late` degraded.
     await wait_until(lambda: serves(f"{url}/mcp/added"), timeout=10)
-    assert httpx2.post(f"{url}/mcp/late", json=INITIALIZE, headers=ACCEPT).status_code == 503
-    assert httpx2.get(f"{url}/readyz").json()["workspaces"]["late"]["state"] == "degraded"
+    assert web.post(f"{url}/mcp/late", json=INITIALIZE, headers=ACCEPT).status_code == 503
+    assert web.get(f"{url}/readyz").json()["workspaces"]["late"]["state"] == "degraded"
     hosts(SpecHost(SPEC), port)
     await wait_until(lambda: serves(f"{url}/mcp/late"), timeout=10)
 
@@ -280,14 +280,14 @@ async def test_a_background_retry_does_not_hide_a_rejected_edit(
     gone = workspace("gone", f"http://127.0.0.1:{free_port()}/openapi.json", upstream[1])
     config = write_config(tmp_path, workspace("healthy", "spec.json", upstream[1]), gone)
     url, _ = serve(config)
-    loaded_at = httpx2.get(f"{url}/readyz").json()["config"]["loaded_at"]
+    loaded_at = web.get(f"{url}/readyz").json()["config"]["loaded_at"]
     config.write_text(config.read_text().replace("version: 1", "version: 7"))
-    await wait_until(lambda: "last_reload" in httpx2.get(f"{url}/readyz").json(), timeout=10)
+    await wait_until(lambda: "last_reload" in web.get(f"{url}/readyz").json(), timeout=10)
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="castproxy.serve.reload"):
         # Background retries of `gone` keep installing snapshots meanwhile.
         await wait_until(lambda: sum(r.getMessage() == "workspace still degraded" for r in caplog.records) >= 2,
                          timeout=10)
-    body = httpx2.get(f"{url}/readyz").json()
+    body = web.get(f"{url}/readyz").json()
     assert "version" in " ".join(body["last_reload"]["errors"])  # the rejected edit is still reported
     assert body["config"]["loaded_at"] == loaded_at

@@ -12,9 +12,9 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
-import httpx2
 import pytest
 from serve_support import MODERN, SPEC, config_text, mcp_client, run, wait_until, write_spec
+from support import web
 from support.metrics import scrape, value
 from support.net import free_socket
 
@@ -26,7 +26,7 @@ GET_ONLY = {"open": "    tools: [listItems, getItem]"}
 
 
 def readyz(proxy) -> dict:
-    return httpx2.get(f"{proxy.url}/readyz").json()
+    return web.get(f"{proxy.url}/readyz").json()
 
 
 async def get_item_schema(proxy) -> dict:
@@ -94,10 +94,10 @@ async def test_enforce_refuses_a_workspace_that_drifted_before_the_start(tmp_pat
     sock = free_socket()
     running = run(create_app(tmp_path / "cast.yaml", port_override=sock.getsockname()[1]), sock)
     try:
-        response = httpx2.post(f"{running.url}/mcp/open", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                               headers={"MCP-Protocol-Version": MODERN,
+        response = web.post(f"{running.url}/mcp/open", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                            headers={"MCP-Protocol-Version": MODERN,
                                         "Accept": "application/json, text/event-stream"})
-        body = httpx2.get(f"{running.url}/readyz").json()
+        body = web.get(f"{running.url}/readyz").json()
     finally:
         running.stop()
     assert response.status_code == 503

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import httpx2
 import pytest
 from serve_support import Upstream, config_text, write_spec
+from support import web
 from support.metrics import scrape, value
 from support.serve_process import start_serve, stop_serve
 
@@ -38,7 +38,7 @@ def test_two_processes_one_sum(tmp_path: Path, upstream: tuple[Upstream, str], m
     try:
         for url, count in ((first_url, 2), (second_url, 3)):
             for _ in range(count):
-                answer = httpx2.post(f"{url}/mcp/open", json=CALL, headers=HEADERS)
+                answer = web.post(f"{url}/mcp/open", json=CALL, headers=HEADERS)
                 assert answer.json()["result"]["isError"] is False
         for url in (first_url, second_url):
             samples = scrape(url)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from serve_support import MODERN, config_text, mcp_client
+from support import web
 from support.metrics import scrape, value
 
 from castproxy.serve.snapshot import Snapshot
@@ -71,7 +71,7 @@ async def tool_names(proxy, workspace: str = "open") -> list[str]:
 
 
 def readyz(proxy) -> dict:
-    return httpx2.get(f"{proxy.url}/readyz").json()
+    return web.get(f"{proxy.url}/readyz").json()
 
 
 def edit(path: Path, upstream_url: str, workspaces: dict[str, str]) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from serve_support import MODERN, mcp_client, run, wait_until, write_spec
+from support import web
 from support.net import free_socket
 from support.servers import Running
 
@@ -149,7 +149,7 @@ async def test_a_secret_file_a_reload_missed_is_watched_until_it_appears(
     # The edit points at a file that does not exist yet: rejected, the old secret keeps serving...
     write_config(tmp_path, upstream[1], str(other / "token"))
     readyz = url.replace("/mcp/api", "/readyz")
-    await wait_until(lambda: "does not exist" in str(httpx2.get(readyz).json().get("last_reload")), timeout=5)
+    await wait_until(lambda: "does not exist" in str(web.get(readyz).json().get("last_reload")), timeout=5)
     assert await sent_authorization(url) == "Bearer first-token"
     # ...until the file appears, in a folder the proxy had no reason to watch before.
     atomic(other / "token", "second-token")

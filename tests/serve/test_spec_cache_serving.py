@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from serve_support import MODERN, SPEC, mcp_client, run, wait_until
+from support import web
 from support.metrics import scrape, value
 from support.net import free_socket
 from support.servers import Running
@@ -81,7 +81,7 @@ async def test_restart_with_the_spec_url_down_serves_the_cached_spec(
         assert list(await descriptions(f"{url}/mcp/remote")) == ["listItems", "getItem"]
         async with mcp_client(f"{url}/mcp/remote", MODERN) as client:
             assert not (await client.call_tool("getItem", {"id": "1"})).is_error
-    report = httpx2.get(f"{url}/readyz").json()
+    report = web.get(f"{url}/readyz").json()
     assert report["status"] == "degraded"  # serving, but not from the live spec: say so
     remote = report["workspaces"]["remote"]
     assert remote["state"] == "serving" and remote["spec"]["from"] == "cache"
@@ -90,7 +90,7 @@ async def test_restart_with_the_spec_url_down_serves_the_cached_spec(
 
     again = serve_spec(host, port)  # the URL comes back: the live spec is fetched again on its own
     try:
-        await wait_until(lambda: httpx2.get(f"{url}/readyz").json()["status"] == "ready", timeout=10)
+        await wait_until(lambda: web.get(f"{url}/readyz").json()["status"] == "ready", timeout=10)
     finally:
         again.stop()
 
@@ -134,6 +134,6 @@ async def test_refresh_picks_up_a_changed_spec_without_a_signal(
             return (await descriptions(f"{url}/mcp/remote"))["getItem"] == "Fetch one item by its id"
 
         await wait_until(updated, timeout=10)
-        assert httpx2.get(f"{url}/readyz").json()["status"] == "ready"
+        assert web.get(f"{url}/readyz").json()["status"] == "ready"
     finally:
         spec_server.stop()

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from serve_support import MODERN, Upstream, config_text, mcp_client, run, write_spec
+from support import web
 from support.net import free_socket
 from support.servers import Running
 
@@ -102,8 +102,8 @@ async def test_tool_call_is_a_server_span_with_an_upstream_client_span_and_trace
     traced: Callable[..., Traced], fast_path: bool
 ) -> None:
     proxy = traced(fast_path=fast_path)
-    answer = httpx2.post(proxy.mcp(), json=call("getItem", {"id": "42"}),
-                         headers={**ACCEPT, "MCP-Protocol-Version": "2025-11-25", "traceparent": TRACEPARENT})
+    answer = web.post(proxy.mcp(), json=call("getItem", {"id": "42"}),
+                      headers={**ACCEPT, "MCP-Protocol-Version": "2025-11-25", "traceparent": TRACEPARENT})
     assert answer.status_code == 200 and answer.json()["result"]["isError"] is False
     [server] = proxy.server()
     [client] = proxy.clients()
@@ -142,8 +142,8 @@ async def test_meta_traceparent_is_the_parent_and_the_http_one_a_link(traced: Ca
     proxy = traced()
     meta = {"traceparent": f"00-{META_TRACE}-{META_SPAN}-01",
             "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    answer = httpx2.post(proxy.mcp(), json=call("listItems", {"limit": 2}, meta=meta),
-                         headers={**ACCEPT, "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+    answer = web.post(proxy.mcp(), json=call("listItems", {"limit": 2}, meta=meta),
+                      headers={**ACCEPT, "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
                                   "Mcp-Name": "listItems", "traceparent": TRACEPARENT})
     assert answer.status_code == 200, answer.text
     [server] = proxy.server()
@@ -159,10 +159,10 @@ async def test_meta_traceparent_is_the_parent_and_the_http_one_a_link(traced: Ca
 async def test_failures_set_error_type(traced: Callable[..., Traced]) -> None:
     proxy = traced()
     headers = {**ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
-    assert httpx2.post(proxy.mcp(), json=call("failHard", {}), headers=headers).json()["result"]["isError"]
-    unknown = httpx2.post(proxy.mcp(), json=call("dropTables", {}, request_id=8), headers=headers).json()
+    assert web.post(proxy.mcp(), json=call("failHard", {}), headers=headers).json()["result"]["isError"]
+    unknown = web.post(proxy.mcp(), json=call("dropTables", {}, request_id=8), headers=headers).json()
     assert unknown["error"]["code"] == -32602
-    missing = httpx2.post(proxy.mcp("nowhere"), json=call("getItem", {"id": "1"}), headers=headers)
+    missing = web.post(proxy.mcp("nowhere"), json=call("getItem", {"id": "1"}), headers=headers)
     assert missing.status_code == 404
     failed, unknown_span, refused = proxy.server()
     assert dict(failed.attributes or {})["error.type"] == "tool_error"

@@ -9,6 +9,7 @@ import json
 import httpx2
 import pytest
 from serve_support import MODERN
+from support import web
 
 from castproxy.serve.fastpath import ENV_SWITCH
 
@@ -26,7 +27,7 @@ def proxy(request, start_proxy, monkeypatch):
 def test_get_is_405_allow_post_not_an_idle_stream(proxy, version):
     headers = {"Accept": "text/event-stream"} | ({"MCP-Protocol-Version": version} if version else {})
     # Before: an SSE stream that stays open and never carries anything (this read would time out).
-    answer = httpx2.get(proxy.mcp("open"), headers=headers, timeout=5)
+    answer = web.get(proxy.mcp("open"), headers=headers, timeout=5)
     assert answer.status_code == 405
     assert answer.headers["allow"] == "POST"
 
@@ -38,14 +39,14 @@ def test_delete_is_405_allow_post(proxy):
 
 
 def test_get_without_the_inbound_key_is_still_401(proxy):
-    answer = httpx2.get(proxy.mcp("keyed"), headers={"Accept": "text/event-stream"}, timeout=5)
+    answer = web.get(proxy.mcp("keyed"), headers={"Accept": "text/event-stream"}, timeout=5)
     assert answer.status_code == 401
 
 
 @pytest.mark.parametrize("version", ["2025-11-25", MODERN])
 @pytest.mark.parametrize("body", [b"[" + json.dumps(LIST).encode() + b"]", b"  \n[]"], ids=["two-element", "empty"])
 def test_batch_is_a_short_400_json_rpc_error(proxy, version, body):
-    answer = httpx2.post(proxy.mcp("open"), headers={**ACCEPT, "MCP-Protocol-Version": version}, content=body)
+    answer = web.post(proxy.mcp("open"), headers={**ACCEPT, "MCP-Protocol-Version": version}, content=body)
     assert answer.status_code == 400
     assert answer.json() == {"jsonrpc": "2.0", "id": None, "error": {
         "code": -32600,
@@ -54,12 +55,12 @@ def test_batch_is_a_short_400_json_rpc_error(proxy, version, body):
 
 
 def test_a_body_merely_starting_with_a_bracket_is_left_to_the_sdk(proxy):
-    answer = httpx2.post(proxy.mcp("open"), headers={**ACCEPT, "MCP-Protocol-Version": "2025-11-25"}, content=b"[1,")
+    answer = web.post(proxy.mcp("open"), headers={**ACCEPT, "MCP-Protocol-Version": "2025-11-25"}, content=b"[1,")
     assert answer.status_code == 400 and answer.json()["error"]["code"] == -32700  # parse error
 
 
 def test_unsupported_protocol_version_is_named_with_the_supported_ones(proxy):
-    answer = httpx2.post(proxy.mcp("open"), headers={**ACCEPT, "MCP-Protocol-Version": "1999-01-01"}, json=LIST)
+    answer = web.post(proxy.mcp("open"), headers={**ACCEPT, "MCP-Protocol-Version": "1999-01-01"}, json=LIST)
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["message"] == ("Unsupported MCP-Protocol-Version '1999-01-01'; "
@@ -71,5 +72,5 @@ def test_unsupported_protocol_version_is_named_with_the_supported_ones(proxy):
 def test_ordinary_calls_still_work(proxy):
     for version in ("2025-11-25", None):
         headers = {**ACCEPT} | ({"MCP-Protocol-Version": version} if version else {})
-        answer = httpx2.post(proxy.mcp("open"), headers=headers, json=LIST)
+        answer = web.post(proxy.mcp("open"), headers=headers, json=LIST)
         assert answer.status_code == 200 and answer.json()["result"]["tools"]

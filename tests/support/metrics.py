@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import httpx2
 from prometheus_client.parser import text_string_to_metric_families
+
+from support import web
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -14,7 +15,7 @@ def parse(text: str) -> Samples:
 
 
 def scrape(base_url: str, **headers: str) -> Samples:
-    response = httpx2.get(f"{base_url}/metrics", headers=headers)
+    response = web.get(f"{base_url}/metrics", headers=headers)
     response.raise_for_status()
     return parse(response.text)
 

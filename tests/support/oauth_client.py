@@ -25,6 +25,8 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
+from support import web
+
 CLIENT_REDIRECT = "http://127.0.0.1:47821/callback"
 
 
@@ -75,7 +77,7 @@ class Browser:
     _answer: asyncio.Future | None = None
 
     def __post_init__(self) -> None:
-        self.http = httpx2.AsyncClient(follow_redirects=False, timeout=15)
+        self.http = httpx2.AsyncClient(follow_redirects=False, timeout=15, verify=web.TLS)
 
     async def redirect_handler(self, authorization_url: str) -> None:
         self.sign_ins += 1
@@ -140,7 +142,7 @@ async def mcp_session(
 ) -> AsyncIterator[Client]:
     """The `mcp` SDK client on `url`, signing in through `browser` when `storage` holds no usable token."""
     async with (
-        httpx2.AsyncClient(auth=provider(url, storage, browser), timeout=30) as http,
+        httpx2.AsyncClient(auth=provider(url, storage, browser), timeout=30, verify=web.TLS) as http,
         Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
     ):
         yield client
@@ -156,7 +158,7 @@ async def sign_in_with_scope(
     browser = browser or Browser()
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    async with httpx2.AsyncClient(base_url=base_url, timeout=15) as http:
+    async with httpx2.AsyncClient(base_url=base_url, timeout=15, verify=web.TLS) as http:
         registered = await http.post(
             "/register",
             json={

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx2
 
+from support import web
 from support.net import free_port
 
 
@@ -33,7 +34,7 @@ def start_serve(
         if process.poll() is not None:
             raise AssertionError(f"castproxy serve exited {process.returncode}: {process.stderr.read()}")
         try:
-            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if web.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return process, url
         except httpx2.TransportError:
             time.sleep(0.05)

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from support import web
 
 from castproxy.testserver.app import create_app
 from castproxy.testserver.runner import RunningServer, run_in_thread
@@ -31,5 +32,5 @@ def start_server() -> Iterator[Start]:
 
 @pytest.fixture
 def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(follow_redirects=False, timeout=10) as client:
+    with httpx2.Client(follow_redirects=False, timeout=10, verify=web.TLS) as client:
         yield client

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx2
+from support import web
 
 from castproxy.testserver.runner import bind_socket
 
@@ -40,8 +41,8 @@ def test_oauth_banner_prints_the_client_and_endpoints_and_ctrl_c_stops_it():
         assert f"Auth endpoint   : http://localhost:{port}/auth/authorize" in text
         assert "grant_types   : authorization_code, client_credentials, refresh_token" in text
         assert "redirect_uris : http://localhost:9/cb" in text
-        token = httpx2.post(f"http://127.0.0.1:{port}/auth/token", data={"grant_type": "client_credentials"},
-                            auth=httpx2.BasicAuth("test-client-id", secret), timeout=10)
+        token = web.post(f"http://127.0.0.1:{port}/auth/token", data={"grant_type": "client_credentials"},
+                         auth=httpx2.BasicAuth("test-client-id", secret), timeout=10)
         assert token.status_code == 200
     finally:
         process.send_signal(signal.SIGINT)
@@ -54,7 +55,7 @@ def test_apikey_banner_prints_the_key():
         text = _banner(process)
         key = re.search(r"api_key       : (cast_\S+)", text).group(1)
         port = re.search(r"http://localhost:(\d+)", text).group(1)
-        answer = httpx2.get(f"http://127.0.0.1:{port}/api/items", headers={"X-API-Key": key}, timeout=10)
+        answer = web.get(f"http://127.0.0.1:{port}/api/items", headers={"X-API-Key": key}, timeout=10)
         assert answer.status_code == 200
     finally:
         process.send_signal(signal.SIGINT)

@@ -10,6 +10,7 @@ import sys
 
 import httpx2
 from joserfc import jws
+from support import web
 from support.clock import FakeClock
 
 from castproxy.testserver.jwt import REFRESH_LIFETIME
@@ -151,8 +152,8 @@ def test_the_banner_prints_how_to_log_in():
         assert "lives 45 s" in banner
         assert f"Login endpoint  : http://localhost:{port}/auth/login" in banner
         assert f"Refresh         : http://localhost:{port}/auth/refresh" in banner
-        answer = httpx2.post(f"http://127.0.0.1:{port}/auth/login", data={"username": "alice", "password": password},
-                             timeout=10)
+        answer = web.post(f"http://127.0.0.1:{port}/auth/login", data={"username": "alice", "password": password},
+                          timeout=10)
         assert answer.status_code == 200
         access = claims(answer.json()["access_token"])
         assert access["exp"] - access["iat"] == 45

@@ -20,6 +20,7 @@ import httpx2
 
 from castproxy.auth.credentials import AuthError
 from castproxy.auth.server.limits import DOCUMENT_FETCHES, RateLimiter, retry_after
+from castproxy.tls import outbound_tls
 
 __all__ = ["DocumentError", "DocumentFetcher", "DocumentRateLimited", "client_id_url_problem"]
 
@@ -136,7 +137,8 @@ class DocumentFetcher:
         self.clock = clock  # wall clock for cache lifetimes (the ClientRegistry's too)
         self._max_bytes = max_bytes
         self._deadline = timeout  # for the whole fetch: httpx's timeout is per read, a drip would outlast it
-        self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+        self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
+                                       trust_env=False, verify=outbound_tls())
 
     async def close(self) -> None:
         await self._http.aclose()
