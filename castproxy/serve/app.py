@@ -10,9 +10,8 @@ session manager, watcher, background retries) starts and stops in the lifespan. 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from castproxy.admin.routes import admin_routes
 from castproxy.auth.bridge import AuthBridge
 from castproxy.auth.server.errors import error_page
 from castproxy.config.loader import LoadedConfig, load_config
-from castproxy.config.problems import ConfigError
 from castproxy.observe.observer import Observer
 from castproxy.serve.builds import Builds
 from castproxy.serve.calls import ToolCaller
@@ -38,35 +36,16 @@ from castproxy.serve.mcp_endpoint import McpEndpoint, build_server
 from castproxy.serve.metrics import metrics_endpoint
 from castproxy.serve.recovery import Backoff
 from castproxy.serve.reload import Reloader
+from castproxy.serve.startup import environ_with_overrides, open_guarded_store
 from castproxy.serve.state import ServeState
-from castproxy.store import Store, open_store
+from castproxy.store import Store
 from castproxy.store.crypto import Cipher
-from castproxy.store.guard import GuardedStore, StoreUnavailable
+from castproxy.store.guard import StoreUnavailable
 from castproxy.upstream.forwarder import Forwarder
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-
-def _environ(host_override: str | None, port_override: int | None) -> Mapping[str, str]:
-    # Command-line overrides go through the loader's env overrides, so public_url's default follows them.
-    environ = dict(os.environ)
-    if host_override:
-        environ["CASTPROXY_HOST"] = host_override
-    if port_override is not None:
-        environ["CASTPROXY_PORT"] = str(port_override)
-    return environ
-
-
-def _open_store(loaded: LoadedConfig) -> Store:
-    settings = loaded.config.store
-    try:
-        store = open_store(settings, loaded.base_dir)
-    except Exception as exc:  # whatever the backend raises (file, SQLite, Redis): a store setting to fix
-        raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
-    # Every operation bounded: a down or paused store gives callers one clear retryable error.
-    return GuardedStore(store, settings.backend)
 
 
 def _make_bridge(
@@ -112,9 +91,9 @@ def create_app(
     through PROMETHEUS_MULTIPROC_DIR, which the supervisor sets up (castproxy.observe.metrics).
     `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests pass one with an in-memory
     exporter); by default traces are on only when the OTEL_* environment asks for them."""
-    environ = _environ(host_override, port_override)
+    environ = environ_with_overrides(host_override, port_override)
     loaded = load_config(config_path, environ)
-    store = _open_store(loaded)
+    store = open_guarded_store(loaded)
     observer = Observer.from_settings(loaded.config.server.audit, loaded.base_dir, tracer_provider=tracer_provider)
     bridge = _make_bridge(loaded, store, clock, observer)
     builds = Builds(config_path, environ, loaded, bridge)

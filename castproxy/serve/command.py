@@ -40,8 +40,6 @@ def _fast(module: str, fallback: str) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from castproxy.serve.app import create_app
-
     try:
         settings = log_settings(args.log_level, args.log_format, os.environ)
     except StartupError as exc:
@@ -61,6 +59,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if workers > 1:
         return _serve_workers(path, args, workers, settings, held)
+    from castproxy.serve.app import create_app  # here: a usage error, or the supervisor of workers, never needs it
+
     try:
         app = create_app(path, reload=not args.no_reload, host_override=args.host, port_override=args.port)
     except ConfigError as exc:

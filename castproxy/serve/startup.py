@@ -20,10 +20,16 @@ from urllib.parse import urlsplit
 from castproxy import __version__
 from castproxy.config.loader import LoadedConfig
 from castproxy.config.model import OAuth2Auth, StoreSettings, Workspace
+from castproxy.config.problems import ConfigError
 from castproxy.serve import ServeError
 from castproxy.serve.logs import LOG_FORMATS, LogFormat, parse_level
+from castproxy.store import Store, open_store
+from castproxy.store.guard import GuardedStore
 
-__all__ = ["LogSettings", "StartupError", "address_warnings", "banner", "bind_listener", "log_settings"]
+__all__ = [
+    "LogSettings", "StartupError", "address_warnings", "banner", "bind_listener", "environ_with_overrides",
+    "log_settings", "open_guarded_store",
+]
 
 LOG_FORMAT_ENV = "CASTPROXY_LOG_FORMAT"
 LOG_LEVEL_ENV = "CASTPROXY_LOG_LEVEL"
@@ -201,3 +207,25 @@ def banner(loaded: LoadedConfig, tool_counts: Mapping[str, int] | None, listenin
         lines.append(f"  workers         {workers} processes on this port, each loading the config and reloading on "
                      "its own")
     return "\n".join(lines)
+
+
+def environ_with_overrides(host_override: str | None, port_override: int | None) -> Mapping[str, str]:
+    """The environment with --host/--port applied as CASTPROXY_HOST/CASTPROXY_PORT."""
+    # Command-line overrides go through the loader's env overrides, so public_url's default follows them.
+    environ = dict(os.environ)
+    if host_override:
+        environ["CASTPROXY_HOST"] = host_override
+    if port_override is not None:
+        environ["CASTPROXY_PORT"] = str(port_override)
+    return environ
+
+
+def open_guarded_store(loaded: LoadedConfig) -> Store:
+    """The configured store, every operation time-bounded; ConfigError naming `store` if it cannot open."""
+    settings = loaded.config.store
+    try:
+        store = open_store(settings, loaded.base_dir)
+    except Exception as exc:  # whatever the backend raises (file, SQLite, Redis): a store setting to fix
+        raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
+    # Every operation bounded: a down or paused store gives callers one clear retryable error.
+    return GuardedStore(store, settings.backend)

@@ -32,6 +32,7 @@ from castproxy.config.problems import ConfigError
 from castproxy.observe.metrics import shared_metrics, worker_exited
 from castproxy.serve.connections import GuardedConfig
 from castproxy.serve.logs import LogFormat, configure_logging
+from castproxy.serve.startup import environ_with_overrides, open_guarded_store
 
 __all__ = ["WorkerOptions", "preflight", "run_workers", "workers_from"]
 
@@ -69,10 +70,8 @@ def workers_from(option: int | None, environ: Mapping[str, str]) -> int:
 def preflight(options: WorkerOptions) -> LoadedConfig:
     """The config as the workers will load it; ConfigError for a config invalid as a whole (or a store
     that cannot open), as a single process would give at start."""
-    from castproxy.serve.app import _environ, _open_store
-
-    loaded = load_config(options.config, _environ(options.host, options.port))
-    asyncio.run(_open_store(loaded).close())
+    loaded = load_config(options.config, environ_with_overrides(options.host, options.port))
+    asyncio.run(open_guarded_store(loaded).close())
     return loaded
 
 
