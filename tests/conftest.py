@@ -13,3 +13,10 @@ from pathlib import Path
 TESTS = str(Path(__file__).resolve().parent)
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Tests marked `slow` (several seconds each: real processes, large specs) run first, so that the xdist
+    workers share them from the start instead of one worker running a 10 s test alone at the end.
+    The sort is stable: otherwise file order, and a module's tests stay together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -10,7 +12,29 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["RunningServer", "bind_socket", "run_in_thread"]
+__all__ = ["PromptServer", "RunningServer", "bind_socket", "run_in_thread"]
+
+
+class PromptServer(uvicorn.Server):
+    """A uvicorn.Server that `stop_soon()` stops at once from another thread: uvicorn itself notices
+    `should_exit` on its next 0.1 s tick, which every stop of a server in a thread used to wait for."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):  # uvicorn's own loop, woken early by stop_soon()
+            counter += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def stop_soon(self) -> None:
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: it has stopped
+                self._loop.call_soon_threadsafe(self._wake.set)
 
 
 @dataclass
@@ -18,7 +42,7 @@ class RunningServer:
     """A started server: `url` (no trailing slash) and `stop()`; also a context manager."""
 
     url: str
-    _server: uvicorn.Server = field(repr=False)
+    _server: PromptServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
     @property
@@ -26,7 +50,7 @@ class RunningServer:
         return int(self.url.rsplit(":", 1)[1])
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
+        self._server.stop_soon()
         self._thread.join(timeout)
 
     def __enter__(self) -> RunningServer:
@@ -56,7 +80,7 @@ def run_in_thread(
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level=log_level, lifespan="auto", access_log=False)
-    server = uvicorn.Server(config)
+    server = PromptServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn:{bound_port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

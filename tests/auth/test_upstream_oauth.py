@@ -811,6 +811,7 @@ _REPLICA = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 async def test_two_processes_on_one_redis_refresh_once(upstream, redis_prefix, cipher):
     upstream.lifetime = 2
     store = RedisStore(REDIS_URL, prefix=redis_prefix)

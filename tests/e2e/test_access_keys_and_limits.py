@@ -160,6 +160,7 @@ async def test_a_tool_limit_applies_on_top_of_the_workspace(tmp_path: Path, upst
         proxy.stop()  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 async def test_two_proxy_processes_sharing_redis_share_the_limit(tmp_path: Path, upstream: RecordedUpstream) -> None:
     require_redis()
     name = f"bot-{secrets.token_hex(4)}"  # the limits' keys are per key name: fresh ones for this run

@@ -22,6 +22,8 @@ from support.servers import Running, run
 
 from castproxy.serve.app import create_app
 
+pytestmark = pytest.mark.slow
+
 CLIENT_SECRET = "admin-e2e-client-secret-0123456789"
 ADMIN_KEY = "admin-e2e-key-4c1f9a2b7d6e3058"
 

@@ -35,7 +35,7 @@ from support.serve_process import start_serve, stop_serve
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread
 
-pytestmark = pytest.mark.node
+pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 UPSTREAM_KEY = "conformance-upstream-key-0123456789"
 TUTORIAL_TOOLS = ["listItems", "createItem", "listUsers", "getItem", "delete_item"]

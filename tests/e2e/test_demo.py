@@ -22,6 +22,8 @@ from support.net import free_port, port_is_free
 
 from castproxy.testserver.runner import bind_socket
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:

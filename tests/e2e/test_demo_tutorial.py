@@ -78,6 +78,7 @@ def _stop(background: list[subprocess.Popen[str]]) -> None:
                 process.wait()
 
 
+@pytest.mark.slow
 async def test_tutorial_runs_as_written(tmp_path: Path) -> None:
     ports = {"3456": str(free_port()), "8080": str(free_port()), "3457": str(free_port()), "8081": str(free_port())}
     env = {key: value for key, value in os.environ.items() if not key.startswith("CASTPROXY_")}

@@ -24,7 +24,7 @@ from support.node import node22, package_bin
 from support.oauth_client import Browser
 from support.serve_process import start_serve, stop_serve
 
-pytestmark = pytest.mark.node
+pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 CLIENT_SECRET = "inspector-upstream-client-secret-0123456789"
 SIGN_IN_URL = re.compile(r"(http://\S+/authorize\?\S+)")

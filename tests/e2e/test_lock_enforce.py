@@ -22,6 +22,8 @@ from support.serve_process import start_serve, stop_serve
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread
 
+pytestmark = pytest.mark.slow
+
 API_KEY = "e2e-lock-upstream-key-0123456789"
 
 

@@ -259,6 +259,7 @@ async def test_inbound_keys_guard_the_shared_login(tmp_path: Path, credentials: 
         stack.stop()
 
 
+@pytest.mark.slow
 async def test_wrong_credentials_give_a_clear_error_naming_the_workspace_and_no_secret(tmp_path: Path) -> None:
     wrong_password = "pw-CANARY-wrong-" + secrets.token_hex(6)
     username = "alice-CANARY-" + secrets.token_hex(4)

@@ -227,6 +227,7 @@ async def test_secrets_never_reach_logs_or_results(stack: OAuthStack, caplog: py
     await browser.aclose()
 
 
+@pytest.mark.slow
 async def test_castproxy_serve_restart_keeps_the_sign_in(tmp_path: Path) -> None:
     port = free_port()
     proxy_url = f"http://127.0.0.1:{port}"

@@ -24,6 +24,8 @@ from support.serve_process import start_serve, stop_serve
 from castproxy.testserver.app import create_app as create_testserver
 from castproxy.testserver.runner import run_in_thread
 
+pytestmark = pytest.mark.slow
+
 CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith("CASTPROXY_")}
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "listItems", "arguments": {}}}
 HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}

@@ -38,6 +38,8 @@ from support.servers import Running, run
 
 from castproxy.testserver.app import create_app as create_testserver
 
+pytestmark = pytest.mark.slow
+
 CLIENT_SECRET = "e2e-workers-client-secret-0123456789"
 SERVE_ENV = {"E2E_CLIENT_SECRET": CLIENT_SECRET, "E2E_SECRET_KEY": SECRET_KEY}
 REFRESH_DELAY = 0.3

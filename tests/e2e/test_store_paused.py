@@ -41,6 +41,8 @@ from castproxy.testserver.document import openapi_document
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.forwarder import Forwarder
 
+pytestmark = pytest.mark.slow
+
 CLIENT_SECRET = "e2e-upstream-client-secret-paused-0123"
 # Well under redis-py's 10 s socket timeout, which is what callers waited before the bound.
 WITHIN_BOUND = STORE_TIMEOUT + 3.0

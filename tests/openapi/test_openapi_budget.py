@@ -248,6 +248,7 @@ def _composites(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 SCHEMAS = st.recursive(_LEAVES, _composites, max_leaves=12)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 @given(named=st.fixed_dictionaries({name: SCHEMAS for name in NAMES}), body=SCHEMAS, seed=st.integers(0, 2**32))
 def test_collapsed_schema_accepts_every_call_the_full_one_accepts(named: dict[str, Any], body: Any,

@@ -18,6 +18,8 @@ from support.serve_process import start_serve, stop_serve
 
 from castproxy.observe.metrics import MULTIPROC_ENV, prepare_multiprocess
 
+pytestmark = pytest.mark.slow
+
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "getItem", "arguments": {"id": "1"}}}
 HEADERS = {"Accept": "application/json", "MCP-Protocol-Version": "2025-11-25"}
 

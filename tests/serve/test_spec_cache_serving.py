@@ -116,6 +116,7 @@ async def test_reload_fetches_each_url_once_and_conditionally(
         spec_server.stop()
 
 
+@pytest.mark.slow
 async def test_refresh_picks_up_a_changed_spec_without_a_signal(
     tmp_path: Path, upstream: tuple[Any, str], proxies: Proxies
 ) -> None:

@@ -183,6 +183,7 @@ async def test_sdk_requests_are_spans_too(traced: Callable[..., Traced]) -> None
     assert dict(proxy.server()[0].attributes or {})["mcp.method.name"] == "initialize"
 
 
+@pytest.mark.slow
 def test_tracing_is_off_without_otel_environment_and_the_sdk_is_not_imported(tmp_path: Path) -> None:
     assert not tracing.wanted({})
     assert not tracing.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"})

@@ -10,17 +10,18 @@ from typing import Any
 
 import uvicorn
 
+from castproxy.testserver.runner import PromptServer
 from support.net import free_socket
 
 
 @dataclass
 class Running:
     url: str
-    server: uvicorn.Server
+    server: PromptServer
     thread: threading.Thread
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.stop_soon()
         self.thread.join(10)
 
 
@@ -31,7 +32,7 @@ def run(
     `config_class` (castproxy.serve.connections.GuardedConfig)."""
     sock = sock or free_socket()
     config = config_class(app, **{"lifespan": "on", "access_log": False, "log_config": None, **options})
-    server = uvicorn.Server(config)
+    server = PromptServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
