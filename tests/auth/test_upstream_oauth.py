@@ -786,20 +786,22 @@ async def test_two_instances_on_two_redis_connections_refresh_once(upstream, red
 
 _REPLICA = textwrap.dedent(
     """
-    import asyncio, json, sys, time
+    import asyncio, json, sys
     from pydantic import SecretStr
     from castproxy.auth.upstream_oauth import UpstreamOAuth
     from castproxy.config.model import OAuth2Auth
     from castproxy.store.crypto import Cipher
     from castproxy.store.redis import RedisStore
 
-    async def main(redis_url, prefix, upstream_url, callback, secret_key, client_secret, grant_id, start_at):
+    async def main(redis_url, prefix, upstream_url, callback, secret_key, client_secret, grant_id, now):
         store = RedisStore(redis_url, prefix=prefix)
         auth = OAuth2Auth(type="oauth2", authorization_url=upstream_url + "/authorize",
                           token_url=upstream_url + "/token", client_id="static-client",
                           client_secret=SecretStr(client_secret), scopes=["read:items", "write:items"])
-        oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret(secret_key), callback_url=callback)
-        await asyncio.sleep(max(0.0, float(start_at) - time.time()))
+        oauth = UpstreamOAuth("items", auth, store=store, cipher=Cipher.from_secret(secret_key), callback_url=callback,
+                              clock=lambda: float(now))  # the parent's clock, stopped past the token's expiry
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # the parent's go: both processes refresh at once
         tokens = await asyncio.gather(*(oauth.access_token(grant_id) for _ in range(10)))
         print(json.dumps(tokens))
         await oauth.aclose()
@@ -810,13 +812,13 @@ _REPLICA = textwrap.dedent(
 )
 
 
-async def test_two_processes_on_one_redis_refresh_once(upstream, redis_prefix, cipher):
-    upstream.lifetime = 2
+async def test_two_processes_on_one_redis_refresh_once(upstream, redis_prefix, cipher, clock):
     store = RedisStore(REDIS_URL, prefix=redis_prefix)
-    oauth = UpstreamOAuth("items", oauth_config(upstream), store=store, cipher=cipher, callback_url=CALLBACK)
+    oauth = UpstreamOAuth("items", oauth_config(upstream), store=store, cipher=cipher, callback_url=CALLBACK,
+                          clock=clock)
     try:
         grant_id = await sign_in(oauth)
-        start_at = time.time() + 2.5  # after expiry, and after the other process has started
+        clock.advance(upstream.lifetime)  # expired: for this process, and for the other, which reads clock()
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -829,13 +831,17 @@ async def test_two_processes_on_one_redis_refresh_once(upstream, redis_prefix, c
                 SECRET_KEY,
                 CANARY_SECRET,
                 grant_id,
-                str(start_at),
+                str(clock()),
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        assert child.stdin is not None and child.stdout is not None
+        assert await asyncio.to_thread(child.stdout.readline) == b"ready\n"
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
         ours = await asyncio.gather(*(oauth.access_token(grant_id) for _ in range(10)))
         out, _ = await asyncio.to_thread(child.communicate, timeout=30)
         assert child.returncode == 0
