@@ -42,12 +42,13 @@ from castproxy.auth.credentials import SignInRequired
 from castproxy.auth.upstream_oauth import (
     NS_CLIENT,
     NS_GRANT,
+    NS_PENDING,
     SignInError,
     UpstreamAuthError,
     UpstreamOAuth,
 )
 from castproxy.config.model import OAuth2Auth
-from castproxy.store.crypto import Cipher
+from castproxy.store.crypto import Cipher, hash_token, record_aad
 from castproxy.store.redis import RedisStore
 from castproxy.store.sqlite import SQLiteStore
 
@@ -433,6 +434,22 @@ async def test_state_of_another_workspace(upstream, make_oauth, store, cipher):
         await users.complete_sign_in(params)
 
 
+async def test_a_pending_sign_in_keeps_its_json_and_a_malformed_one_is_an_unknown_state(upstream, make_oauth, store,
+                                                                                      cipher):
+    oauth = make_oauth(oauth_config(upstream))
+    params = await browser((await oauth.start_sign_in({"k": "v"})).url)
+    key = hash_token(params["state"])
+    stored = json.loads(cipher.decrypt(await store.get(NS_PENDING, key), aad=record_aad(NS_PENDING, key)))
+    # The keys json.dumps of a dict wrote before the TypeAdapter: a sign-in started by the old version completes.
+    assert set(stored) == {"workspace", "verifier", "context", "client_id", "scopes", "expires_at"}
+    assert (await oauth.complete_sign_in(params)).context == {"k": "v"}
+    params = await browser((await oauth.start_sign_in({})).url)
+    key = hash_token(params["state"])
+    await store.put(NS_PENDING, key, cipher.encrypt(b'{"workspace": "items"}', aad=record_aad(NS_PENDING, key)))
+    with pytest.raises(SignInError, match=r"^The sign-in state is unknown, already used or expired\."):
+        await oauth.complete_sign_in(params)
+
+
 async def test_state_false_takes_the_state_from_the_caller(upstream, make_oauth):
     oauth = make_oauth(oauth_config(upstream, state=False))
     pending = await oauth.start_sign_in({"k": "v"})
@@ -676,6 +693,19 @@ async def test_dcr_discovers_registers_once_and_signs_in(upstream, make_oauth, s
     again = make_oauth(dcr_config(upstream))
     await again.start_sign_in({})
     assert upstream.counts["register"] == 1
+
+
+async def test_a_registration_keeps_its_json_and_a_malformed_one_registers_again(upstream, make_oauth, store, cipher):
+    await make_oauth(dcr_config(upstream)).start_sign_in({})
+    aad = record_aad(NS_CLIENT, "items")
+    stored = json.loads(cipher.decrypt(await store.get(NS_CLIENT, "items"), aad=aad))
+    assert set(stored) == {"client_id", "client_secret", "auth_method", "registration_url", "token_endpoint",
+                           "redirect_uri", "grant", "scopes", "secret_expires_at"}  # as before the TypeAdapter
+    await make_oauth(dcr_config(upstream)).start_sign_in({})
+    assert upstream.counts["register"] == 1
+    await store.put(NS_CLIENT, "items", cipher.encrypt(b'{"client_id": "dyn-1"}', aad=aad))
+    await make_oauth(dcr_config(upstream)).start_sign_in({})
+    assert upstream.counts["register"] == 2
 
 
 async def test_dcr_registers_again_when_the_client_is_rejected(upstream, make_oauth, clock):
