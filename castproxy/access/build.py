@@ -6,6 +6,7 @@ WorkspaceRuntime; nothing here runs per request.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -15,12 +16,16 @@ from pydantic import SecretStr
 from castproxy.access.limits import LimitPair, WorkspaceLimits
 from castproxy.access.policy import Caller, tool_rate_limits, workspace_access
 from castproxy.config.model import IdentitySettings, NamedApiKey, OAuth2Auth, Workspace
-from castproxy.serve.inbound import hash_key
 
-__all__ = ["access_parts", "key_text"]
+__all__ = ["access_parts", "hash_key", "key_text"]
 
 if TYPE_CHECKING:
     from castproxy.catalog.select import Picked
+
+
+def hash_key(key: str) -> bytes:
+    """The sha256 digest kept for a configured inbound key and compared with a presented one's (serve/inbound.py)."""
+    return hashlib.sha256(key.encode()).digest()
 
 
 def key_text(key: SecretStr | NamedApiKey) -> str:

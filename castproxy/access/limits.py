@@ -70,7 +70,6 @@ class RateLimits:
     """The process's counters: memory (one process) or Redis (shared by every replica)."""
 
     def __init__(self, storage: Storage, *, clock: Callable[[], float] = time.time) -> None:
-        self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
         self._clock = clock
 
@@ -111,9 +110,6 @@ class RateLimits:
             log.warning("rate limits could not be counted; calls are not limited meanwhile",
                         extra={"fields": {"error_type": type(exc).__name__}})
         return None
-
-    async def close(self) -> None:
-        pass  # the library's storages hold pools it closes with the process
 
 
 def rate_limits(loaded: LoadedConfig, store: object) -> RateLimits:

@@ -106,8 +106,7 @@ class IdentityProvider:
 
     async def metadata(self) -> dict[str, Any]:
         """The provider's OpenID configuration (cached an hour; a failed fetch keeps using a cached copy)."""
-        now = self._clock()
-        if self._metadata is not None and now - self._metadata_at < METADATA_TTL:
+        if self._metadata is not None and self._clock() - self._metadata_at < METADATA_TTL:
             return self._metadata
         async with self._lock:
             if self._metadata is not None and self._clock() - self._metadata_at < METADATA_TTL:

@@ -116,10 +116,6 @@ class WorkspaceAccess:
     _lacking: dict[frozenset[str], frozenset[str]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def restricts_tools(self) -> bool:
-        return bool(self.tools or self.scopes)
-
     def may_connect(self, caller: Caller) -> bool:
         return self.connect is None or self.connect.allows(caller)
 
@@ -144,10 +140,10 @@ class WorkspaceAccess:
 
     def hidden(self, caller: Caller) -> frozenset[str]:
         """The tools this caller may not call (computed from the few restricted tools only)."""
-        if not self.restricts_tools:
+        if not self.tools and not self.scopes:
             return frozenset()
         hidden = frozenset(name for name, rule in self.tools.items() if not rule.allows(caller))
-        return hidden | self.lacking_scopes(caller.scopes) if caller.scopes is not None else hidden
+        return hidden | self.lacking_scopes(caller.scopes)
 
     def lacking_scopes(self, scopes: frozenset[str] | None) -> frozenset[str]:
         """The tools whose scopes a token with `scopes` does not meet (kept per distinct scope set)."""
@@ -182,10 +178,9 @@ class WorkspaceAccess:
 def entry_setting(workspace: Workspace, pick: Picked, name: str) -> Any:
     """A per-entry setting (`access`, `rate_limit`) of a picked tool: its own entry's, else the first matching
     selector's that sets it (config order), else None."""
-    entries = workspace.tools
     order = ((pick.explicit,) if pick.explicit is not None else ()) + pick.selectors
     for index in order:
-        entry = entries[index]
+        entry = workspace.tools[index]
         if isinstance(entry, ToolSelection | ToolSelector):
             value = getattr(entry, name)
             if value is not None:

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from pydantic import TypeAdapter
 
@@ -21,6 +22,7 @@ __all__ = ["IdentitySessions", "PendingIdentity"]
 NS_SESSION = "id-session"
 NS_PENDING = "id-pending"
 PENDING_TTL = 900.0  # time to sign in at the provider
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +65,8 @@ class IdentitySessions:
         if not cookie or len(cookie) > 128:
             return None
         key = hash_token(cookie)
-        blob = await self._store.get(NS_SESSION, key)
-        if blob is None:
-            return None
-        try:
-            plain = self._cipher.decrypt(blob, aad=record_aad(NS_SESSION, key))
-            session = decode_record(_SESSION, plain, "company sign-in session")
-        except (InvalidCiphertext, MalformedRecord):
-            return None
-        if session.expires_at <= self._clock():
+        session = self._open(_SESSION, NS_SESSION, key, await self._store.get(NS_SESSION, key))
+        if session is None or session.expires_at <= self._clock():
             return None
         return Identity(subject=session.subject, email=session.email, groups=session.groups, name=session.name)
 
@@ -85,11 +80,13 @@ class IdentitySessions:
 
     async def take(self, state: str) -> PendingIdentity | None:
         key = hash_token(state)
-        blob = await self._store.take(NS_PENDING, key)
+        return self._open(_PENDING, NS_PENDING, key, await self._store.take(NS_PENDING, key))
+
+    def _open(self, adapter: TypeAdapter[T], namespace: str, key: str, blob: bytes | None) -> T | None:
+        """The record in `blob`: None when absent, or when it does not decrypt or decode as its kind."""
         if blob is None:
             return None
         try:
-            plain = self._cipher.decrypt(blob, aad=record_aad(NS_PENDING, key))
-            return decode_record(_PENDING, plain, "pending company sign-in")
+            return decode_record(adapter, self._cipher.decrypt(blob, aad=record_aad(namespace, key)), namespace)
         except (InvalidCiphertext, MalformedRecord):
             return None

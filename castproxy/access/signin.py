@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -35,8 +36,7 @@ class CompanySignIn:
         self.public_url = public_url.rstrip("/")
         self.redirect_uri = self.public_url + IDENTITY_CALLBACK_PATH
         self._secure = self.public_url.startswith("https://")
-        self._path = self.public_url.split("://", 1)[-1].partition("/")[2]
-        self._base_path = "/" + self._path if self._path else ""
+        self._base_path = urlsplit(self.public_url).path  # "" or "/prefix" (public_url has no trailing slash)
 
     async def person(self, request: Request) -> Identity | None:
         return await self.sessions.get(request.cookies.get(SESSION_COOKIE))

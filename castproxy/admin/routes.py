@@ -76,8 +76,10 @@ def _caller_text(record: Record) -> str:
 
 
 class AdminPages:
-    def __init__(self, state: ServeState, observer: Observer, bridge: AuthBridge | None) -> None:
+    def __init__(self, state: ServeState, observer: Observer, bridge: AuthBridge | None,
+                 clock: Callable[[], float]) -> None:
         self.state = state
+        self.clock = clock  # what admin sessions expire by (create_app's)
         self.observer = observer
         self.bridge = bridge
         env = Environment(loader=PackageLoader("castproxy.admin", "templates"), autoescape=select_autoescape(),
@@ -100,7 +102,7 @@ class AdminPages:
             return None
         value = secret.get_secret_value()
         if self._sessions is None or self._sessions[0] != value:
-            self._sessions = (value, Sessions(value))
+            self._sessions = (value, Sessions(value, self.clock))
         return self._sessions[1]
 
     def _digests(self, settings: AdminSettings) -> list[bytes]:
@@ -328,8 +330,9 @@ class AdminPages:
                                 headers={"Cache-Control": "no-store"})
 
 
-def admin_routes(state: ServeState, observer: Observer, bridge: AuthBridge | None) -> list[BaseRoute]:
-    pages = AdminPages(state, observer, bridge)
+def admin_routes(state: ServeState, observer: Observer, bridge: AuthBridge | None,
+                 clock: Callable[[], float]) -> list[BaseRoute]:
+    pages = AdminPages(state, observer, bridge, clock)
     return [
         Route("/admin", pages.guarded(pages.overview), methods=["GET"]),
         Route("/admin/login", pages.login, methods=["POST"]),

@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -63,20 +63,21 @@ class Session:
 class Sessions:
     """Seals and opens session cookies with a key derived from the server's secret key."""
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, clock: Callable[[], float] = time.time) -> None:
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"castproxy admin", info=b"castproxy/admin-session/v1")
         self._key = hkdf.derive(secret_key.encode())
         self._aead = AESGCM(self._key)
+        self._clock = clock  # epoch seconds that session expiry is read against
 
-    def open(self, key: str, *, now: float | None = None) -> tuple[Session, str]:
+    def open(self, key: str) -> tuple[Session, str]:
         """A new session for the admin key `key` (its id) and its cookie value."""
-        session = Session(key, (now or time.time()) + SESSION_LIFETIME, secrets.token_urlsafe(32))
+        session = Session(key, self._clock() + SESSION_LIFETIME, secrets.token_urlsafe(32))
         plain = json.dumps({"k": session.key, "e": session.expires_at, "c": session.csrf}).encode()
         nonce = os.urandom(_NONCE)
         sealed = nonce + self._aead.encrypt(nonce, plain, _AAD)
         return session, base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
-    def read(self, cookie: str | None, *, now: float | None = None) -> Session | None:
+    def read(self, cookie: str | None) -> Session | None:
         """The session in a cookie value, or None when absent, altered, foreign or expired."""
         if not cookie or len(cookie) > 1024:
             return None
@@ -87,7 +88,7 @@ class Sessions:
             session = Session(str(data["k"]), float(data["e"]), str(data["c"]))
         except (ValueError, KeyError, TypeError, InvalidTag):
             return None
-        return session if session.expires_at > (now or time.time()) else None
+        return session if session.expires_at > self._clock() else None
 
     def login_token(self, login_cookie: str) -> str:
         """The login form's CSRF token: an HMAC of the browser's pre-login cookie."""

@@ -75,11 +75,11 @@ class AuthBridge:
         self._factory = upstream_factory or self._real_upstream
         self._base_urls: dict[str, str] = {}  # workspace -> base URL, for the upstream clients update() makes
         self.tokens = TokenService(store, on_grant_revoked=self._revoke_upstream, on_narrow=self._narrow_upstream,
-                                   events=events)
+                                   events=events, clock=clock)
         self.server = AuthServer(
             store=store,
             public_url=public_url,
-            clients=ClientRegistry(store, self._fetcher),
+            clients=ClientRegistry(store, self._fetcher, clock),
             tokens=self.tokens,
             registration_limiter=registration_limiter,
             events=events,
@@ -265,7 +265,6 @@ class AuthBridge:
             await entry.upstream.revoke(grant.grant_id)
         except Exception as exc:  # the castproxy side is already revoked; the upstream grant is best effort
             log.warning("revoking the upstream grant of workspace %s failed: %s", grant.workspace, type(exc).__name__)
-
 
     async def _narrow_upstream(self, grant: GrantRecord, scopes: tuple[str, ...]) -> None:
         """A client narrowed its sign-in: the upstream grant behind it must not keep the wider scopes."""

@@ -1,37 +1,21 @@
 """castproxy as an OAuth client of the upstream API: sign-in, token storage, refresh, service tokens.
 
-One `UpstreamOAuth` per oauth2 workspace, kept by castproxy.auth.bridge across reloads. For
-`grant: authorization_code` castproxy's authorization server calls `start_sign_in` once the user
-approved (auth/server/authorize.py), sends the browser to the returned URL, and passes the
-parameters of the fixed callback to `complete_sign_in` (auth/server/callback.py), which gives a
-grant id; tool calls then get a fresh upstream access token from `access_token(grant_id)`, through
-the bridge's credentials. For `grant: client_credentials` there is one shared `service_token()`.
-
-Security notes: `state` is random, single-use (a store `take`), expiring and bound to the pending
-sign-in (workspace, PKCE verifier, caller context); `iss` is checked when the upstream sends it
-(RFC 9207); grants are AES-GCM encrypted, bound to their workspace and grant id, and to the upstream
-that issued them (`upstream_binding`: a grant of another upstream is dropped unused); a tampered record
-reads as "no grant", and no record is deleted because the key cannot read it (store/keycheck.py).
-Refresh happens once per grant however many calls wait: first a process-local lock, then the store's
-lock (a Redis lock across replicas), then a re-read.
-A token the upstream refused before its expiry (`rejected=`) is refreshed the same way, once; a
-grant that cannot be refreshed then is deleted, so the user is asked to sign in again.
-Tokens, codes and secrets never reach a log line or an exception message.
+Why it works this way: docs/architecture.md, "Module notes".
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
+from pydantic import TypeAdapter
 
 from castproxy.auth.credentials import AuthError, SignInRequired
 from castproxy.auth.events import NO_EVENTS, AuthEvents
@@ -52,10 +36,15 @@ from castproxy.auth.upstream_tokens import (
     safe_word,
 )
 from castproxy.config.model import OAuth2Auth
-from castproxy.store.base import LockTimeout, Store
+from castproxy.store.base import LockTimeout, MalformedRecord, Store, decode_record
 from castproxy.store.crypto import Cipher, InvalidCiphertext, UnknownKey, hash_token, record_aad
 from castproxy.store.locks import KeyedLocks
 from castproxy.tls import outbound_tls
+
+__all__ = [
+    "NS_CLIENT", "NS_GRANT", "PendingSignIn", "SignInError", "SignInRefused", "SignInResult", "UpstreamAuthError",
+    "UpstreamOAuth", "safe_description",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +105,32 @@ class PendingSignIn:
     state: str = field(repr=False)
 
 
-def _pending_record(cipher: Cipher, key: str, blob: bytes | None) -> dict[str, Any] | None:
-    """A pending sign-in as stored under `key` (the state's hash); None when absent or unreadable."""
-    if blob is None:
-        return None
-    try:
-        record = json.loads(cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)))
-    except (InvalidCiphertext, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+# The records kept in the store, encrypted; one that does not decode as its kind reads as absent.
+@dataclass(frozen=True)
+class _Pending:  # a sign-in sent to the upstream, under its state's hash
+    workspace: str
+    verifier: str | None  # PKCE
+    context: dict[str, Any]  # the caller's, handed back by complete_sign_in
+    client_id: str  # castproxy's at the upstream when the sign-in started
+    scopes: tuple[str, ...]  # asked of the upstream
+    expires_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Registration(ClientIdentity):  # castproxy's client at a dcr upstream, and what it was registered for
+    registration_url: str
+    token_endpoint: str  # _token_endpoint_identity()
+    redirect_uri: str
+    grant: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Grant(TokenSet):  # a signed-in user's tokens, under the grant id
+    upstream: str = ""  # upstream_binding() of the upstream that issued the tokens
+
+
+_PENDING, _REGISTRATION, _GRANT = TypeAdapter(_Pending), TypeAdapter(_Registration), TypeAdapter(_Grant)
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -233,17 +239,16 @@ class UpstreamOAuth:
     def _client_aad(self) -> bytes:
         return record_aad(NS_CLIENT, self.workspace)
 
-    def _registration_fits(self, record: dict[str, Any], registration_url: str) -> bool:
+    def _registration_fits(self, record: _Registration, registration_url: str) -> bool:
         # A change of endpoint, callback, grant or scopes in the config needs a new registration,
         # and so does a client secret about to expire (RFC 7591 client_secret_expires_at).
-        expires_at = record.get("secret_expires_at")
         return (
-            record.get("registration_url") == registration_url
-            and record.get("token_endpoint") == self._token_endpoint_identity()
-            and record.get("redirect_uri") == self.callback_url
-            and record.get("grant") == self.auth.grant
-            and record.get("scopes") == list(self.auth.scopes)
-            and not (isinstance(expires_at, int | float) and expires_at and self._clock() >= expires_at - 60)
+            record.registration_url == registration_url
+            and record.token_endpoint == self._token_endpoint_identity()
+            and record.redirect_uri == self.callback_url
+            and record.grant == self.auth.grant
+            and record.scopes == tuple(self.auth.scopes)
+            and not (record.secret_expires_at and self._clock() >= record.secret_expires_at - 60)
         )
 
     def _token_endpoint_identity(self) -> str:
@@ -255,17 +260,15 @@ class UpstreamOAuth:
         if blob is None:
             return None
         try:
-            record = json.loads(self.cipher.decrypt(blob, aad=self._client_aad()))
+            record = decode_record(_REGISTRATION, self.cipher.decrypt(blob, aad=self._client_aad()), "registration")
         except UnknownKey:  # never registered again over it: the right key will read it
             raise UpstreamAuthError(
                 f"workspace {self.workspace}: castproxy's upstream registration is encrypted with a key this "
                 "server does not hold (check server.secret_key)"
             ) from None
-        except (InvalidCiphertext, ValueError):
+        except (InvalidCiphertext, MalformedRecord):
             return None
-        if not isinstance(record, dict) or not self._registration_fits(record, registration_url):
-            return None
-        return ClientIdentity(record["client_id"], record.get("client_secret"), record["auth_method"])
+        return record if self._registration_fits(record, registration_url) else None
 
     async def _client(self) -> ClientIdentity:
         if self.auth.provider == "custom":
@@ -301,18 +304,10 @@ class UpstreamOAuth:
             )
         except MetadataError as exc:
             raise UpstreamAuthError(f"workspace {self.workspace}: {exc}") from None
-        record = {
-            "client_id": client.client_id,
-            "client_secret": client.client_secret,
-            "auth_method": client.auth_method,
-            "registration_url": registration_url,
-            "token_endpoint": self._token_endpoint_identity(),
-            "redirect_uri": self.callback_url,
-            "grant": self.auth.grant,
-            "scopes": list(self.auth.scopes),
-            "secret_expires_at": client.secret_expires_at,
-        }
-        blob = self.cipher.encrypt(json.dumps(record).encode(), aad=self._client_aad())
+        record = _Registration(**asdict(client), registration_url=registration_url,
+                               token_endpoint=self._token_endpoint_identity(), redirect_uri=self.callback_url,
+                               grant=self.auth.grant, scopes=tuple(self.auth.scopes))
+        blob = self.cipher.encrypt(_REGISTRATION.dump_json(record), aad=self._client_aad())
         await self.store.put(NS_CLIENT, self.workspace, blob)
         log.info("workspace %s: registered castproxy at the upstream (dcr)", self.workspace)
         return client
@@ -377,16 +372,10 @@ class UpstreamOAuth:
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48) if self.auth.pkce else None
         asked = self._upstream_scopes(scopes)
-        record = {
-            "workspace": self.workspace,
-            "verifier": verifier,
-            "context": context,
-            "client_id": client.client_id,
-            "scopes": asked,
-            "expires_at": self._clock() + self.sign_in_ttl,
-        }
+        record = _Pending(workspace=self.workspace, verifier=verifier, context=context, client_id=client.client_id,
+                          scopes=tuple(asked), expires_at=self._clock() + self.sign_in_ttl)
         key = hash_token(state)
-        blob = self.cipher.encrypt(json.dumps(record).encode(), aad=record_aad(NS_PENDING, key))
+        blob = self.cipher.encrypt(_PENDING.dump_json(record), aad=record_aad(NS_PENDING, key))
         await self.store.put(NS_PENDING, key, blob, ttl=self.sign_in_ttl)
         params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": self.callback_url}
         if asked:
@@ -399,14 +388,19 @@ class UpstreamOAuth:
         params.update(self._resource_params())
         return PendingSignIn(url=_with_query(authorization_url, params), state=state)
 
-    async def _take_pending(self, state: str | None) -> dict[str, Any]:
+    async def _take_pending(self, state: str | None) -> _Pending:
         if not state:
             raise SignInError("The sign-in answer carries no state. Start the sign-in again.")
         key = hash_token(state)
-        record = _pending_record(self.cipher, key, await self.store.take(NS_PENDING, key))
-        if record is None or float(record.get("expires_at", 0)) <= self._clock():
+        blob = await self.store.take(NS_PENDING, key)
+        try:
+            record = None if blob is None else decode_record(
+                _PENDING, self.cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)), "pending sign-in")
+        except (InvalidCiphertext, MalformedRecord):  # altered, or written by another version: unknown
+            record = None
+        if record is None or record.expires_at <= self._clock():
             raise SignInError("The sign-in state is unknown, already used or expired. Start the sign-in again.")
-        if record.get("workspace") != self.workspace:
+        if record.workspace != self.workspace:
             raise SignInError("The sign-in state belongs to another workspace. Start the sign-in again.")
         return record
 
@@ -439,7 +433,7 @@ class UpstreamOAuth:
         if error is not None:
             refusal = safe_word(error)
             if refusal in ("invalid_client", "unauthorized_client") and self.auth.provider == "dcr":
-                await self._forget_client(ClientIdentity(str(record.get("client_id"))))
+                await self._forget_client(ClientIdentity(record.client_id))
             raise SignInRefused(refusal, safe_description(params.get("error_description")))
         try:
             await self._check_issuer(params)
@@ -453,14 +447,13 @@ class UpstreamOAuth:
             token_url = await self._token_url()
         except UpstreamAuthError as exc:
             raise SignInError(str(exc)) from None
-        if client.client_id != record.get("client_id"):
+        if client.client_id != record.client_id:
             raise SignInError("castproxy's registration at the upstream changed during the sign-in. Sign in again.")
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.callback_url}
-        if record.get("verifier"):
-            form["code_verifier"] = record["verifier"]
+        if record.verifier:
+            form["code_verifier"] = record.verifier
         form.update(self._resource_params())
-        asked = record.get("scopes")
-        asked = [str(scope) for scope in asked] if isinstance(asked, list) else list(self.auth.scopes)
+        asked = list(record.scopes)
         try:
             tokens = await request_token(self._http, token_url, form, client, requested_scopes=asked, clock=self._clock)
         except TokenEndpointError as exc:
@@ -472,8 +465,7 @@ class UpstreamOAuth:
         grant_id = secrets.token_urlsafe(32)
         await self._write_grant(grant_id, tokens)
         log.info("workspace %s: upstream sign-in complete (grant %s)", self.workspace, _grant_ref(grant_id))
-        context = record.get("context")
-        return SignInResult(grant_id=grant_id, context=context if isinstance(context, dict) else {})
+        return SignInResult(grant_id=grant_id, context=record.context)
 
     # ---- grants ------------------------------------------------------------------------------------
 
@@ -484,9 +476,7 @@ class UpstreamOAuth:
     def _open_grant(self, grant_id: str, blob: bytes) -> TokenSet | None:
         """The tokens in a stored grant; None when it does not decrypt or belongs to another upstream."""
         try:
-            plain = self.cipher.decrypt(blob, aad=self._grant_aad(grant_id))
-            raw = json.loads(plain)
-            tokens = TokenSet.from_bytes(plain)
+            grant = decode_record(_GRANT, self.cipher.decrypt(blob, aad=self._grant_aad(grant_id)), "upstream grant")
         except UnknownKey:
             # The key problem itself is caught at the door (AuthBridge.key_problem: 503, records kept). A grant
             # only this record's key cannot read was written under a key since retired from previous_secret_keys.
@@ -494,13 +484,13 @@ class UpstreamOAuth:
             raise SignInRequired(
                 "this sign-in's stored upstream tokens were encrypted with a secret key this server no longer holds"
             ) from None
-        except (InvalidCiphertext, ValueError, KeyError, TypeError):
+        except (InvalidCiphertext, MalformedRecord):
             # A tampered record: "no grant". Kept, so nothing is lost if it is a key problem after all.
             log.warning(
                 "workspace %s: grant %s does not decrypt; sign-in required", self.workspace, _grant_ref(grant_id)
             )
             return None
-        if not isinstance(raw, dict) or raw.get("upstream") != self.binding:
+        if grant.upstream != self.binding:
             log.warning(
                 "workspace %s: grant %s was issued by another upstream (issuer, token endpoint, client or base URL "
                 "changed in the config); dropped unused, sign-in required",
@@ -508,7 +498,7 @@ class UpstreamOAuth:
                 _grant_ref(grant_id),
             )
             return _FOREIGN
-        return tokens
+        return grant
 
     async def _read_grant(self, grant_id: str) -> TokenSet | None:
         blob = await self.store.get(NS_GRANT, grant_id)
@@ -528,8 +518,8 @@ class UpstreamOAuth:
         else:
             # An abandoned grant does not stay forever; every refresh renews this.
             ttl = GRANT_IDLE_TTL if remaining is None else max(GRANT_IDLE_TTL, remaining)
-        payload = json.dumps({**json.loads(tokens.to_bytes()), "upstream": self.binding}).encode()
-        blob = self.cipher.encrypt(payload, aad=self._grant_aad(grant_id))
+        grant = _Grant(**{**asdict(tokens), "upstream": self.binding})
+        blob = self.cipher.encrypt(_GRANT.dump_json(grant), aad=self._grant_aad(grant_id))
         # One write replaces access and (rotated) refresh token together.
         await self.store.put(NS_GRANT, grant_id, blob, ttl=ttl)
 

@@ -85,7 +85,7 @@ def create_app(
     worker: bool = False,
     tracer_provider: Any = None,
 ) -> Starlette:
-    """`clock` is what upstream tokens' expiry (login and OAuth) is read against (tests advance their own).
+    """`clock`: what castproxy reads every expiry against (tokens, sign-ins, admin sessions); tests advance theirs.
     `retry`: how soon a workspace that did not build is tried again (default: 1 s doubling to 60 s).
     `worker`: one of several processes serving the port (`serve --workers N`); their metrics add up
     through PROMETHEUS_MULTIPROC_DIR, which the supervisor sets up (castproxy.observe.metrics).
@@ -141,7 +141,7 @@ def create_app(
                 metrics_endpoint(observer), metrics_token.get_secret_value() if metrics_token else None, "metrics"
             ),
         ),
-        *admin_routes(state, observer, bridge),
+        *admin_routes(state, observer, bridge, clock),
     ]
     if bridge is not None:
         routes += bridge.routes()

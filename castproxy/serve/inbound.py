@@ -6,7 +6,6 @@ configured keys are kept, and the presented key's digest is compared to each in 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from castproxy.access.build import hash_key
 from castproxy.access.policy import Caller
 from castproxy.auth.credentials import parse_bearer
 
@@ -21,14 +21,8 @@ if TYPE_CHECKING:
     from castproxy.serve.snapshot import WorkspaceRuntime
 
 __all__ = [
-    "bearer_protected", "hash_key", "key_accepted", "key_caller", "listing_for", "matched_key", "presented_key",
-    "unauthorized",
+    "bearer_protected", "key_accepted", "key_caller", "listing_for", "matched_key", "presented_key", "unauthorized",
 ]
-
-
-def hash_key(key: str) -> bytes:
-    """The sha256 digest kept for a configured key and compared with a presented one's."""
-    return hashlib.sha256(key.encode()).digest()
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import mcp_types
 
-from castproxy.access.build import access_parts, key_text
+from castproxy.access.build import access_parts, hash_key, key_text
 from castproxy.access.limits import WorkspaceLimits
 from castproxy.access.policy import Caller, Rule, WorkspaceAccess
 from castproxy.auth.bridge import AuthBridge
@@ -36,7 +36,6 @@ from castproxy.openapi.workspace import WorkspaceError, WorkspaceTools, compile_
 from castproxy.origins import OriginPolicy
 from castproxy.serve import ServeError
 from castproxy.serve.discovery import IssuerCheck
-from castproxy.serve.inbound import hash_key
 from castproxy.upstream.arguments import ArgumentValidator
 from castproxy.upstream.output import OutputValidator
 from castproxy.upstream.redact import configured_secrets, secret_forms

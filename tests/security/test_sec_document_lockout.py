@@ -66,9 +66,8 @@ async def harness(tmp_path, clock: Clock, host: Host) -> AsyncIterator[Harness]:
         resolve=resolve,
         transport=httpx2.MockTransport(host),
         limiter=RateLimiter(DOCUMENT_FETCHES, clock=clock),
-        clock=clock,
     )
-    harness = harness_for(store, document_fetcher=fetcher)
+    harness = harness_for(store, document_fetcher=fetcher, clock=clock)
     yield harness
     await harness.aclose()
     await store.close()

@@ -11,8 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from serve_support import MODERN, mcp_client
 from support import web
 
+from castproxy.access.build import hash_key
 from castproxy.origins import OriginPolicy, normalize_origin
-from castproxy.serve.inbound import hash_key, key_accepted, presented_key
+from castproxy.serve.inbound import key_accepted, presented_key
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 ACCEPT = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}

@@ -27,6 +27,7 @@ from castproxy.auth.upstream_oauth import SignInError, UpstreamOAuth
 from castproxy.config.model import OAuth2Auth
 from castproxy.store.base import Store
 from castproxy.store.crypto import Cipher
+from support.clock import FakeClock
 
 PUBLIC_URL = "http://proxy.test"
 CLIENT_REDIRECT = "http://127.0.0.1:5173/callback"
@@ -136,9 +137,10 @@ class SignedIn:
 class Harness:
     """castproxy's auth routes plus a protected `/mcp/{workspace}` echoing the grant id, driven in-process."""
 
-    def __init__(self, bridge: AuthBridge, upstreams: dict[str, FakeUpstream]) -> None:
+    def __init__(self, bridge: AuthBridge, upstreams: dict[str, FakeUpstream], clock: Any) -> None:
         self.bridge = bridge
         self.upstreams = upstreams
+        self.clock = clock  # the bridge's: a FakeClock unless the test passed its own
 
         async def mcp(request: Request) -> Response:
             outcome = await bridge.authenticate(request, request.path_params["workspace"])
@@ -254,7 +256,8 @@ WORKSPACES = {
 
 
 def harness_for(store: Store, **bridge_options: Any) -> Harness:
-    """A bridge over `store` serving WORKSPACES, each signing in at a FakeUpstream; `aclose()` it after."""
+    """A bridge over `store` serving WORKSPACES, each signing in at a FakeUpstream; `aclose()` it after.
+    Its clock (`harness.clock`) is a FakeClock unless `clock=` is given: expiry is a clock step, not a sleep."""
     upstreams: dict[str, FakeUpstream] = {}
 
     def factory(name: str, auth: OAuth2Auth, callback_url: str) -> FakeUpstream:
@@ -262,9 +265,10 @@ def harness_for(store: Store, **bridge_options: Any) -> Harness:
         return upstreams[name]
 
     bridge_options.setdefault("public_url", PUBLIC_URL)
+    bridge_options.setdefault("clock", FakeClock())
     bridge = AuthBridge(store=store, cipher=Cipher.from_secret("s" * 32), upstream_factory=factory, **bridge_options)
     bridge.update(WORKSPACES)
-    return Harness(bridge, upstreams)
+    return Harness(bridge, upstreams, bridge_options["clock"])
 
 
 def bridge_credentials(oauth: UpstreamOAuth) -> UpstreamCredentials:

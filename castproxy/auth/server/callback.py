@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -113,10 +112,11 @@ def _refused(server: AuthServer, wanted: AuthorizationRequest, exc: SignInRefuse
 async def issue_code_for(server: AuthServer, wanted: AuthorizationRequest, grant_id: str) -> str:
     """Start the sign-in's grant and return the client's redirect URI with castproxy's code (and the person)."""
     # A person's sign-in lasts as long as a company session: then the identity provider is asked again.
-    until = time.time() + server.identity.sessions.lifetime if wanted.subject and server.identity else 0.0
+    now = server.tokens.clock()
+    until = now + server.identity.sessions.lifetime if wanted.subject and server.identity else 0.0
     grant = GrantRecord(grant_id=grant_id, workspace=wanted.workspace, resource=wanted.resource,
                         client_id=wanted.client_id, scopes=wanted.scopes, subject=wanted.subject, email=wanted.email,
-                        groups=wanted.groups, person_until=until, created_at=time.time())
+                        groups=wanted.groups, person_until=until, created_at=now)
     await server.tokens.start_grant(grant)
     server.events.sign_in(wanted.workspace, outcome="ok", client_id=wanted.client_id, grant=grant_ref(grant_id),
                           subject=wanted.subject or None)

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +80,10 @@ def _client_name(value: object, fallback: str) -> str:
 
 
 class ClientRegistry:
-    def __init__(self, store: Store, fetcher: DocumentFetcher) -> None:
+    def __init__(self, store: Store, fetcher: DocumentFetcher, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._fetcher = fetcher
+        self._clock = clock  # epoch seconds: when a client was registered, how long a document is reused
 
     async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """RFC 7591 §3: validate and store; returns the client information response."""
@@ -101,7 +103,7 @@ class ClientRegistry:
             redirect_uris=redirect_uris,
             client_name=_client_name(metadata.get("client_name"), "Unnamed MCP client"),
             kind="registered",
-            issued_at=int(time.time()),
+            issued_at=int(self._clock()),
         )
         await self._store.put(NS_CLIENT, client.client_id, client.encode(), ttl=UNUSED_CLIENT_TTL)
         return {
@@ -134,7 +136,7 @@ class ClientRegistry:
         problem = client_id_url_problem(url)
         if problem:
             raise ClientLookupError(problem)
-        now = self._fetcher.clock()
+        now = self._clock()
         cached = Client.decode(await self._store.get(NS_CLIENT_DOCUMENT, url))
         if cached is not None and cached.fresh_until > now:
             return cached

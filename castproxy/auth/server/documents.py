@@ -10,7 +10,6 @@ import ipaddress
 import json
 import re
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -129,12 +128,10 @@ class DocumentFetcher:
         timeout: float = FETCH_TIMEOUT,
         max_bytes: int = MAX_DOCUMENT_BYTES,
         limiter: RateLimiter | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._resolve = resolve
         # Per caller and client_id host: one caller's junk cannot use up what another caller may fetch.
         self.limiter = RateLimiter(DOCUMENT_FETCHES) if limiter is None else limiter
-        self.clock = clock  # wall clock for cache lifetimes (the ClientRegistry's too)
         self._max_bytes = max_bytes
         self._deadline = timeout  # for the whole fetch: httpx's timeout is per read, a drip would outlast it
         self._http = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,

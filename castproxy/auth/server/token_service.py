@@ -80,8 +80,10 @@ class TokenService:
         access_lifetime: float = ACCESS_TOKEN_LIFETIME,
         refresh_lifetime: float = REFRESH_TOKEN_LIFETIME,
         code_lifetime: float = CODE_LIFETIME,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self.clock = clock  # epoch seconds that token and sign-in expiry is read against (the AuthBridge's)
         self._on_grant_revoked = on_grant_revoked
         self.events = events
         self._on_narrow = on_narrow
@@ -184,12 +186,12 @@ class TokenService:
         if record.client_id != client_id:
             # Not spent: the client_id of a public client proves nothing, a mix-up must not end the sign-in.
             raise OAuthError("invalid_grant", "refresh token was issued to another client")
-        if record.expires_at <= time.time():
+        if record.expires_at <= self.clock():
             raise OAuthError("invalid_grant", "refresh token expired")
         grant = await self.grant(record.grant_id)
         if grant is None:
             raise OAuthError("invalid_grant", "the sign-in behind this refresh token was revoked; sign in again")
-        if grant.person_until and grant.person_until <= time.time():
+        if grant.person_until and grant.person_until <= self.clock():
             # The company sign-in is as old as identity.session_lifetime: the person (and their groups) must be
             # vouched for again by the identity provider, so policies follow changes made there.
             await self.revoke_grant(grant.grant_id, reason="the company sign-in behind it expired")
@@ -236,7 +238,7 @@ class TokenService:
             raise InvalidToken("the access token is unknown, expired or revoked")
         if record.workspace != workspace:
             raise InvalidToken("the access token was issued for another workspace")
-        if record.expires_at <= time.time():
+        if record.expires_at <= self.clock():
             raise InvalidToken("the access token expired")
         if await self._store.get(NS_GRANT, record.grant_id) is None:
             raise InvalidToken("the sign-in behind this access token was revoked; sign in again")
@@ -258,7 +260,7 @@ class TokenService:
             await self.revoke_grant(refresh.grant_id, reason="refresh token revoked by the client", event="sign_out")
 
     async def _issue(self, grant: GrantRecord, scopes: tuple[str, ...]) -> IssuedTokens:
-        now = time.time()
+        now = self.clock()
         access, refresh = "cpat_" + secrets.token_urlsafe(32), "cprt_" + secrets.token_urlsafe(32)
         access_record = TokenRecord(grant_id=grant.grant_id, workspace=grant.workspace, client_id=grant.client_id,
                                     subject=grant.subject, email=grant.email, groups=grant.groups, scopes=scopes,
