@@ -172,7 +172,7 @@ class AuditTrail:
         stopping = False
         while not stopping:
             batch: list[Any] = [self._queue.get()]
-            if self._queue.qsize() < BATCH:
+            if batch[0] is not _STOP and self._queue.qsize() < BATCH:
                 time.sleep(GATHER)  # let a batch gather: one wake-up and one write per batch, not per record
             while len(batch) < BATCH:
                 try:
