@@ -5,8 +5,8 @@ Runs on loopback: the upstream (bench/serve_apps.py's raw ASGI app, one process)
 stateless `tools/call` (bench/serve_wrk.lua checks every response). Nothing is pinned: the point is
 what a second process buys on this machine, with the upstream and the load driver sharing its cores
 as they would on a small host. With --rounds N the worker counts are measured round robin N times and
-medians printed; the per-worker share of the calls (from each worker's pid-labelled /metrics) shows
-how evenly the kernel spread the connections.
+medians printed; the CPU time each worker spent during the run (/proc; workers found by their audit `start`
+records) shows how evenly the kernel spread the connections.
 
 Usage: .venv/bin/python bench/workers.py [--duration 5] [--connections 32] [--rounds 3] [--workers 1,2]
 Needs wrk: apt-get install -y wrk
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -43,31 +42,25 @@ from serve_bench import (
 )
 
 
-def calls_per_worker(url: str, workers: int, deadline: float = 10.0) -> dict[str, int]:
-    """Tool calls each worker answered, from its own /metrics (a scrape reaches one worker; ask until all did)."""
-    counts: dict[str, int] = {}
-    stop = time.monotonic() + deadline
-    while len(counts) < workers and time.monotonic() < stop:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        for pid, value in re.findall(r'castproxy_tool_calls_total\{[^}]*outcome="ok"[^}]*pid="(\d+)"\} (\d+)', text):
-            counts[pid] = int(value)
-    return counts
+def worker_pids(log: Path) -> list[str]:
+    """The workers that started, from their audit trail's `start` records (stdout, in the log file)."""
+    return sorted(set(re.findall(r'"event":"start".*?"pid":(\d+)', log.read_text())))
 
 
-def wait_workers(url: str, workers: int, process: subprocess.Popen, seconds: float = 60.0) -> bool:
-    """Until /readyz answers from `workers` distinct processes (pid label on /metrics when there are several)."""
+def cpu_seconds(pid: str) -> float:
+    """utime + stime of one process (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_workers(url: str, workers: int, process: subprocess.Popen, log: Path, seconds: float = 60.0) -> bool:
+    """Until /readyz answers and every worker has written its `start` record."""
     if not wait_http(f"{url}/readyz", process, seconds):
         return False
-    if workers == 1:
-        return True
-    seen: set[str] = set()
     deadline = time.monotonic() + seconds
-    while len(seen) < workers and time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-            seen |= set(re.findall(r'pid="(\d+)"', response.read().decode()))
+    while len(worker_pids(log)) < workers and time.monotonic() < deadline:
         time.sleep(0.05)
-    return len(seen) >= workers
+    return len(worker_pids(log)) >= workers
 
 
 def main() -> int:
@@ -83,7 +76,7 @@ def main() -> int:
         return 1
     counts = [int(value) for value in args.workers.split(",")]
     runs: dict[int, list[Run]] = {count: [] for count in counts}
-    shares: dict[int, list[dict[str, int]]] = {count: [] for count in counts}
+    shares: dict[int, list[dict[str, float]]] = {count: [] for count in counts}
 
     with tempfile.TemporaryDirectory(prefix="castproxy-workers-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
@@ -105,22 +98,24 @@ def main() -> int:
                 log = folder / f"castproxy-{count}.log"
                 with started(command, env, log) as proxy:
                     url = f"http://127.0.0.1:{port}"
-                    if not wait_workers(url, count, proxy):
+                    if not wait_workers(url, count, proxy, log):
                         print(f"castproxy --workers {count} did not start:\n" + log.read_text()[-2000:])
                         return 1
                     target = rpc_target(f"{count} worker(s)", f"{url}/mcp/bench", "getItem", args.protocol)
                     wrk(target, connections=args.connections, duration=1, pin=[])  # warm up
+                    pids = worker_pids(log)
+                    before = {pid: cpu_seconds(pid) for pid in pids}
                     result = wrk(target, connections=args.connections, duration=args.duration, pin=[])
                     runs[count].append(result)
                     if count > 1:
-                        shares[count].append(calls_per_worker(url, count))
+                        shares[count].append({pid: cpu_seconds(pid) - before[pid] for pid in pids})
                 print(f"round {round_number}: --workers {count}: {result.rps:,.0f} req/s "
                       f"(p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, bad={result.bad})", flush=True)
 
     base = statistics.median(run.rps for run in runs[counts[0]])
     print(f"\n{args.rounds} round(s), {args.duration:g} s each, {args.connections} connections, protocol "
           f"{args.protocol}, {os.cpu_count()} cores shared with the upstream and wrk; medians")
-    print(f"{'workers':<10}{'req/s':>10}{'p50':>10}{'p99':>10}{'vs ' + str(counts[0]):>10}  checked / calls per worker")
+    print(f"{'workers':<10}{'req/s':>10}{'p50':>10}{'p99':>10}{'vs ' + str(counts[0]):>10}  checked / CPU per worker")
     for count in counts:
         rps = statistics.median(run.rps for run in runs[count])
         p50 = statistics.median(run.p50_ms for run in runs[count])
