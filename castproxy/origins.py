@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+__all__ = ["OriginPolicy", "normalize_origin"]
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
