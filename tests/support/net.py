@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+
+def _below_ephemeral() -> range:
+    """Ports under the kernel's ephemeral range: no outgoing connection is ever given one of these."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(min(20000, low // 2), low)
 
 
 def free_socket(port: int = 0) -> socket.socket:
@@ -14,7 +25,12 @@ def free_socket(port: int = 0) -> socket.socket:
 
 
 def free_port() -> int:
-    """A port nothing listens on right now (bound, then released): for a subprocess to take."""
+    """A port nothing listens on right now, for a subprocess to take. Picked below the ephemeral range:
+    a port 0 pick comes from that range, where another test's outgoing connection could take it
+    before the subprocess binds it (seen as "port in use" under xdist)."""
+    for port in random.sample(_below_ephemeral(), 50):
+        if port_is_free(port):
+            return port
     with free_socket() as sock:
         return sock.getsockname()[1]
 
