@@ -93,7 +93,7 @@ def create_app(
     exporter); by default traces are on only when the OTEL_* environment asks for them."""
     environ = environ_with_overrides(host_override, port_override)
     loaded = load_config(config_path, environ)
-    store = open_guarded_store(loaded)
+    store = open_guarded_store(loaded, clock)
     observer = Observer.from_settings(loaded.config.server.audit, loaded.base_dir, tracer_provider=tracer_provider)
     bridge = _make_bridge(loaded, store, clock, observer)
     builds = Builds(config_path, environ, loaded, bridge)

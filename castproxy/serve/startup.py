@@ -13,7 +13,8 @@ import errno
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -220,7 +221,7 @@ def environ_with_overrides(host_override: str | None, port_override: int | None)
     return environ
 
 
-def open_guarded_store(loaded: LoadedConfig) -> Store:
+def open_guarded_store(loaded: LoadedConfig, clock: Callable[[], float] = time.monotonic) -> Store:
     """The configured store, every operation time-bounded; ConfigError naming `store` if it cannot open."""
     settings = loaded.config.store
     try:
@@ -228,4 +229,4 @@ def open_guarded_store(loaded: LoadedConfig) -> Store:
     except Exception as exc:  # whatever the backend raises (file, SQLite, Redis): a store setting to fix
         raise ConfigError([loaded.problem(("store",), f"cannot open the store: {exc}")]) from None
     # Every operation bounded: a down or paused store gives callers one clear retryable error.
-    return GuardedStore(store, settings.backend)
+    return GuardedStore(store, settings.backend, clock=clock)

@@ -53,6 +53,10 @@ class GuardedStore:
 
     # ---- the state ------------------------------------------------------------------------------
 
+    def _cooling_off(self) -> bool:
+        """Within retry_after of the last failure; a clock set back (a wall clock can be) never stretches it."""
+        return 0 < self._down_until - self._clock() <= self.retry_after
+
     def _unavailable(self) -> StoreUnavailable:
         remaining = max(1, math.ceil(self._down_until - self._clock()))
         return StoreUnavailable(self.backend, remaining)
@@ -76,7 +80,7 @@ class GuardedStore:
             log.warning("store answers again", extra={"fields": {"backend": self.backend, "down_s": seconds}})
 
     async def _bounded(self, operation: Callable[[], Awaitable[T]]) -> T:
-        if self._clock() < self._down_until:
+        if self._cooling_off():
             raise self._unavailable()
         try:
             async with asyncio.timeout(self.timeout):
@@ -112,7 +116,7 @@ class GuardedStore:
 
     @asynccontextmanager
     async def _hold(self, name: str, timeout: float) -> AsyncIterator[None]:
-        if self._clock() < self._down_until:
+        if self._cooling_off():
             raise self._unavailable()
         async with AsyncExitStack() as stack:
             try:

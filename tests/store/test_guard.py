@@ -105,6 +105,17 @@ async def test_a_hanging_store_is_cut_at_the_bound_and_then_fails_at_once(parts)
     assert await guarded.get("ns", "k") == b"v"  # the down period ended: tried, and it answers
 
 
+async def test_a_clock_set_back_does_not_stretch_the_down_period(parts) -> None:
+    """castproxy hands the guard its wall clock: an NTP step back of an hour must not mean an hour of 503s."""
+    guarded, backend, clock = parts
+    backend.mode = "fail"
+    with pytest.raises(StoreUnavailable):
+        await guarded.get("ns", "k")
+    backend.mode = "ok"
+    clock.now -= 3600
+    assert await guarded.get("ns", "k") is None  # tried at once, and it answers
+
+
 async def test_a_failing_store_reads_as_unavailable_and_ping_ends_the_down_period(parts) -> None:
     guarded, backend, _ = parts
     backend.mode = "fail"
