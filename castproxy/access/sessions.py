@@ -9,20 +9,18 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TypeVar
 
 from pydantic import TypeAdapter
 
 from castproxy.access.oidc import Identity
-from castproxy.store.base import MalformedRecord, Store, decode_record
-from castproxy.store.crypto import Cipher, InvalidCiphertext, hash_token, record_aad
+from castproxy.store.base import Store
+from castproxy.store.crypto import Cipher, hash_token, record_aad
 
 __all__ = ["IdentitySessions", "PendingIdentity"]
 
 NS_SESSION = "id-session"
 NS_PENDING = "id-pending"
 PENDING_TTL = 900.0  # time to sign in at the provider
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,7 @@ class IdentitySessions:
         if not cookie or len(cookie) > 128:
             return None
         key = hash_token(cookie)
-        session = self._open(_SESSION, NS_SESSION, key, await self._store.get(NS_SESSION, key))
+        session = self._cipher.open_record(_SESSION, await self._store.get(NS_SESSION, key), NS_SESSION, key)
         if session is None or session.expires_at <= self._clock():
             return None
         return Identity(subject=session.subject, email=session.email, groups=session.groups, name=session.name)
@@ -80,13 +78,4 @@ class IdentitySessions:
 
     async def take(self, state: str) -> PendingIdentity | None:
         key = hash_token(state)
-        return self._open(_PENDING, NS_PENDING, key, await self._store.take(NS_PENDING, key))
-
-    def _open(self, adapter: TypeAdapter[T], namespace: str, key: str, blob: bytes | None) -> T | None:
-        """The record in `blob`: None when absent, or when it does not decrypt or decode as its kind."""
-        if blob is None:
-            return None
-        try:
-            return decode_record(adapter, self._cipher.decrypt(blob, aad=record_aad(namespace, key)), namespace)
-        except (InvalidCiphertext, MalformedRecord):
-            return None
+        return self._cipher.open_record(_PENDING, await self._store.take(NS_PENDING, key), NS_PENDING, key)

@@ -392,12 +392,7 @@ class UpstreamOAuth:
         if not state:
             raise SignInError("The sign-in answer carries no state. Start the sign-in again.")
         key = hash_token(state)
-        blob = await self.store.take(NS_PENDING, key)
-        try:
-            record = None if blob is None else decode_record(
-                _PENDING, self.cipher.decrypt(blob, aad=record_aad(NS_PENDING, key)), "pending sign-in")
-        except (InvalidCiphertext, MalformedRecord):  # altered, or written by another version: unknown
-            record = None
+        record = self.cipher.open_record(_PENDING, await self.store.take(NS_PENDING, key), NS_PENDING, key)
         if record is None or record.expires_at <= self._clock():
             raise SignInError("The sign-in state is unknown, already used or expired. Start the sign-in again.")
         if record.workspace != self.workspace:

@@ -13,8 +13,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import TypeAdapter
 
-from castproxy.store.base import StoreError
+from castproxy.store.base import MalformedRecord, StoreError, T, decode_record
 
 __all__ = ["Cipher", "InvalidCiphertext", "UnknownKey", "hash_token", "record_aad"]
 
@@ -87,6 +88,16 @@ class Cipher:
             return aead.decrypt(nonce, body, bytes(header) + aad)
         except InvalidTag:
             raise InvalidCiphertext("ciphertext failed authentication") from None
+
+    def open_record(self, adapter: TypeAdapter[T], blob: bytes | None, namespace: str, key: str) -> T | None:
+        """The record stored as `blob` under namespace/key: None when absent, or when it does not decrypt or
+        decode as its kind (altered, written by another version, or under a key this server does not hold)."""
+        if blob is None:
+            return None
+        try:
+            return decode_record(adapter, self.decrypt(blob, aad=record_aad(namespace, key)), namespace)
+        except (InvalidCiphertext, MalformedRecord):
+            return None
 
     def is_current(self, blob: bytes) -> bool:
         """True when `blob` was encrypted with the current key (not a previous one)."""
